@@ -1,0 +1,256 @@
+//! Composition root: opens the data directory, builds the actix apps, starts listeners and
+//! the scheduler, and shuts everything down gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::Crypto;
+use crate::error::{Error, Result};
+use crate::service::{self, Ctx};
+use crate::store::{self, Db, Opened};
+use crate::tls::{self, CertResolver};
+use crate::web::headers::Guard;
+
+pub struct AppState {
+    pub ctx: Ctx,
+    pub metrics: PrometheusHandle,
+}
+
+/// The portal (and, unless it has its own listener, the agent API).
+pub fn build_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(Guard)
+        .configure(crate::web::configure)
+        .default_service(web::to(crate::web::error::not_found))
+}
+
+/// The agent listener: agent API and health only, so the portal can stay internal (WEB-08).
+pub fn build_agent_app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+> {
+    App::new()
+        .app_data(state)
+        .wrap(Guard)
+        .route("/healthz", web::get().to(crate::web::ops::healthz))
+        .default_service(web::to(crate::web::error::not_found))
+}
+
+/// One process-wide Prometheus recorder (tests start several servers in one process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+            let builder = PrometheusBuilder::new();
+            let recorder = match builder.set_buckets(&buckets) {
+                Ok(b) => b.build_recorder(),
+                Err(_) => PrometheusBuilder::new().build_recorder(),
+            };
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// An opened data directory: database, master key and active certificate.
+pub struct Appliance {
+    pub ctx: Ctx,
+    pub opened: Opened,
+    pub fingerprint: String,
+}
+
+/// Opens (creating on first start) the data directory, refusing anything it should not touch.
+pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
+    tls::install_default_provider();
+    let dir = &cfg.storage.data_dir;
+    ensure_data_dir(dir)?;
+    let db_path = cfg.db_path();
+    // Decide about the key before the database is touched: a missing key next to an
+    // existing database must stop start-up, never be replaced.
+    let existing = store::inspect(&db_path)?;
+    let crypto = Arc::new(Crypto::load_or_create(&cfg.key_path(), existing.is_none())?);
+    let (db, opened) = Db::open(&db_path, Duration::from_millis(cfg.storage.busy_timeout_ms), cfg.storage.read_pool_size)?;
+    let now = clock.now();
+    let hostname = if cfg.tls.hostname.is_empty() { system_hostname() } else { cfg.tls.hostname.clone() };
+    let cert = service::certificates::ensure(&db, &crypto, &hostname, now)?;
+    let key = service::certificates::certified_key(&db, &crypto, &cert, now)?;
+    let certs = Arc::new(CertResolver::new(cert.id, key));
+    let ctx = Ctx { db, clock, crypto, cfg: Arc::new(cfg), certs };
+    Ok(Appliance { ctx, opened, fingerprint: cert.fingerprint })
+}
+
+pub fn system_hostname() -> String {
+    gethostname::gethostname().to_string_lossy().to_lowercase()
+}
+
+fn ensure_data_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(Error::startup(format!("data directory {} exists but is not a directory", dir.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Only the last component is created: a mistyped parent is reported, not invented.
+            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
+                Error::startup(format!("cannot create data directory {}: {e} (does its parent directory exist?)", dir.display()))
+            })?;
+        }
+        Err(e) => return Err(Error::startup(format!("cannot access data directory {}: {e}", dir.display()))),
+    }
+    std::fs::read_dir(dir).map_err(|e| Error::startup(format!("cannot read data directory {}: {e}", dir.display())))?;
+    Ok(())
+}
+
+/// Listening servers plus the scheduler.
+pub struct Running {
+    pub portal_addrs: Vec<SocketAddr>,
+    pub agent_addrs: Vec<SocketAddr>,
+    pub redirect_addrs: Vec<SocketAddr>,
+    pub ctx: Ctx,
+    handles: Vec<ServerHandle>,
+    tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+}
+
+fn bind_error(addr: &str, e: std::io::Error) -> Error {
+    Error::startup(format!("cannot listen on {addr}: {e}"))
+}
+
+/// Binds every listener (failing before anything is recorded if a port is taken), audits
+/// the start, runs the start-up sweep and starts the scheduler.
+pub async fn start(appliance: Appliance) -> Result<Running> {
+    let ctx = appliance.ctx;
+    let cfg = ctx.cfg.clone();
+    let state = web::Data::new(AppState { ctx: ctx.clone(), metrics: metrics_handle() });
+    let tls_cfg = tls::server_config(ctx.certs.clone())?;
+    let shutdown = cfg.server.shutdown_timeout_secs;
+
+    let mut servers = Vec::new();
+    let st = state.clone();
+    let portal = HttpServer::new(move || build_app(st.clone()))
+        .disable_signals()
+        .shutdown_timeout(shutdown)
+        .client_request_timeout(Duration::from_secs(10))
+        .client_disconnect_timeout(Duration::from_secs(5))
+        .bind_rustls_0_23(&cfg.server.listen, tls_cfg.clone())
+        .map_err(|e| bind_error(&cfg.server.listen, e))?;
+    let portal_addrs = portal.addrs();
+    servers.push(portal.run());
+
+    let mut agent_addrs = Vec::new();
+    if !cfg.server.agent_listen.is_empty() {
+        let st = state.clone();
+        let agent = HttpServer::new(move || build_agent_app(st.clone()))
+            .disable_signals()
+            .shutdown_timeout(shutdown)
+            .client_request_timeout(Duration::from_secs(10))
+            .bind_rustls_0_23(&cfg.server.agent_listen, tls_cfg.clone())
+            .map_err(|e| bind_error(&cfg.server.agent_listen, e))?;
+        agent_addrs = agent.addrs();
+        servers.push(agent.run());
+    }
+
+    let mut redirect_addrs = Vec::new();
+    if !cfg.server.redirect_listen.is_empty() {
+        let https_port = portal_addrs.first().map(|a| a.port()).unwrap_or(8443);
+        let redirect = HttpServer::new(move || {
+            App::new().app_data(web::Data::new(https_port)).default_service(web::to(redirect_to_https))
+        })
+        .disable_signals()
+        .shutdown_timeout(1)
+        .bind(&cfg.server.redirect_listen)
+        .map_err(|e| bind_error(&cfg.server.redirect_listen, e))?;
+        redirect_addrs = redirect.addrs();
+        servers.push(redirect.run());
+    }
+
+    service::system::record_start(&ctx.db, &cfg, env!("CARGO_PKG_VERSION"), ctx.clock.now()).await?;
+    let scheduler = crate::jobs::start(ctx.clone()).await?;
+    let handles = servers.iter().map(|s| s.handle()).collect();
+    let tasks = servers.into_iter().map(tokio::spawn).collect();
+    Ok(Running { portal_addrs, agent_addrs, redirect_addrs, ctx, handles, tasks, scheduler: Some(scheduler) })
+}
+
+/// The plain-HTTP listener's only answer.
+async fn redirect_to_https(req: HttpRequest, port: web::Data<u16>) -> HttpResponse {
+    let host = req.connection_info().host().split(':').next().unwrap_or("localhost").to_string();
+    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    HttpResponse::PermanentRedirect().insert_header(("location", format!("https://{host}:{}{path}", port.get_ref()))).finish()
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), stops
+    /// the scheduler and records the stop.
+    pub async fn shutdown(mut self) -> Result<()> {
+        for h in &self.handles {
+            h.stop(true).await;
+        }
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+        if let Some(mut s) = self.scheduler.take() {
+            let _ = s.shutdown().await;
+        }
+        service::system::record_stop(&self.ctx.db, self.ctx.clock.now()).await
+    }
+}
+
+/// `hourglass serve`: runs until SIGTERM or Ctrl-C.
+pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
+    let appliance = tokio::task::spawn_blocking(move || open(cfg, clock)).await.map_err(Error::internal)??;
+    let created = appliance.opened == Opened::Created;
+    let fingerprint = appliance.fingerprint.clone();
+    let data_dir = appliance.ctx.cfg.storage.data_dir.clone();
+    let running = start(appliance).await?;
+    for a in &running.portal_addrs {
+        println!("Hourglass {} listening on https://{a}", env!("CARGO_PKG_VERSION"));
+    }
+    for a in &running.agent_addrs {
+        println!("Agent API listening on https://{a}");
+    }
+    for a in &running.redirect_addrs {
+        println!("Redirecting http://{a} to HTTPS");
+    }
+    println!("TLS certificate fingerprint (agents pin this): {fingerprint}");
+    println!(
+        "Data directory: {} ({})",
+        data_dir.display(),
+        if created { "new database created" } else { "existing database" }
+    );
+    wait_for_signal().await;
+    println!("Shutting down: finishing in-flight requests");
+    running.shutdown().await?;
+    println!("Stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = tokio::signal::ctrl_c() => {},
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

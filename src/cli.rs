@@ -1,0 +1,60 @@
+//! Command line: `hourglass serve | cert … | audit …`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "hourglass", version, about = "Just-in-time privileged access appliance for MSPs")]
+pub struct Cli {
+    /// Data directory holding hourglass.db and master.key (default ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML); HOURGLASS__SECTION__KEY variables override it.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the appliance: portal, agent API and scheduler over HTTPS.
+    Serve {
+        /// Portal address (default 0.0.0.0:8443).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Separate address for the agent API.
+        #[arg(long, value_name = "ADDR")]
+        agent_listen: Option<String>,
+    },
+    /// TLS certificate: show the fingerprint agents pin, or install your own certificate.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
+    /// The tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Print `sha256:<hex>` of the active certificate (creating the data directory if new).
+    Fingerprint,
+    /// Install a PEM certificate chain and its private key.
+    Import {
+        #[arg(long, value_name = "FILE")]
+        cert: PathBuf,
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit 1 naming the first bad sequence number.
+    Verify,
+}

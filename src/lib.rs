@@ -1,0 +1,19 @@
+//! Hourglass: just-in-time privileged access for MSPs, in one binary with one SQLite file.
+//! Data flows one way: handler (web/) → service → model + store → audit.
+
+pub mod app;
+pub mod authz;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod ids;
+pub mod jobs;
+pub mod model;
+pub mod ops;
+pub mod service;
+pub mod store;
+pub mod telemetry;
+pub mod tls;
+pub mod web;

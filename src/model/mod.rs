@@ -1,0 +1,3 @@
+//! Pure types and rules: no I/O, no clock reads, no SQL.
+
+pub mod audit;

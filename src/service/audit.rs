@@ -1,0 +1,81 @@
+//! Building audit entries and reading the chain's state.
+
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::AuditEntryId;
+use crate::model::audit::{ActorKind, Entry, Event, Outcome};
+use crate::store::{self, Db, WriteTx};
+
+/// One audit entry under construction; `append` writes it inside the caller's transaction.
+#[derive(Debug, Clone)]
+pub struct Audit(Entry);
+
+impl Audit {
+    /// A successful event by the appliance itself; narrow it with the builders below.
+    pub fn new(event: Event, now: Timestamp) -> Self {
+        Audit(Entry {
+            id: AuditEntryId::new().to_string(),
+            at: now,
+            event: event.code().to_string(),
+            outcome: Outcome::Success,
+            tenant_id: None,
+            actor_kind: ActorKind::System,
+            actor_id: None,
+            target_kind: None,
+            target_id: None,
+            device_id: None,
+            request_identifier: None,
+            ticket_identifier: None,
+            ip: None,
+            http_request_id: None,
+            details: "{}".to_string(),
+        })
+    }
+    pub fn failure(mut self) -> Self {
+        self.0.outcome = Outcome::Failure;
+        self
+    }
+    pub fn tenant(mut self, tenant: impl ToString) -> Self {
+        self.0.tenant_id = Some(tenant.to_string());
+        self
+    }
+    pub fn actor(mut self, kind: ActorKind, id: Option<String>) -> Self {
+        self.0.actor_kind = kind;
+        self.0.actor_id = id;
+        self
+    }
+    pub fn target(mut self, kind: &str, id: impl ToString) -> Self {
+        self.0.target_kind = Some(kind.to_string());
+        self.0.target_id = Some(id.to_string());
+        self
+    }
+    pub fn device(mut self, id: impl ToString) -> Self {
+        self.0.device_id = Some(id.to_string());
+        self
+    }
+    pub fn request(mut self, request_identifier: impl ToString, ticket: Option<String>) -> Self {
+        self.0.request_identifier = Some(request_identifier.to_string());
+        self.0.ticket_identifier = ticket;
+        self
+    }
+    /// The client's address and the HTTP request id, when the event came over HTTP.
+    pub fn origin(mut self, ip: Option<String>, http_request_id: Option<String>) -> Self {
+        self.0.ip = ip;
+        self.0.http_request_id = http_request_id;
+        self
+    }
+    pub fn details(mut self, details: serde_json::Value) -> Self {
+        self.0.details = details.to_string();
+        self
+    }
+    pub fn entry(&self) -> &Entry {
+        &self.0
+    }
+    pub fn append(self, tx: &WriteTx<'_>) -> Result<i64> {
+        store::audit::append(tx, &self.0)
+    }
+}
+
+pub async fn verify(db: &Db) -> Result<store::audit::VerifyReport> {
+    db.read(|r| store::audit::verify(r)).await
+}

@@ -1,0 +1,61 @@
+//! Scheduler job bodies: idempotent, driven by what the database says is due at `now`,
+//! returning how much they did. `jobs.rs` only wires the schedule.
+
+use super::Ctx;
+use super::audit::Audit;
+use super::certificates;
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::model::audit::Event;
+use crate::store;
+
+/// The frequent sweep (start-up and every few seconds): everything due at `now`.
+pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let mut done = reload_certificate(ctx, now).await?;
+    done += cert_expiry_warning(ctx, now).await?;
+    Ok(done)
+}
+
+/// Serves a newly imported certificate without a restart.
+pub async fn reload_certificate(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let c2 = ctx.clone();
+    let Some(active) = tokio::task::spawn_blocking(move || certificates::active(&c2.db))
+        .await
+        .map_err(crate::error::Error::internal)??
+    else {
+        return Ok(0);
+    };
+    if ctx.certs.current_id() == Some(active.id) {
+        return Ok(0);
+    }
+    let c2 = ctx.clone();
+    let key = tokio::task::spawn_blocking(move || certificates::certified_key(&c2.db, &c2.crypto, &active, now).map(|k| (active.id, k)))
+        .await
+        .map_err(crate::error::Error::internal)??;
+    ctx.certs.replace(key.0, key.1);
+    tracing::info!(certificate = %key.0, "serving the newly activated TLS certificate");
+    Ok(1)
+}
+
+/// Audits (at most daily) that the active certificate expires within `cert_warn_days`.
+pub async fn cert_expiry_warning(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let warn_ms = i64::from(ctx.cfg.jobs.cert_warn_days) * 86_400_000;
+    ctx.db
+        .write(move |tx| {
+            let Some(c) = store::certificates::active(&tx.reader())? else { return Ok(0) };
+            if c.not_after.millis() - now.millis() > warn_ms {
+                return Ok(0);
+            }
+            let since = now.plus_secs(-86_400);
+            if store::audit::exists_since(&tx.reader(), Event::CertExpiryWarning.code(), &c.id.to_string(), since)? {
+                return Ok(0);
+            }
+            tracing::warn!(not_after = %c.not_after, "the TLS certificate expires soon: import a new one with `hourglass cert import`");
+            Audit::new(Event::CertExpiryWarning, now)
+                .target("certificate", c.id)
+                .details(certificates::expiry_details(&c))
+                .append(tx)?;
+            Ok(1)
+        })
+        .await
+}

@@ -1,0 +1,25 @@
+//! Use cases: authorize → load → model rule → persist → audit, in one write transaction.
+
+pub mod audit;
+pub mod certificates;
+pub mod jobs;
+pub mod system;
+
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::Crypto;
+use crate::store::Db;
+use crate::tls::CertResolver;
+
+/// What every use case and job may reach: the database, the clock, the master key, the
+/// configuration and the live TLS certificate.
+#[derive(Clone)]
+pub struct Ctx {
+    pub db: Db,
+    pub clock: Clock,
+    pub crypto: Arc<Crypto>,
+    pub cfg: Arc<Config>,
+    pub certs: Arc<CertResolver>,
+}

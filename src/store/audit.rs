@@ -1,0 +1,132 @@
+//! The audit table: append inside a write transaction, stream for verification.
+
+use rusqlite::{OptionalExtension, named_params};
+
+use super::{Reader, WriteTx};
+use crate::error::{Error, Result};
+use crate::model::audit::{ActorKind, Break, Entry, Outcome, Verifier, chain_hash, GENESIS};
+
+/// Appends one entry, chained to the current head. Only possible inside a write transaction,
+/// so the entry commits or rolls back with the change it records (AUD-01).
+pub fn append(tx: &WriteTx<'_>, entry: &Entry) -> Result<i64> {
+    let conn = tx.conn();
+    let head: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (seq, prev) = match head {
+        Some((s, h)) => (s + 1, h),
+        None => (1, GENESIS.to_vec()),
+    };
+    let hash = chain_hash(seq, &prev, entry);
+    conn.prepare_cached(
+        "INSERT INTO audit (seq, id, at, event, outcome, tenant_id, actor_kind, actor_id, target_kind, target_id,
+                            device_id, request_identifier, ticket_identifier, ip, http_request_id, details, prev_hash, hash)
+         VALUES (:seq, :id, :at, :event, :outcome, :tenant_id, :actor_kind, :actor_id, :target_kind, :target_id,
+                 :device_id, :request_identifier, :ticket_identifier, :ip, :http_request_id, :details, :prev_hash, :hash)",
+    )?
+    .execute(named_params! {
+        ":seq": seq, ":id": entry.id, ":at": entry.at, ":event": entry.event, ":outcome": entry.outcome.as_str(),
+        ":tenant_id": entry.tenant_id, ":actor_kind": entry.actor_kind.as_str(), ":actor_id": entry.actor_id,
+        ":target_kind": entry.target_kind, ":target_id": entry.target_id, ":device_id": entry.device_id,
+        ":request_identifier": entry.request_identifier, ":ticket_identifier": entry.ticket_identifier,
+        ":ip": entry.ip, ":http_request_id": entry.http_request_id, ":details": entry.details,
+        ":prev_hash": prev, ":hash": hash.as_slice(),
+    })?;
+    conn.prepare_cached(
+        "INSERT INTO audit_head (id, seq, hash) VALUES (1, :seq, :hash)
+         ON CONFLICT (id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(named_params! {":seq": seq, ":hash": hash.as_slice()})?;
+    Ok(seq)
+}
+
+const COLUMNS: &str = "seq, id, at, event, outcome, tenant_id, actor_kind, actor_id, target_kind, target_id, device_id,
+    request_identifier, ticket_identifier, ip, http_request_id, details, prev_hash, hash";
+
+fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Entry, Vec<u8>, Vec<u8>)> {
+    let bad = |i: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown {what}").into())
+    };
+    let outcome: String = r.get(4)?;
+    let actor_kind: String = r.get(6)?;
+    let e = Entry {
+        id: r.get(1)?,
+        at: r.get(2)?,
+        event: r.get(3)?,
+        outcome: Outcome::parse(&outcome).ok_or_else(|| bad(4, "outcome"))?,
+        tenant_id: r.get(5)?,
+        actor_kind: ActorKind::parse(&actor_kind).ok_or_else(|| bad(6, "actor kind"))?,
+        actor_id: r.get(7)?,
+        target_kind: r.get(8)?,
+        target_id: r.get(9)?,
+        device_id: r.get(10)?,
+        request_identifier: r.get(11)?,
+        ticket_identifier: r.get(12)?,
+        ip: r.get(13)?,
+        http_request_id: r.get(14)?,
+        details: r.get(15)?,
+    };
+    Ok((r.get(0)?, e, r.get(16)?, r.get(17)?))
+}
+
+/// Outcome of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub broken: Option<Break>,
+}
+
+/// Recomputes the chain row by row (streaming) and compares its end with the recorded head.
+pub fn verify(r: &Reader<'_>) -> Result<VerifyReport> {
+    let mut v = Verifier::default();
+    let mut st = r.conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let (seq, entry, prev, hash) = match entry_from_row(row) {
+            Ok(x) => x,
+            Err(_) => {
+                let seq: i64 = row.get(0)?;
+                return Ok(VerifyReport { checked: v.checked, broken: Some(Break { seq, reason: "unreadable entry" }) });
+            }
+        };
+        if let Err(b) = v.push(seq, &entry, &prev, &hash) {
+            return Ok(VerifyReport { checked: v.checked, broken: Some(b) });
+        }
+    }
+    let head: Option<(i64, Vec<u8>)> = r
+        .conn
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(VerifyReport { checked: v.checked, broken: v.finish(head).err() })
+}
+
+/// Filters for listing entries; every field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct Filter {
+    pub event: Option<String>,
+    pub since_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Newest first.
+pub fn list(r: &Reader<'_>, f: &Filter) -> Result<Vec<(i64, Entry)>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit
+         WHERE (:event IS NULL OR event = :event) AND seq > coalesce(:since, 0)
+         ORDER BY seq DESC LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":event": f.event, ":since": f.since_seq, ":limit": f.limit.clamp(1, 1000)},
+        entry_from_row,
+    )?;
+    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from)).collect()
+}
+
+/// Whether an entry of `event` about `target_id` was written at or after `since`.
+pub fn exists_since(r: &Reader<'_>, event: &str, target_id: &str, since: crate::clock::Timestamp) -> Result<bool> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE event = :event AND target_id = :target AND at >= :since)",
+    )?;
+    Ok(st.query_row(named_params! {":event": event, ":target": target_id, ":since": since}, |r| r.get(0))?)
+}

@@ -1,0 +1,98 @@
+//! schema.sql creates new databases; numbered migrations bring older ones up to it.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// The canonical schema (its `PRAGMA user_version` is `CURRENT_VERSION`).
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+
+/// Migration N turns a version N-1 database into version N. Migration 1 is the first released
+/// schema, so an empty database migrated through all of them must equal `SCHEMA`.
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+
+pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Applies the canonical schema to an empty database in one transaction.
+pub fn create(conn: &Connection) -> Result<()> {
+    conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{SCHEMA}\nCOMMIT;"))
+        .map_err(|e| Error::startup(format!("cannot create the database schema: {e}")))?;
+    check_version(conn, CURRENT_VERSION)
+}
+
+/// Upgrades a database at `from` to `CURRENT_VERSION`, one transaction per step.
+/// Returns the starting version when anything was applied.
+pub fn upgrade(conn: &Connection, from: i64) -> Result<Option<i64>> {
+    if from >= CURRENT_VERSION {
+        return Ok(None);
+    }
+    apply_from(conn, from)?;
+    Ok(Some(from))
+}
+
+/// Applies every migration above `from` (also used by the schema-equality test from 0).
+pub fn apply_from(conn: &Connection, from: i64) -> Result<()> {
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"))
+            .map_err(|e| {
+                let _ = conn.execute_batch("ROLLBACK;");
+                Error::startup(format!("migration {version} failed: {e}"))
+            })?;
+    }
+    check_version(conn, CURRENT_VERSION)
+}
+
+fn check_version(conn: &Connection, want: i64) -> Result<()> {
+    let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if v != want {
+        return Err(Error::startup(format!("schema version is {v} after setup, expected {want}")));
+    }
+    Ok(())
+}
+
+/// A normalised description of a schema (objects, their SQL, the header values), for the
+/// migration-equality test and `hourglass` diagnostics.
+pub fn describe(conn: &Connection) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let ver: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    out.push(format!("application_id={app}"));
+    out.push(format!("user_version={ver}"));
+    let mut st = conn.prepare(
+        "SELECT type, name, tbl_name, coalesce(sql, '') FROM sqlite_schema
+         WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+    )?;
+    let rows = st.query_map([], |r| {
+        let (t, n, tb, sql): (String, String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        Ok(format!("{t} {n} on {tb}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" ")))
+    })?;
+    for r in rows {
+        out.push(r?);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrating_the_oldest_schema_gives_exactly_schema_sql() {
+        let fresh = Connection::open_in_memory().unwrap();
+        create(&fresh).unwrap();
+        let migrated = Connection::open_in_memory().unwrap();
+        apply_from(&migrated, 0).unwrap();
+        let a = describe(&fresh).unwrap();
+        let b = describe(&migrated).unwrap();
+        assert!(a.len() > 5, "{a:?}");
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn versions_are_numbered_without_gaps() {
+        for (i, (v, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*v, i as i64 + 1);
+        }
+        assert!(SCHEMA.contains(&format!("PRAGMA user_version = {CURRENT_VERSION};")));
+    }
+}

@@ -1,0 +1,81 @@
+//! How the crate's errors look on the portal: a full error page with the request id.
+//! A 5xx shows only that id, never the internal message (OPS-02).
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, ResponseError};
+use maud::html;
+
+use super::headers::current_request_id;
+use super::ui;
+use crate::error::Error;
+
+#[derive(Debug)]
+pub struct WebError(pub Error);
+
+impl std::fmt::Display for WebError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<Error> for WebError {
+    fn from(e: Error) -> Self {
+        WebError(e)
+    }
+}
+
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::NotFound => StatusCode::NOT_FOUND,
+        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::InvalidState(_) => StatusCode::CONFLICT,
+        Error::Gone(_) => StatusCode::GONE,
+        Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// The message a client may see.
+pub fn public_message(e: &Error) -> String {
+    match e {
+        Error::NotFound => "The page or item you asked for does not exist.".into(),
+        e if e.is_internal() => "Something went wrong on the appliance.".into(),
+        e => e.to_string(),
+    }
+}
+
+impl ResponseError for WebError {
+    fn status_code(&self) -> StatusCode {
+        status_of(&self.0)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let request_id = current_request_id().unwrap_or_default();
+        if self.0.is_internal() {
+            tracing::error!(request_id = %request_id, error = %self.0, "request failed");
+        }
+        let title = status.canonical_reason().unwrap_or("Error");
+        let body = ui::bare_page(
+            title,
+            html! {
+                main.error-page {
+                    h1 { (status.as_u16()) " " (title) }
+                    p { (public_message(&self.0)) }
+                    p.muted { "Request id: " code { (request_id) } }
+                    p { a href="/" { "Back to the start page" } }
+                }
+            },
+        );
+        HttpResponse::build(status).content_type(ContentType::html()).body(body.into_string())
+    }
+}
+
+/// The portal's answer for any path that matches no route.
+pub async fn not_found() -> Result<HttpResponse, WebError> {
+    Err(WebError(Error::NotFound))
+}
