@@ -29,7 +29,13 @@ pub struct AppState {
 pub fn build_app(
     state: web::Data<AppState>,
 ) -> App<
-    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
 > {
     App::new()
         .app_data(state)
@@ -42,12 +48,18 @@ pub fn build_app(
 pub fn build_agent_app(
     state: web::Data<AppState>,
 ) -> App<
-    impl ServiceFactory<ServiceRequest, Config = (), Response = ServiceResponse<impl MessageBody>, Error = actix_web::Error, InitError = ()>,
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
 > {
     App::new()
         .app_data(state)
         .wrap(Guard)
-        .route("/healthz", web::get().to(crate::web::ops::healthz))
+        .service(web::resource("/healthz").route(web::get().to(crate::web::ops::healthz)))
         .default_service(web::to(crate::web::error::not_found))
 }
 
@@ -56,7 +68,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+            let buckets = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ];
             let builder = PrometheusBuilder::new();
             let recorder = match builder.set_buckets(&buckets) {
                 Ok(b) => b.build_recorder(),
@@ -86,14 +100,32 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
     // existing database must stop start-up, never be replaced.
     let existing = store::inspect(&db_path)?;
     let crypto = Arc::new(Crypto::load_or_create(&cfg.key_path(), existing.is_none())?);
-    let (db, opened) = Db::open(&db_path, Duration::from_millis(cfg.storage.busy_timeout_ms), cfg.storage.read_pool_size)?;
+    let (db, opened) = Db::open(
+        &db_path,
+        Duration::from_millis(cfg.storage.busy_timeout_ms),
+        cfg.storage.read_pool_size,
+    )?;
     let now = clock.now();
-    let hostname = if cfg.tls.hostname.is_empty() { system_hostname() } else { cfg.tls.hostname.clone() };
+    let hostname = if cfg.tls.hostname.is_empty() {
+        system_hostname()
+    } else {
+        cfg.tls.hostname.clone()
+    };
     let cert = service::certificates::ensure(&db, &crypto, &hostname, now)?;
     let key = service::certificates::certified_key(&db, &crypto, &cert, now)?;
     let certs = Arc::new(CertResolver::new(cert.id, key));
-    let ctx = Ctx { db, clock, crypto, cfg: Arc::new(cfg), certs };
-    Ok(Appliance { ctx, opened, fingerprint: cert.fingerprint })
+    let ctx = Ctx {
+        db,
+        clock,
+        crypto,
+        cfg: Arc::new(cfg),
+        certs,
+    };
+    Ok(Appliance {
+        ctx,
+        opened,
+        fingerprint: cert.fingerprint,
+    })
 }
 
 pub fn system_hostname() -> String {
@@ -104,16 +136,34 @@ fn ensure_data_dir(dir: &Path) -> Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(Error::startup(format!("data directory {} exists but is not a directory", dir.display()))),
+        Ok(_) => {
+            return Err(Error::startup(format!(
+                "data directory {} exists but is not a directory",
+                dir.display()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Only the last component is created: a mistyped parent is reported, not invented.
-            std::fs::DirBuilder::new().mode(0o700).create(dir).map_err(|e| {
-                Error::startup(format!("cannot create data directory {}: {e} (does its parent directory exist?)", dir.display()))
-            })?;
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::startup(format!(
+                        "cannot create data directory {}: {e} (does its parent directory exist?)",
+                        dir.display()
+                    ))
+                })?;
         }
-        Err(e) => return Err(Error::startup(format!("cannot access data directory {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(Error::startup(format!(
+                "cannot access data directory {}: {e}",
+                dir.display()
+            )));
+        }
     }
-    std::fs::read_dir(dir).map_err(|e| Error::startup(format!("cannot read data directory {}: {e}", dir.display())))?;
+    std::fs::read_dir(dir).map_err(|e| {
+        Error::startup(format!("cannot read data directory {}: {e}", dir.display()))
+    })?;
     Ok(())
 }
 
@@ -137,7 +187,10 @@ fn bind_error(addr: &str, e: std::io::Error) -> Error {
 pub async fn start(appliance: Appliance) -> Result<Running> {
     let ctx = appliance.ctx;
     let cfg = ctx.cfg.clone();
-    let state = web::Data::new(AppState { ctx: ctx.clone(), metrics: metrics_handle() });
+    let state = web::Data::new(AppState {
+        ctx: ctx.clone(),
+        metrics: metrics_handle(),
+    });
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
     let shutdown = cfg.server.shutdown_timeout_secs;
 
@@ -170,7 +223,9 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     if !cfg.server.redirect_listen.is_empty() {
         let https_port = portal_addrs.first().map(|a| a.port()).unwrap_or(8443);
         let redirect = HttpServer::new(move || {
-            App::new().app_data(web::Data::new(https_port)).default_service(web::to(redirect_to_https))
+            App::new()
+                .app_data(web::Data::new(https_port))
+                .default_service(web::to(redirect_to_https))
         })
         .disable_signals()
         .shutdown_timeout(1)
@@ -180,18 +235,42 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
         servers.push(redirect.run());
     }
 
-    service::system::record_start(&ctx.db, &cfg, env!("CARGO_PKG_VERSION"), ctx.clock.now()).await?;
+    service::system::record_start(&ctx.db, &cfg, env!("CARGO_PKG_VERSION"), ctx.clock.now())
+        .await?;
     let scheduler = crate::jobs::start(ctx.clone()).await?;
     let handles = servers.iter().map(|s| s.handle()).collect();
     let tasks = servers.into_iter().map(tokio::spawn).collect();
-    Ok(Running { portal_addrs, agent_addrs, redirect_addrs, ctx, handles, tasks, scheduler: Some(scheduler) })
+    Ok(Running {
+        portal_addrs,
+        agent_addrs,
+        redirect_addrs,
+        ctx,
+        handles,
+        tasks,
+        scheduler: Some(scheduler),
+    })
 }
 
 /// The plain-HTTP listener's only answer.
 async fn redirect_to_https(req: HttpRequest, port: web::Data<u16>) -> HttpResponse {
-    let host = req.connection_info().host().split(':').next().unwrap_or("localhost").to_string();
-    let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    HttpResponse::PermanentRedirect().insert_header(("location", format!("https://{host}:{}{path}", port.get_ref()))).finish()
+    let host = req
+        .connection_info()
+        .host()
+        .split(':')
+        .next()
+        .unwrap_or("localhost")
+        .to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    HttpResponse::PermanentRedirect()
+        .insert_header((
+            "location",
+            format!("https://{host}:{}{path}", port.get_ref()),
+        ))
+        .finish()
 }
 
 impl Running {
@@ -207,19 +286,33 @@ impl Running {
         if let Some(mut s) = self.scheduler.take() {
             let _ = s.shutdown().await;
         }
-        service::system::record_stop(&self.ctx.db, self.ctx.clock.now()).await
+        // Stopping must not depend on the database still accepting writes.
+        if let Err(e) = service::system::record_stop(&self.ctx.db, self.ctx.clock.now()).await {
+            tracing::error!(error = %e, "could not audit the shutdown");
+        }
+        Ok(())
     }
+}
+
+/// `hourglass serve` from a plain thread: runs the actix system until a signal.
+pub fn serve_blocking(cfg: Config, clock: Clock) -> Result<()> {
+    actix_web::rt::System::new().block_on(serve(cfg, clock))
 }
 
 /// `hourglass serve`: runs until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
-    let appliance = tokio::task::spawn_blocking(move || open(cfg, clock)).await.map_err(Error::internal)??;
+    let appliance = tokio::task::spawn_blocking(move || open(cfg, clock))
+        .await
+        .map_err(Error::internal)??;
     let created = appliance.opened == Opened::Created;
     let fingerprint = appliance.fingerprint.clone();
     let data_dir = appliance.ctx.cfg.storage.data_dir.clone();
     let running = start(appliance).await?;
     for a in &running.portal_addrs {
-        println!("Hourglass {} listening on https://{a}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "Hourglass {} listening on https://{a}",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     for a in &running.agent_addrs {
         println!("Agent API listening on https://{a}");
@@ -231,7 +324,11 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
     println!(
         "Data directory: {} ({})",
         data_dir.display(),
-        if created { "new database created" } else { "existing database" }
+        if created {
+            "new database created"
+        } else {
+            "existing database"
+        }
     );
     wait_for_signal().await;
     println!("Shutting down: finishing in-flight requests");

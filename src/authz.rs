@@ -60,7 +60,10 @@ impl Permission {
     }
 
     fn bit(self) -> u32 {
-        1 << (Permission::ALL.iter().position(|p| *p == self).unwrap_or(31) as u32)
+        1 << (Permission::ALL
+            .iter()
+            .position(|p| *p == self)
+            .unwrap_or(31) as u32)
     }
 }
 
@@ -82,7 +85,10 @@ impl PermissionSet {
         PermissionSet(self.0 | other.0)
     }
     pub fn iter(self) -> impl Iterator<Item = Permission> {
-        Permission::ALL.iter().copied().filter(move |p| self.contains(*p))
+        Permission::ALL
+            .iter()
+            .copied()
+            .filter(move |p| self.contains(*p))
     }
 }
 
@@ -117,7 +123,9 @@ mod tests {
         for p in Permission::ALL {
             assert_eq!(Permission::parse(p.code()), Some(*p));
         }
-        let s: PermissionSet = [Permission::AuditView, Permission::DevicesLogin].into_iter().collect();
+        let s: PermissionSet = [Permission::AuditView, Permission::DevicesLogin]
+            .into_iter()
+            .collect();
         assert!(s.contains(Permission::AuditView) && !s.contains(Permission::AuditExport));
         assert_eq!(s.iter().count(), 2);
         assert_eq!(PermissionSet::all().iter().count(), Permission::ALL.len());

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "hourglass", version, about = "Just-in-time privileged access appliance for MSPs")]
+#[command(
+    name = "hourglass",
+    version,
+    about = "Just-in-time privileged access appliance for MSPs"
+)]
 pub struct Cli {
     /// Data directory holding hourglass.db and master.key (default ./data).
     #[arg(long, global = true, value_name = "DIR")]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 /// UTC milliseconds since the Unix epoch, as stored in the database.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(transparent)]
 pub struct Timestamp(pub i64);
 
@@ -116,7 +118,10 @@ mod tests {
 
     #[test]
     fn rfc3339_has_milliseconds_in_utc() {
-        assert_eq!(Timestamp(1_234_567_890_123).rfc3339(), "2009-02-13T23:31:30.123Z");
+        assert_eq!(
+            Timestamp(1_234_567_890_123).rfc3339(),
+            "2009-02-13T23:31:30.123Z"
+        );
         assert_eq!(Timestamp(0).seconds(), 0);
         assert_eq!(Timestamp(-1).seconds(), -1);
     }

@@ -59,14 +59,18 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("./data"), read_pool_size: 8, busy_timeout_ms: 5000 }
+        Self {
+            data_dir: PathBuf::from("./data"),
+            read_pool_size: 8,
+            busy_timeout_ms: 5000,
+        }
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
-    /// A tracing filter such as `info` or `hourglass=debug,actix_web=info`.
+    /// A tracing filter such as `info` or `hourglass=debug,warn`.
     pub level: String,
     /// `text` or `json`.
     pub format: String,
@@ -74,7 +78,10 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: "info".into(), format: "text".into() }
+        Self {
+            level: "info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -96,7 +103,10 @@ pub struct JobsConfig {
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        Self { sweep_seconds: 5, cert_warn_days: 30 }
+        Self {
+            sweep_seconds: 5,
+            cert_warn_days: 30,
+        }
     }
 }
 
@@ -117,21 +127,32 @@ impl fmt::Display for Source<'_> {
 
 impl Config {
     /// Embedded defaults, then the file, then the environment. Flags are applied by the caller.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self> {
         let known = toml::Value::try_from(Config::default()).map_err(Error::internal)?;
         let mut merged = known.clone();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::startup(format!("cannot read config file {}: {e}", path.display())))?;
-            let value: toml::Value = toml::from_str(&text)
-                .map_err(|e| Error::startup(format!("config file {}: {}", path.display(), one_line(&e))))?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                Error::startup(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            let value: toml::Value = toml::from_str(&text).map_err(|e| {
+                Error::startup(format!("config file {}: {}", path.display(), one_line(&e)))
+            })?;
             merge(&mut merged, &known, value, &Source::File(path), "")?;
         }
-        let mut env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("HOURGLASS__")).collect();
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HOURGLASS__"))
+            .collect();
         env.sort();
         for (key, raw) in &env {
-            let parts: Vec<String> =
-                key.trim_start_matches("HOURGLASS__").split("__").map(str::to_ascii_lowercase).collect();
+            let parts: Vec<String> = key
+                .trim_start_matches("HOURGLASS__")
+                .split("__")
+                .map(str::to_ascii_lowercase)
+                .collect();
             let mut value = scalar(raw);
             for part in parts.iter().rev() {
                 let mut t = toml::map::Map::new();
@@ -140,7 +161,9 @@ impl Config {
             }
             merge(&mut merged, &known, value, &Source::Env(key), "")?;
         }
-        merged.try_into::<Config>().map_err(|e| Error::startup(format!("configuration: {}", one_line(&e))))
+        merged
+            .try_into::<Config>()
+            .map_err(|e| Error::startup(format!("configuration: {}", one_line(&e))))
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -167,7 +190,10 @@ impl Config {
 }
 
 fn one_line(e: &dyn fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Environment values are strings; read numbers and booleans as such so typed fields accept them.
@@ -182,35 +208,59 @@ fn scalar(raw: &str) -> toml::Value {
 }
 
 /// Overlays `layer` onto `into`, refusing any key the defaults do not have.
-fn merge(into: &mut toml::Value, known: &toml::Value, layer: toml::Value, src: &Source<'_>, prefix: &str) -> Result<()> {
+fn merge(
+    into: &mut toml::Value,
+    known: &toml::Value,
+    layer: toml::Value,
+    src: &Source<'_>,
+    prefix: &str,
+) -> Result<()> {
     let toml::Value::Table(layer) = layer else {
-        return Err(Error::startup(format!("{src}: `{prefix}` must be a section")));
+        return Err(Error::startup(format!(
+            "{src}: `{prefix}` must be a section"
+        )));
     };
     for (k, v) in layer {
-        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         let Some(known_v) = known.get(&k) else {
-            return Err(Error::startup(format!("{src}: unknown config key `{path}`")));
+            return Err(Error::startup(format!(
+                "{src}: unknown config key `{path}`"
+            )));
         };
         match (known_v, v) {
             (toml::Value::Table(_), v @ toml::Value::Table(_)) => {
                 let slot = match into {
-                    toml::Value::Table(t) => t.entry(k.clone()).or_insert_with(|| toml::Value::Table(Default::default())),
+                    toml::Value::Table(t) => t
+                        .entry(k.clone())
+                        .or_insert_with(|| toml::Value::Table(Default::default())),
                     _ => return Err(Error::internal("config merge")),
                 };
                 merge(slot, known_v, v, src, &path)?;
             }
             (toml::Value::Table(_), _) => {
-                return Err(Error::startup(format!("{src}: `{path}` is a section, not a value")));
+                return Err(Error::startup(format!(
+                    "{src}: `{path}` is a section, not a value"
+                )));
             }
             (_, toml::Value::Table(_)) => {
-                return Err(Error::startup(format!("{src}: `{path}` is a value, not a section")));
+                return Err(Error::startup(format!(
+                    "{src}: `{path}` is a value, not a section"
+                )));
             }
             (_, v) => {
                 if let toml::Value::Table(t) = into {
                     // A string field given a number by the environment stays a string.
                     let v = match (known_v, v) {
-                        (toml::Value::String(_), toml::Value::Integer(i)) => toml::Value::String(i.to_string()),
-                        (toml::Value::String(_), toml::Value::Boolean(b)) => toml::Value::String(b.to_string()),
+                        (toml::Value::String(_), toml::Value::Integer(i)) => {
+                            toml::Value::String(i.to_string())
+                        }
+                        (toml::Value::String(_), toml::Value::Boolean(b)) => {
+                            toml::Value::String(b.to_string())
+                        }
                         (_, v) => v,
                     };
                     t.insert(k, v);
@@ -243,7 +293,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -257,7 +310,11 @@ mod tests {
     fn environment_overrides_typed_fields() {
         let c = Config::load(
             None,
-            env(&[("HOURGLASS__SERVER__LISTEN", "127.0.0.1:9443"), ("HOURGLASS__JOBS__SWEEP_SECONDS", "2"), ("PATH", "/bin")]),
+            env(&[
+                ("HOURGLASS__SERVER__LISTEN", "127.0.0.1:9443"),
+                ("HOURGLASS__JOBS__SWEEP_SECONDS", "2"),
+                ("PATH", "/bin"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.server.listen, "127.0.0.1:9443");
@@ -266,7 +323,9 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let e = Config::load(None, env(&[("HOURGLASS__SERVER__LISTN", "x")])).unwrap_err().to_string();
+        let e = Config::load(None, env(&[("HOURGLASS__SERVER__LISTN", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown config key `server.listn`"), "{e}");
         assert!(e.contains("HOURGLASS__SERVER__LISTN"), "{e}");
         let dir = tempfile::tempdir().unwrap();

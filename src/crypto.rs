@@ -53,8 +53,13 @@ impl SealContext<'_> {
 
 impl Crypto {
     pub fn from_key(bytes: &[u8; KEY_LEN], version: u32) -> Result<Self> {
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| Error::internal("bad key length"))?;
-        Ok(Self { version, key: LessSafeKey::new(unbound), rng: SystemRandom::new() })
+        let unbound =
+            UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| Error::internal("bad key length"))?;
+        Ok(Self {
+            version,
+            key: LessSafeKey::new(unbound),
+            rng: SystemRandom::new(),
+        })
     }
 
     /// A throw-away key for tests and the in-memory database.
@@ -87,10 +92,15 @@ impl Crypto {
         }
         check_key_permissions(path)?;
         let bytes = Zeroizing::new(
-            fs::read(path).map_err(|e| Error::startup(format!("cannot read {}: {e}", path.display())))?,
+            fs::read(path)
+                .map_err(|e| Error::startup(format!("cannot read {}: {e}", path.display())))?,
         );
         let key: &[u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-            Error::startup(format!("{} is not a valid key file: expected {KEY_LEN} bytes, found {}", path.display(), bytes.len()))
+            Error::startup(format!(
+                "{} is not a valid key file: expected {KEY_LEN} bytes, found {}",
+                path.display(),
+                bytes.len()
+            ))
         })?;
         Self::from_key(key, 1)
     }
@@ -102,10 +112,16 @@ impl Crypto {
     /// Encrypts with a fresh random nonce; the blob records the format and key version.
     pub fn seal(&self, ctx: &SealContext<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).map_err(|_| Error::internal("random source failed"))?;
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| Error::internal("random source failed"))?;
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(ctx.aad(self.version)), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ctx.aad(self.version)),
+                &mut buf,
+            )
             .map_err(|_| Error::internal("seal failed"))?;
         let mut out = Vec::with_capacity(1 + 4 + NONCE_LEN + buf.len());
         out.push(BLOB_FORMAT);
@@ -117,7 +133,12 @@ impl Crypto {
 
     /// Decrypts a blob sealed for exactly this context; any mismatch is an error, never garbage.
     pub fn open(&self, ctx: &SealContext<'_>, blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let fail = || Error::internal(format!("cannot open sealed {}.{} of row {}", ctx.table, ctx.column, ctx.row_id));
+        let fail = || {
+            Error::internal(format!(
+                "cannot open sealed {}.{} of row {}",
+                ctx.table, ctx.column, ctx.row_id
+            ))
+        };
         if blob.len() < 1 + 4 + NONCE_LEN + AES_256_GCM.tag_len() || blob[0] != BLOB_FORMAT {
             return Err(fail());
         }
@@ -129,7 +150,11 @@ impl Crypto {
         let mut buf = Zeroizing::new(blob[5 + NONCE_LEN..].to_vec());
         let plain_len = self
             .key
-            .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(ctx.aad(version)), buf.as_mut_slice())
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(ctx.aad(version)),
+                buf.as_mut_slice(),
+            )
             .map_err(|_| fail())?
             .len();
         buf.truncate(plain_len);
@@ -140,7 +165,8 @@ impl Crypto {
 /// CRY-01: the key may be readable by the service group (0640) but never writable by
 /// group/others nor readable by others; a world-writable directory around it is refused too.
 pub fn check_key_permissions(path: &Path) -> Result<()> {
-    let meta = fs::metadata(path).map_err(|e| Error::startup(format!("cannot read {}: {e}", path.display())))?;
+    let meta = fs::metadata(path)
+        .map_err(|e| Error::startup(format!("cannot read {}: {e}", path.display())))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o026 != 0 {
         return Err(Error::startup(format!(
@@ -150,7 +176,11 @@ pub fn check_key_permissions(path: &Path) -> Result<()> {
         )));
     }
     if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         if let Ok(m) = fs::metadata(dir) {
             let dmode = m.permissions().mode() & 0o777;
             if dmode & 0o002 != 0 && dmode & 0o1000 == 0 {
@@ -166,7 +196,9 @@ pub fn check_key_permissions(path: &Path) -> Result<()> {
 }
 
 pub fn fill_random(buf: &mut [u8]) -> Result<()> {
-    SystemRandom::new().fill(buf).map_err(|_| Error::internal("random source failed"))
+    SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| Error::internal("random source failed"))
 }
 
 /// A URL-safe random token of `bytes` bytes of entropy (≥ 16 for anything unguessable).
@@ -199,7 +231,12 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(row: &'a str, tenant: &'a str) -> SealContext<'a> {
-        SealContext { table: "t", column: "c", row_id: row, tenant_id: tenant }
+        SealContext {
+            table: "t",
+            column: "c",
+            row_id: row,
+            tenant_id: tenant,
+        }
     }
 
     #[test]
@@ -217,7 +254,12 @@ mod tests {
         let a = c.seal(&ctx("1", "a"), b"secret").unwrap();
         assert!(c.open(&ctx("2", "a"), &a).is_err());
         assert!(c.open(&ctx("1", "b"), &a).is_err());
-        let other = SealContext { table: "t", column: "d", row_id: "1", tenant_id: "a" };
+        let other = SealContext {
+            table: "t",
+            column: "d",
+            row_id: "1",
+            tenant_id: "a",
+        };
         assert!(c.open(&other, &a).is_err());
         let mut flipped = a.clone();
         let last = flipped.len() - 1;
@@ -239,14 +281,27 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
         let p = dir.path().join("master.key");
-        assert!(Crypto::load_or_create(&p, false).is_err(), "never created for an existing database");
+        assert!(
+            Crypto::load_or_create(&p, false).is_err(),
+            "never created for an existing database"
+        );
         let c = Crypto::load_or_create(&p, true).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(fs::read(&p).unwrap().len(), 32);
         let blob = c.seal(&ctx("1", ""), b"x").unwrap();
         let again = Crypto::load_or_create(&p, false).unwrap();
         assert_eq!(&*again.open(&ctx("1", ""), &blob).unwrap(), b"x");
-        for (mode, ok) in [(0o644, false), (0o660, false), (0o620, false), (0o604, false), (0o640, true), (0o400, true)] {
+        for (mode, ok) in [
+            (0o644, false),
+            (0o660, false),
+            (0o620, false),
+            (0o604, false),
+            (0o640, true),
+            (0o400, true),
+        ] {
             fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
             let r = Crypto::load_or_create(&p, false);
             assert_eq!(r.is_ok(), ok, "mode {mode:o}");
@@ -256,7 +311,10 @@ mod tests {
         }
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(Crypto::load_or_create(&p, false).is_err(), "world-writable directory");
+        assert!(
+            Crypto::load_or_create(&p, false).is_err(),
+            "world-writable directory"
+        );
     }
 
     #[test]

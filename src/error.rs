@@ -32,7 +32,10 @@ pub enum Error {
 
 impl Error {
     pub fn validation(field: impl Into<String>, msg: impl fmt::Display) -> Self {
-        Error::Validation { field: field.into(), msg: msg.to_string() }
+        Error::Validation {
+            field: field.into(),
+            msg: msg.to_string(),
+        }
     }
     pub fn internal(msg: impl fmt::Display) -> Self {
         Error::Internal(msg.to_string())

@@ -37,7 +37,15 @@ macro_rules! id_type {
     )*};
 }
 
-id_type!(TenantId, UserId, DeviceId, RequestId, CommandId, CertificateId, AuditEntryId);
+id_type!(
+    TenantId,
+    UserId,
+    DeviceId,
+    RequestId,
+    CommandId,
+    CertificateId,
+    AuditEntryId
+);
 
 #[cfg(test)]
 mod tests {

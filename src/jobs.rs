@@ -11,7 +11,9 @@ use crate::service::{self, Ctx};
 /// schedules the recurring sweep.
 pub async fn start(ctx: Ctx) -> Result<JobScheduler> {
     run_sweep(&ctx).await;
-    let sched = JobScheduler::new().await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+    let sched = JobScheduler::new()
+        .await
+        .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
     let every = Duration::from_secs(u64::from(ctx.cfg.jobs.sweep_seconds.max(1)));
     let c = ctx.clone();
     let job = Job::new_repeated_async(every, move |_id, _lock| {
@@ -19,8 +21,14 @@ pub async fn start(ctx: Ctx) -> Result<JobScheduler> {
         Box::pin(async move { run_sweep(&c).await })
     })
     .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
-    sched.add(job).await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
-    sched.start().await.map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+    sched
+        .add(job)
+        .await
+        .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
+    sched
+        .start()
+        .await
+        .map_err(|e| Error::internal(format!("scheduler: {e}")))?;
     Ok(sched)
 }
 
@@ -28,13 +36,15 @@ async fn run_sweep(ctx: &Ctx) {
     let now = ctx.clock.now();
     match service::jobs::sweep(ctx, now).await {
         Ok(n) => {
-            metrics::counter!("hourglass_job_runs_total", "job" => "sweep", "outcome" => "ok").increment(1);
+            metrics::counter!("hourglass_job_runs_total", "job" => "sweep", "outcome" => "ok")
+                .increment(1);
             if n > 0 {
                 tracing::debug!(done = n, "sweep");
             }
         }
         Err(e) => {
-            metrics::counter!("hourglass_job_runs_total", "job" => "sweep", "outcome" => "error").increment(1);
+            metrics::counter!("hourglass_job_runs_total", "job" => "sweep", "outcome" => "error")
+                .increment(1);
             tracing::error!(error = %e, "sweep failed");
         }
     }

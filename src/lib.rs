@@ -1,6 +1,7 @@
 //! Hourglass: just-in-time privileged access for MSPs, in one binary with one SQLite file.
 //! Data flows one way: handler (web/) → service → model + store → audit.
 
+pub mod agent;
 pub mod app;
 pub mod authz;
 pub mod cli;

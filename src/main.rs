@@ -25,7 +25,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     let clock = Clock::system();
     match cli.command {
-        Command::Serve { listen, agent_listen } => {
+        Command::Serve {
+            listen,
+            agent_listen,
+        } => {
             if let Some(l) = listen {
                 cfg.server.listen = l;
             }
@@ -33,16 +36,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 cfg.server.agent_listen = l;
             }
             telemetry::init(&cfg.log);
-            let rt = actix_web::rt::System::new();
-            rt.block_on(app::serve(cfg, clock))?;
+            app::serve_blocking(cfg, clock)?;
         }
-        Command::Cert { command: CertCommand::Fingerprint } => println!("{}", ops::cert_fingerprint(cfg, clock)?),
-        Command::Cert { command: CertCommand::Import { cert, key } } => {
+        Command::Cert {
+            command: CertCommand::Fingerprint,
+        } => println!("{}", ops::cert_fingerprint(cfg, clock)?),
+        Command::Cert {
+            command: CertCommand::Import { cert, key },
+        } => {
             let fp = ops::cert_import(cfg, clock, &cert, &key)?;
             println!("Certificate installed; a running appliance serves it within seconds.");
             println!("New fingerprint (re-enroll or re-pin agents): {fp}");
         }
-        Command::Audit { command: AuditCommand::Verify } => match ops::audit_verify(&cfg)? {
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => match ops::audit_verify(&cfg)? {
             Ok(n) => println!("audit chain OK: {n} entries verified"),
             Err((seq, why)) => {
                 println!("audit chain BROKEN at sequence {seq}: {why}");

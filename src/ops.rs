@@ -15,20 +15,24 @@ pub fn cert_fingerprint(cfg: Config, clock: Clock) -> Result<String> {
 
 pub fn cert_import(cfg: Config, clock: Clock, cert: &Path, key: &Path) -> Result<String> {
     let read = |p: &Path, what: &str| {
-        std::fs::read_to_string(p).map_err(|e| Error::startup(format!("cannot read {what} file {}: {e}", p.display())))
+        std::fs::read_to_string(p)
+            .map_err(|e| Error::startup(format!("cannot read {what} file {}: {e}", p.display())))
     };
-    let (cert_pem, key_pem) = (read(cert, "certificate")?, zeroize::Zeroizing::new(read(key, "key")?));
+    let (cert_pem, key_pem) = (
+        read(cert, "certificate")?,
+        zeroize::Zeroizing::new(read(key, "key")?),
+    );
     let appliance = app::open(cfg, clock)?;
     let ctx = &appliance.ctx;
-    let stored = service::certificates::import(&ctx.db, &ctx.crypto, &cert_pem, &key_pem, ctx.clock.now()).map_err(|e| {
-        match e {
+    let stored =
+        service::certificates::import(&ctx.db, &ctx.crypto, &cert_pem, &key_pem, ctx.clock.now())
+            .map_err(|e| match e {
             Error::Validation { field, msg } => {
                 let file = if field == "key" { key } else { cert };
                 Error::startup(format!("{}: {msg}", file.display()))
             }
             other => other,
-        }
-    })?;
+        })?;
     Ok(stored.fingerprint)
 }
 

@@ -47,17 +47,29 @@ fn to_offset(t: Timestamp) -> Result<time::OffsetDateTime> {
 }
 
 pub fn generate_self_signed(hostname: &str, now: Timestamp) -> Result<CertMaterial> {
-    let mut names = vec![hostname.to_string(), "localhost".to_string(), "127.0.0.1".to_string()];
+    let mut names = vec![
+        hostname.to_string(),
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+    ];
     names.dedup();
-    let mut params = rcgen::CertificateParams::new(names)
-        .map_err(|e| Error::startup(format!("cannot use hostname {hostname:?} in a certificate: {e}")))?;
-    params.distinguished_name.push(rcgen::DnType::CommonName, hostname);
-    params.distinguished_name.push(rcgen::DnType::OrganizationName, "Hourglass appliance");
+    let mut params = rcgen::CertificateParams::new(names).map_err(|e| {
+        Error::startup(format!(
+            "cannot use hostname {hostname:?} in a certificate: {e}"
+        ))
+    })?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, hostname);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Hourglass appliance");
     let not_before = now.plus_secs(-3600);
     let not_after = now.plus_secs(SELF_SIGNED_DAYS * 86_400);
     params.not_before = to_offset(not_before)?;
     params.not_after = to_offset(not_after)?;
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Error::internal)?;
+    let key =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(Error::internal)?;
     let cert = params.self_signed(&key).map_err(Error::internal)?;
     Ok(CertMaterial {
         cert_pem: cert.pem(),
@@ -75,7 +87,9 @@ pub fn parse_pair(cert_pem: &str, key_pem: &str, now: Timestamp) -> Result<CertM
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| Error::validation("key", format!("no usable private key in the PEM ({e})")))?;
     CertifiedKey::from_der(chain.clone(), key, &provider()).map_err(|e| match e {
-        rustls::Error::InconsistentKeys(_) => Error::validation("key", "the private key does not match the certificate"),
+        rustls::Error::InconsistentKeys(_) => {
+            Error::validation("key", "the private key does not match the certificate")
+        }
         other => Error::validation("key", format!("unsupported private key: {other}")),
     })?;
     let leaf = &chain[0];
@@ -84,10 +98,16 @@ pub fn parse_pair(cert_pem: &str, key_pem: &str, now: Timestamp) -> Result<CertM
     let not_before = Timestamp::from_millis(parsed.validity().not_before.timestamp() * 1000);
     let not_after = Timestamp::from_millis(parsed.validity().not_after.timestamp() * 1000);
     if not_after <= now {
-        return Err(Error::validation("cert", format!("the certificate expired on {not_after}")));
+        return Err(Error::validation(
+            "cert",
+            format!("the certificate expired on {not_after}"),
+        ));
     }
     if not_before > now {
-        return Err(Error::validation("cert", format!("the certificate is not valid before {not_before}")));
+        return Err(Error::validation(
+            "cert",
+            format!("the certificate is not valid before {not_before}"),
+        ));
     }
     Ok(CertMaterial {
         cert_pem: cert_pem.to_string(),
@@ -101,9 +121,14 @@ pub fn parse_pair(cert_pem: &str, key_pem: &str, now: Timestamp) -> Result<CertM
 fn parse_chain(cert_pem: &str) -> Result<Vec<CertificateDer<'static>>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::validation("cert", format!("the certificate PEM cannot be read ({e})")))?;
+        .map_err(|e| {
+            Error::validation("cert", format!("the certificate PEM cannot be read ({e})"))
+        })?;
     if chain.is_empty() {
-        return Err(Error::validation("cert", "no CERTIFICATE block found in the PEM"));
+        return Err(Error::validation(
+            "cert",
+            "no CERTIFICATE block found in the PEM",
+        ));
     }
     Ok(chain)
 }
@@ -111,8 +136,10 @@ fn parse_chain(cert_pem: &str) -> Result<Vec<CertificateDer<'static>>> {
 /// A ready-to-serve key from stored PEM.
 pub fn certified_key(cert_pem: &str, key_pem: &str) -> Result<Arc<CertifiedKey>> {
     let chain = parse_chain(cert_pem)?;
-    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| Error::internal(format!("stored key: {e}")))?;
-    let ck = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| Error::internal(format!("stored key: {e}")))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| Error::internal(format!("stored key: {e}")))?;
+    let ck = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|e| Error::internal(format!("stored key: {e}")))?;
     Ok(Arc::new(ck))
 }
 
@@ -124,7 +151,9 @@ pub struct CertResolver {
 
 impl CertResolver {
     pub fn new(id: CertificateId, key: Arc<CertifiedKey>) -> Self {
-        Self { current: RwLock::new((id, key)) }
+        Self {
+            current: RwLock::new((id, key)),
+        }
     }
     pub fn current_id(&self) -> Option<CertificateId> {
         self.current.read().ok().map(|g| g.0)
@@ -165,10 +194,26 @@ mod tests {
         assert_eq!(m.fingerprint, fingerprint(der.as_ref()));
         assert!(m.fingerprint.starts_with("sha256:") && m.fingerprint.len() == 71);
         let (_, c) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
-        let san = c.subject_alternative_name().unwrap().unwrap().value.general_names.iter()
-            .map(|n| n.to_string()).collect::<Vec<_>>().join(",");
-        assert!(san.contains("box.example") && san.contains("localhost") && san.contains("IPAddress(7f:00:00:01)"), "{san}");
-        assert_eq!(c.public_key().algorithm.algorithm.to_id_string(), "1.2.840.10045.2.1");
+        let san = c
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        assert!(
+            san.contains("box.example")
+                && san.contains("localhost")
+                && san.contains("IPAddress(7f:00:00:01)"),
+            "{san}"
+        );
+        assert_eq!(
+            c.public_key().algorithm.algorithm.to_id_string(),
+            "1.2.840.10045.2.1"
+        );
         assert!(parse_pair(&m.cert_pem, &m.key_pem, NOW).is_ok());
     }
 
@@ -176,13 +221,25 @@ mod tests {
     fn import_checks_key_match_expiry_and_pem() {
         let a = generate_self_signed("a", NOW).unwrap();
         let b = generate_self_signed("b", NOW).unwrap();
-        let e = parse_pair(&a.cert_pem, &b.key_pem, NOW).err().unwrap().to_string();
+        let e = parse_pair(&a.cert_pem, &b.key_pem, NOW)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("does not match"), "{e}");
-        let e = parse_pair(&a.cert_pem, &a.key_pem, a.not_after.plus_secs(1)).err().unwrap().to_string();
+        let e = parse_pair(&a.cert_pem, &a.key_pem, a.not_after.plus_secs(1))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("expired"), "{e}");
-        let e = parse_pair("garbage", &a.key_pem, NOW).err().unwrap().to_string();
+        let e = parse_pair("garbage", &a.key_pem, NOW)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("no CERTIFICATE block"), "{e}");
-        let e = parse_pair(&a.cert_pem, "nope", NOW).err().unwrap().to_string();
+        let e = parse_pair(&a.cert_pem, "nope", NOW)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("private key"), "{e}");
         let truncated = &a.cert_pem[..a.cert_pem.len() / 2];
         assert!(parse_pair(truncated, &a.key_pem, NOW).is_err());

@@ -91,9 +91,15 @@ impl ActorKind {
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
-        [ActorKind::System, ActorKind::User, ActorKind::ApiToken, ActorKind::Device, ActorKind::Anonymous]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            ActorKind::System,
+            ActorKind::User,
+            ActorKind::ApiToken,
+            ActorKind::Device,
+            ActorKind::Anonymous,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -153,22 +159,41 @@ pub struct Verifier {
 
 impl Default for Verifier {
     fn default() -> Self {
-        Self { expected_seq: 1, prev: GENESIS, checked: 0 }
+        Self {
+            expected_seq: 1,
+            prev: GENESIS,
+            checked: 0,
+        }
     }
 }
 
 impl Verifier {
-    pub fn push(&mut self, seq: i64, entry: &Entry, prev_hash: &[u8], hash: &[u8]) -> Result<(), Break> {
+    pub fn push(
+        &mut self,
+        seq: i64,
+        entry: &Entry,
+        prev_hash: &[u8],
+        hash: &[u8],
+    ) -> Result<(), Break> {
         if seq != self.expected_seq {
             // A gap (deleted row) or a duplicate/reordered number: the first expected one is bad.
-            return Err(Break { seq: self.expected_seq.min(seq), reason: "sequence gap or reorder" });
+            return Err(Break {
+                seq: self.expected_seq.min(seq),
+                reason: "sequence gap or reorder",
+            });
         }
         if prev_hash != self.prev {
-            return Err(Break { seq, reason: "previous-hash link broken" });
+            return Err(Break {
+                seq,
+                reason: "previous-hash link broken",
+            });
         }
         let h = chain_hash(seq, prev_hash, entry);
         if hash != h {
-            return Err(Break { seq, reason: "entry content does not match its hash" });
+            return Err(Break {
+                seq,
+                reason: "entry content does not match its hash",
+            });
         }
         self.prev = h;
         self.expected_seq += 1;
@@ -181,10 +206,19 @@ impl Verifier {
         let last = self.expected_seq - 1;
         match head {
             None if last == 0 => Ok(()),
-            None => Err(Break { seq: 1, reason: "chain head record missing" }),
+            None => Err(Break {
+                seq: 1,
+                reason: "chain head record missing",
+            }),
             Some((seq, hash)) if seq == last && hash == self.prev => Ok(()),
-            Some((seq, _)) if seq > last => Err(Break { seq: last + 1, reason: "entries missing at the end of the log" }),
-            Some(_) => Err(Break { seq: last, reason: "chain head does not match the last entry" }),
+            Some((seq, _)) if seq > last => Err(Break {
+                seq: last + 1,
+                reason: "entries missing at the end of the log",
+            }),
+            Some(_) => Err(Break {
+                seq: last,
+                reason: "chain head does not match the last entry",
+            }),
         }
     }
 }
@@ -228,7 +262,10 @@ mod tests {
             .collect()
     }
 
-    fn verify(rows: &[(i64, Entry, Vec<u8>, Vec<u8>)], head: Option<(i64, Vec<u8>)>) -> Result<u64, Break> {
+    fn verify(
+        rows: &[(i64, Entry, Vec<u8>, Vec<u8>)],
+        head: Option<(i64, Vec<u8>)>,
+    ) -> Result<u64, Break> {
         let mut v = Verifier::default();
         for (seq, e, p, h) in rows {
             v.push(*seq, e, p, h)?;

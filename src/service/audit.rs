@@ -77,5 +77,5 @@ impl Audit {
 }
 
 pub async fn verify(db: &Db) -> Result<store::audit::VerifyReport> {
-    db.read(|r| store::audit::verify(r)).await
+    db.read(store::audit::verify).await
 }

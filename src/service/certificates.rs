@@ -10,26 +10,49 @@ use crate::crypto::{Crypto, SealContext};
 use crate::error::{Error, Result};
 use crate::ids::CertificateId;
 use crate::model::audit::Event;
-use crate::store::certificates::{self as certs, StoredCertificate};
 use crate::store::Db;
+use crate::store::certificates::{self as certs, StoredCertificate};
 use crate::tls::{self, CertMaterial};
 
 fn seal_ctx(id: &str) -> SealContext<'_> {
-    SealContext { table: "tls_certificates", column: "key_sealed", row_id: id, tenant_id: "" }
+    SealContext {
+        table: "tls_certificates",
+        column: "key_sealed",
+        row_id: id,
+        tenant_id: "",
+    }
 }
 
 /// The active certificate, generating a self-signed one on first start.
-pub fn ensure(db: &Db, crypto: &Crypto, hostname: &str, now: Timestamp) -> Result<StoredCertificate> {
-    if let Some(c) = db.read_blocking(|r| certs::active(r))? {
+pub fn ensure(
+    db: &Db,
+    crypto: &Crypto,
+    hostname: &str,
+    now: Timestamp,
+) -> Result<StoredCertificate> {
+    if let Some(c) = db.read_blocking(certs::active)? {
         return Ok(c);
     }
     let material = tls::generate_self_signed(hostname, now)?;
-    store_material(db, crypto, material, "self_signed", Event::CertGenerated, now)
+    store_material(
+        db,
+        crypto,
+        material,
+        "self_signed",
+        Event::CertGenerated,
+        now,
+    )
 }
 
 /// Installs an operator's certificate (validated first); the running server picks it up
 /// within one scheduler cycle.
-pub fn import(db: &Db, crypto: &Crypto, cert_pem: &str, key_pem: &str, now: Timestamp) -> Result<StoredCertificate> {
+pub fn import(
+    db: &Db,
+    crypto: &Crypto,
+    cert_pem: &str,
+    key_pem: &str,
+    now: Timestamp,
+) -> Result<StoredCertificate> {
     let material = tls::parse_pair(cert_pem, key_pem, now)?;
     store_material(db, crypto, material, "imported", Event::CertImported, now)
 }
@@ -66,17 +89,27 @@ fn store_material(
 }
 
 /// The serving key of a stored certificate. A blob that does not open is audited.
-pub fn certified_key(db: &Db, crypto: &Crypto, c: &StoredCertificate, now: Timestamp) -> Result<Arc<rustls::sign::CertifiedKey>> {
+pub fn certified_key(
+    db: &Db,
+    crypto: &Crypto,
+    c: &StoredCertificate,
+    now: Timestamp,
+) -> Result<Arc<rustls::sign::CertifiedKey>> {
     let id = c.id.to_string();
     match crypto.open(&seal_ctx(&id), &c.key_sealed) {
         Ok(key) => {
-            let key = String::from_utf8(key.to_vec()).map_err(|_| Error::internal("stored key is not PEM"))?;
+            let key = String::from_utf8(key.to_vec())
+                .map_err(|_| Error::internal("stored key is not PEM"))?;
             tls::certified_key(&c.cert_pem, &key)
         }
         Err(e) => {
             let cid = c.id;
             db.write_blocking(move |tx| {
-                Audit::new(Event::CryptDecryptFail, now).failure().target("certificate", cid).append(tx).map(|_| ())
+                Audit::new(Event::CryptDecryptFail, now)
+                    .failure()
+                    .target("certificate", cid)
+                    .append(tx)
+                    .map(|_| ())
             })?;
             Err(Error::startup(format!(
                 "the TLS key cannot be decrypted with this master.key ({e}); restore the key file that belongs to this database"
@@ -86,7 +119,7 @@ pub fn certified_key(db: &Db, crypto: &Crypto, c: &StoredCertificate, now: Times
 }
 
 pub fn active(db: &Db) -> Result<Option<StoredCertificate>> {
-    db.read_blocking(|r| certs::active(r))
+    db.read_blocking(certs::active)
 }
 
 /// Details for the expiry warning.

@@ -29,9 +29,11 @@ pub async fn reload_certificate(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         return Ok(0);
     }
     let c2 = ctx.clone();
-    let key = tokio::task::spawn_blocking(move || certificates::certified_key(&c2.db, &c2.crypto, &active, now).map(|k| (active.id, k)))
-        .await
-        .map_err(crate::error::Error::internal)??;
+    let key = tokio::task::spawn_blocking(move || {
+        certificates::certified_key(&c2.db, &c2.crypto, &active, now).map(|k| (active.id, k))
+    })
+    .await
+    .map_err(crate::error::Error::internal)??;
     ctx.certs.replace(key.0, key.1);
     tracing::info!(certificate = %key.0, "serving the newly activated TLS certificate");
     Ok(1)

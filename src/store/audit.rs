@@ -4,7 +4,7 @@ use rusqlite::{OptionalExtension, named_params};
 
 use super::{Reader, WriteTx};
 use crate::error::{Error, Result};
-use crate::model::audit::{ActorKind, Break, Entry, Outcome, Verifier, chain_hash, GENESIS};
+use crate::model::audit::{ActorKind, Break, Entry, GENESIS, Outcome, Verifier, chain_hash};
 
 /// Appends one entry, chained to the current head. Only possible inside a write transaction,
 /// so the entry commits or rolls back with the change it records (AUD-01).
@@ -46,7 +46,11 @@ const COLUMNS: &str = "seq, id, at, event, outcome, tenant_id, actor_kind, actor
 
 fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Entry, Vec<u8>, Vec<u8>)> {
     let bad = |i: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, format!("unknown {what}").into())
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
     };
     let outcome: String = r.get(4)?;
     let actor_kind: String = r.get(6)?;
@@ -80,25 +84,41 @@ pub struct VerifyReport {
 /// Recomputes the chain row by row (streaming) and compares its end with the recorded head.
 pub fn verify(r: &Reader<'_>) -> Result<VerifyReport> {
     let mut v = Verifier::default();
-    let mut st = r.conn.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
+    let mut st = r
+        .conn
+        .prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
     let mut rows = st.query([])?;
     while let Some(row) = rows.next()? {
         let (seq, entry, prev, hash) = match entry_from_row(row) {
             Ok(x) => x,
             Err(_) => {
                 let seq: i64 = row.get(0)?;
-                return Ok(VerifyReport { checked: v.checked, broken: Some(Break { seq, reason: "unreadable entry" }) });
+                return Ok(VerifyReport {
+                    checked: v.checked,
+                    broken: Some(Break {
+                        seq,
+                        reason: "unreadable entry",
+                    }),
+                });
             }
         };
         if let Err(b) = v.push(seq, &entry, &prev, &hash) {
-            return Ok(VerifyReport { checked: v.checked, broken: Some(b) });
+            return Ok(VerifyReport {
+                checked: v.checked,
+                broken: Some(b),
+            });
         }
     }
     let head: Option<(i64, Vec<u8>)> = r
         .conn
-        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT seq, hash FROM audit_head WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
-    Ok(VerifyReport { checked: v.checked, broken: v.finish(head).err() })
+    Ok(VerifyReport {
+        checked: v.checked,
+        broken: v.finish(head).err(),
+    })
 }
 
 /// Filters for listing entries; every field narrows the result.
@@ -106,6 +126,7 @@ pub fn verify(r: &Reader<'_>) -> Result<VerifyReport> {
 pub struct Filter {
     pub event: Option<String>,
     pub since_seq: Option<i64>,
+    /// 0 means the default page of 100; at most 1000.
     pub limit: u32,
 }
 
@@ -117,16 +138,25 @@ pub fn list(r: &Reader<'_>, f: &Filter) -> Result<Vec<(i64, Entry)>> {
          ORDER BY seq DESC LIMIT :limit"
     ))?;
     let rows = st.query_map(
-        named_params! {":event": f.event, ":since": f.since_seq, ":limit": f.limit.clamp(1, 1000)},
+        named_params! {":event": f.event, ":since": f.since_seq, ":limit": if f.limit == 0 { 100 } else { f.limit.min(1000) }},
         entry_from_row,
     )?;
-    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from)).collect()
+    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))
+        .collect()
 }
 
 /// Whether an entry of `event` about `target_id` was written at or after `since`.
-pub fn exists_since(r: &Reader<'_>, event: &str, target_id: &str, since: crate::clock::Timestamp) -> Result<bool> {
+pub fn exists_since(
+    r: &Reader<'_>,
+    event: &str,
+    target_id: &str,
+    since: crate::clock::Timestamp,
+) -> Result<bool> {
     let mut st = r.conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM audit WHERE event = :event AND target_id = :target AND at >= :since)",
     )?;
-    Ok(st.query_row(named_params! {":event": event, ":target": target_id, ":since": since}, |r| r.get(0))?)
+    Ok(st.query_row(
+        named_params! {":event": event, ":target": target_id, ":since": since},
+        |r| r.get(0),
+    )?)
 }

@@ -41,7 +41,8 @@ pub fn active(r: &Reader<'_>) -> Result<Option<StoredCertificate>> {
 /// Makes `c` the one active certificate.
 pub fn activate(tx: &WriteTx<'_>, c: &StoredCertificate, now: Timestamp) -> Result<()> {
     let conn = tx.conn();
-    conn.prepare_cached("UPDATE tls_certificates SET active = 0 WHERE active = 1")?.execute([])?;
+    conn.prepare_cached("UPDATE tls_certificates SET active = 0 WHERE active = 1")?
+        .execute([])?;
     conn.prepare_cached(
         "INSERT INTO tls_certificates (id, source, cert_pem, key_sealed, fingerprint, not_before, not_after, active, created_at)
          VALUES (:id, :source, :cert_pem, :key_sealed, :fingerprint, :not_before, :not_after, 1, :now)",

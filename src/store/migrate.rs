@@ -33,11 +33,13 @@ pub fn upgrade(conn: &Connection, from: i64) -> Result<Option<i64>> {
 /// Applies every migration above `from` (also used by the schema-equality test from 0).
 pub fn apply_from(conn: &Connection, from: i64) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > from) {
-        conn.execute_batch(&format!("BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"))
-            .map_err(|e| {
-                let _ = conn.execute_batch("ROLLBACK;");
-                Error::startup(format!("migration {version} failed: {e}"))
-            })?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {version};\nCOMMIT;"
+        ))
+        .map_err(|e| {
+            let _ = conn.execute_batch("ROLLBACK;");
+            Error::startup(format!("migration {version} failed: {e}"))
+        })?;
     }
     check_version(conn, CURRENT_VERSION)
 }
@@ -45,7 +47,9 @@ pub fn apply_from(conn: &Connection, from: i64) -> Result<()> {
 fn check_version(conn: &Connection, want: i64) -> Result<()> {
     let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if v != want {
-        return Err(Error::startup(format!("schema version is {v} after setup, expected {want}")));
+        return Err(Error::startup(format!(
+            "schema version is {v} after setup, expected {want}"
+        )));
     }
     Ok(())
 }
@@ -63,8 +67,12 @@ pub fn describe(conn: &Connection) -> Result<Vec<String>> {
          WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
     )?;
     let rows = st.query_map([], |r| {
-        let (t, n, tb, sql): (String, String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-        Ok(format!("{t} {n} on {tb}: {}", sql.split_whitespace().collect::<Vec<_>>().join(" ")))
+        let (t, n, tb, sql): (String, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        Ok(format!(
+            "{t} {n} on {tb}: {}",
+            sql.split_whitespace().collect::<Vec<_>>().join(" ")
+        ))
     })?;
     for r in rows {
         out.push(r?);

@@ -70,11 +70,17 @@ impl Db {
                 migrate::create(&writer)?;
                 Opened::Created
             }
-            Some(v) => Opened::Existing { migrated_from: migrate::upgrade(&writer, v)? },
+            Some(v) => Opened::Existing {
+                migrated_from: migrate::upgrade(&writer, v)?,
+            },
         };
         let timeout = busy_timeout;
         let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
             .with_init(move |c| {
                 configure(c, timeout, false)?;
                 c.pragma_update(None, "query_only", true)
@@ -83,16 +89,32 @@ impl Db {
             .max_size(pool_size.max(1))
             .min_idle(Some(1))
             .build(manager)
-            .map_err(|e| Error::startup(format!("cannot open read pool on {}: {e}", path.display())))?;
-        let inner = Inner { writer: Mutex::new(writer), readers: Some(readers), path: Some(path.to_path_buf()) };
-        Ok((Db { inner: Arc::new(inner) }, opened))
+            .map_err(|e| {
+                Error::startup(format!("cannot open read pool on {}: {e}", path.display()))
+            })?;
+        let inner = Inner {
+            writer: Mutex::new(writer),
+            readers: Some(readers),
+            path: Some(path.to_path_buf()),
+        };
+        Ok((
+            Db {
+                inner: Arc::new(inner),
+            },
+            opened,
+        ))
     }
 
     /// Opens an existing database for reading only (audit verification, exports): nothing
     /// is migrated or written.
     pub fn open_read_only(path: &Path) -> Result<Db> {
         match inspect(path)? {
-            None => return Err(Error::startup(format!("no Hourglass database at {}", path.display()))),
+            None => {
+                return Err(Error::startup(format!(
+                    "no Hourglass database at {}",
+                    path.display()
+                )));
+            }
             Some(v) if v < migrate::CURRENT_VERSION => {
                 return Err(Error::startup(format!(
                     "{} has schema version {v}; start `hourglass serve` once to upgrade it to {}",
@@ -102,11 +124,21 @@ impl Db {
             }
             Some(_) => {}
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| open_error(path, &e))?;
+        conn.busy_timeout(Duration::from_secs(5))
             .map_err(|e| open_error(path, &e))?;
-        conn.busy_timeout(Duration::from_secs(5)).map_err(|e| open_error(path, &e))?;
-        let inner = Inner { writer: Mutex::new(conn), readers: None, path: Some(path.to_path_buf()) };
-        Ok(Db { inner: Arc::new(inner) })
+        let inner = Inner {
+            writer: Mutex::new(conn),
+            readers: None,
+            path: Some(path.to_path_buf()),
+        };
+        Ok(Db {
+            inner: Arc::new(inner),
+        })
     }
 
     /// A private in-memory database with the canonical schema, for tests.
@@ -114,8 +146,14 @@ impl Db {
         let conn = Connection::open_in_memory()?;
         conn.pragma_update(None, "foreign_keys", true)?;
         migrate::create(&conn)?;
-        let inner = Inner { writer: Mutex::new(conn), readers: None, path: None };
-        Ok(Db { inner: Arc::new(inner) })
+        let inner = Inner {
+            writer: Mutex::new(conn),
+            readers: None,
+            path: None,
+        };
+        Ok(Db {
+            inner: Arc::new(inner),
+        })
     }
 
     pub fn path(&self) -> Option<&Path> {
@@ -126,7 +164,9 @@ impl Db {
     pub fn read_blocking<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
         match &self.inner.readers {
             Some(pool) => {
-                let conn = pool.get().map_err(|e| Error::internal(format!("database pool: {e}")))?;
+                let conn = pool
+                    .get()
+                    .map_err(|e| Error::internal(format!("database pool: {e}")))?;
                 f(&Reader { conn: &conn })
             }
             None => {
@@ -181,10 +221,14 @@ impl Db {
 
     /// (connections, idle) of the read pool, for /metrics.
     pub fn pool_state(&self) -> (u32, u32) {
-        self.inner.readers.as_ref().map(|p| {
-            let s = p.state();
-            (s.connections, s.idle_connections)
-        }).unwrap_or((1, 1))
+        self.inner
+            .readers
+            .as_ref()
+            .map(|p| {
+                let s = p.state();
+                (s.connections, s.idle_connections)
+            })
+            .unwrap_or((1, 1))
     }
 
     /// The durability settings actually in force on the writer (DUR-01), read back.
@@ -199,13 +243,18 @@ impl Db {
     /// Writes `path` as a consistent copy of the live database (SQLite `VACUUM INTO`).
     pub fn snapshot_to(&self, path: &Path) -> Result<()> {
         let conn = self.lock_writer()?;
-        let target = path.to_str().ok_or_else(|| Error::validation("out", "path is not valid UTF-8"))?;
+        let target = path
+            .to_str()
+            .ok_or_else(|| Error::validation("out", "path is not valid UTF-8"))?;
         conn.execute("VACUUM INTO ?1", [target])?;
         Ok(())
     }
 
     fn lock_writer(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {
-        self.inner.writer.lock().map_err(|_| Error::internal("database writer poisoned"))
+        self.inner
+            .writer
+            .lock()
+            .map_err(|_| Error::internal("database writer poisoned"))
     }
 }
 
@@ -214,20 +263,37 @@ impl Db {
 pub fn inspect(path: &Path) -> Result<Option<i64>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::startup(format!("cannot read {}: {e}", path.display()))),
-        Ok(m) if !m.is_file() => return Err(Error::startup(format!("{} is not a regular file", path.display()))),
+        Err(e) => {
+            return Err(Error::startup(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(Error::startup(format!(
+                "{} is not a regular file",
+                path.display()
+            )));
+        }
         Ok(m) if m.len() == 0 => return Ok(None),
         Ok(_) => {}
     }
     let not_ours = |why: String| {
-        Error::startup(format!("{} is not an Hourglass database ({why}); it was left untouched", path.display()))
+        Error::startup(format!(
+            "{} is not an Hourglass database ({why}); it was left untouched",
+            path.display()
+        ))
     };
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| not_ours(e.to_string()))?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| not_ours(e.to_string()))?;
     let header = (|| -> rusqlite::Result<(i64, i64, i64)> {
         let app: i64 = conn.pragma_query_value(None, "application_id", |r| r.get(0))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+        let objects: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
         Ok((app, version, objects))
     })();
     let (app, version, objects) = header.map_err(|e| not_ours(e.to_string()))?;
@@ -235,7 +301,9 @@ pub fn inspect(path: &Path) -> Result<Option<i64>> {
         if app == 0 && version == 0 && objects == 0 {
             return Ok(None);
         }
-        return Err(not_ours(format!("application id {app:#x}, {objects} schema objects")));
+        return Err(not_ours(format!(
+            "application id {app:#x}, {objects} schema objects"
+        )));
     }
     if version > migrate::CURRENT_VERSION {
         return Err(Error::startup(format!(

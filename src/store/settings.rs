@@ -7,8 +7,12 @@ use crate::clock::Timestamp;
 use crate::error::Result;
 
 pub fn get(r: &Reader<'_>, key: &str) -> Result<Option<String>> {
-    let mut st = r.conn.prepare_cached("SELECT value FROM settings WHERE key = :key")?;
-    Ok(st.query_row(named_params! {":key": key}, |row| row.get(0)).optional()?)
+    let mut st = r
+        .conn
+        .prepare_cached("SELECT value FROM settings WHERE key = :key")?;
+    Ok(st
+        .query_row(named_params! {":key": key}, |row| row.get(0))
+        .optional()?)
 }
 
 pub fn put(tx: &WriteTx<'_>, key: &str, value: &str, now: Timestamp) -> Result<()> {

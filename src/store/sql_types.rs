@@ -22,7 +22,15 @@ macro_rules! sql_id {
     )*};
 }
 
-sql_id!(TenantId, UserId, DeviceId, RequestId, CommandId, CertificateId, AuditEntryId);
+sql_id!(
+    TenantId,
+    UserId,
+    DeviceId,
+    RequestId,
+    CommandId,
+    CertificateId,
+    AuditEntryId
+);
 
 impl ToSql for Timestamp {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

@@ -22,7 +22,10 @@ fn hashes() -> &'static HashMap<String, String> {
         Assets::iter()
             .filter_map(|name| {
                 let f = Assets::get(&name)?;
-                Some((name.to_string(), hex::encode(&f.metadata.sha256_hash()[..6])))
+                Some((
+                    name.to_string(),
+                    hex::encode(&f.metadata.sha256_hash()[..6]),
+                ))
             })
             .collect()
     })
@@ -39,11 +42,22 @@ pub fn url(path: &str) -> String {
 pub async fn serve(req: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, WebError> {
     let file = Assets::get(&path).ok_or(WebError(Error::NotFound))?;
     let etag = format!("\"{}\"", hex::encode(&file.metadata.sha256_hash()[..12]));
-    if req.headers().get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
-        return Ok(HttpResponse::NotModified().insert_header((header::ETAG, etag)).finish());
+    if req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return Ok(HttpResponse::NotModified()
+            .insert_header((header::ETAG, etag))
+            .finish());
     }
     Ok(HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_str(file.metadata.mimetype()).unwrap_or(HeaderValue::from_static("application/octet-stream"))))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(file.metadata.mimetype())
+                .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+        ))
         .insert_header((header::CACHE_CONTROL, "public, max-age=31536000, immutable"))
         .insert_header((header::ETAG, etag))
         .body(file.data.into_owned()))

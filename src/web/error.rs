@@ -71,7 +71,9 @@ impl ResponseError for WebError {
                 }
             },
         );
-        HttpResponse::build(status).content_type(ContentType::html()).body(body.into_string())
+        HttpResponse::build(status)
+            .content_type(ContentType::html())
+            .body(body.into_string())
     }
 }
 

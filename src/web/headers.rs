@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::InternalError;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{Error as ActixError, HttpMessage, ResponseError};
 use futures_util::FutureExt;
@@ -22,12 +23,18 @@ object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'; 
 
 pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("content-security-policy", CSP),
-    ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+    (
+        "strict-transport-security",
+        "max-age=63072000; includeSubDomains",
+    ),
     ("x-content-type-options", "nosniff"),
     ("referrer-policy", "no-referrer"),
     ("cross-origin-opener-policy", "same-origin"),
     ("x-frame-options", "DENY"),
-    ("permissions-policy", "camera=(), microphone=(), geolocation=()"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    ),
 ];
 
 /// The id of the request being served, in request extensions and the `X-Request-Id` header.
@@ -57,7 +64,9 @@ where
     type Future = Ready<Result<Self::Transform, Self::InitError>>;
 
     fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(GuardService { service: Rc::new(service) }))
+        ready(Ok(GuardService {
+            service: Rc::new(service),
+        }))
     }
 }
 
@@ -79,40 +88,71 @@ where
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let id = uuid::Uuid::now_v7().simple().to_string();
         req.extensions_mut().insert(RequestId(id.clone()));
-        let http_req = req.request().clone();
         let method = req.method().to_string();
         let started = crate::clock::monotonic();
         let svc = self.service.clone();
-        let fut = CURRENT_REQUEST_ID.scope(id.clone(), async move {
-            match AssertUnwindSafe(svc.call(req)).catch_unwind().await {
-                Ok(Ok(res)) => res.map_into_boxed_body(),
-                Ok(Err(e)) => ServiceResponse::new(http_req, e.error_response()),
-                Err(_) => {
-                    tracing::error!("handler panicked");
-                    ServiceResponse::new(http_req, WebError(Error::internal("handler panicked")).error_response())
+        Box::pin(async move {
+            // Routing runs inside `call` and the handler inside its future: catch panics in both.
+            let outcome = CURRENT_REQUEST_ID
+                .scope(id.clone(), async move {
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| svc.call(req))) {
+                        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| ()),
+                        Err(_) => Err(()),
+                    }
+                })
+                .await;
+            match outcome {
+                Ok(Ok(mut res)) => {
+                    let route = res
+                        .request()
+                        .match_pattern()
+                        .unwrap_or_else(|| "unmatched".to_string());
+                    record(&method, &route, res.status().as_u16(), started);
+                    decorate(res.headers_mut(), &id);
+                    Ok(res.map_into_boxed_body())
+                }
+                // Without the request we cannot build a ServiceResponse; hand actix a finished
+                // response (headers included) to send as is.
+                Ok(Err(e)) => {
+                    let mut r = e.error_response();
+                    record(&method, "unmatched", r.status().as_u16(), started);
+                    decorate(r.headers_mut(), &id);
+                    Err(InternalError::from_response(e.to_string(), r).into())
+                }
+                Err(()) => {
+                    tracing::error!(request_id = %id, "handler panicked");
+                    let mut r = CURRENT_REQUEST_ID.sync_scope(id.clone(), || {
+                        WebError(Error::internal("handler panicked")).error_response()
+                    });
+                    record(&method, "unmatched", 500, started);
+                    decorate(r.headers_mut(), &id);
+                    Err(InternalError::from_response("handler panicked", r).into())
                 }
             }
-        });
-        Box::pin(async move {
-            let mut res = CURRENT_REQUEST_ID.scope(id.clone(), fut).await;
-            let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
-            let status = res.status().as_u16();
-            metrics::counter!("hourglass_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string()).increment(1);
-            metrics::histogram!("hourglass_http_request_duration_seconds", "method" => method, "route" => route)
-                .record(started.elapsed().as_secs_f64());
-            let h = res.headers_mut();
-            for (name, value) in SECURITY_HEADERS {
-                h.insert(HeaderName::from_static(name), HeaderValue::from_static(value));
-            }
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                h.insert(HeaderName::from_static("x-request-id"), v);
-            }
-            // Only the embedded assets may be cached; everything else can carry private data.
-            if !h.contains_key(header::CACHE_CONTROL) {
-                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            }
-            h.remove(header::SERVER);
-            Ok(res)
         })
     }
+}
+
+fn record(method: &str, route: &str, status: u16, started: std::time::Instant) {
+    metrics::counter!("hourglass_http_requests_total", "method" => method.to_string(), "route" => route.to_string(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("hourglass_http_request_duration_seconds", "method" => method.to_string(), "route" => route.to_string())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// The WEB-03 set, the request id, and no-store unless a handler chose caching (assets only).
+fn decorate(h: &mut actix_web::http::header::HeaderMap, id: &str) {
+    for (name, value) in SECURITY_HEADERS {
+        h.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    if let Ok(v) = HeaderValue::from_str(id) {
+        h.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    h.remove(header::SERVER);
 }

@@ -30,7 +30,11 @@ pub async fn status_fragment(state: web::Data<AppState>) -> Result<HttpResponse,
     let now = state.ctx.clock.now();
     let healthy = service::system::health(&state.ctx.db, now).await.is_ok();
     let report = service::audit::verify(&state.ctx.db).await?;
-    Ok(html_response(status_view(healthy, report.broken.is_none(), env!("CARGO_PKG_VERSION"))))
+    Ok(html_response(status_view(
+        healthy,
+        report.broken.is_none(),
+        env!("CARGO_PKG_VERSION"),
+    )))
 }
 
 fn status_view(healthy: bool, chain_ok: bool, version: &str) -> Markup {
@@ -44,5 +48,7 @@ fn status_view(healthy: bool, chain_ok: bool, version: &str) -> Markup {
 }
 
 pub fn html_response(m: Markup) -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(m.into_string())
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(m.into_string())
 }

@@ -14,14 +14,19 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body("unavailable\n")
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body("unavailable\n")
         }
     }
 }
 
 /// Prometheus text format. Loopback only unless `server.metrics_remote` (AZ-03): labels never
 /// carry tenant data, but request counts are still nobody else's business.
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, WebError> {
     let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
     if !loopback && !state.ctx.cfg.server.metrics_remote {
         return Err(WebError(Error::NotFound));
@@ -30,16 +35,26 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
     metrics::gauge!("hourglass_db_read_pool_connections").set(f64::from(conns));
     metrics::gauge!("hourglass_db_read_pool_idle").set(f64::from(idle));
     let body = state.metrics.render();
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(body))
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(body))
 }
 
 /// Browsers POST CSP violation reports here; each is logged and counted, never stored.
 pub async fn csp_report(body: web::Bytes) -> HttpResponse {
     let report: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
     let r = report.get("csp-report").unwrap_or(&report);
-    let directive = r.get("violated-directive").or_else(|| r.get("effective-directive")).and_then(|v| v.as_str()).unwrap_or("unknown");
+    let directive = r
+        .get("violated-directive")
+        .or_else(|| r.get("effective-directive"))
+        .and_then(|v| v.as_str())
+        .unwrap_or("unknown");
     let blocked = r.get("blocked-uri").and_then(|v| v.as_str()).unwrap_or("");
-    tracing::warn!(directive, blocked, "content security policy violation reported by a browser");
+    tracing::warn!(
+        directive,
+        blocked,
+        "content security policy violation reported by a browser"
+    );
     metrics::counter!("hourglass_csp_violations_total").increment(1);
     HttpResponse::NoContent().finish()
 }

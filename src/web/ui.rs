@@ -41,7 +41,10 @@ fn head(title: &str) -> Markup {
 
 /// A full page with the top bar and, when there is navigation, the left bar.
 pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
-    let hx_headers = chrome.csrf.as_ref().map(|t| serde_json::json!({ "X-CSRF-Token": t }).to_string());
+    let hx_headers = chrome
+        .csrf
+        .as_ref()
+        .map(|t| serde_json::json!({ "X-CSRF-Token": t }).to_string());
     html! {
         (DOCTYPE)
         html lang="en" {

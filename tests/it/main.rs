@@ -1,1 +1,16 @@
+//! The one integration-test binary: real servers (TLS, SQLite file in a temp dir) over HTTP,
+//! the real CLI as a subprocess, and a real headless Chromium.
 
+// Test code may unwrap and panic: CONVENTIONS #13 denies these outside tests only.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+mod audit;
+mod browser;
+mod cli;
+mod database;
+mod headers;
+mod jobs;
+mod layers;
+mod server;

@@ -1,0 +1,4 @@
+//! The workstation side (`hourglass agent …`). It talks to the appliance only through the
+//! agent protocol and never reaches the server's store or services.
+
+pub mod client;

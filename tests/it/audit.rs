@@ -1,0 +1,214 @@
+//! The audit chain on a real database file: append-only triggers, `hourglass audit verify`
+//! after tampering, and fail-closed writes (AUD-01, AUD-03).
+
+use hourglass::clock::Timestamp;
+use hourglass::model::audit::Event;
+use hourglass::service::audit::Audit;
+use hourglass::store::Db;
+
+use crate::support::*;
+
+/// A data directory whose log holds `n` entries besides the first-start ones.
+fn data_dir_with_entries(n: usize) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = test_config(&dir.path().join("data"));
+    let appliance = hourglass::app::open(cfg, hourglass::clock::Clock::manual(T0)).unwrap();
+    let db = &appliance.ctx.db;
+    for i in 0..n {
+        db.write_blocking(|tx| {
+            Audit::new(Event::ConfigChanged, Timestamp(T0.0 + i as i64))
+                .details(serde_json::json!({"i": i}))
+                .append(tx)
+                .map(|_| ())
+        })
+        .unwrap();
+    }
+    let path = dir.path().join("data");
+    (dir, path)
+}
+
+fn verify(data: &std::path::Path) -> (i32, String) {
+    let o = run(&["audit", "verify", "--data-dir", data.to_str().unwrap()]);
+    (o.status.code().unwrap(), text(&o))
+}
+
+/// What an attacker with the file can do: drop the triggers, then edit.
+fn tamper(data: &std::path::Path, sql: &str) {
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    c.execute_batch("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete;")
+        .unwrap();
+    c.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn verify_passes_on_an_untouched_log() {
+    let (_d, data) = data_dir_with_entries(5);
+    let (code, out) = verify(&data);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("audit chain OK: 6 entries verified"), "{out}");
+}
+
+#[test]
+fn the_log_refuses_update_and_delete_through_sql() {
+    let (_d, data) = data_dir_with_entries(2);
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    let e = c
+        .execute("UPDATE audit SET details = '{}' WHERE seq = 2", [])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("append-only"), "{e}");
+    let e = c
+        .execute("DELETE FROM audit WHERE seq = 3", [])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("append-only"), "{e}");
+}
+
+#[test]
+fn verify_names_the_first_bad_entry_after_an_edit() {
+    let (_d, data) = data_dir_with_entries(6);
+    tamper(
+        &data,
+        "UPDATE audit SET details = '{\"i\":99}' WHERE seq = 4;",
+    );
+    let (code, out) = verify(&data);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN at sequence 4"), "{out}");
+}
+
+#[test]
+fn verify_names_the_gap_after_a_deletion() {
+    let (_d, data) = data_dir_with_entries(6);
+    tamper(&data, "DELETE FROM audit WHERE seq = 3;");
+    let (code, out) = verify(&data);
+    assert_eq!(code, 1);
+    assert!(out.contains("BROKEN at sequence 3"), "{out}");
+}
+
+#[test]
+fn verify_notices_a_deleted_tail() {
+    let (_d, data) = data_dir_with_entries(6);
+    tamper(&data, "DELETE FROM audit WHERE seq = 7;");
+    let (code, out) = verify(&data);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("BROKEN at sequence 7") && out.contains("missing at the end"),
+        "{out}"
+    );
+}
+
+#[test]
+fn verify_notices_an_inserted_entry() {
+    let (_d, data) = data_dir_with_entries(6);
+    // Make room at 4 and insert a forged copy of entry 4 with different content.
+    tamper(
+        &data,
+        "UPDATE audit SET seq = seq + 1000 WHERE seq >= 4;
+         UPDATE audit SET seq = seq - 999 WHERE seq >= 1004;
+         INSERT INTO audit SELECT 4, 'forged', at, event, outcome, tenant_id, actor_kind, actor_id, target_kind,
+             target_id, device_id, request_identifier, ticket_identifier, ip, http_request_id, '{\"forged\":1}', prev_hash, hash
+         FROM audit WHERE seq = 5;",
+    );
+    let (code, out) = verify(&data);
+    assert_eq!(code, 1);
+    assert!(out.contains("BROKEN at sequence 4"), "{out}");
+}
+
+#[test]
+fn verify_notices_a_reorder() {
+    let (_d, data) = data_dir_with_entries(6);
+    tamper(
+        &data,
+        "UPDATE audit SET seq = 1000 WHERE seq = 3;
+         UPDATE audit SET seq = 3 WHERE seq = 5;
+         UPDATE audit SET seq = 5 WHERE seq = 1000;",
+    );
+    let (code, out) = verify(&data);
+    assert_eq!(code, 1);
+    assert!(out.contains("BROKEN at sequence 3"), "{out}");
+}
+
+#[test]
+fn an_audit_write_that_fails_takes_the_change_with_it() {
+    let (_d, data) = data_dir_with_entries(0);
+    let (db, _) = Db::open(
+        &data.join("hourglass.db"),
+        std::time::Duration::from_secs(5),
+        2,
+    )
+    .unwrap();
+    let crypto =
+        hourglass::crypto::Crypto::load_or_create(&data.join("master.key"), false).unwrap();
+    let before = hourglass::service::certificates::active(&db)
+        .unwrap()
+        .unwrap();
+    {
+        let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+        c.execute_batch("CREATE TRIGGER audit_fail BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit unavailable'); END;")
+            .unwrap();
+    }
+    let other = hourglass::tls::generate_self_signed("other.test", T0).unwrap();
+    let r =
+        hourglass::service::certificates::import(&db, &crypto, &other.cert_pem, &other.key_pem, T0);
+    assert!(r.is_err(), "the import must fail with its audit entry");
+    let after = hourglass::service::certificates::active(&db)
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.id, after.id, "the certificate did not change");
+}
+
+#[test]
+fn server_start_and_configuration_changes_are_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut cfg = test_config(&data);
+    let clock = hourglass::clock::Clock::manual(T0);
+    let rt = actix_web::rt::System::new();
+    let entries = |db: &Db| {
+        db.read_blocking(|r| hourglass::store::audit::list(r, &Default::default()))
+            .unwrap()
+    };
+    rt.block_on(async {
+        let a = hourglass::app::open(cfg.clone(), clock.clone()).unwrap();
+        let running = hourglass::app::start(a).await.unwrap();
+        let db = running.ctx.db.clone();
+        running.shutdown().await.unwrap();
+        let events: Vec<String> = entries(&db).into_iter().map(|(_, e)| e.event).collect();
+        assert!(
+            events.contains(&"sys_startup".to_string())
+                && events.contains(&"sys_config_changed".to_string()),
+            "{events:?}"
+        );
+
+        // Same configuration: a start, no change entry.
+        let a = hourglass::app::open(cfg.clone(), clock.clone()).unwrap();
+        let running = hourglass::app::start(a).await.unwrap();
+        running.shutdown().await.unwrap();
+        let changes = entries(&db)
+            .into_iter()
+            .filter(|(_, e)| e.event == "sys_config_changed")
+            .count();
+        assert_eq!(changes, 1);
+
+        cfg.jobs.sweep_seconds = 7;
+        let a = hourglass::app::open(cfg.clone(), clock.clone()).unwrap();
+        let running = hourglass::app::start(a).await.unwrap();
+        running.shutdown().await.unwrap();
+        let latest = entries(&db)
+            .into_iter()
+            .find(|(_, e)| e.event == "sys_config_changed")
+            .unwrap()
+            .1;
+        assert!(
+            latest.details.contains("jobs.sweep_seconds")
+                && latest.details.contains("\"new\":\"7\""),
+            "{}",
+            latest.details
+        );
+        assert!(
+            !latest.details.contains("server.listen"),
+            "only changed keys: {}",
+            latest.details
+        );
+    });
+}

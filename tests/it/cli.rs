@@ -1,0 +1,191 @@
+//! Bad input at the command line: one clear line, non-zero exit, nothing overwritten.
+
+use crate::support::*;
+
+fn fails_with(out: &std::process::Output, needle: &str) {
+    assert!(!out.status.success(), "expected failure: {}", text(out));
+    let t = text(out);
+    assert!(t.contains(needle), "expected {needle:?} in: {t}");
+    assert_eq!(t.trim().lines().count(), 1, "one line: {t}");
+    assert!(!t.contains("panicked"), "{t}");
+}
+
+#[test]
+fn an_unknown_config_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hourglass.toml");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nlisen = \"x\"\n").unwrap();
+    let out = run(&[
+        "serve",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("d").to_str().unwrap(),
+    ]);
+    fails_with(&out, "unknown config key `server.lisen`");
+    let out = hourglass()
+        .args([
+            "cert",
+            "fingerprint",
+            "--data-dir",
+            dir.path().join("d").to_str().unwrap(),
+        ])
+        .env("HOURGLASS__STORAGE__DATADIR", "/x")
+        .output()
+        .unwrap();
+    fails_with(
+        &out,
+        "HOURGLASS__STORAGE__DATADIR: unknown config key `storage.datadir`",
+    );
+    let out = run(&[
+        "serve",
+        "--config",
+        dir.path().join("missing.toml").to_str().unwrap(),
+    ]);
+    fails_with(&out, "cannot read config file");
+}
+
+#[test]
+fn a_port_in_use_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "serve",
+        "--data-dir",
+        dir.path().join("d").to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    fails_with(&out, &format!("cannot listen on {addr}"));
+}
+
+#[test]
+fn an_unusable_data_directory_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    fails_with(
+        &run(&["cert", "fingerprint", "--data-dir", file.to_str().unwrap()]),
+        "exists but is not a directory",
+    );
+    let deep = dir.path().join("no/such/parent/data");
+    fails_with(
+        &run(&["cert", "fingerprint", "--data-dir", deep.to_str().unwrap()]),
+        "cannot create data directory",
+    );
+    fails_with(
+        &run(&[
+            "audit",
+            "verify",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ]),
+        "no Hourglass database",
+    );
+}
+
+#[test]
+fn bad_certificate_files_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    assert!(
+        run(&["cert", "fingerprint", "--data-dir", d])
+            .status
+            .success()
+    );
+    let db = data.join("hourglass.db");
+    let a = hourglass::tls::generate_self_signed("a.test", T0).unwrap();
+    let b = hourglass::tls::generate_self_signed("b.test", T0).unwrap();
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (ca, kb, junk) = (
+        write("a.pem", &a.cert_pem),
+        write("b.key", &b.key_pem),
+        write("junk.pem", "hello"),
+    );
+    let ka = write("a.key", &a.key_pem);
+    fails_with(
+        &run(&[
+            "cert",
+            "import",
+            "--data-dir",
+            d,
+            "--cert",
+            &ca,
+            "--key",
+            &kb,
+        ]),
+        "b.key: the private key does not match the certificate",
+    );
+    fails_with(
+        &run(&[
+            "cert",
+            "import",
+            "--data-dir",
+            d,
+            "--cert",
+            &junk,
+            "--key",
+            &ka,
+        ]),
+        "junk.pem: no CERTIFICATE block found",
+    );
+    fails_with(
+        &run(&[
+            "cert",
+            "import",
+            "--data-dir",
+            d,
+            "--cert",
+            &ca,
+            "--key",
+            &junk,
+        ]),
+        "junk.pem: no usable private key",
+    );
+    fails_with(
+        &run(&[
+            "cert",
+            "import",
+            "--data-dir",
+            d,
+            "--cert",
+            "/nonexistent.pem",
+            "--key",
+            &ka,
+        ]),
+        "cannot read certificate file /nonexistent.pem",
+    );
+    let expired = hourglass::tls::generate_self_signed(
+        "old.test",
+        hourglass::clock::Timestamp(1_000_000_000_000),
+    )
+    .unwrap();
+    let (ce, ke) = (
+        write("old.pem", &expired.cert_pem),
+        write("old.key", &expired.key_pem),
+    );
+    fails_with(
+        &run(&[
+            "cert",
+            "import",
+            "--data-dir",
+            d,
+            "--cert",
+            &ce,
+            "--key",
+            &ke,
+        ]),
+        "the certificate expired on",
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM tls_certificates", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "nothing installed");
+}

@@ -1,0 +1,103 @@
+//! Shared harness: an in-process appliance on an ephemeral port with a manual clock, and
+//! helpers for running the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hourglass::app::{self, Running};
+use hourglass::clock::{Clock, Timestamp};
+use hourglass::config::Config;
+use hourglass::service::Ctx;
+
+/// 2026-11-23T00:00:00Z: tests start the manual clock here.
+pub const T0: Timestamp = Timestamp(1_795_392_000_000);
+
+pub struct TestServer {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub fingerprint: String,
+    pub clock: Clock,
+    pub running: Option<Running>,
+}
+
+pub fn test_config(data_dir: &Path) -> Config {
+    let mut cfg = Config::default();
+    cfg.storage.data_dir = data_dir.to_path_buf();
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.tls.hostname = "hourglass.test".into();
+    cfg
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = test_config(&dir.path().join("data"));
+        adjust(&mut cfg);
+        let clock = Clock::manual(T0);
+        let appliance = app::open(cfg, clock.clone()).unwrap();
+        let fingerprint = appliance.fingerprint.clone();
+        let running = app::start(appliance).await.unwrap();
+        let base = format!("https://{}", running.portal_addrs[0]);
+        TestServer {
+            dir,
+            base,
+            fingerprint,
+            clock,
+            running: Some(running),
+        }
+    }
+
+    pub fn ctx(&self) -> &Ctx {
+        &self.running.as_ref().unwrap().ctx
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn client(&self) -> reqwest::Client {
+        hourglass::agent::client::pinned_client(&self.fingerprint).unwrap()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The real `hourglass` binary.
+pub fn hourglass() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hourglass"));
+    c.env_remove("RUST_LOG");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOURGLASS__") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+pub fn run(args: &[&str]) -> Output {
+    hourglass().args(args).output().unwrap()
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn sha256_file(p: &Path) -> String {
+    hourglass::crypto::sha256_hex(&std::fs::read(p).unwrap())
+}
