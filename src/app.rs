@@ -23,6 +23,18 @@ use crate::web::headers::Guard;
 pub struct AppState {
     pub ctx: Ctx,
     pub metrics: PrometheusHandle,
+    /// Sign-in attempts per client address.
+    pub limiter: crate::web::limiter::Limiter,
+}
+
+impl AppState {
+    pub fn new(ctx: Ctx) -> Self {
+        AppState {
+            ctx,
+            metrics: metrics_handle(),
+            limiter: crate::web::limiter::Limiter::new(30, 60_000),
+        }
+    }
 }
 
 /// The portal (and, unless it has its own listener, the agent API).
@@ -39,6 +51,24 @@ pub fn build_app(
 > {
     App::new()
         .app_data(state)
+        .app_data(
+            web::FormConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|e, _| {
+                    crate::web::error::WebError(Error::validation("form", e)).into()
+                }),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(64 * 1024)
+                .error_handler(|e, _| {
+                    crate::web::api::ApiError(Error::validation("body", e)).into()
+                }),
+        )
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            crate::web::error::WebError(Error::validation("query", e)).into()
+        }))
+        .wrap(crate::web::csrf::Csrf)
         .wrap(Guard)
         .configure(crate::web::configure)
         .default_service(web::to(crate::web::error::not_found))
@@ -187,10 +217,7 @@ fn bind_error(addr: &str, e: std::io::Error) -> Error {
 pub async fn start(appliance: Appliance) -> Result<Running> {
     let ctx = appliance.ctx;
     let cfg = ctx.cfg.clone();
-    let state = web::Data::new(AppState {
-        ctx: ctx.clone(),
-        metrics: metrics_handle(),
-    });
+    let state = web::Data::new(AppState::new(ctx.clone()));
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
     let shutdown = cfg.server.shutdown_timeout_secs;
 

@@ -131,3 +131,112 @@ mod tests {
         assert_eq!(PermissionSet::all().iter().count(), Permission::ALL.len());
     }
 }
+
+// --- principals ------------------------------------------------------------------------------
+
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::model::roles::BuiltinRole;
+use crate::model::tenants::{Tenant, TenantKind};
+
+/// Step-up window (SESS-05): sensitive actions need an authenticator code this recent.
+pub const STEP_UP_MS: i64 = 5 * 60 * 1000;
+
+/// Who is acting: a signed-in person or an API token acting as that person.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub tenant_id: TenantId,
+    pub tenant_kind: TenantKind,
+    pub builtin: Vec<BuiltinRole>,
+    /// Union of the user's custom roles' permissions (in their own tenant).
+    pub custom: PermissionSet,
+    pub all_tenants: bool,
+    pub assigned: Vec<TenantId>,
+    /// When the session last proved the authenticator; None for API tokens.
+    pub mfa_at: Option<Timestamp>,
+    pub api_token: Option<String>,
+}
+
+impl Principal {
+    pub fn is_msp_admin(&self) -> bool {
+        self.tenant_kind == TenantKind::Msp && self.builtin.contains(&BuiltinRole::MspAdmin)
+    }
+
+    pub fn is_msp_staff(&self) -> bool {
+        self.tenant_kind == TenantKind::Msp
+    }
+
+    /// What this principal may do in `t`; None when `t` is out of reach (answered as 404).
+    pub fn permissions_in(&self, t: &Tenant) -> Option<PermissionSet> {
+        if t.id == self.tenant_id {
+            if !t.active && !self.is_msp_admin() {
+                return None;
+            }
+            let mut set = self.custom;
+            for r in &self.builtin {
+                // MSP roles act on customer tenants; in the MSP tenant only the admin manages.
+                if !r.for_msp() || *r == BuiltinRole::MspAdmin {
+                    set = set.union(r.permissions());
+                }
+            }
+            return Some(set);
+        }
+        if self.tenant_kind != TenantKind::Msp || t.kind != TenantKind::Customer {
+            return None;
+        }
+        if self.is_msp_admin() {
+            return Some(PermissionSet::all());
+        }
+        let assigned = self.all_tenants || self.assigned.contains(&t.id);
+        if t.active && assigned && self.builtin.contains(&BuiltinRole::Technician) {
+            return Some(BuiltinRole::Technician.permissions());
+        }
+        None
+    }
+
+    /// Whether `t` is reachable at all (tenant switcher, `/t/{slug}` routing).
+    pub fn reaches(&self, t: &Tenant) -> bool {
+        self.permissions_in(t).is_some()
+    }
+
+    /// The authorization check: a scope for `t` if `p` is granted there. Out of reach →
+    /// NotFound (like a tenant that does not exist); in reach without `p` → Forbidden.
+    pub fn scope(&self, t: &Tenant, p: Permission) -> Result<TenantScope> {
+        match self.permissions_in(t) {
+            None => Err(Error::NotFound),
+            Some(set) if set.contains(p) => Ok(TenantScope { tenant: t.id }),
+            Some(_) => Err(Error::Forbidden(format!(
+                "you need the {} permission here",
+                p.code()
+            ))),
+        }
+    }
+
+    /// A scope for appliance-level administration (tenants, MSP users): MSP admins only.
+    pub fn msp_scope(&self) -> Result<TenantScope> {
+        if self.is_msp_admin() {
+            Ok(TenantScope {
+                tenant: self.tenant_id,
+            })
+        } else {
+            Err(Error::NotFound)
+        }
+    }
+
+    /// SESS-05: a sensitive action from a session needs an authenticator code from the last
+    /// five minutes. API tokens are non-interactive and exempt.
+    pub fn require_fresh_mfa(&self, now: Timestamp) -> Result<()> {
+        match self.mfa_at {
+            Some(at) if now.millis() - at.millis() > STEP_UP_MS => Err(Error::StepUpRequired),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A scope for the appliance's own actions (first-run setup, CLI bootstrap, scheduler jobs),
+/// never for a request's principal.
+pub fn system_scope(tenant: TenantId) -> TenantScope {
+    TenantScope { tenant }
+}

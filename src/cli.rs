@@ -37,6 +37,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CertCommand,
     },
+    /// Bootstrap people and API tokens from the appliance's console.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -61,4 +66,26 @@ pub enum CertCommand {
 pub enum AuditCommand {
     /// Recompute the hash chain; exit 1 naming the first bad sequence number.
     Verify,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create the MSP tenant and its first admin without a browser; prints their enrollment link.
+    Setup {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        first_name: String,
+        #[arg(long)]
+        last_name: String,
+        #[arg(long)]
+        msp_name: String,
+    },
+    /// Create an API token for a user; the token alone is printed on the last line.
+    CreateToken {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }

@@ -20,6 +20,11 @@ pub enum Error {
     #[error("too many attempts, try again later")]
     RateLimited,
     #[error("{0}")]
+    Locked(String),
+    /// A sensitive action needs a fresh authenticator code (SESS-05).
+    #[error("confirm with a fresh authenticator code to continue")]
+    StepUpRequired,
+    #[error("{0}")]
     InvalidState(String),
     #[error("{0}")]
     Gone(String),
@@ -52,6 +57,8 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Validation { .. } => "validation",
             Error::RateLimited => "rate_limited",
+            Error::Locked(_) => "locked",
+            Error::StepUpRequired => "step_up_required",
             Error::InvalidState(_) => "invalid_state",
             Error::Gone(_) => "gone",
             Error::Startup(_) | Error::Internal(_) => "internal",

@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hourglass::cli::{AuditCommand, CertCommand, Cli, Command};
+use hourglass::cli::{AdminCommand, AuditCommand, CertCommand, Cli, Command};
 use hourglass::clock::Clock;
 use hourglass::config::Config;
 use hourglass::error::Result;
@@ -47,6 +47,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let fp = ops::cert_import(cfg, clock, &cert, &key)?;
             println!("Certificate installed; a running appliance serves it within seconds.");
             println!("New fingerprint (re-enroll or re-pin agents): {fp}");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::Setup {
+                    email,
+                    first_name,
+                    last_name,
+                    msp_name,
+                },
+        } => {
+            let link = ops::admin_setup(cfg, clock, &msp_name, &first_name, &last_name, &email)?;
+            println!(
+                "MSP tenant created. Send this one-time enrollment link (valid 72 hours) to {email}:"
+            );
+            println!("{link}");
+        }
+        Command::Admin {
+            command: AdminCommand::CreateToken { email, name },
+        } => {
+            let token = ops::create_token(cfg, clock, &email, &name)?;
+            println!("API token for {email} (shown once; store it now):");
+            println!("{token}");
         }
         Command::Audit {
             command: AuditCommand::Verify,

@@ -41,3 +41,56 @@ pub fn audit_verify(cfg: &Config) -> Result<std::result::Result<u64, (i64, &'sta
     let db = Db::open_read_only(&cfg.db_path())?;
     service::system::verify_audit(&db)
 }
+
+/// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.
+pub fn public_base(cfg: &Config, port: Option<u16>) -> String {
+    if !cfg.server.public_url.is_empty() {
+        return cfg.server.public_url.trim_end_matches('/').to_string();
+    }
+    let host = if cfg.tls.hostname.is_empty() {
+        app::system_hostname()
+    } else {
+        cfg.tls.hostname.clone()
+    };
+    let port = port
+        .or_else(|| {
+            cfg.server
+                .listen
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+        })
+        .unwrap_or(8443);
+    format!("https://{host}:{port}")
+}
+
+pub fn admin_setup(
+    cfg: Config,
+    clock: Clock,
+    msp: &str,
+    first: &str,
+    last: &str,
+    email: &str,
+) -> Result<String> {
+    let base = public_base(&cfg, None);
+    let appliance = app::open(cfg, clock)?;
+    let token = service::setup::headless_setup(&appliance.ctx, msp, first, last, email)
+        .map_err(cli_error)?;
+    Ok(format!("{base}/enroll/{token}"))
+}
+
+pub fn create_token(cfg: Config, clock: Clock, email: &str, name: &str) -> Result<String> {
+    let appliance = app::open(cfg, clock)?;
+    service::tokens::create_for_email(&appliance.ctx, email, name).map_err(cli_error)
+}
+
+/// Validation errors read as `--field: message` on the command line.
+fn cli_error(e: Error) -> Error {
+    match e {
+        Error::Validation { field, msg } => {
+            Error::startup(format!("--{}: {msg}", field.replace('_', "-")))
+        }
+        Error::Conflict(m) => Error::startup(m),
+        other => other,
+    }
+}

@@ -6,42 +6,71 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Timestamp;
 use crate::crypto::sha256;
 
-/// Stable event codes. Security events use OWASP logging-vocabulary names; product events
-/// keep the seeds' numbers (101, 106, 300) where they exist.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Event {
-    ServerStart,
-    ServerStop,
-    ConfigChanged,
-    CertGenerated,
-    CertImported,
-    CertExpiryWarning,
-    CryptDecryptFail,
+macro_rules! events {
+    ($($variant:ident => $code:literal),* $(,)?) => {
+        /// Stable event codes. Security events use OWASP logging-vocabulary names; product
+        /// events keep the seeds' numbers (101, 106, 300) where they exist.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Event { $($variant),* }
+
+        impl Event {
+            pub const ALL: &'static [Event] = &[$(Event::$variant),*];
+
+            pub fn code(self) -> &'static str {
+                match self { $(Event::$variant => $code),* }
+            }
+        }
+    };
+}
+
+events! {
+    ServerStart => "sys_startup",
+    ServerStop => "sys_shutdown",
+    ConfigChanged => "sys_config_changed",
+    CertGenerated => "cert_generated",
+    CertImported => "cert_imported",
+    CertExpiryWarning => "cert_expiry_warning",
+    CryptDecryptFail => "crypt_decrypt_fail",
+    SetupLinkIssued => "setup_link_issued",
+    SetupCompleted => "setup_completed",
+    LoginSuccess => "authn_login_success",
+    LoginFail => "authn_login_fail",
+    LoginLock => "authn_login_lock",
+    LoginLocked => "authn_login_fail_max",
+    MfaFail => "authn_mfa_fail",
+    MfaLock => "authn_mfa_lock",
+    TokenReuse => "authn_token_reuse",
+    StepUp => "authn_step_up",
+    Logout => "session_logout",
+    LinkInvalid => "authn_link_invalid",
+    AuthzFail => "authz_fail",
+    MaliciousCsrf => "malicious_csrf",
+    RateLimited => "excess_rate_limit_exceeded",
+    TenantCreated => "tenant_created",
+    TenantUpdated => "tenant_updated",
+    UserCreated => "user_created",
+    UserEnrolled => "user_enrolled",
+    UserUpdated => "user_updated",
+    UserMadeAdmin => "user_made_admin",
+    UserRoleAdded => "user_role_added",
+    UserRoleRemoved => "user_role_removed",
+    UserTenantsAssigned => "user_tenants_assigned",
+    UserMfaPaused => "user_mfa_paused",
+    UserDisabled => "user_disabled",
+    UserEnabled => "user_enabled",
+    UserErased => "user_erased",
+    UserEnrollmentReset => "user_enrollment_reset",
+    UserUnlocked => "user_unlocked",
+    UserSessionsEnded => "user_sessions_ended",
+    PasswordChanged => "user_password_changed",
+    MfaReenrolled => "user_mfa_reenrolled",
+    RoleCreated => "role_created",
+    RoleDeleted => "role_deleted",
+    ApiTokenCreated => "api_token_created",
+    ApiTokenRevoked => "api_token_revoked",
 }
 
 impl Event {
-    pub const ALL: &'static [Event] = &[
-        Event::ServerStart,
-        Event::ServerStop,
-        Event::ConfigChanged,
-        Event::CertGenerated,
-        Event::CertImported,
-        Event::CertExpiryWarning,
-        Event::CryptDecryptFail,
-    ];
-
-    pub fn code(self) -> &'static str {
-        match self {
-            Event::ServerStart => "sys_startup",
-            Event::ServerStop => "sys_shutdown",
-            Event::ConfigChanged => "sys_config_changed",
-            Event::CertGenerated => "cert_generated",
-            Event::CertImported => "cert_imported",
-            Event::CertExpiryWarning => "cert_expiry_warning",
-            Event::CryptDecryptFail => "crypt_decrypt_fail",
-        }
-    }
-
     pub fn from_code(code: &str) -> Option<Event> {
         Event::ALL.iter().copied().find(|e| e.code() == code)
     }

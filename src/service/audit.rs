@@ -6,6 +6,13 @@ use crate::ids::AuditEntryId;
 use crate::model::audit::{ActorKind, Entry, Event, Outcome};
 use crate::store::{self, Db, WriteTx};
 
+/// Where a request came from, for audit entries.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+}
+
 /// One audit entry under construction; `append` writes it inside the caller's transaction.
 #[derive(Debug, Clone)]
 pub struct Audit(Entry);
@@ -64,6 +71,19 @@ impl Audit {
         self.0.http_request_id = http_request_id;
         self
     }
+    /// Acting principal and where the request came from.
+    pub fn by(self, p: &crate::authz::Principal, o: &Origin) -> Self {
+        let a = match &p.api_token {
+            Some(t) => self.actor(ActorKind::ApiToken, Some(format!("{}:{t}", p.user_id))),
+            None => self.actor(ActorKind::User, Some(p.user_id.to_string())),
+        };
+        a.from(o)
+    }
+    pub fn from(mut self, o: &Origin) -> Self {
+        self.0.ip = o.ip.clone();
+        self.0.http_request_id = o.request_id.clone();
+        self
+    }
     pub fn details(mut self, details: serde_json::Value) -> Self {
         self.0.details = details.to_string();
         self
@@ -78,4 +98,35 @@ impl Audit {
 
 pub async fn verify(db: &Db) -> Result<store::audit::VerifyReport> {
     db.read(store::audit::verify).await
+}
+
+/// What the audit page and API filter on.
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub event: Option<String>,
+    pub actor: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A tenant's entries, newest first (all tenants' for MSP admins who ask).
+pub async fn list(
+    ctx: &super::Ctx,
+    scope: &crate::authz::TenantScope,
+    all_tenants: bool,
+    f: ListFilter,
+) -> Result<Vec<(i64, Entry)>> {
+    let scope = *scope;
+    ctx.db
+        .read(move |r| {
+            store::audit::list_scoped(
+                r,
+                if all_tenants { None } else { Some(&scope) },
+                f.event.as_deref(),
+                f.actor.as_deref(),
+                f.before_seq,
+                f.limit,
+            )
+        })
+        .await
 }

@@ -1,9 +1,15 @@
 //! Use cases: authorize → load → model rule → persist → audit, in one write transaction.
 
 pub mod audit;
+pub mod auth;
 pub mod certificates;
 pub mod jobs;
+pub mod roles;
+pub mod setup;
 pub mod system;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 use std::sync::Arc;
 

@@ -160,3 +160,27 @@ pub fn exists_since(
         |r| r.get(0),
     )?)
 }
+
+/// Entries of one tenant (or all, when `scope` is None: MSP admins only), newest first.
+pub fn list_scoped(
+    r: &Reader<'_>,
+    scope: Option<&crate::authz::TenantScope>,
+    event: Option<&str>,
+    actor: Option<&str>,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<(i64, Entry)>> {
+    let tenant = scope.map(|s| s.tenant().to_string());
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit
+         WHERE (:all OR tenant_id = :tenant) AND (:event IS NULL OR event = :event)
+           AND (:actor IS NULL OR actor_id = :actor) AND seq < coalesce(:before, 9223372036854775807)
+         ORDER BY seq DESC LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":all": tenant.is_none(), ":tenant": tenant, ":event": event, ":actor": actor, ":before": before, ":limit": limit.clamp(1, 500)},
+        entry_from_row,
+    )?;
+    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))
+        .collect()
+}

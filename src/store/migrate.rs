@@ -9,7 +9,10 @@ pub const SCHEMA: &str = include_str!("../../schema.sql");
 
 /// Migration N turns a version N-1 database into version N. Migration 1 is the first released
 /// schema, so an empty database migrated through all of them must equal `SCHEMA`.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_people.sql")),
+];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 

@@ -3,9 +3,15 @@
 
 pub mod audit;
 pub mod certificates;
+pub mod links;
 pub mod migrate;
+pub mod roles;
+pub mod sessions;
 pub mod settings;
 mod sql_types;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

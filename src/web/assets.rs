@@ -14,6 +14,7 @@ use crate::error::Error;
 #[folder = "assets/"]
 #[exclude = "*/LICENSE"]
 #[exclude = "*/VERSION"]
+#[exclude = "blocklist/*"]
 struct Assets;
 
 fn hashes() -> &'static HashMap<String, String> {

@@ -6,7 +6,7 @@ use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
 use maud::html;
 
-use super::headers::current_request_id;
+use super::headers::{current_request_id, is_htmx};
 use super::ui;
 use crate::error::Error;
 
@@ -33,6 +33,8 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Error::Locked(_) => StatusCode::LOCKED,
+        Error::StepUpRequired => StatusCode::UNAUTHORIZED,
         Error::InvalidState(_) => StatusCode::CONFLICT,
         Error::Gone(_) => StatusCode::GONE,
         Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,6 +61,33 @@ impl ResponseError for WebError {
         if self.0.is_internal() {
             tracing::error!(request_id = %request_id, error = %self.0, "request failed");
         }
+        let htmx = is_htmx();
+        // Not signed in (or the session ended): back to the sign-in page.
+        if matches!(self.0, Error::Unauthenticated) {
+            return if htmx {
+                HttpResponse::Unauthorized()
+                    .insert_header(("HX-Redirect", "/login"))
+                    .finish()
+            } else {
+                HttpResponse::SeeOther()
+                    .insert_header(("Location", "/login"))
+                    .finish()
+            };
+        }
+        if htmx {
+            let body = html! {
+                div.flash.error role="alert" {
+                    @if matches!(self.0, Error::StepUpRequired) { (ui::step_up_form(None)) } @else {
+                        (public_message(&self.0)) " " span.muted { "(request " (request_id) ")" }
+                    }
+                }
+            };
+            return HttpResponse::build(status)
+                .insert_header(("HX-Retarget", format!("#{}", ui::FLASH_ID)))
+                .insert_header(("HX-Reswap", "innerHTML"))
+                .content_type(ContentType::html())
+                .body(body.into_string());
+        }
         let title = status.canonical_reason().unwrap_or("Error");
         let body = ui::bare_page(
             title,
@@ -66,6 +95,7 @@ impl ResponseError for WebError {
                 main.error-page {
                     h1 { (status.as_u16()) " " (title) }
                     p { (public_message(&self.0)) }
+                    @if matches!(self.0, Error::StepUpRequired) { (ui::step_up_form(None)) }
                     p.muted { "Request id: " code { (request_id) } }
                     p { a href="/" { "Back to the start page" } }
                 }

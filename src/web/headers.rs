@@ -46,8 +46,17 @@ tokio::task_local! {
     pub static CURRENT_REQUEST_ID: String;
 }
 
+tokio::task_local! {
+    /// Whether the request came from htmx (errors then answer with a fragment).
+    pub static IS_HTMX: bool;
+}
+
 pub fn current_request_id() -> Option<String> {
     CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
+}
+
+pub fn is_htmx() -> bool {
+    IS_HTMX.try_with(|b| *b).unwrap_or(false)
 }
 
 pub struct Guard;
@@ -91,15 +100,19 @@ where
         let method = req.method().to_string();
         let started = crate::clock::monotonic();
         let svc = self.service.clone();
+        let htmx = req.headers().get("hx-request").is_some_and(|v| v == "true");
         Box::pin(async move {
             // Routing runs inside `call` and the handler inside its future: catch panics in both.
             let outcome = CURRENT_REQUEST_ID
-                .scope(id.clone(), async move {
-                    match std::panic::catch_unwind(AssertUnwindSafe(|| svc.call(req))) {
-                        Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| ()),
-                        Err(_) => Err(()),
-                    }
-                })
+                .scope(
+                    id.clone(),
+                    IS_HTMX.scope(htmx, async move {
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| svc.call(req))) {
+                            Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| ()),
+                            Err(_) => Err(()),
+                        }
+                    }),
+                )
                 .await;
             match outcome {
                 Ok(Ok(mut res)) => {

@@ -1,25 +1,80 @@
-//! The portal: actix + maud + htmx. All routes are in `configure`.
+//! The portal and the management API: actix + maud + htmx. Every route is in the one table
+//! below, which also feeds the authorization-matrix test (`ROUTES`).
 
+pub mod account;
+pub mod api;
 pub mod assets;
+pub mod audit;
+pub mod auth;
+pub mod csrf;
+pub mod dashboard;
 pub mod error;
 pub mod headers;
 pub mod home;
+pub mod limiter;
+pub mod nav;
 pub mod ops;
+pub mod roles;
+pub mod session;
+pub mod tenants;
 pub mod ui;
+pub mod users;
 
 use actix_web::web;
 
-/// Every portal route, in one table.
+/// Declares the route table once: `register` adds each path as one resource (so a wrong
+/// method answers 405) and `ROUTES` lists (method, path) for tests.
+macro_rules! route_table {
+    ($($path:literal => { $($method:ident : $handler:path),+ $(,)? }),* $(,)?) => {
+        pub const ROUTES: &[(&str, &str)] = &[$($((stringify!($method), $path)),+),*];
+
+        fn register(cfg: &mut web::ServiceConfig) {
+            $( cfg.service(web::resource($path)$(.route(web::$method().to($handler)))+); )*
+        }
+    };
+}
+
+route_table! {
+    "/" => { get: dashboard::index },
+    "/status" => { get: home::status_fragment },
+    "/healthz" => { get: ops::healthz },
+    "/metrics" => { get: ops::metrics },
+    "/assets/{path:.*}" => { get: assets::serve },
+    "/login" => { get: auth::login_page, post: auth::login },
+    "/login/mfa" => { get: auth::mfa_page, post: auth::mfa },
+    "/logout" => { post: auth::logout },
+    "/step-up" => { post: auth::step_up },
+    "/setup/{token}" => { get: auth::setup_page, post: auth::setup },
+    "/enroll/{token}" => { get: auth::enroll_page, post: auth::enroll },
+    "/account" => { get: account::account_page },
+    "/account/password" => { post: account::change_password },
+    "/account/tokens" => { post: account::create_token },
+    "/account/tokens/{id}/revoke" => { post: account::revoke_token },
+    "/tenants" => { get: tenants::tenants_page, post: tenants::create },
+    "/t/{slug}/" => { get: dashboard::tenant_home },
+    "/t/{slug}/settings" => { get: tenants::settings_page, post: tenants::update },
+    "/t/{slug}/users" => { get: users::users_page, post: users::create },
+    "/t/{slug}/users/{id}" => { get: users::detail_page },
+    "/t/{slug}/users/{id}/roles" => { post: users::roles },
+    "/t/{slug}/users/{id}/tenants" => { post: users::tenants },
+    "/t/{slug}/users/{id}/{action}" => { post: users::action },
+    "/t/{slug}/roles" => { get: roles::roles_page, post: roles::create },
+    "/t/{slug}/roles/{id}/delete" => { post: roles::delete },
+    "/t/{slug}/audit" => { get: audit::audit_page },
+    "/api/v1/openapi.json" => { get: api::openapi },
+    "/api/v1/tenants" => { get: api::tenants_list, post: api::tenants_create },
+    "/api/v1/tenants/{slug}" => { get: api::tenant_get, patch: api::tenant_update },
+    "/api/v1/tenants/{slug}/users" => { get: api::users_list, post: api::users_create },
+    "/api/v1/tenants/{slug}/users/{id}/{action}" => { post: api::user_action },
+    "/api/v1/tenants/{slug}/audit" => { get: api::audit_list },
+}
+
+/// Every portal and API route, with the CSRF guard on the portal's unsafe methods.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    // Resources (not bare routes) so a wrong method answers 405, not 404.
-    cfg.service(web::resource("/").route(web::get().to(home::home_page)))
-        .service(web::resource("/status").route(web::get().to(home::status_fragment)))
-        .service(web::resource("/healthz").route(web::get().to(ops::healthz)))
-        .service(web::resource("/metrics").route(web::get().to(ops::metrics)))
-        .service(
-            web::resource("/csp-report")
-                .app_data(web::PayloadConfig::new(16 * 1024))
-                .route(web::post().to(ops::csp_report)),
-        )
-        .service(web::resource("/assets/{path:.*}").route(web::get().to(assets::serve)));
+    register(cfg);
+    cfg.service(
+        web::resource("/csp-report")
+            .app_data(web::PayloadConfig::new(16 * 1024))
+            .route(web::post().to(ops::csp_report)),
+    );
 }

@@ -7,7 +7,11 @@ use super::assets;
 
 /// htmx settings read from a meta tag (JSON, no eval): no eval, no inline indicator styles
 /// (the CSP forbids them), no script tags in swapped content, same-origin requests only.
-const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true,"historyCacheSize":0}"#;
+/// Validation errors (422) and refusals are swapped too: the server retargets them.
+const HTMX_CONFIG: &str = r#"{"allowEval":false,"allowScriptTags":false,"includeIndicatorStyles":false,"selfRequestsOnly":true,"historyCacheSize":0,"responseHandling":[{"code":"204","swap":false},{"code":"[23]..","swap":true},{"code":"4..","swap":true,"error":false},{"code":"5..","swap":true,"error":true}]}"#;
+
+/// Where htmx error messages land.
+pub const FLASH_ID: &str = "flash";
 
 /// A navigation entry in the left bar.
 pub struct NavItem {
@@ -55,6 +59,7 @@ pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
                     span.spacer {}
                     @if let Some(t) = &chrome.topbar { (t) }
                 }
+                div id=(FLASH_ID) {}
                 @if chrome.nav.is_empty() {
                     (content)
                 } @else {
@@ -85,4 +90,32 @@ pub fn csrf_input(token: &str) -> Markup {
 /// The only `PreEscaped` use: a constant non-breaking space.
 pub fn nbsp() -> Markup {
     PreEscaped("&nbsp;".to_string())
+}
+
+/// The fresh-code prompt for sensitive actions (SESS-05). htmx posts it with the CSRF header.
+pub fn step_up_form(next: Option<&str>) -> Markup {
+    html! {
+        form.stack.step-up hx-post="/step-up" hx-target="this" hx-swap="outerHTML" method="post" action="/step-up" {
+            p { "This action needs a fresh code from your authenticator app. Enter it, then repeat the action." }
+            @if let Some(n) = next { input type="hidden" name="next" value=(n); }
+            label { "Authenticator code" input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required; }
+            button type="submit" { "Confirm" }
+        }
+    }
+}
+
+/// A labelled input with its validation message.
+pub fn field(label: &str, name: &str, kind: &str, value: &str, error: Option<&str>) -> Markup {
+    html! {
+        label {
+            (label)
+            input type=(kind) name=(name) value=(value) aria-invalid=[error.map(|_| "true")];
+            @if let Some(e) = error { span.field-error { (e) } }
+        }
+    }
+}
+
+/// A form-level error list (validation messages from the server).
+pub fn form_error(error: Option<&str>) -> Markup {
+    html! { @if let Some(e) = error { div.flash.error role="alert" { (e) } } }
 }

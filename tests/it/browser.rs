@@ -108,43 +108,121 @@ async fn csp_violations(s: &TestServer) -> u64 {
         .unwrap_or(0)
 }
 
-#[actix_web::test]
-async fn the_portal_shell_loads_htmx_without_csp_violations() {
-    let Some(b) = browser().await else { return };
-    let mut s = TestServer::start().await;
-    let before = csp_violations(&s).await;
-
-    b.client.goto(&s.url("/")).await.unwrap();
-    // htmx fetched the status fragment and swapped it in: scripts run and requests work.
-    b.client
-        .wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css("[data-status=loaded]"))
+async fn fill(c: &Client, name: &str, value: &str) {
+    c.find(Locator::Css(&format!("[name={name}]")))
+        .await
+        .unwrap()
+        .send_keys(value)
         .await
         .unwrap();
-    let version = b
-        .client
+}
+
+async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e:?}"))
+}
+
+const PASSWORD: &str = "violet-anchor-lantern-42";
+
+/// Enrollment → sign-out → sign-in with password and code → add a user, all through htmx
+/// under the strict CSP; then a deliberate violation proves the page itself caused none.
+#[actix_web::test]
+async fn sign_in_with_password_and_totp_then_add_a_user() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    let c = &b.client;
+    let before = csp_violations(&s).await;
+    let token = hourglass::service::setup::headless_setup(
+        s.ctx(),
+        "Nikpot IT",
+        "Nik",
+        "Potter",
+        "nik@nikpot.com",
+    )
+    .unwrap();
+
+    c.goto(&s.url(&format!("/enroll/{token}"))).await.unwrap();
+    let key = wait_for(c, ".card code").await.text().await.unwrap();
+    let secret = totp_rs::Secret::try_from_base32(key.trim())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    assert!(secret.len() >= 20, "160-bit TOTP secret");
+    fill(c, "password", PASSWORD).await;
+    fill(c, "password_confirm", PASSWORD).await;
+    fill(
+        c,
+        "code",
+        &hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap(),
+    )
+    .await;
+    c.find(Locator::Css("#enroll button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "nav.side").await;
+    let version = c
         .execute("return window.htmx ? htmx.version : null", vec![])
         .await
         .unwrap();
     assert_eq!(version, serde_json::json!("2.0.11"));
-    let text = b
-        .client
-        .find(Locator::Id("appliance-status"))
+
+    // Sign out and back in: password, then the next code (the enrollment code is spent).
+    c.find(Locator::Css("form[action='/logout'] button"))
         .await
         .unwrap()
-        .text()
+        .click()
         .await
         .unwrap();
+    wait_for(c, "#login").await;
+    fill(c, "email", "nik@nikpot.com").await;
+    fill(c, "password", PASSWORD).await;
+    c.find(Locator::Css("#login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "#mfa").await;
+    s.clock.advance_secs(30);
+    fill(
+        c,
+        "code",
+        &hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap(),
+    )
+    .await;
+    c.find(Locator::Css("#mfa button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "nav.side").await;
+
+    // Add a user from the tenant's Users page.
+    c.goto(&s.url("/t/nikpot-it/users")).await.unwrap();
+    wait_for(c, "#add-user").await;
+    fill(c, "first_name", "Ada").await;
+    fill(c, "last_name", "Tech").await;
+    fill(c, "email", "ada@nikpot.com").await;
+    c.find(Locator::Css("#add-user button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let card = wait_for(c, ".enrollment-link").await.text().await.unwrap();
     assert!(
-        text.contains("accepting writes") && text.contains("verified"),
-        "{text}"
+        card.contains("ada@nikpot.com (ada)") && card.contains("/enroll/"),
+        "{card}"
     );
 
-    // Prove the violation pipeline works, then that the page itself caused none: a blocked
-    // image is exactly one report.
-    b.client
-        .execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
+    c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await
         .unwrap();
     let mut seen = before;

@@ -10,6 +10,9 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
+pub mod passwords;
+pub mod totp;
+
 use crate::error::{Error, Result};
 
 const KEY_LEN: usize = 32;

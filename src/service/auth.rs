@@ -1,0 +1,503 @@
+//! Sign-in: password (argon2id, throttled, locking), TOTP (replay-proof, rate-limited,
+//! locking), server-side sessions with idle/absolute limits, and step-up.
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::Ctx;
+use super::audit::{Audit, Origin};
+use crate::authz::Principal;
+use crate::clock::Timestamp;
+use crate::crypto::{self, SealContext, passwords, totp};
+use crate::error::{Error, Result};
+use crate::ids::UserId;
+use crate::model::audit::{ActorKind, Event};
+use crate::model::roles::{BuiltinRole, RoleRef};
+use crate::model::tenants::TenantKind;
+use crate::model::users::{Email, UserStatus};
+use crate::store::sessions::Session;
+use crate::store::{self, WriteTx};
+
+pub const IDLE_MS: i64 = 15 * 60 * 1000;
+pub const ABSOLUTE_MS: i64 = 12 * 60 * 60 * 1000;
+/// Pre-auth and half-authenticated sessions live briefly.
+pub const PRE_AUTH_MS: i64 = 30 * 60 * 1000;
+pub const LOGIN_LOCK_AT: i64 = 100;
+pub const LOGIN_SLOWDOWN_AFTER: i64 = 5;
+pub const MFA_LOCK_AT: i64 = 100;
+pub const MFA_WINDOW_MS: i64 = 15 * 60 * 1000;
+pub const MFA_WINDOW_MAX: i64 = 10;
+
+pub fn token_hash(token: &str) -> Vec<u8> {
+    crypto::sha256(token.as_bytes()).to_vec()
+}
+
+/// The CSRF synchronizer token of a session: derived from the cookie value, never stored.
+pub fn csrf_token(session_token: &str) -> String {
+    crypto::sha256_hex(format!("hourglass-csrf:{session_token}").as_bytes())[..40].to_string()
+}
+
+pub fn totp_ctx<'a>(user_id: &'a str, tenant_id: &'a str) -> SealContext<'a> {
+    SealContext {
+        table: "users",
+        column: "totp_sealed",
+        row_id: user_id,
+        tenant_id,
+    }
+}
+
+fn pending_ctx(hash_hex: &str) -> SealContext<'_> {
+    SealContext {
+        table: "web_sessions",
+        column: "pending_totp",
+        row_id: hash_hex,
+        tenant_id: "",
+    }
+}
+
+/// A new session row of `stage`; returns the cookie value (the only copy of the id).
+#[allow(clippy::too_many_arguments)] // each is a distinct column of the new row
+pub fn new_session(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    user: Option<UserId>,
+    stage: &str,
+    pending_totp: Option<&[u8]>,
+    link_id: Option<String>,
+    origin: &Origin,
+    now: Timestamp,
+) -> Result<String> {
+    let token = crypto::random_token(32)?;
+    let hash = token_hash(&token);
+    let sealed = match pending_totp {
+        Some(secret) => Some(ctx.crypto.seal(&pending_ctx(&hex::encode(&hash)), secret)?),
+        None => None,
+    };
+    let life = if stage == "full" {
+        ABSOLUTE_MS
+    } else {
+        PRE_AUTH_MS
+    };
+    store::sessions::insert(
+        tx,
+        &Session {
+            id_hash: hash,
+            user_id: user,
+            stage: stage.to_string(),
+            pending_totp: sealed,
+            link_id,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now.plus_millis(life),
+            mfa_at: if stage == "full" { now } else { Timestamp(0) },
+            ip: origin.ip.clone(),
+            user_agent: None,
+        },
+    )?;
+    Ok(token)
+}
+
+/// The session behind a cookie, if it is still alive (idle and absolute limits, SESS-03).
+pub async fn session(ctx: &Ctx, token: &str, now: Timestamp) -> Result<Option<Session>> {
+    let hash = token_hash(token);
+    let db = ctx.db.clone();
+    let s = db.read(move |r| store::sessions::get(r, &hash)).await?;
+    let Some(s) = s else { return Ok(None) };
+    if s.expires_at <= now || s.last_seen_at.plus_millis(IDLE_MS) <= now {
+        let h = s.id_hash.clone();
+        ctx.db
+            .write(move |tx| store::sessions::delete(tx, &h))
+            .await?;
+        return Ok(None);
+    }
+    // Sliding idle window; written at most once a minute to keep reads cheap.
+    if s.stage == "full" && now.millis() - s.last_seen_at.millis() > 60_000 {
+        let h = s.id_hash.clone();
+        ctx.db
+            .write(move |tx| store::sessions::touch(tx, &h, now))
+            .await?;
+    }
+    Ok(Some(s))
+}
+
+/// Opens the TOTP secret parked in a pre-auth session (setup and enrollment pages).
+pub fn pending_secret(ctx: &Ctx, s: &Session) -> Result<Option<Zeroizing<Vec<u8>>>> {
+    match &s.pending_totp {
+        Some(b) => Ok(Some(
+            ctx.crypto.open(&pending_ctx(&hex::encode(&s.id_hash)), b)?,
+        )),
+        None => Ok(None),
+    }
+}
+
+/// Builds the principal of a signed-in user (roles, assignments), or None if they may not act.
+pub fn principal(
+    r: &store::Reader<'_>,
+    user: UserId,
+    mfa_at: Option<Timestamp>,
+    api_token: Option<String>,
+) -> Result<Option<Principal>> {
+    let Some(c) = store::users::credentials_by_id(r, user)? else {
+        return Ok(None);
+    };
+    if c.user.status != UserStatus::Active {
+        return Ok(None);
+    }
+    let Some(tenant) = store::tenants::by_id(r, c.user.tenant_id)? else {
+        return Ok(None);
+    };
+    let roles = store::users::roles_of(r, user)?;
+    let mut builtin = Vec::new();
+    let mut custom_keys = Vec::new();
+    for k in roles {
+        match RoleRef::parse(&k) {
+            RoleRef::Builtin(b) => builtin.push(b),
+            RoleRef::Custom(id) => custom_keys.push(id),
+        }
+    }
+    let p = Principal {
+        user_id: user,
+        tenant_id: tenant.id,
+        tenant_kind: tenant.kind,
+        custom: store::roles::permissions_of(r, tenant.id, &custom_keys)?,
+        builtin,
+        all_tenants: c.user.all_tenants,
+        assigned: store::users::assigned_tenants(r, user)?,
+        mfa_at,
+        api_token,
+    };
+    if !tenant.active && !p.is_msp_admin() {
+        return Ok(None);
+    }
+    Ok(Some(p))
+}
+
+pub enum LoginOutcome {
+    /// Password accepted; the returned session waits for the authenticator code.
+    NeedMfa(String),
+    /// Signed in (MFA paused by an admin for this login).
+    Done(String),
+}
+
+fn backoff_secs(failures: i64) -> i64 {
+    if failures < LOGIN_SLOWDOWN_AFTER {
+        0
+    } else {
+        (1i64 << (failures - LOGIN_SLOWDOWN_AFTER).min(8)).min(300)
+    }
+}
+
+/// Step one of sign-in. Unknown emails cost a dummy verify and get the same answer (AUTH-06).
+pub async fn password_login(
+    ctx: &Ctx,
+    email: &str,
+    password: Zeroizing<String>,
+    old: Option<String>,
+    origin: &Origin,
+) -> Result<LoginOutcome> {
+    let now = ctx.clock.now();
+    let email = Email::parse(email).ok();
+    let creds = match &email {
+        Some(e) => {
+            let e = e.as_str().to_string();
+            ctx.db
+                .read(move |r| store::users::credentials_by_email(r, &e))
+                .await?
+        }
+        None => None,
+    };
+    let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
+    if let Some(c) = &creds {
+        let wait = backoff_secs(c.login_failures);
+        if !c.user.login_locked
+            && wait > 0
+            && now.millis() < c.last_failure_at.millis() + wait * 1000
+        {
+            return Err(Error::RateLimited);
+        }
+    }
+    let ok = passwords::verify(password.clone(), hash.clone()).await?;
+    let Some(c) = creds else {
+        let o = origin.clone();
+        ctx.db
+            .write(move |tx| {
+                Audit::new(Event::LoginFail, now)
+                    .failure()
+                    .actor(ActorKind::Anonymous, None)
+                    .from(&o)
+                    .append(tx)
+                    .map(|_| ())
+            })
+            .await?;
+        return Err(Error::Unauthenticated);
+    };
+    let uid = c.user.id;
+    let tenant = c.user.tenant_id;
+    if c.user.login_locked {
+        let o = origin.clone();
+        ctx.db
+            .write(move |tx| {
+                Audit::new(Event::LoginLocked, now)
+                    .failure()
+                    .tenant(tenant)
+                    .actor(ActorKind::User, Some(uid.to_string()))
+                    .from(&o)
+                    .append(tx)
+                    .map(|_| ())
+            })
+            .await?;
+        return Err(Error::Locked("This account is locked after too many failed sign-ins; ask an administrator to unlock it.".into()));
+    }
+    if !ok || c.user.status != UserStatus::Active {
+        let o = origin.clone();
+        ctx.db
+            .write(move |tx| {
+                let n = if ok {
+                    c.login_failures
+                } else {
+                    store::users::record_login_failure(tx, uid, now, LOGIN_LOCK_AT)?
+                };
+                Audit::new(Event::LoginFail, now)
+                    .failure()
+                    .tenant(tenant)
+                    .actor(ActorKind::User, Some(uid.to_string()))
+                    .from(&o)
+                    .details(json!({"consecutive_failures": n}))
+                    .append(tx)?;
+                if n >= LOGIN_LOCK_AT && !ok {
+                    Audit::new(Event::LoginLock, now)
+                        .failure()
+                        .tenant(tenant)
+                        .target("user", uid)
+                        .from(&o)
+                        .append(tx)?;
+                }
+                Ok(())
+            })
+            .await?;
+        return Err(Error::Unauthenticated);
+    }
+    let rehash = match &hash {
+        Some(h) if passwords::needs_rehash(h) => Some(passwords::hash(password.clone()).await?),
+        _ => None,
+    };
+    let paused = c.user.mfa_pause_next || c.user.mfa_pause_until > now;
+    let o = origin.clone();
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |tx| {
+            store::users::reset_login_failures(tx, uid)?;
+            if let Some(h) = &rehash {
+                store::users::set_password_hash(tx, uid, h, now)?;
+            }
+            if let Some(old) = &old {
+                store::sessions::delete(tx, &token_hash(old))?;
+            }
+            if paused {
+                store::users::consume_mfa_pause_next(tx, uid)?;
+                Audit::new(Event::LoginSuccess, now)
+                    .tenant(tenant)
+                    .actor(ActorKind::User, Some(uid.to_string()))
+                    .from(&o)
+                    .details(json!({"mfa": "paused"}))
+                    .append(tx)?;
+                return Ok(LoginOutcome::Done(new_session(
+                    tx,
+                    &ctx2,
+                    Some(uid),
+                    "full",
+                    None,
+                    None,
+                    &o,
+                    now,
+                )?));
+            }
+            Ok(LoginOutcome::NeedMfa(new_session(
+                tx,
+                &ctx2,
+                Some(uid),
+                "mfa",
+                None,
+                None,
+                &o,
+                now,
+            )?))
+        })
+        .await
+}
+
+/// Checks a TOTP code for `user` inside `tx`: ±1 step, each step once, rate-limited and
+/// locking. Audits failures itself; the caller audits success.
+pub fn verify_code(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    user: UserId,
+    code: &str,
+    origin: &Origin,
+    now: Timestamp,
+) -> Result<()> {
+    let c = store::users::credentials_by_id(&tx.reader(), user)?.ok_or(Error::Unauthenticated)?;
+    let tenant = c.user.tenant_id;
+    if c.user.mfa_locked {
+        return Err(Error::Locked("Authenticator codes are locked for this account after too many wrong codes; ask an administrator to unlock it.".into()));
+    }
+    if c.totp_window_start.millis() + MFA_WINDOW_MS > now.millis()
+        && c.totp_window_count >= MFA_WINDOW_MAX
+    {
+        Audit::new(Event::RateLimited, now)
+            .failure()
+            .tenant(tenant)
+            .actor(ActorKind::User, Some(user.to_string()))
+            .from(origin)
+            .append(tx)?;
+        return Err(Error::RateLimited);
+    }
+    let sealed = c.totp_sealed.ok_or(Error::Unauthenticated)?;
+    let secret = ctx
+        .crypto
+        .open(&totp_ctx(&user.to_string(), &tenant.to_string()), &sealed)?;
+    match totp::check(&secret, code, now)? {
+        Some(step) if store::users::accept_totp_step(tx, user, step)? => Ok(()),
+        Some(_) => {
+            Audit::new(Event::TokenReuse, now)
+                .failure()
+                .tenant(tenant)
+                .actor(ActorKind::User, Some(user.to_string()))
+                .from(origin)
+                .append(tx)?;
+            Err(Error::validation(
+                "code",
+                "this code was already used; wait for the next one",
+            ))
+        }
+        None => {
+            let (n, _) =
+                store::users::record_totp_failure(tx, user, now, MFA_WINDOW_MS, MFA_LOCK_AT)?;
+            Audit::new(Event::MfaFail, now)
+                .failure()
+                .tenant(tenant)
+                .actor(ActorKind::User, Some(user.to_string()))
+                .from(origin)
+                .details(json!({"consecutive_failures": n}))
+                .append(tx)?;
+            if n >= MFA_LOCK_AT {
+                Audit::new(Event::MfaLock, now)
+                    .failure()
+                    .tenant(tenant)
+                    .target("user", user)
+                    .from(origin)
+                    .append(tx)?;
+            }
+            Err(Error::validation("code", "wrong code"))
+        }
+    }
+}
+
+/// Step two: the authenticator code. Success rotates the session id (SESS-01).
+pub async fn mfa_login(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> Result<String> {
+    let now = ctx.clock.now();
+    let s = session(ctx, token, now)
+        .await?
+        .filter(|s| s.stage == "mfa")
+        .ok_or(Error::Unauthenticated)?;
+    let user = s.user_id.ok_or(Error::Unauthenticated)?;
+    let (ctx2, o, code) = (ctx.clone(), origin.clone(), code.to_string());
+    // The failure audit must commit even though the code was wrong: check in its own
+    // transaction, then sign in.
+    let checked = ctx.db.write({
+        let (ctx2, o) = (ctx2.clone(), o.clone());
+        move |tx| Ok(verify_code(tx, &ctx2, user, &code, &o, now))
+    });
+    checked.await??;
+    ctx.db
+        .write(move |tx| {
+            store::sessions::delete(tx, &s.id_hash)?;
+            let tenant =
+                store::users::credentials_by_id(&tx.reader(), user)?.map(|c| c.user.tenant_id);
+            let mut a = Audit::new(Event::LoginSuccess, now)
+                .actor(ActorKind::User, Some(user.to_string()))
+                .from(&o);
+            if let Some(t) = tenant {
+                a = a.tenant(t);
+            }
+            a.append(tx)?;
+            new_session(tx, &ctx2, Some(user), "full", None, None, &o, now)
+        })
+        .await
+}
+
+/// Step-up (SESS-05): a fresh code refreshes `mfa_at` and rotates the session id.
+pub async fn step_up(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> Result<String> {
+    let now = ctx.clock.now();
+    let s = session(ctx, token, now)
+        .await?
+        .filter(|s| s.stage == "full")
+        .ok_or(Error::Unauthenticated)?;
+    let user = s.user_id.ok_or(Error::Unauthenticated)?;
+    let (ctx2, o, code) = (ctx.clone(), origin.clone(), code.to_string());
+    ctx.db
+        .write({
+            let (ctx2, o) = (ctx2.clone(), o.clone());
+            move |tx| Ok(verify_code(tx, &ctx2, user, &code, &o, now))
+        })
+        .await??;
+    ctx.db
+        .write(move |tx| {
+            store::sessions::delete(tx, &s.id_hash)?;
+            Audit::new(Event::StepUp, now)
+                .actor(ActorKind::User, Some(user.to_string()))
+                .from(&o)
+                .append(tx)?;
+            new_session(tx, &ctx2, Some(user), "full", None, None, &o, now)
+        })
+        .await
+}
+
+pub async fn logout(ctx: &Ctx, token: &str, origin: &Origin) -> Result<()> {
+    let now = ctx.clock.now();
+    let hash = token_hash(token);
+    let o = origin.clone();
+    ctx.db
+        .write(move |tx| {
+            if let Some(s) = store::sessions::get(&tx.reader(), &hash)? {
+                store::sessions::delete(tx, &hash)?;
+                if let Some(u) = s.user_id.filter(|_| s.stage == "full") {
+                    Audit::new(Event::Logout, now)
+                        .actor(ActorKind::User, Some(u.to_string()))
+                        .from(&o)
+                        .append(tx)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+}
+
+/// The principal behind a management API bearer token.
+pub async fn api_principal(ctx: &Ctx, token: &str) -> Result<Principal> {
+    let now = ctx.clock.now();
+    let hash = token_hash(token);
+    ctx.db
+        .write(move |tx| {
+            let t = store::tokens::by_hash(&tx.reader(), &hash)?
+                .filter(|t| t.revoked_at.is_none())
+                .ok_or(Error::Unauthenticated)?;
+            let p = principal(&tx.reader(), t.user_id, None, Some(t.id.clone()))?
+                .ok_or(Error::Unauthenticated)?;
+            store::tokens::touch(tx, &t.id, now)?;
+            Ok(p)
+        })
+        .await
+}
+
+/// MSP staff see every customer tenant they reach; others see their own.
+pub fn is_msp_admin_role(roles: &[String]) -> bool {
+    roles.iter().any(|r| r == BuiltinRole::MspAdmin.key())
+}
+
+pub fn kind_prefix(kind: TenantKind) -> &'static str {
+    match kind {
+        TenantKind::Msp => "",
+        TenantKind::Customer => "co-",
+    }
+}

@@ -1,0 +1,116 @@
+-- Migration 2: tenants, people, roles, sign-in (DESIGN §1).
+
+CREATE TABLE tenants (
+    id                       TEXT PRIMARY KEY,
+    kind                     TEXT NOT NULL CHECK (kind IN ('msp', 'customer')),
+    name                     TEXT NOT NULL,
+    slug                     TEXT NOT NULL UNIQUE,
+    status                   TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    co_management            INTEGER NOT NULL CHECK (co_management IN (0, 1)),
+    login_mode               TEXT NOT NULL CHECK (login_mode IN ('named', 'shared')),
+    jit_enabled              INTEGER NOT NULL CHECK (jit_enabled IN (0, 1)),
+    jit_justification_required INTEGER NOT NULL CHECK (jit_justification_required IN (0, 1)),
+    jit_max_minutes          INTEGER NOT NULL CHECK (jit_max_minutes BETWEEN 5 AND 1440),
+    jit_pending_timeout_minutes INTEGER NOT NULL CHECK (jit_pending_timeout_minutes BETWEEN 5 AND 10080),
+    seats                    INTEGER NOT NULL CHECK (seats >= 0),
+    created_at               INTEGER NOT NULL,
+    updated_at               INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX tenants_one_msp ON tenants (kind) WHERE kind = 'msp';
+
+-- Email is the login identifier, unique per appliance (stored lower-cased); the username is
+-- the workstation account name, unique per tenant.
+CREATE TABLE users (
+    id                TEXT PRIMARY KEY,
+    tenant_id         TEXT NOT NULL REFERENCES tenants (id),
+    email             TEXT NOT NULL,
+    first_name        TEXT NOT NULL,
+    last_name         TEXT NOT NULL,
+    username          TEXT NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('invited', 'active', 'disabled', 'erased')),
+    password_hash     TEXT,
+    totp_sealed       BLOB,
+    totp_last_step    INTEGER NOT NULL DEFAULT 0,
+    totp_failures     INTEGER NOT NULL DEFAULT 0,
+    totp_window_start INTEGER NOT NULL DEFAULT 0,
+    totp_window_count INTEGER NOT NULL DEFAULT 0,
+    mfa_locked        INTEGER NOT NULL DEFAULT 0 CHECK (mfa_locked IN (0, 1)),
+    login_failures    INTEGER NOT NULL DEFAULT 0,
+    last_failure_at   INTEGER NOT NULL DEFAULT 0,
+    login_locked      INTEGER NOT NULL DEFAULT 0 CHECK (login_locked IN (0, 1)),
+    mfa_pause_until   INTEGER NOT NULL DEFAULT 0,
+    mfa_pause_next    INTEGER NOT NULL DEFAULT 0 CHECK (mfa_pause_next IN (0, 1)),
+    all_tenants       INTEGER NOT NULL DEFAULT 1 CHECK (all_tenants IN (0, 1)),
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX users_email ON users (email);
+CREATE UNIQUE INDEX users_tenant_username ON users (tenant_id, username);
+
+-- Custom roles per tenant; built-in roles live in code and cannot be edited.
+CREATE TABLE roles (
+    id          TEXT PRIMARY KEY,
+    tenant_id   TEXT NOT NULL REFERENCES tenants (id),
+    name        TEXT NOT NULL,
+    permissions TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    UNIQUE (tenant_id, name)
+) STRICT;
+
+-- A user's roles: a built-in role key or a custom role id.
+CREATE TABLE user_roles (
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    user_id   TEXT NOT NULL REFERENCES users (id),
+    role      TEXT NOT NULL,
+    PRIMARY KEY (user_id, role)
+) STRICT;
+CREATE INDEX user_roles_tenant ON user_roles (tenant_id, role);
+
+-- Customer tenants an MSP technician is assigned to when not assigned to all.
+CREATE TABLE technician_tenants (
+    user_id   TEXT NOT NULL REFERENCES users (id),
+    tenant_id TEXT NOT NULL REFERENCES tenants (id),
+    PRIMARY KEY (user_id, tenant_id)
+) STRICT;
+
+-- One-time links (first-run setup, enrollment): only the token's hash is stored.
+CREATE TABLE one_time_links (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL CHECK (kind IN ('setup', 'enrollment')),
+    token_hash BLOB NOT NULL UNIQUE,
+    user_id    TEXT REFERENCES users (id),
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX one_time_links_user ON one_time_links (user_id);
+
+-- Server-side portal sessions; the cookie holds the only copy of the id, stored here hashed.
+CREATE TABLE web_sessions (
+    id_hash       BLOB PRIMARY KEY,
+    user_id       TEXT REFERENCES users (id),
+    stage         TEXT NOT NULL CHECK (stage IN ('pre_auth', 'mfa', 'full')),
+    pending_totp  BLOB,
+    link_id       TEXT,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    mfa_at        INTEGER NOT NULL DEFAULT 0,
+    ip            TEXT,
+    user_agent    TEXT
+) STRICT;
+CREATE INDEX web_sessions_user ON web_sessions (user_id);
+CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
+
+-- Management API tokens act as their user; only the hash is stored.
+CREATE TABLE api_tokens (
+    id           TEXT PRIMARY KEY,
+    tenant_id    TEXT NOT NULL REFERENCES tenants (id),
+    user_id      TEXT NOT NULL REFERENCES users (id),
+    name         TEXT NOT NULL,
+    token_hash   BLOB NOT NULL UNIQUE,
+    created_at   INTEGER NOT NULL,
+    last_used_at INTEGER,
+    revoked_at   INTEGER
+) STRICT;
+CREATE INDEX api_tokens_user ON api_tokens (user_id);

@@ -1,0 +1,113 @@
+//! Server-side portal sessions, keyed by the hash of the cookie value.
+
+use rusqlite::{OptionalExtension, named_params};
+
+use super::{Reader, WriteTx};
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::UserId;
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    pub id_hash: Vec<u8>,
+    pub user_id: Option<UserId>,
+    pub stage: String,
+    pub pending_totp: Option<Vec<u8>>,
+    pub link_id: Option<String>,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub mfa_at: Timestamp,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id_hash: r.get(0)?,
+        user_id: r.get(1)?,
+        stage: r.get(2)?,
+        pending_totp: r.get(3)?,
+        link_id: r.get(4)?,
+        created_at: r.get(5)?,
+        last_seen_at: r.get(6)?,
+        expires_at: r.get(7)?,
+        mfa_at: r.get(8)?,
+        ip: r.get(9)?,
+        user_agent: r.get(10)?,
+    })
+}
+
+pub fn get(r: &Reader<'_>, id_hash: &[u8]) -> Result<Option<Session>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM web_sessions WHERE id_hash = :h"
+    ))?;
+    Ok(st
+        .query_row(named_params! {":h": id_hash}, from_row)
+        .optional()?)
+}
+
+pub fn insert(tx: &WriteTx<'_>, s: &Session) -> Result<()> {
+    tx.conn()
+        .prepare_cached(&format!(
+            "INSERT INTO web_sessions ({COLUMNS}) VALUES (:h, :u, :stage, :p, :link, :c, :seen, :exp, :mfa, :ip, :ua)"
+        ))?
+        .execute(named_params! {
+            ":h": s.id_hash, ":u": s.user_id, ":stage": s.stage, ":p": s.pending_totp, ":link": s.link_id,
+            ":c": s.created_at, ":seen": s.last_seen_at, ":exp": s.expires_at, ":mfa": s.mfa_at, ":ip": s.ip, ":ua": s.user_agent,
+        })?;
+    Ok(())
+}
+
+pub fn delete(tx: &WriteTx<'_>, id_hash: &[u8]) -> Result<()> {
+    tx.conn()
+        .prepare_cached("DELETE FROM web_sessions WHERE id_hash = :h")?
+        .execute(named_params! {":h": id_hash})?;
+    Ok(())
+}
+
+/// Ends every session of a user (logout everywhere, disable, password change); returns how many.
+pub fn delete_for_user(tx: &WriteTx<'_>, user: UserId) -> Result<u64> {
+    let n = tx
+        .conn()
+        .prepare_cached("DELETE FROM web_sessions WHERE user_id = :u")?
+        .execute(named_params! {":u": user})?;
+    Ok(n as u64)
+}
+
+pub fn touch(tx: &WriteTx<'_>, id_hash: &[u8], now: Timestamp) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE web_sessions SET last_seen_at = :now WHERE id_hash = :h")?
+        .execute(named_params! {":h": id_hash, ":now": now})?;
+    Ok(())
+}
+
+pub fn set_mfa_at(tx: &WriteTx<'_>, id_hash: &[u8], now: Timestamp) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE web_sessions SET mfa_at = :now, last_seen_at = :now WHERE id_hash = :h",
+        )?
+        .execute(named_params! {":h": id_hash, ":now": now})?;
+    Ok(())
+}
+
+pub fn list_for_user(r: &Reader<'_>, user: UserId) -> Result<Vec<Session>> {
+    let mut st = r
+        .conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM web_sessions WHERE user_id = :u AND stage = 'full' ORDER BY created_at DESC"))?;
+    let rows = st.query_map(named_params! {":u": user}, from_row)?;
+    rows.map(|r| r.map_err(crate::error::Error::from)).collect()
+}
+
+/// Job: forget sessions past their absolute end or idle for longer than `idle_ms`.
+pub fn prune(tx: &WriteTx<'_>, now: Timestamp, idle_ms: i64) -> Result<u64> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "DELETE FROM web_sessions WHERE expires_at <= :now OR last_seen_at + :idle <= :now",
+        )?
+        .execute(named_params! {":now": now, ":idle": idle_ms})?;
+    Ok(n as u64)
+}

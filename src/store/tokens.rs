@@ -1,0 +1,87 @@
+//! Management API tokens: hashed, revocable, acting as their user.
+
+use rusqlite::{OptionalExtension, named_params};
+
+use super::{Reader, WriteTx};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{TenantId, UserId};
+
+#[derive(Clone, Debug)]
+pub struct ApiToken {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub name: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+const COLUMNS: &str = "id, tenant_id, user_id, name, created_at, last_used_at, revoked_at";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiToken> {
+    Ok(ApiToken {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        user_id: r.get(2)?,
+        name: r.get(3)?,
+        created_at: r.get(4)?,
+        last_used_at: r.get(5)?,
+        revoked_at: r.get(6)?,
+    })
+}
+
+pub fn insert(tx: &WriteTx<'_>, t: &ApiToken, hash: &[u8]) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, created_at) VALUES (:id, :t, :u, :n, :h, :c)",
+        )?
+        .execute(named_params! {":id": t.id, ":t": t.tenant_id, ":u": t.user_id, ":n": t.name, ":h": hash, ":c": t.created_at})?;
+    Ok(())
+}
+
+pub fn by_hash(r: &Reader<'_>, hash: &[u8]) -> Result<Option<ApiToken>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = :h"
+    ))?;
+    Ok(st
+        .query_row(named_params! {":h": hash}, from_row)
+        .optional()?)
+}
+
+pub fn list_for_user(r: &Reader<'_>, user: UserId) -> Result<Vec<ApiToken>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM api_tokens WHERE user_id = :u ORDER BY created_at DESC"
+    ))?;
+    let rows = st.query_map(named_params! {":u": user}, from_row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Revokes one of `user`'s tokens; NotFound for anyone else's.
+pub fn revoke(tx: &WriteTx<'_>, user: UserId, id: &str, now: Timestamp) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("UPDATE api_tokens SET revoked_at = coalesce(revoked_at, :now) WHERE id = :id AND user_id = :u")?
+        .execute(named_params! {":id": id, ":u": user, ":now": now})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+pub fn revoke_all_for_user(tx: &WriteTx<'_>, user: UserId, now: Timestamp) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE api_tokens SET revoked_at = :now WHERE user_id = :u AND revoked_at IS NULL",
+        )?
+        .execute(named_params! {":u": user, ":now": now})?;
+    Ok(())
+}
+
+pub fn touch(tx: &WriteTx<'_>, id: &str, now: Timestamp) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE api_tokens SET last_used_at = :now WHERE id = :id")?
+        .execute(named_params! {":id": id, ":now": now})?;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! My account: password, sessions, API tokens.
+
+use actix_web::{HttpResponse, web};
+use maud::html;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use crate::app::AppState;
+use crate::error::Error;
+use crate::service;
+
+pub async fn account_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    let tokens = service::tokens::list(&state.ctx, &cu.principal).await?;
+    let uid = cu.principal.user_id;
+    let sessions = state
+        .ctx
+        .db
+        .read(move |r| crate::store::sessions::list_for_user(r, uid))
+        .await?;
+    let content = html! {
+        main {
+            h1 { "My account" }
+            div #account-result {}
+            form.stack.card method="post" action="/account/password" hx-post="/account/password" hx-target="#account-result" {
+                h2 { "Change password" }
+                (ui::csrf_input(&cu.csrf))
+                (ui::field("Current password", "current_password", "password", "", None))
+                (ui::field("New password (12–128 characters)", "new_password", "password", "", None))
+                button type="submit" { "Change password" }
+            }
+            div.card {
+                h2 { "Signed-in sessions" }
+                table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
+                    tbody { @for s in &sessions { tr { td { (s.created_at.rfc3339()) } td { (s.last_seen_at.rfc3339()) } td { (s.ip.clone().unwrap_or_default()) } } } } }
+                p.muted { "To re-enroll your authenticator, ask an administrator to reset your enrollment." }
+            }
+            div.card {
+                h2 { "API tokens" }
+                table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th {} } }
+                    tbody hx-disable { @for t in &tokens { tr {
+                        td { (t.name) } td { (t.created_at.rfc3339()) } td { (t.last_used_at.map(|x| x.rfc3339()).unwrap_or_default()) }
+                        td { @if t.revoked_at.is_some() { "revoked" } @else {
+                            form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) hx-post=(format!("/account/tokens/{}/revoke", t.id)) hx-target="#account-result" hx-confirm="Revoke this token?" {
+                                (ui::csrf_input(&cu.csrf)) button.secondary type="submit" { "Revoke" } }
+                        } }
+                    } } } }
+                form.stack method="post" action="/account/tokens" hx-post="/account/tokens" hx-target="#account-result" {
+                    (ui::csrf_input(&cu.csrf))
+                    (ui::field("New token name", "name", "text", "", None))
+                    button type="submit" { "Create token" }
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        None,
+        "account",
+        "My account",
+        content,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordForm {
+    current_password: String,
+    new_password: String,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+fn flash(status: actix_web::http::StatusCode, class: &str, msg: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(html! { div class=(format!("flash {class}")) { (msg) } }.into_string())
+}
+
+pub async fn change_password(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    match service::users::change_password(
+        &state.ctx,
+        &cu.principal,
+        Zeroizing::new(f.current_password),
+        Zeroizing::new(f.new_password),
+        &cu.origin,
+    )
+    .await
+    {
+        Ok(()) => Ok(flash(
+            actix_web::http::StatusCode::OK,
+            "info",
+            "Password changed.",
+        )),
+        Err(Error::Validation { field, msg }) => Ok(flash(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            &format!("{}: {msg}", field.replace('_', " ")),
+        )),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenForm {
+    name: String,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+pub async fn create_token(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, WebError> {
+    match service::tokens::create(&state.ctx, &cu.principal, &form.name, &cu.origin).await {
+        Ok((_, secret)) => Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+            html! { div.flash.info { "Copy this token now; it is not shown again: " code.token { (secret) } } }.into_string(),
+        )),
+        Err(Error::Validation { field, msg }) => Ok(flash(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "error", &format!("{field}: {msg}"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    id: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    if let Err(e) = service::tokens::revoke(&state.ctx, &cu.principal, &id, &cu.origin).await {
+        if matches!(e, Error::NotFound) {
+            service::tenants::authz_fail(
+                &state.ctx,
+                &cu.principal,
+                None,
+                "foreign api token",
+                &cu.origin,
+            )
+            .await?;
+        }
+        return Err(e.into());
+    }
+    Ok(flash(
+        actix_web::http::StatusCode::OK,
+        "info",
+        "Token revoked.",
+    ))
+}

@@ -1,0 +1,383 @@
+//! Management API `/api/v1` (JSON, bearer tokens acting as their user). Errors are
+//! `{"code": "…", "message": "…"}`; a foreign tenant's object is 404, like a missing one.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, web};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::headers::current_request_id;
+use super::session::origin_of;
+use crate::app::AppState;
+use crate::authz::{Permission, Principal};
+use crate::error::Error;
+use crate::ids::UserId;
+use crate::model::tenants::{LoginMode, Settings, Tenant};
+use crate::service::{self, audit::Origin, users::Action};
+
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        super::error::status_of(&self.0)
+    }
+    fn error_response(&self) -> HttpResponse {
+        let message = match &self.0 {
+            e if e.is_internal() => {
+                tracing::error!(error = %e, "api request failed");
+                format!(
+                    "internal error (request {})",
+                    current_request_id().unwrap_or_default()
+                )
+            }
+            Error::NotFound => "not found".to_string(),
+            e => e.to_string(),
+        };
+        HttpResponse::build(self.status_code())
+            .json(json!({"code": self.0.code(), "message": message}))
+    }
+}
+
+type ApiResult = Result<HttpResponse, ApiError>;
+
+/// The caller: `Authorization: Bearer <token>`.
+pub struct ApiUser {
+    pub principal: Principal,
+    pub origin: Origin,
+}
+
+impl FromRequest for ApiUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(ApiError(Error::internal("no state")))?
+                .clone();
+            let token = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .ok_or(ApiError(Error::Unauthenticated))?
+                .trim()
+                .to_string();
+            let principal = service::auth::api_principal(&state.ctx, &token).await?;
+            Ok(ApiUser {
+                principal,
+                origin: origin_of(&req),
+            })
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct TenantJson<'a> {
+    id: String,
+    name: &'a str,
+    slug: &'a str,
+    kind: &'a str,
+    active: bool,
+    settings: &'a Settings,
+}
+
+fn tenant_json(t: &Tenant) -> serde_json::Value {
+    json!(TenantJson {
+        id: t.id.to_string(),
+        name: &t.name,
+        slug: t.slug.as_str(),
+        kind: t.kind.as_str(),
+        active: t.active,
+        settings: &t.settings
+    })
+}
+
+async fn tenant(state: &AppState, u: &ApiUser, slug: &str) -> Result<Tenant, ApiError> {
+    Ok(service::tenants::resolve(&state.ctx, &u.principal, slug, &u.origin).await?)
+}
+
+async fn denied<T>(
+    state: &AppState,
+    u: &ApiUser,
+    t: &Tenant,
+    r: crate::error::Result<T>,
+) -> Result<T, ApiError> {
+    if let Err(e @ (Error::Forbidden(_) | Error::NotFound)) = &r {
+        service::tenants::authz_fail(
+            &state.ctx,
+            &u.principal,
+            Some(t.id),
+            &e.to_string(),
+            &u.origin,
+        )
+        .await?;
+    }
+    r.map_err(ApiError)
+}
+
+pub async fn tenants_list(state: web::Data<AppState>, u: ApiUser) -> ApiResult {
+    let ts = service::tenants::visible(&state.ctx, &u.principal).await?;
+    Ok(HttpResponse::Ok().json(json!({"tenants": ts.iter().map(tenant_json).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenant {
+    name: String,
+    #[serde(default)]
+    slug: String,
+}
+
+pub async fn tenants_create(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    body: web::Json<NewTenant>,
+) -> ApiResult {
+    let b = body.into_inner();
+    match service::tenants::create(
+        &state.ctx,
+        &u.principal,
+        service::tenants::NewTenant {
+            name: b.name,
+            slug: b.slug,
+        },
+        &u.origin,
+    )
+    .await
+    {
+        Ok(t) => Ok(HttpResponse::Created().json(tenant_json(&t))),
+        Err(Error::NotFound) => {
+            service::tenants::authz_fail(
+                &state.ctx,
+                &u.principal,
+                None,
+                "create tenant",
+                &u.origin,
+            )
+            .await?;
+            Err(ApiError(Error::NotFound))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn tenant_get(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    denied(
+        &state,
+        &u,
+        &t,
+        u.principal.scope(&t, Permission::SettingsView).map(|_| ()),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(tenant_json(&t)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantPatch {
+    name: Option<String>,
+    slug: Option<String>,
+    active: Option<bool>,
+    co_management: Option<bool>,
+    login_mode: Option<LoginMode>,
+    acknowledge_shared: Option<bool>,
+    jit_enabled: Option<bool>,
+    jit_justification_required: Option<bool>,
+    jit_max_minutes: Option<u32>,
+    jit_pending_timeout_minutes: Option<u32>,
+    seats: Option<u32>,
+}
+
+pub async fn tenant_update(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<TenantPatch>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let p = body.into_inner();
+    let s0 = &t.settings;
+    let settings = Settings {
+        co_management: p.co_management.unwrap_or(s0.co_management),
+        login_mode: p.login_mode.unwrap_or(s0.login_mode),
+        jit_enabled: p.jit_enabled.unwrap_or(s0.jit_enabled),
+        jit_justification_required: p
+            .jit_justification_required
+            .unwrap_or(s0.jit_justification_required),
+        jit_max_minutes: p.jit_max_minutes.unwrap_or(s0.jit_max_minutes),
+        jit_pending_timeout_minutes: p
+            .jit_pending_timeout_minutes
+            .unwrap_or(s0.jit_pending_timeout_minutes),
+        seats: p.seats.unwrap_or(s0.seats),
+    };
+    let upd = service::tenants::TenantUpdate {
+        name: p.name,
+        slug: p.slug,
+        active: p.active,
+        settings,
+        acknowledge_shared: p.acknowledge_shared.unwrap_or(false),
+    };
+    let t2 = denied(
+        &state,
+        &u,
+        &t,
+        service::tenants::update(&state.ctx, &u.principal, &t, upd, &u.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(tenant_json(&t2)))
+}
+
+pub async fn users_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let users = denied(
+        &state,
+        &u,
+        &t,
+        service::users::list(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    let out: Vec<_> = users
+        .iter()
+        .map(|(x, roles)| json!({"id": x.id, "email": x.email, "first_name": x.first_name, "last_name": x.last_name,
+            "username": x.username, "status": x.status.as_str(), "roles": roles}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"users": out})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    first_name: String,
+    last_name: String,
+    email: String,
+    #[serde(default)]
+    username: String,
+}
+
+pub async fn users_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<NewUser>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let b = body.into_inner();
+    let new = service::users::NewUser {
+        first_name: b.first_name,
+        last_name: b.last_name,
+        email: b.email,
+        username: b.username,
+    };
+    let c = denied(
+        &state,
+        &u,
+        &t,
+        service::users::create(&state.ctx, &u.principal, &t, new, &u.origin).await,
+    )
+    .await?;
+    let link = super::users::link_url(
+        &state,
+        req.connection_info().host(),
+        &format!("/enroll/{}", c.enrollment_token),
+    );
+    Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link})))
+}
+
+pub async fn user_action(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String, String)>,
+) -> ApiResult {
+    let (slug, id, verb) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    let Some(id) = UserId::parse(&id) else {
+        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+    };
+    let action = match verb.as_str() {
+        "make-admin" => Action::MakeAdmin,
+        "disable" => Action::Disable,
+        "erase" => Action::Erase,
+        _ => return Err(ApiError(Error::NotFound)),
+    };
+    denied(
+        &state,
+        &u,
+        &t,
+        service::users::act(&state.ctx, &u.principal, &t, id, action, &u.origin).await,
+    )
+    .await?;
+    let scope = u.principal.scope(&t, Permission::UsersView)?;
+    let user = service::users::get(&state.ctx, &scope, id).await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"id": user.id, "username": user.username, "status": user.status.as_str()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    event: Option<String>,
+    actor: Option<String>,
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+pub async fn audit_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let scope = denied(&state, &u, &t, u.principal.scope(&t, Permission::AuditView)).await?;
+    let q = q.into_inner();
+    let f = service::audit::ListFilter {
+        event: q.event,
+        actor: q.actor,
+        before_seq: q.before,
+        limit: q.limit.unwrap_or(100),
+    };
+    let rows = service::audit::list(&state.ctx, &scope, false, f).await?;
+    let out: Vec<_> = rows
+        .into_iter()
+        .map(|(seq, e)| json!({"seq": seq, "entry": e}))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({"entries": out})))
+}
+
+/// The OpenAPI 3 description of this API; a test checks it lists every route.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(OPENAPI)
+}
+
+pub const OPENAPI: &str = include_str!("openapi.json");

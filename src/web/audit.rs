@@ -1,0 +1,95 @@
+//! The audit page: a tenant's entries (all tenants for MSP admins), filtered and paged,
+//! with the chain's verification status.
+
+use actix_web::{HttpResponse, web};
+use maud::html;
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::service;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    actor: String,
+    #[serde(default)]
+    before: Option<i64>,
+    #[serde(default)]
+    all: Option<String>,
+}
+
+pub async fn audit_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let scope = denied(
+        &state,
+        &cu,
+        &t,
+        cu.principal.scope(&t, Permission::AuditView),
+    )
+    .await?;
+    let all_tenants = cu.principal.is_msp_admin() && q.all.as_deref() == Some("1");
+    let filter = service::audit::ListFilter {
+        event: Some(q.event.trim().to_string()).filter(|s| !s.is_empty()),
+        actor: Some(q.actor.trim().to_string()).filter(|s| !s.is_empty()),
+        before_seq: q.before,
+        limit: 50,
+    };
+    let rows = service::audit::list(&state.ctx, &scope, all_tenants, filter).await?;
+    let report = service::audit::verify(&state.ctx.db).await?;
+    let next = rows.last().map(|(seq, _)| *seq);
+    let base = format!("/t/{}/audit", t.slug);
+    let content = html! {
+        main {
+            h1 { "Audit log" }
+            p #chain-status class=(if report.broken.is_none() { "ok" } else { "bad" }) {
+                @match &report.broken {
+                    None => { "Hash chain verified: " (report.checked) " entries intact." }
+                    Some(b) => { "Hash chain BROKEN at entry " (b.seq) ": " (b.reason) }
+                }
+            }
+            form.inline method="get" action=(base) {
+                label { "Event" input name="event" value=(q.event); }
+                label { "Actor id" input name="actor" value=(q.actor); }
+                @if cu.principal.is_msp_admin() { label { input type="checkbox" name="all" value="1" checked[all_tenants]; " All tenants" } }
+                button type="submit" { "Filter" }
+            }
+            table {
+                thead { tr { th { "#" } th { "Time (UTC)" } th { "Event" } th { "Outcome" } th { "Actor" } th { "Target" } th { "Details" } } }
+                tbody hx-disable {
+                    @for (seq, e) in &rows {
+                        tr {
+                            td { (seq) } td { (e.at.rfc3339()) } td { code { (e.event) } } td { (e.outcome.as_str()) }
+                            td { (e.actor_kind.as_str()) " " code { (e.actor_id.clone().unwrap_or_default()) } }
+                            td { (e.target_kind.clone().unwrap_or_default()) " " code { (e.target_id.clone().unwrap_or_default()) } }
+                            td { code { (e.details) } }
+                        }
+                    }
+                }
+            }
+            @if let Some(n) = next.filter(|_| rows.len() == 50) {
+                p { a href=(format!("{base}?event={}&actor={}&before={n}{}", q.event, q.actor, if all_tenants { "&all=1" } else { "" })) { "Older entries →" } }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/audit",
+        "Audit",
+        content,
+    )))
+}

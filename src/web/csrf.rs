@@ -1,0 +1,154 @@
+//! CSRF defence in depth for the portal (WEB-02): Fetch Metadata, an exact Origin/Referer
+//! match, and a per-session synchronizer token in `X-CSRF-Token` or a `csrf_token` field.
+
+use std::future::{Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::{Error as ActixError, HttpMessage, ResponseError, web};
+
+use super::error::WebError;
+use super::session;
+use crate::app::AppState;
+use crate::crypto::ct_eq;
+use crate::error::Error;
+use crate::model::audit::Event;
+use crate::service::audit::Audit;
+
+/// Paths exempt from the token check: browser reports and bearer-token APIs (no cookies).
+fn exempt(path: &str) -> bool {
+    path == "/csp-report" || path.starts_with("/api/") || path.starts_with("/agent/")
+}
+
+pub struct Csrf;
+
+impl<S, B> Transform<S, ServiceRequest> for Csrf
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = ActixError> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = ActixError;
+    type Transform = CsrfService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(CsrfService {
+            service: Rc::new(service),
+        }))
+    }
+}
+
+pub struct CsrfService<S> {
+    service: Rc<S>,
+}
+
+impl<S, B> Service<ServiceRequest> for CsrfService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = ActixError> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = ActixError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let svc = self.service.clone();
+        Box::pin(async move {
+            if req.method().is_safe()
+                || req.method() == actix_web::http::Method::TRACE
+                || exempt(req.path())
+            {
+                return svc
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_boxed_body);
+            }
+            match check(&mut req).await {
+                Ok(()) => svc
+                    .call(req)
+                    .await
+                    .map(ServiceResponse::map_into_boxed_body),
+                Err(why) => {
+                    if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
+                        let now = state.ctx.clock.now();
+                        let o = session::origin_of(req.request());
+                        let path = req.path().to_string();
+                        let _ = state
+                            .ctx
+                            .db
+                            .write(move |tx| {
+                                Audit::new(Event::MaliciousCsrf, now)
+                                    .failure()
+                                    .from(&o)
+                                    .details(serde_json::json!({"reason": why, "path": path}))
+                                    .append(tx)
+                                    .map(|_| ())
+                            })
+                            .await;
+                    }
+                    let res = WebError(Error::Forbidden("This request was refused as a possible cross-site request forgery. Reload the page and try again.".into())).error_response();
+                    Ok(req.into_response(res))
+                }
+            }
+        })
+    }
+}
+
+async fn check(req: &mut ServiceRequest) -> Result<(), &'static str> {
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if header("sec-fetch-site").as_deref() == Some("cross-site")
+        || header("sec-fetch-site").as_deref() == Some("same-site")
+    {
+        return Err("cross-site fetch metadata");
+    }
+    let host = req.connection_info().host().to_string();
+    let expected = format!("https://{host}");
+    match (header("origin"), header("referer")) {
+        (Some(o), _) if o != expected => return Err("origin mismatch"),
+        (None, Some(r)) if !(r == expected || r.starts_with(&format!("{expected}/"))) => {
+            return Err("referer mismatch");
+        }
+        _ => {}
+    }
+    let Some(token) = session::token_of(req.request()) else {
+        return Err("no session");
+    };
+    let want = crate::service::auth::csrf_token(&token);
+    if let Some(h) = header("x-csrf-token") {
+        return if ct_eq(h.as_bytes(), want.as_bytes()) {
+            Ok(())
+        } else {
+            Err("bad token header")
+        };
+    }
+    // A plain form: read the body, find the field, then put the body back for the handler.
+    let is_form = req.content_type() == "application/x-www-form-urlencoded";
+    if !is_form {
+        return Err("no token");
+    }
+    let body = req
+        .extract::<web::Bytes>()
+        .await
+        .map_err(|_| "unreadable body")?;
+    let found = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.to_string());
+    let (_, mut payload) = actix_http::h1::Payload::create(true);
+    payload.unread_data(body);
+    req.set_payload(payload.into());
+    match found {
+        Some(t) if ct_eq(t.as_bytes(), want.as_bytes()) => Ok(()),
+        _ => Err("bad or missing form token"),
+    }
+}

@@ -1,0 +1,127 @@
+//! Roles of a tenant: the built-in ones (fixed) and custom ones built from permissions.
+
+use actix_web::{HttpResponse, web};
+use maud::html;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::error::Error;
+use crate::model::roles::BuiltinRole;
+use crate::model::tenants::TenantKind;
+use crate::service;
+
+pub async fn roles_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let customs = denied(
+        &state,
+        &cu,
+        &t,
+        service::roles::list(&state.ctx, &cu.principal, &t).await,
+    )
+    .await?;
+    let can = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::UsersManage));
+    let action = format!("/t/{}/roles", t.slug);
+    let content = html! {
+        main {
+            h1 { "Roles" }
+            table {
+                thead { tr { th { "Role" } th { "Kind" } th { "Permissions" } th {} } }
+                tbody hx-disable {
+                    @for b in BuiltinRole::ALL.iter().filter(|b| b.for_msp() == (t.kind == TenantKind::Msp) || **b == BuiltinRole::MspAdmin && t.kind == TenantKind::Msp) {
+                        tr { td { (b.label()) } td { "built-in" } td { @for p in b.permissions().iter() { code { (p.code()) } " " } } td {} }
+                    }
+                    @for c in &customs {
+                        tr { td { (c.name) } td { "custom" } td { @for p in c.permissions.iter() { code { (p.code()) } " " } }
+                            td { @if can {
+                                form.inline method="post" action=(format!("{action}/{}/delete", c.id)) hx-post=(format!("{action}/{}/delete", c.id)) hx-target="#roles-result" hx-confirm="Delete this role? People holding it lose its permissions." {
+                                    (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Delete" } }
+                            } } }
+                    }
+                }
+            }
+            div #roles-result {}
+            @if can {
+                form.stack.card method="post" action=(action) hx-post=(action) hx-target="#roles-result" {
+                    h2 { "New custom role" }
+                    (ui::csrf_input(&cu.csrf))
+                    (ui::field("Name", "name", "text", "", None))
+                    @for p in Permission::ALL { label { input type="checkbox" name="permission" value=(p.code()); " " code { (p.code()) } } }
+                    button type="submit" { "Create role" }
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/roles",
+        "Roles",
+        content,
+    )))
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let (mut name, mut perms) = (String::new(), Vec::new());
+    for (k, v) in form.into_inner() {
+        match k.as_str() {
+            "name" => name = v,
+            "permission" => perms.push(v),
+            "csrf_token" => {}
+            other => return Err(WebError(Error::validation(other, "unknown field"))),
+        }
+    }
+    match service::roles::create(&state.ctx, &cu.principal, &t, &name, &perms, &cu.origin).await {
+        Ok(r) => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html! { div.flash.info { "Role " (r.name) " created." } }.into_string())),
+        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
+            .content_type("text/html; charset=utf-8")
+            .body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
+        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+    }
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm the deletion (confirm=yes)",
+        )));
+    }
+    denied(
+        &state,
+        &cu,
+        &t,
+        service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html! { div.flash.info { "Role deleted." } }.into_string()))
+}

@@ -1,0 +1,103 @@
+//! The session cookie and the `CurrentUser` extractor: a full (password + TOTP) session,
+//! its principal, and what the layout needs.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
+
+use super::error::WebError;
+use super::headers::RequestId;
+use crate::app::AppState;
+use crate::authz::Principal;
+use crate::error::Error;
+use crate::model::tenants::Tenant;
+use crate::service::{self, audit::Origin};
+use crate::store::users::User;
+
+pub const COOKIE: &str = "__Host-hg_session";
+
+/// `__Host-` prefixed, Secure, HttpOnly, SameSite=Strict, Path=/, no Domain (SESS-02).
+pub fn cookie(token: &str) -> Cookie<'static> {
+    Cookie::build(COOKIE, token.to_string())
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .finish()
+}
+
+pub fn clear_cookie() -> Cookie<'static> {
+    let mut c = cookie("");
+    c.set_max_age(CookieDuration::ZERO);
+    c
+}
+
+pub fn token_of(req: &HttpRequest) -> Option<String> {
+    req.cookie(COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+pub fn origin_of(req: &HttpRequest) -> Origin {
+    Origin {
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+/// A signed-in person.
+pub struct CurrentUser {
+    pub principal: Principal,
+    pub user: User,
+    pub token: String,
+    pub csrf: String,
+    pub tenants: Vec<Tenant>,
+    pub origin: Origin,
+}
+
+impl FromRequest for CurrentUser {
+    type Error = WebError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(WebError(Error::internal("no state")))?
+                .clone();
+            let ctx = &state.ctx;
+            let token = token_of(&req).ok_or(WebError(Error::Unauthenticated))?;
+            let now = ctx.clock.now();
+            let s = service::auth::session(ctx, &token, now)
+                .await?
+                .ok_or(WebError(Error::Unauthenticated))?;
+            if s.stage != "full" {
+                return Err(WebError(Error::Unauthenticated));
+            }
+            let uid = s.user_id.ok_or(WebError(Error::Unauthenticated))?;
+            let mfa_at = s.mfa_at;
+            let (principal, user) = ctx
+                .db
+                .read(move |r| {
+                    let p = service::auth::principal(r, uid, Some(mfa_at), None)?;
+                    let u = crate::store::users::credentials_by_id(r, uid)?.map(|c| c.user);
+                    Ok(p.zip(u))
+                })
+                .await?
+                .ok_or(WebError(Error::Unauthenticated))?;
+            let tenants = service::tenants::visible(ctx, &principal).await?;
+            let csrf = service::auth::csrf_token(&token);
+            Ok(CurrentUser {
+                principal,
+                user,
+                token,
+                csrf,
+                tenants,
+                origin: origin_of(&req),
+            })
+        })
+    }
+}

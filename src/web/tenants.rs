@@ -1,0 +1,242 @@
+//! Customer tenants (MSP admins) and each tenant's settings.
+
+use actix_web::{HttpResponse, web};
+use maud::html;
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::error::Error;
+use crate::model::tenants::{LoginMode, Settings};
+use crate::service::{
+    self,
+    tenants::{NewTenant, TenantUpdate},
+};
+
+pub async fn tenants_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    if cu.principal.msp_scope().is_err() {
+        service::tenants::authz_fail(&state.ctx, &cu.principal, None, "tenants list", &cu.origin)
+            .await?;
+        return Err(WebError(Error::NotFound));
+    }
+    let content = html! {
+        main {
+            h1 { "Tenants" }
+            table {
+                thead { tr { th { "Name" } th { "Slug" } th { "Kind" } th { "Status" } th { "Co-management" } th { "Seats" } } }
+                tbody hx-disable {
+                    @for t in &cu.tenants {
+                        tr {
+                            td { a href=(format!("/t/{}/settings", t.slug)) { (t.name) } }
+                            td { code { (t.slug) } }
+                            td { (t.kind.as_str()) }
+                            td { (if t.active { "active" } else { "disabled" }) }
+                            td { (if t.settings.co_management { "on" } else { "off" }) }
+                            td { (t.settings.seats) }
+                        }
+                    }
+                }
+            }
+            form.stack.card #new-tenant method="post" action="/tenants" hx-post="/tenants" hx-target="#new-tenant-result" {
+                h2 { "New customer tenant" }
+                (ui::csrf_input(&cu.csrf))
+                (ui::field("Name", "name", "text", "", None))
+                (ui::field("Slug (used in URLs; empty = from the name)", "slug", "text", "", None))
+                button type="submit" { "Create tenant" }
+                div #new-tenant-result {}
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu, None, "tenants", "Tenants", content,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTenantForm {
+    name: String,
+    #[serde(default)]
+    slug: String,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    cu: CurrentUser,
+    form: web::Form<NewTenantForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    match service::tenants::create(
+        &state.ctx,
+        &cu.principal,
+        NewTenant {
+            name: f.name,
+            slug: f.slug,
+        },
+        &cu.origin,
+    )
+    .await
+    {
+        Ok(t) => Ok(super::auth::redirect(
+            &req,
+            &format!("/t/{}/settings", t.slug),
+            None,
+        )),
+        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
+            .content_type("text/html; charset=utf-8")
+            .body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
+        Err(Error::NotFound) => {
+            service::tenants::authz_fail(
+                &state.ctx,
+                &cu.principal,
+                None,
+                "create tenant",
+                &cu.origin,
+            )
+            .await?;
+            Err(WebError(Error::NotFound))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn settings_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    denied(
+        &state,
+        &cu,
+        &t,
+        cu.principal.scope(&t, Permission::SettingsView).map(|_| ()),
+    )
+    .await?;
+    let can = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::SettingsManage));
+    let s = &t.settings;
+    let action = format!("/t/{}/settings", t.slug);
+    let content = html! {
+        main {
+            h1 { "Settings of " (t.name) }
+            div #settings-result {}
+            form.stack.card method="post" action=(action) hx-post=(action) hx-target="#settings-result" {
+                (ui::csrf_input(&cu.csrf))
+                fieldset disabled[!can] {
+                    @if cu.principal.is_msp_admin() {
+                        (ui::field("Name", "name", "text", &t.name, None))
+                        (ui::field("Slug", "slug", "text", t.slug.as_str(), None))
+                        @if t.kind == crate::model::tenants::TenantKind::Customer {
+                            label { input type="checkbox" name="active" value="true" checked[t.active]; " Tenant active (disabled tenants cannot sign in)" }
+                        }
+                    }
+                    label { input type="checkbox" name="co_management" value="true" checked[s.co_management]; " Co-management (customer admins may be added)" }
+                    (ui::field("Co-managed seats", "seats", "number", &s.seats.to_string(), None))
+                    label { "Technician login mode" select name="login_mode" {
+                        option value="named" selected[s.login_mode == LoginMode::Named] { "Named accounts (msp-<username>)" }
+                        option value="shared" selected[s.login_mode == LoginMode::Shared] { "One shared account per tenant" }
+                    } }
+                    label { input type="checkbox" name="acknowledge_shared" value="true"; " I understand shared mode clones one secret onto every workstation" }
+                    label { input type="checkbox" name="jit_enabled" value="true" checked[s.jit_enabled]; " Just-in-time admin requests enabled" }
+                    label { input type="checkbox" name="jit_justification_required" value="true" checked[s.jit_justification_required]; " Justification required" }
+                    (ui::field("Maximum session (minutes, ≤ 1440)", "jit_max_minutes", "number", &s.jit_max_minutes.to_string(), None))
+                    (ui::field("Pending requests time out after (minutes)", "jit_pending_timeout_minutes", "number", &s.jit_pending_timeout_minutes.to_string(), None))
+                    button type="submit" { "Save settings" }
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/settings",
+        "Settings",
+        content,
+    )))
+}
+
+pub async fn update(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let mut s = Settings {
+        co_management: false,
+        jit_enabled: false,
+        jit_justification_required: false,
+        ..t.settings.clone()
+    };
+    let (mut name, mut new_slug, mut active, mut ack) = (None, None, None, false);
+    if cu.principal.is_msp_admin() && t.kind == crate::model::tenants::TenantKind::Customer {
+        active = Some(false);
+    }
+    let num = |f: &str, v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| WebError(Error::validation(f, "must be a whole number")))
+    };
+    for (k, v) in form.into_inner() {
+        match k.as_str() {
+            "name" => name = Some(v),
+            "slug" => new_slug = Some(v),
+            "active" => active = Some(v == "true"),
+            "co_management" => s.co_management = v == "true",
+            "jit_enabled" => s.jit_enabled = v == "true",
+            "jit_justification_required" => s.jit_justification_required = v == "true",
+            "acknowledge_shared" => ack = v == "true",
+            "seats" => s.seats = num("seats", &v)?,
+            "jit_max_minutes" => s.jit_max_minutes = num("jit_max_minutes", &v)?,
+            "jit_pending_timeout_minutes" => {
+                s.jit_pending_timeout_minutes = num("jit_pending_timeout_minutes", &v)?
+            }
+            "login_mode" => {
+                s.login_mode = LoginMode::parse(&v).ok_or_else(|| {
+                    WebError(Error::validation("login_mode", "must be named or shared"))
+                })?
+            }
+            "csrf_token" => {}
+            other => return Err(WebError(Error::validation(other, "unknown field"))),
+        }
+    }
+    let u = TenantUpdate {
+        name,
+        slug: new_slug,
+        active,
+        settings: s,
+        acknowledge_shared: ack,
+    };
+    match service::tenants::update(&state.ctx, &cu.principal, &t, u, &cu.origin).await {
+        Ok(t2) if t2.slug != t.slug => Ok(super::auth::redirect(
+            &req,
+            &format!("/t/{}/settings", t2.slug),
+            None,
+        )),
+        Ok(_) => Ok(HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(html! { div.flash.info { "Settings saved." } }.into_string())),
+        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
+            .content_type("text/html; charset=utf-8")
+            .body(
+                ui::form_error(Some(&format!("{}: {msg}", field.replace('_', " ")))).into_string(),
+            )),
+        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+    }
+}
