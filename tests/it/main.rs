@@ -13,4 +13,5 @@ mod database;
 mod headers;
 mod jobs;
 mod layers;
+mod people;
 mod server;

@@ -1,0 +1,541 @@
+//! Sign-in, TOTP replay, CSRF, cookies, isolation and the management API over real HTTPS.
+
+use hourglass::service;
+
+use crate::support::*;
+
+pub const PASSWORD: &str = "violet-anchor-lantern-42";
+
+/// A browser-like client: keeps the session cookie and sends the CSRF token.
+pub struct Http {
+    pub c: reqwest::Client,
+    pub base: String,
+    pub cookie: String,
+}
+
+impl Http {
+    pub fn new(s: &TestServer) -> Http {
+        let c = reqwest::Client::builder()
+            .use_preconfigured_tls(
+                hourglass::agent::client::pinned_tls_config(&s.fingerprint).unwrap(),
+            )
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Http {
+            c,
+            base: s.base.clone(),
+            cookie: String::new(),
+        }
+    }
+    fn keep(&mut self, r: &reqwest::Response) {
+        for v in r.headers().get_all("set-cookie") {
+            let v = v.to_str().unwrap();
+            if let Some(rest) = v.strip_prefix("__Host-hg_session=") {
+                self.cookie = rest.split(';').next().unwrap().to_string();
+            }
+        }
+    }
+    pub fn csrf(&self) -> String {
+        service::auth::csrf_token(&self.cookie)
+    }
+    pub async fn get(&mut self, path: &str) -> reqwest::Response {
+        let r = self
+            .c
+            .get(format!("{}{path}", self.base))
+            .header("cookie", format!("__Host-hg_session={}", self.cookie))
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let r = self
+            .c
+            .post(format!("{}{path}", self.base))
+            .header("cookie", format!("__Host-hg_session={}", self.cookie))
+            .header("x-csrf-token", self.csrf())
+            .header("origin", self.base.clone())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.keep(&r);
+        r
+    }
+}
+
+/// Completes an enrollment link over HTTP; returns the signed-in client and the TOTP secret.
+pub async fn enroll(s: &TestServer, token: &str) -> (Http, Vec<u8>) {
+    let mut h = Http::new(s);
+    let page = h
+        .get(&format!("/enroll/{token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = page
+        .split("by hand: <code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let secret = totp_rs::Secret::try_from_base32(&key)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    let r = h
+        .post(
+            &format!("/enroll/{token}"),
+            &[
+                ("password", PASSWORD),
+                ("password_confirm", PASSWORD),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    (h, secret)
+}
+
+async fn setup(s: &TestServer) -> (Http, Vec<u8>) {
+    let token =
+        service::setup::headless_setup(s.ctx(), "Nikpot IT", "Nik", "Potter", "nik@nikpot.com")
+            .unwrap();
+    enroll(s, &token).await
+}
+
+async fn count(s: &TestServer, event: &str) -> usize {
+    let e = event.to_string();
+    s.ctx()
+        .db
+        .read(move |r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some(e),
+                    limit: 1000,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+#[actix_web::test]
+async fn the_session_cookie_has_the_required_attributes_and_rotates_at_login() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = setup(&s).await;
+    let r = admin.get("/").await;
+    assert_eq!(r.status(), 200);
+    let mut h = Http::new(&s);
+    let r = h.get("/login").await;
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for attr in [
+        "__Host-hg_session=",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/",
+    ] {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.to_lowercase().contains("domain="), "{set}");
+    let pre = h.cookie.clone();
+    let r = h
+        .post(
+            "/login",
+            &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_ne!(h.cookie, pre, "a new id after the password");
+    use base64::Engine;
+    assert!(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&h.cookie)
+            .unwrap()
+            .len()
+            >= 16
+    );
+    // A password-only session reaches nothing.
+    assert_eq!(h.get("/t/nikpot-it/users").await.status(), 303);
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn a_totp_code_is_accepted_once_even_in_parallel() {
+    let mut s = TestServer::start().await;
+    let (_, secret) = setup(&s).await;
+    s.clock.advance_secs(60);
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let mut h = Http::new(&s);
+        h.get("/login").await;
+        let r = h
+            .post(
+                "/login",
+                &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+            )
+            .await;
+        assert_eq!(r.status(), 303);
+        let code = code.clone();
+        tasks.push(tokio::spawn(async move {
+            h.post("/login/mfa", &[("code", &code)])
+                .await
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == 303 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "exactly one of 20 parallel submissions wins");
+    assert_eq!(count(&s, "authn_token_reuse").await, 19);
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn wrong_codes_are_rate_limited_and_the_password_locks_after_100_failures() {
+    let mut s = TestServer::start().await;
+    let (_, _) = setup(&s).await;
+    let mut h = Http::new(&s);
+    h.get("/login").await;
+    h.post(
+        "/login",
+        &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(
+            h.post("/login/mfa", &[("code", "000000")])
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..10], &[422; 10]);
+    assert_eq!(statuses[10], 429, "11 wrong codes in 15 minutes");
+    assert_eq!(count(&s, "authn_mfa_fail").await, 10);
+
+    // Password lockout: 100 consecutive failures, then even the right password gets 423.
+    let mut g = Http::new(&s);
+    g.get("/login").await;
+    for i in 0..100 {
+        s.clock.advance_secs(301);
+        let r = g
+            .post(
+                "/login",
+                &[
+                    ("email", "nik@nikpot.com"),
+                    ("password", "wrong-password-123"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    s.clock.advance_secs(301);
+    let r = g
+        .post(
+            "/login",
+            &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), 423);
+    assert_eq!(count(&s, "authn_login_lock").await, 1);
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn cross_site_posts_are_refused_and_audited() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = setup(&s).await;
+    let url = format!("{}/t/nikpot-it/users", s.base);
+    let form = [
+        ("first_name", "Eve"),
+        ("last_name", "X"),
+        ("email", "eve@x.io"),
+    ];
+    let cookie = format!("__Host-hg_session={}", admin.cookie);
+    let c = admin.c.clone();
+    let r = c
+        .post(&url)
+        .header("cookie", &cookie)
+        .header("sec-fetch-site", "cross-site")
+        .header("x-csrf-token", admin.csrf())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = c
+        .post(&url)
+        .header("cookie", &cookie)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "no token");
+    let r = c
+        .post(&url)
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .header("x-csrf-token", admin.csrf())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "foreign origin");
+    assert_eq!(count(&s, "malicious_csrf").await, 3);
+    let r = admin.post("/t/nikpot-it/users", &form).await;
+    assert_eq!(r.status(), 200, "the same post with the token");
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn a_foreign_tenant_answers_404_like_a_missing_one_and_is_audited() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = setup(&s).await;
+    for slug in ["acme", "globex"] {
+        let r = admin
+            .post("/tenants", &[("name", slug), ("slug", slug)])
+            .await;
+        assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    }
+    let r = admin
+        .post(
+            "/t/acme/settings",
+            &[
+                ("co_management", "true"),
+                ("seats", "2"),
+                ("login_mode", "named"),
+                ("jit_max_minutes", "240"),
+                ("jit_pending_timeout_minutes", "1440"),
+                ("active", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A customer user in acme, promoted to co-managed admin, signs in.
+    let r = admin
+        .post(
+            "/t/acme/users",
+            &[
+                ("first_name", "Cora"),
+                ("last_name", "Admin"),
+                ("email", "cora@acme.com"),
+            ],
+        )
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(body.contains("(co-cora)"), "generated username: {body}");
+    let token = body
+        .split("/enroll/")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let (mut cora, _) = enroll(&s, &token).await;
+    let acme = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    let users = service::users::list(s.ctx(), &admin_principal(&s).await, &acme)
+        .await
+        .unwrap();
+    let cora_id = users
+        .iter()
+        .find(|(u, _)| u.username == "co-cora")
+        .unwrap()
+        .0
+        .id;
+    let r = admin
+        .post(&format!("/t/acme/users/{cora_id}/make-admin"), &[])
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    assert_eq!(cora.get("/t/acme/users").await.status(), 200);
+    let before = count(&s, "authz_fail").await;
+    let foreign = cora.get("/t/globex/users").await;
+    assert_eq!(foreign.status(), 404);
+    let foreign_body = foreign.text().await.unwrap();
+    let missing = cora.get("/t/no-such-tenant/users").await;
+    assert_eq!(missing.status(), 404);
+    let strip = |b: &str| b.split("Request id").next().unwrap().to_string();
+    assert_eq!(
+        strip(&foreign_body),
+        strip(&missing.text().await.unwrap()),
+        "same body for foreign and missing"
+    );
+    assert_eq!(count(&s, "authz_fail").await, before + 2);
+    // A tenant id in the body is refused (no mass assignment).
+    let r = cora
+        .post(
+            "/t/acme/users",
+            &[
+                ("first_name", "A"),
+                ("last_name", "B"),
+                ("email", "a@b.io"),
+                ("tenant_id", &acme.id.to_string()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    s.stop().await;
+}
+
+async fn admin_principal(s: &TestServer) -> hourglass::authz::Principal {
+    let c = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::users::credentials_by_email(r, "nik@nikpot.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let uid = c.user.id;
+    s.ctx()
+        .db
+        .read(move |r| service::auth::principal(r, uid, None, None))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn api_tokens_act_as_their_user_and_erasure_keeps_the_chain_valid() {
+    let mut s = TestServer::start().await;
+    let (_, _) = setup(&s).await;
+    let out = run(&[
+        "admin",
+        "create-token",
+        "--data-dir",
+        s.data_dir().to_str().unwrap(),
+        "--email",
+        "nik@nikpot.com",
+        "--name",
+        "ci",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let token = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let c = s.client();
+    let api = |p: &str| format!("{}/api/v1{p}", s.base);
+    let r = c
+        .post(api("/tenants"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "Acme", "slug": "acme"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = c
+        .post(api("/tenants/acme/users"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"first_name": "Dan", "last_name": "D", "email": "dan@acme.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["username"], "co-dan");
+    assert!(v["enrollment_link"].as_str().unwrap().contains("/enroll/"));
+    let id = v["id"].as_str().unwrap().to_string();
+    let r = c
+        .post(api(&format!("/tenants/acme/users/{id}/make-admin")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "co-management is off by default");
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("Co-management is off"),
+        "{e}"
+    );
+    let r = c
+        .post(api(&format!("/tenants/acme/users/{id}/erase")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let list: serde_json::Value = c
+        .get(api("/tenants/acme/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let raw = list.to_string();
+    assert!(
+        !raw.contains("dan@acme.com") && raw.contains("erased"),
+        "{raw}"
+    );
+    assert_eq!(
+        c.get(api("/tenants/acme")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        c.get(api("/tenants/nope"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let (code, out) = {
+        let o = run(&[
+            "audit",
+            "verify",
+            "--data-dir",
+            s.data_dir().to_str().unwrap(),
+        ]);
+        (o.status.code().unwrap(), text(&o))
+    };
+    assert_eq!(code, 0, "{out}");
+    // Every route of the management API is described in the OpenAPI file.
+    let doc: serde_json::Value = c
+        .get(api("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path) in hourglass::web::ROUTES
+        .iter()
+        .filter(|(_, p)| p.starts_with("/api/v1"))
+    {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from openapi.json"
+        );
+    }
+    s.stop().await;
+}
