@@ -539,3 +539,61 @@ async fn api_tokens_act_as_their_user_and_erasure_keeps_the_chain_valid() {
     }
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn sessions_end_after_15_idle_minutes_and_12_hours_in_all() {
+    let mut s = TestServer::start().await;
+    let (mut admin, secret) = setup(&s).await;
+    assert_eq!(admin.get("/t/nikpot-it/users").await.status(), 200);
+    s.clock.advance_secs(16 * 60);
+    assert_eq!(
+        admin.get("/t/nikpot-it/users").await.status(),
+        303,
+        "idle for 16 minutes"
+    );
+
+    // Sign in again and stay active every 5 minutes: the absolute limit still ends it at 12 h.
+    let mut h = Http::new(&s);
+    h.get("/login").await;
+    h.post(
+        "/login",
+        &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+    )
+    .await;
+    s.clock.advance_secs(30);
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    assert_eq!(h.post("/login/mfa", &[("code", &code)]).await.status(), 303);
+    let mut last_ok = 0;
+    for i in 1..=150 {
+        s.clock.advance_secs(5 * 60);
+        if h.get("/t/nikpot-it/users").await.status() == 200 {
+            last_ok = i;
+        } else {
+            break;
+        }
+    }
+    assert_eq!(
+        last_ok, 143,
+        "active requests every 5 minutes end at 12 hours"
+    );
+    // After logout the old cookie is dead.
+    let mut g = Http::new(&s);
+    g.get("/login").await;
+    g.post(
+        "/login",
+        &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+    )
+    .await;
+    s.clock.advance_secs(30);
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    g.post("/login/mfa", &[("code", &code)]).await;
+    let stolen = g.cookie.clone();
+    assert_eq!(g.post("/logout", &[]).await.status(), 303);
+    g.cookie = stolen;
+    assert_eq!(
+        g.get("/t/nikpot-it/users").await.status(),
+        303,
+        "replayed cookie after logout"
+    );
+    s.stop().await;
+}
