@@ -12,8 +12,7 @@ use crate::crypto::{self, SealContext, passwords, totp};
 use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::audit::{ActorKind, Event};
-use crate::model::roles::{BuiltinRole, RoleRef};
-use crate::model::tenants::TenantKind;
+use crate::model::roles::RoleRef;
 use crate::model::users::{Email, UserStatus};
 use crate::store::sessions::Session;
 use crate::store::{self, WriteTx};
@@ -488,16 +487,4 @@ pub async fn api_principal(ctx: &Ctx, token: &str) -> Result<Principal> {
             Ok(p)
         })
         .await
-}
-
-/// MSP staff see every customer tenant they reach; others see their own.
-pub fn is_msp_admin_role(roles: &[String]) -> bool {
-    roles.iter().any(|r| r == BuiltinRole::MspAdmin.key())
-}
-
-pub fn kind_prefix(kind: TenantKind) -> &'static str {
-    match kind {
-        TenantKind::Msp => "",
-        TenantKind::Customer => "co-",
-    }
 }

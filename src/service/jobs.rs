@@ -13,7 +13,18 @@ use crate::store;
 pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     let mut done = reload_certificate(ctx, now).await?;
     done += cert_expiry_warning(ctx, now).await?;
+    done += prune_expired(ctx, now).await?;
     Ok(done)
+}
+
+/// Forgets portal sessions past their limits and one-time links that can no longer be used.
+pub async fn prune_expired(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    ctx.db
+        .write(move |tx| {
+            Ok(store::sessions::prune(tx, now, super::auth::IDLE_MS)?
+                + store::links::prune(tx, now)?)
+        })
+        .await
 }
 
 /// Serves a newly imported certificate without a restart.

@@ -182,6 +182,39 @@ pub struct SetupForm {
     pub enrollment: Enrollment,
 }
 
+/// The MSP tenant and its first admin (role `msp_admin`, status `invited`).
+fn create_msp(
+    tx: &WriteTx<'_>,
+    msp_name: &str,
+    email: &Email,
+    first: &str,
+    last: &str,
+    username: &Username,
+    now: Timestamp,
+) -> Result<(Tenant, UserId)> {
+    let tenant = Tenant {
+        id: TenantId::new(),
+        kind: TenantKind::Msp,
+        slug: Slug::parse(&Slug::suggest(msp_name))?,
+        name: msp_name.to_string(),
+        active: true,
+        settings: Settings::default(),
+    };
+    store::tenants::insert(tx, &tenant, now)?;
+    let scope = system_scope(tenant.id);
+    let uid = UserId::new();
+    let new = store::users::NewUser {
+        id: uid,
+        email,
+        first_name: first,
+        last_name: last,
+        username,
+    };
+    store::users::insert(tx, &scope, &new, now)?;
+    store::users::add_role(tx, &scope, uid, BuiltinRole::MspAdmin.key())?;
+    Ok((tenant, uid))
+}
+
 /// Completes first-run setup: MSP tenant, its first admin (active, enrolled), signed in.
 /// Returns the new full session's cookie value.
 pub async fn complete_setup(
@@ -216,35 +249,12 @@ pub async fn complete_setup(
             {
                 return Err(Error::Gone("Setup has already been completed.".into()));
             }
-            let tenant = Tenant {
-                id: TenantId::new(),
-                kind: TenantKind::Msp,
-                slug: Slug::parse(&Slug::suggest(&msp_name))?,
-                name: msp_name.clone(),
-                active: true,
-                settings: Settings::default(),
-            };
-            store::tenants::insert(tx, &tenant, now)?;
-            let scope = system_scope(tenant.id);
-            let uid = UserId::new();
-            store::users::insert(
-                tx,
-                &scope,
-                &store::users::NewUser {
-                    id: uid,
-                    email: &email,
-                    first_name: &first,
-                    last_name: &last,
-                    username: &username,
-                },
-                now,
-            )?;
+            let (tenant, uid) = create_msp(tx, &msp_name, &email, &first, &last, &username, now)?;
             let sealed = ctx2
                 .crypto
                 .seal(&totp_ctx(&uid.to_string(), &tenant.id.to_string()), &secret)?;
             store::users::enroll(tx, uid, &hash, &sealed, now)?;
             store::users::accept_totp_step(tx, uid, step)?;
-            store::users::add_role(tx, &scope, uid, BuiltinRole::MspAdmin.key())?;
             store::sessions::delete(tx, &session.id_hash)?;
             Audit::new(Event::SetupCompleted, now)
                 .tenant(tenant.id)
@@ -341,31 +351,8 @@ pub fn headless_setup(
                 "setup has already been done on this appliance".into(),
             ));
         }
-        let tenant = Tenant {
-            id: TenantId::new(),
-            kind: TenantKind::Msp,
-            slug: Slug::parse(&Slug::suggest(&msp_name))?,
-            name: msp_name.clone(),
-            active: true,
-            settings: Settings::default(),
-        };
-        store::tenants::insert(tx, &tenant, now)?;
-        let scope = system_scope(tenant.id);
-        let uid = UserId::new();
         let username = Username::generate("", &email, |_| false)?;
-        store::users::insert(
-            tx,
-            &scope,
-            &store::users::NewUser {
-                id: uid,
-                email: &email,
-                first_name: &first,
-                last_name: &last,
-                username: &username,
-            },
-            now,
-        )?;
-        store::users::add_role(tx, &scope, uid, BuiltinRole::MspAdmin.key())?;
+        let (tenant, uid) = create_msp(tx, &msp_name, &email, &first, &last, &username, now)?;
         store::links::revoke_open(tx, "setup", None, now)?;
         let token = issue_link(tx, "enrollment", Some(uid), ENROLL_LINK_MS, now)?;
         Audit::new(Event::SetupCompleted, now)

@@ -1,31 +1,13 @@
-//! The portal's start page and its live status fragment.
+//! The appliance status fragment (database, audit chain, version).
 
 use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 
 use super::error::WebError;
-use super::ui;
 use crate::app::AppState;
 use crate::service;
 
-pub const STATUS_ID: &str = "appliance-status";
-
-pub async fn home_page(_state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
-    let content = html! {
-        main {
-            h1 { "Hourglass" }
-            div.card {
-                p { "Just-in-time privileged access: nobody keeps standing admin rights." }
-                div id=(STATUS_ID) hx-get="/status" hx-trigger="load" hx-swap="innerHTML" {
-                    span.muted { "Checking the appliance…" }
-                }
-            }
-        }
-    };
-    Ok(html_response(ui::bare_page("Home", content)))
-}
-
-/// A fragment the start page loads through htmx: proves scripts and requests work under the CSP.
+/// Appliance health as an htmx fragment.
 pub async fn status_fragment(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let now = state.ctx.clock.now();
     let healthy = service::system::health(&state.ctx.db, now).await.is_ok();

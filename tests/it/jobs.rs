@@ -104,3 +104,46 @@ async fn an_imported_certificate_is_served_after_the_next_sweep() {
     assert_eq!(String::from_utf8_lossy(&fp.stdout).trim(), m.fingerprint);
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn the_sweep_forgets_dead_sessions_and_unusable_links() {
+    let mut s = TestServer::start().await;
+    let ctx = s.ctx().clone();
+    let now = s.clock.now();
+    let c2 = ctx.clone();
+    ctx.db
+        .write(move |tx| {
+            hourglass::service::auth::new_session(
+                tx,
+                &c2,
+                None,
+                "pre_auth",
+                None,
+                None,
+                &Default::default(),
+                now,
+            )
+            .map(|_| ())
+        })
+        .await
+        .unwrap();
+    hourglass::service::setup::headless_setup(&ctx, "Msp", "A", "B", "a@b.io").unwrap();
+    assert_eq!(
+        jobs::prune_expired(&ctx, s.clock.now()).await.unwrap(),
+        0,
+        "nothing is due yet"
+    );
+    s.clock.advance_secs(16 * 60);
+    assert_eq!(
+        jobs::prune_expired(&ctx, s.clock.now()).await.unwrap(),
+        1,
+        "the idle session"
+    );
+    s.clock.advance_secs(80 * 3600 + 7 * 86_400);
+    assert_eq!(
+        jobs::prune_expired(&ctx, s.clock.now()).await.unwrap(),
+        1,
+        "the expired enrollment link, a week later"
+    );
+    s.stop().await;
+}
