@@ -184,3 +184,11 @@ pub fn list_scoped(
     rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))
         .collect()
 }
+
+/// How many entries carry `event` (all tenants).
+pub fn count_event(r: &Reader<'_>, event: &str) -> Result<i64> {
+    let mut st = r
+        .conn
+        .prepare_cached("SELECT count(*) FROM audit WHERE event = :event")?;
+    Ok(st.query_row(named_params! {":event": event}, |r| r.get(0))?)
+}

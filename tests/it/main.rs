@@ -13,5 +13,6 @@ mod database;
 mod headers;
 mod jobs;
 mod layers;
+mod matrix;
 mod people;
 mod server;

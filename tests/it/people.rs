@@ -102,7 +102,7 @@ pub async fn enroll(s: &TestServer, token: &str) -> (Http, Vec<u8>) {
     (h, secret)
 }
 
-async fn setup(s: &TestServer) -> (Http, Vec<u8>) {
+pub async fn setup(s: &TestServer) -> (Http, Vec<u8>) {
     let token =
         service::setup::headless_setup(s.ctx(), "Nikpot IT", "Nik", "Potter", "nik@nikpot.com")
             .unwrap();
@@ -400,7 +400,7 @@ async fn a_foreign_tenant_answers_404_like_a_missing_one_and_is_audited() {
     s.stop().await;
 }
 
-async fn admin_principal(s: &TestServer) -> hourglass::authz::Principal {
+pub async fn admin_principal(s: &TestServer) -> hourglass::authz::Principal {
     let c = s
         .ctx()
         .db
