@@ -315,7 +315,7 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
     )
     .await;
     let admin_token = service::tokens::create_for_email(&ctx, "nik@nikpot.com", "matrix").unwrap();
-    let mut actors = vec![
+    let mut actors = [
         Actor {
             name: "msp_admin",
             http: admin_http,
