@@ -102,7 +102,12 @@ impl FromIterator<Permission> for PermissionSet {
     }
 }
 
-/// Proof that the current principal may act in one tenant. No public constructor.
+/// Proof that the current principal may act in one tenant. No public constructor: only this
+/// module mints one (AZ-01), which the compiler enforces:
+///
+/// ```compile_fail
+/// let scope = hourglass::authz::TenantScope { tenant: hourglass::ids::TenantId::new() };
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TenantScope {
     tenant: TenantId,

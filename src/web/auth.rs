@@ -307,6 +307,12 @@ fn enroll_view(
     f: Option<&EnrollForm>,
     error: Option<&str>,
 ) -> Result<Markup, WebError> {
+    // The authenticator label must not be empty (an empty account name makes no valid URL).
+    let account = if account.trim().is_empty() {
+        "Hourglass account"
+    } else {
+        account
+    };
     let url = totp::otpauth_url(secret, "Hourglass", account)?;
     let qr = totp::qr_png_base64(&url)?;
     let v = |s: Option<&str>| s.unwrap_or("").to_string();
@@ -455,7 +461,7 @@ async fn enroll_post(
                 kind == "setup",
                 &csrf,
                 &secret,
-                "",
+                &f.email,
                 Some(&f),
                 Some(&format!("{}: {msg}", field.replace('_', " "))),
             )?;

@@ -597,3 +597,202 @@ async fn sessions_end_after_15_idle_minutes_and_12_hours_in_all() {
     );
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn setup_and_enrollment_links_work_once_and_expire() {
+    let mut s = TestServer::start().await;
+    let users = || {
+        s.ctx()
+            .db
+            .read_blocking(hourglass::store::users::count_all)
+            .unwrap()
+    };
+    assert_eq!(users(), 0, "no default accounts");
+    let token = service::setup::setup_link_if_needed(s.ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    let mut h = Http::new(&s);
+    let page = h
+        .get(&format!("/setup/{token}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = page
+        .split("by hand: <code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let secret = totp_rs::Secret::try_from_base32(&key)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    let form = [
+        ("msp_name", "Nikpot IT"),
+        ("first_name", "Nik"),
+        ("last_name", "Potter"),
+        ("email", "nik@nikpot.com"),
+        ("password", "Password123!"),
+        ("password_confirm", "Password123!"),
+        ("code", code.as_str()),
+    ];
+    let weak = h.post(&format!("/setup/{token}"), &form).await;
+    assert_eq!(weak.status(), 422);
+    assert!(weak.text().await.unwrap().contains("common password"));
+    let mut form = form;
+    form[4].1 = PASSWORD;
+    form[5].1 = PASSWORD;
+    assert_eq!(
+        h.post(&format!("/setup/{token}"), &form).await.status(),
+        303
+    );
+    assert_eq!(users(), 1);
+    assert_eq!(
+        Http::new(&s).get(&format!("/setup/{token}")).await.status(),
+        410,
+        "the setup link is single-use"
+    );
+    assert!(
+        service::setup::setup_link_if_needed(s.ctx())
+            .await
+            .unwrap()
+            .is_none(),
+        "no new link once set up"
+    );
+
+    // Enrollment links: single use, and dead 72 h + 1 s after they were issued.
+    let p = admin_principal(&s).await;
+    let msp = s
+        .ctx()
+        .db
+        .read(hourglass::store::tenants::msp)
+        .await
+        .unwrap()
+        .unwrap();
+    let new = |e: &str| service::users::NewUser {
+        first_name: "A".into(),
+        last_name: "B".into(),
+        email: e.into(),
+        username: String::new(),
+    };
+    let used = service::users::create(
+        s.ctx(),
+        &p,
+        &msp,
+        new("used@nikpot.com"),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    enroll(&s, &used.enrollment_token).await;
+    assert_eq!(
+        Http::new(&s)
+            .get(&format!("/enroll/{}", used.enrollment_token))
+            .await
+            .status(),
+        410
+    );
+    let late = service::users::create(
+        s.ctx(),
+        &p,
+        &msp,
+        new("late@nikpot.com"),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    s.clock.advance_secs(72 * 3600 + 1);
+    assert_eq!(
+        Http::new(&s)
+            .get(&format!("/enroll/{}", late.enrollment_token))
+            .await
+            .status(),
+        410
+    );
+    let raw = std::fs::read(s.data_dir().join("hourglass.db")).unwrap();
+    let wal = std::fs::read(s.data_dir().join("hourglass.db-wal")).unwrap_or_default();
+    for t in [&token, &used.enrollment_token, &late.enrollment_token] {
+        let hay = [raw.as_slice(), wal.as_slice()].concat();
+        assert!(
+            !hay.windows(t.len()).any(|w| w == t.as_bytes()),
+            "a link token is stored in the clear"
+        );
+    }
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn a_weaker_stored_hash_is_upgraded_at_login() {
+    use argon2::PasswordHasher;
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let weak = argon2::Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        argon2::Params::new(4096, 1, 1, None).unwrap(),
+    )
+    .hash_password_with_salt(PASSWORD.as_bytes(), &[7u8; 16])
+    .unwrap()
+    .to_string();
+    let db = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
+    db.execute(
+        "UPDATE users SET password_hash = ?1 WHERE email = 'nik@nikpot.com'",
+        [&weak],
+    )
+    .unwrap();
+    let mut h = Http::new(&s);
+    h.get("/login").await;
+    assert_eq!(
+        h.post(
+            "/login",
+            &[("email", "nik@nikpot.com"), ("password", PASSWORD)]
+        )
+        .await
+        .status(),
+        303
+    );
+    let stored: String = db
+        .query_row(
+            "SELECT password_hash FROM users WHERE email = 'nik@nikpot.com'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{stored}"
+    );
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn a_rejected_enrollment_form_is_shown_again_with_the_reason() {
+    let mut s = TestServer::start().await;
+    let token =
+        service::setup::headless_setup(s.ctx(), "Nikpot IT", "Nik", "Potter", "nik@nikpot.com")
+            .unwrap();
+    let mut h = Http::new(&s);
+    h.get(&format!("/enroll/{token}")).await;
+    let r = h
+        .post(
+            &format!("/enroll/{token}"),
+            &[
+                ("password", "short"),
+                ("password_confirm", "short"),
+                ("code", "000000"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("at least 12 characters") && body.contains("data:image/png;base64,"),
+        "{body}"
+    );
+    s.stop().await;
+}
