@@ -488,3 +488,63 @@ pub async fn api_principal(ctx: &Ctx, token: &str) -> Result<Principal> {
         })
         .await
 }
+
+/// Starts replacing one's authenticator: a new secret parked (sealed) on the current session.
+pub async fn start_totp_change(
+    ctx: &Ctx,
+    p: &Principal,
+    token: &str,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let now = ctx.clock.now();
+    p.require_fresh_mfa(now)?;
+    let secret = totp::new_secret()?;
+    let hash = token_hash(token);
+    let sealed = ctx
+        .crypto
+        .seal(&pending_ctx(&hex::encode(&hash)), &secret)?;
+    ctx.db
+        .write(move |tx| store::sessions::set_pending_totp(tx, &hash, Some(&sealed)))
+        .await?;
+    Ok(secret)
+}
+
+/// Confirms the new authenticator with one of its codes; other sessions end (SESS-04).
+pub async fn finish_totp_change(
+    ctx: &Ctx,
+    p: &Principal,
+    token: &str,
+    code: &str,
+    origin: &Origin,
+) -> Result<()> {
+    let now = ctx.clock.now();
+    p.require_fresh_mfa(now)?;
+    let s = session(ctx, token, now)
+        .await?
+        .ok_or(Error::Unauthenticated)?;
+    let secret = pending_secret(ctx, &s)?.ok_or_else(|| {
+        Error::validation("code", "start again: open the page to get a new QR code")
+    })?;
+    let step = totp::check(&secret, code, now)?
+        .ok_or_else(|| Error::validation("code", "wrong code for the new authenticator"))?;
+    let (ctx2, p2, o) = (ctx.clone(), p.clone(), origin.clone());
+    ctx.db
+        .write(move |tx| {
+            let uid = p2.user_id;
+            let sealed = ctx2.crypto.seal(
+                &totp_ctx(&uid.to_string(), &p2.tenant_id.to_string()),
+                &secret,
+            )?;
+            store::users::set_totp(tx, uid, &sealed, now)?;
+            store::users::accept_totp_step(tx, uid, step)?;
+            store::sessions::set_pending_totp(tx, &s.id_hash, None)?;
+            let ended = store::sessions::delete_others(tx, uid, &s.id_hash)?;
+            Audit::new(Event::MfaReenrolled, now)
+                .tenant(p2.tenant_id)
+                .by(&p2, &o)
+                .target("user", uid)
+                .details(json!({"other_sessions_ended": ended}))
+                .append(tx)?;
+            Ok(())
+        })
+        .await
+}

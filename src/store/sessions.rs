@@ -111,3 +111,20 @@ pub fn prune(tx: &WriteTx<'_>, now: Timestamp, idle_ms: i64) -> Result<u64> {
         .execute(named_params! {":now": now, ":idle": idle_ms})?;
     Ok(n as u64)
 }
+
+/// Parks (or clears) a new TOTP secret, sealed, on a session while it is being confirmed.
+pub fn set_pending_totp(tx: &WriteTx<'_>, id_hash: &[u8], sealed: Option<&[u8]>) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE web_sessions SET pending_totp = :p WHERE id_hash = :h")?
+        .execute(named_params! {":p": sealed, ":h": id_hash})?;
+    Ok(())
+}
+
+/// Ends a user's other sessions (after a credential change), keeping `keep`.
+pub fn delete_others(tx: &WriteTx<'_>, user: UserId, keep: &[u8]) -> Result<u64> {
+    let n = tx
+        .conn()
+        .prepare_cached("DELETE FROM web_sessions WHERE user_id = :u AND id_hash != :k")?
+        .execute(named_params! {":u": user, ":k": keep})?;
+    Ok(n as u64)
+}

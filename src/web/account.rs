@@ -40,7 +40,7 @@ pub async fn account_page(
                 h2 { "Signed-in sessions" }
                 table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
                     tbody { @for s in &sessions { tr { td { (s.created_at.rfc3339()) } td { (s.last_seen_at.rfc3339()) } td { (s.ip.clone().unwrap_or_default()) } } } } }
-                p.muted { "To re-enroll your authenticator, ask an administrator to reset your enrollment." }
+                p { a href="/account/totp" { "Replace my authenticator app" } }
             }
             div.card {
                 h2 { "API tokens" }
@@ -158,4 +158,72 @@ pub async fn revoke_token(
         "info",
         "Token revoked.",
     ))
+}
+
+pub async fn totp_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    let secret = service::auth::start_totp_change(&state.ctx, &cu.principal, &cu.token).await?;
+    let url = crate::crypto::totp::otpauth_url(&secret, "Hourglass", &cu.user.email)?;
+    let qr = crate::crypto::totp::qr_png_base64(&url)?;
+    let content = html! {
+        main {
+            h1 { "Replace my authenticator app" }
+            div.card {
+                p { "Scan this code with the new app, then enter the code it shows. Your old app stops working and your other sessions end." }
+                img.qr src=(format!("data:image/png;base64,{qr}")) alt="Authenticator QR code" width="200" height="200";
+                p.muted { "Or enter this key by hand: " code { (crate::crypto::totp::base32(&secret)) } }
+            }
+            div #account-result {}
+            form.stack method="post" action="/account/totp" hx-post="/account/totp" hx-target="#account-result" {
+                (ui::csrf_input(&cu.csrf))
+                label { "Code from the new app" input name="code" inputmode="numeric" autocomplete="one-time-code" maxlength="6" required; }
+                button type="submit" { "Use the new app" }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        None,
+        "account",
+        "Authenticator",
+        content,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpForm {
+    code: String,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+pub async fn change_totp(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    form: web::Form<TotpForm>,
+) -> Result<HttpResponse, WebError> {
+    match service::auth::finish_totp_change(
+        &state.ctx,
+        &cu.principal,
+        &cu.token,
+        &form.code,
+        &cu.origin,
+    )
+    .await
+    {
+        Ok(()) => Ok(flash(
+            actix_web::http::StatusCode::OK,
+            "info",
+            "Your new authenticator app is active.",
+        )),
+        Err(Error::Validation { field, msg }) => Ok(flash(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "error",
+            &format!("{field}: {msg}"),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }

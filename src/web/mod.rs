@@ -48,6 +48,7 @@ route_table! {
     "/enroll/{token}" => { get: auth::enroll_page, post: auth::enroll },
     "/account" => { get: account::account_page },
     "/account/password" => { post: account::change_password },
+    "/account/totp" => { get: account::totp_page, post: account::change_totp },
     "/account/tokens" => { post: account::create_token },
     "/account/tokens/{id}/revoke" => { post: account::revoke_token },
     "/tenants" => { get: tenants::tenants_page, post: tenants::create },

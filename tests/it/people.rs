@@ -796,3 +796,75 @@ async fn a_rejected_enrollment_form_is_shown_again_with_the_reason() {
     );
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn replacing_the_authenticator_ends_other_sessions_and_retires_the_old_app() {
+    let mut s = TestServer::start().await;
+    let (mut admin, old) = setup(&s).await;
+    let login = async |s: &TestServer, secret: &[u8]| {
+        let mut h = Http::new(s);
+        h.get("/login").await;
+        h.post(
+            "/login",
+            &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+        )
+        .await;
+        s.clock.advance_secs(30);
+        let code = hourglass::crypto::totp::code_at(secret, s.clock.now()).unwrap();
+        let st = h
+            .post("/login/mfa", &[("code", &code)])
+            .await
+            .status()
+            .as_u16();
+        (h, st)
+    };
+    let (mut other, st) = login(&s, &old).await;
+    assert_eq!(st, 303);
+    let page = admin.get("/account/totp").await.text().await.unwrap();
+    let key = page
+        .split("by hand: <code>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    let new = totp_rs::Secret::try_from_base32(&key)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    assert_eq!(
+        admin
+            .post("/account/totp", &[("code", "000000")])
+            .await
+            .status(),
+        422
+    );
+    s.clock.advance_secs(30);
+    let code = hourglass::crypto::totp::code_at(&new, s.clock.now()).unwrap();
+    assert_eq!(
+        admin
+            .post("/account/totp", &[("code", &code)])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        other.get("/account").await.status(),
+        303,
+        "the other session ended"
+    );
+    assert_eq!(
+        admin.get("/account").await.status(),
+        200,
+        "this one goes on"
+    );
+    assert_eq!(
+        login(&s, &old).await.1,
+        422,
+        "the old app's codes no longer work"
+    );
+    assert_eq!(login(&s, &new).await.1, 303);
+    assert_eq!(count(&s, "user_mfa_reenrolled").await, 1);
+    s.stop().await;
+}
