@@ -28,6 +28,13 @@ impl Timestamp {
     pub fn plus_millis(self, ms: i64) -> Self {
         Self(self.0.saturating_add(ms))
     }
+    /// Midnight UTC of a `YYYY-MM-DD` date (filters), or None when it is not one.
+    pub fn parse_date(s: &str) -> Option<Timestamp> {
+        let fmt = time::macros::format_description!("[year]-[month]-[day]");
+        let d = time::Date::parse(s.trim(), &fmt).ok()?;
+        Some(Timestamp(d.midnight().assume_utc().unix_timestamp() * 1000))
+    }
+
     /// RFC 3339 with milliseconds, UTC (`2026-11-23T06:13:54.123Z`).
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
@@ -123,6 +130,11 @@ mod tests {
             "2009-02-13T23:31:30.123Z"
         );
         assert_eq!(Timestamp(0).seconds(), 0);
+        assert_eq!(
+            Timestamp::parse_date("2009-02-13"),
+            Some(Timestamp(1_234_483_200_000))
+        );
+        assert_eq!(Timestamp::parse_date("13/02/2009"), None);
         assert_eq!(Timestamp(-1).seconds(), -1);
     }
 }

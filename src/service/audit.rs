@@ -100,14 +100,7 @@ pub async fn verify(db: &Db) -> Result<store::audit::VerifyReport> {
     db.read(store::audit::verify).await
 }
 
-/// What the audit page and API filter on.
-#[derive(Debug, Default, Clone)]
-pub struct ListFilter {
-    pub event: Option<String>,
-    pub actor: Option<String>,
-    pub before_seq: Option<i64>,
-    pub limit: u32,
-}
+pub use crate::store::audit::Query as ListFilter;
 
 /// A tenant's entries, newest first (all tenants' for MSP admins who ask).
 pub async fn list(
@@ -119,14 +112,7 @@ pub async fn list(
     let scope = *scope;
     ctx.db
         .read(move |r| {
-            store::audit::list_scoped(
-                r,
-                if all_tenants { None } else { Some(&scope) },
-                f.event.as_deref(),
-                f.actor.as_deref(),
-                f.before_seq,
-                f.limit,
-            )
+            store::audit::list_scoped(r, if all_tenants { None } else { Some(&scope) }, &f)
         })
         .await
 }

@@ -161,24 +161,37 @@ pub fn exists_since(
     )?)
 }
 
+/// What the audit page and API filter on; every set field narrows the result.
+#[derive(Debug, Default, Clone)]
+pub struct Query {
+    pub event: Option<String>,
+    pub actor: Option<String>,
+    /// Paging: entries older than this sequence number.
+    pub before_seq: Option<i64>,
+    pub since: Option<crate::clock::Timestamp>,
+    pub until: Option<crate::clock::Timestamp>,
+    pub limit: u32,
+}
+
 /// Entries of one tenant (or all, when `scope` is None: MSP admins only), newest first.
 pub fn list_scoped(
     r: &Reader<'_>,
     scope: Option<&crate::authz::TenantScope>,
-    event: Option<&str>,
-    actor: Option<&str>,
-    before: Option<i64>,
-    limit: u32,
+    q: &Query,
 ) -> Result<Vec<(i64, Entry)>> {
     let tenant = scope.map(|s| s.tenant().to_string());
     let mut st = r.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM audit
          WHERE (:all OR tenant_id = :tenant) AND (:event IS NULL OR event = :event)
            AND (:actor IS NULL OR actor_id = :actor) AND seq < coalesce(:before, 9223372036854775807)
+           AND at >= coalesce(:since, 0) AND at < coalesce(:until, 9223372036854775807)
          ORDER BY seq DESC LIMIT :limit"
     ))?;
     let rows = st.query_map(
-        named_params! {":all": tenant.is_none(), ":tenant": tenant, ":event": event, ":actor": actor, ":before": before, ":limit": limit.clamp(1, 500)},
+        named_params! {
+            ":all": tenant.is_none(), ":tenant": tenant, ":event": q.event, ":actor": q.actor, ":before": q.before_seq,
+            ":since": q.since, ":until": q.until, ":limit": q.limit.clamp(1, 500),
+        },
         entry_from_row,
     )?;
     rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))

@@ -347,6 +347,8 @@ pub struct AuditQuery {
     event: Option<String>,
     actor: Option<String>,
     before: Option<i64>,
+    from: Option<String>,
+    to: Option<String>,
     limit: Option<u32>,
 }
 
@@ -363,6 +365,8 @@ pub async fn audit_list(
         event: q.event,
         actor: q.actor,
         before_seq: q.before,
+        since: day(q.from.as_deref(), "from")?,
+        until: day(q.to.as_deref(), "to")?.map(|t| t.plus_secs(86_400)),
         limit: q.limit.unwrap_or(100),
     };
     let rows = service::audit::list(&state.ctx, &scope, false, f).await?;
@@ -381,3 +385,12 @@ pub async fn openapi() -> HttpResponse {
 }
 
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+fn day(s: Option<&str>, field: &str) -> Result<Option<crate::clock::Timestamp>, ApiError> {
+    match s.filter(|s| !s.trim().is_empty()) {
+        None => Ok(None),
+        Some(s) => crate::clock::Timestamp::parse_date(s)
+            .map(Some)
+            .ok_or_else(|| ApiError(Error::validation(field, "must be a date like 2026-11-23"))),
+    }
+}

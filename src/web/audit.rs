@@ -22,6 +22,10 @@ pub struct AuditQuery {
     #[serde(default)]
     actor: String,
     #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
     before: Option<i64>,
     #[serde(default)]
     all: Option<String>,
@@ -46,6 +50,8 @@ pub async fn audit_page(
         event: Some(q.event.trim().to_string()).filter(|s| !s.is_empty()),
         actor: Some(q.actor.trim().to_string()).filter(|s| !s.is_empty()),
         before_seq: q.before,
+        since: date(&q.from, "from")?,
+        until: date(&q.to, "to")?.map(|t| t.plus_secs(86_400)),
         limit: 50,
     };
     let rows = service::audit::list(&state.ctx, &scope, all_tenants, filter).await?;
@@ -64,6 +70,8 @@ pub async fn audit_page(
             form.inline method="get" action=(base) {
                 label { "Event" input name="event" value=(q.event); }
                 label { "Actor id" input name="actor" value=(q.actor); }
+                label { "From" input type="date" name="from" value=(q.from); }
+                label { "To" input type="date" name="to" value=(q.to); }
                 @if cu.principal.is_msp_admin() { label { input type="checkbox" name="all" value="1" checked[all_tenants]; " All tenants" } }
                 button type="submit" { "Filter" }
             }
@@ -81,7 +89,7 @@ pub async fn audit_page(
                 }
             }
             @if let Some(n) = next.filter(|_| rows.len() == 50) {
-                p { a href=(format!("{base}?event={}&actor={}&before={n}{}", q.event, q.actor, if all_tenants { "&all=1" } else { "" })) { "Older entries →" } }
+                p { a href=(format!("{base}?event={}&actor={}&from={}&to={}&before={n}{}", q.event, q.actor, q.from, q.to, if all_tenants { "&all=1" } else { "" })) { "Older entries →" } }
             }
         }
     };
@@ -92,4 +100,19 @@ pub async fn audit_page(
         "Audit",
         content,
     )))
+}
+
+/// An optional `YYYY-MM-DD` filter value.
+pub fn date(s: &str, field: &str) -> Result<Option<crate::clock::Timestamp>, WebError> {
+    if s.trim().is_empty() {
+        return Ok(None);
+    }
+    crate::clock::Timestamp::parse_date(s)
+        .map(Some)
+        .ok_or_else(|| {
+            WebError(crate::error::Error::validation(
+                field,
+                "must be a date like 2026-11-23",
+            ))
+        })
 }

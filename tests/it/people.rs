@@ -519,6 +519,29 @@ async fn api_tokens_act_as_their_user_and_erasure_keeps_the_chain_valid() {
         (o.status.code().unwrap(), text(&o))
     };
     assert_eq!(code, 0, "{out}");
+    // Audit filters: event, day range; a bad date is a clear 422.
+    let audit = |q: &str| {
+        c.get(api(&format!("/tenants/acme/audit?{q}")))
+            .bearer_auth(&token)
+            .send()
+    };
+    let v: serde_json::Value = audit("event=user_created&from=2026-11-23&to=2026-11-23")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{v}");
+    assert_eq!(entries[0]["entry"]["event"], "user_created");
+    let v: serde_json::Value = audit("from=2026-11-24")
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["entries"].as_array().unwrap().len(), 0);
+    assert_eq!(audit("from=yesterday").await.unwrap().status(), 422);
     // Every route of the management API is described in the OpenAPI file.
     let doc: serde_json::Value = c
         .get(api("/openapi.json"))
