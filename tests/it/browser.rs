@@ -222,6 +222,44 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         "{card}"
     );
 
+    // Create a customer tenant from the Tenants page; htmx follows to its settings.
+    c.goto(&s.url("/tenants")).await.unwrap();
+    fill(c, "name", "Acme Corp").await;
+    c.find(Locator::Css("#new-tenant button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let h1 = wait_for(c, "main h1").await;
+    let mut tries = 0;
+    while !h1.text().await.unwrap_or_default().contains("Acme Corp") && tries < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tries += 1;
+    }
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/t/acme-corp/settings"
+    );
+
+    // Every other page renders under the same CSP.
+    c.goto(&s.url("/t/nikpot-it/users")).await.unwrap();
+    wait_for(c, "#users-table a").await.click().await.unwrap();
+    wait_for(c, ".actions").await;
+    for (path, heading) in [
+        ("/", "Dashboard"),
+        ("/t/nikpot-it/", "Nikpot IT"),
+        ("/t/nikpot-it/roles", "Roles"),
+        ("/t/nikpot-it/settings", "Settings"),
+        ("/t/nikpot-it/audit", "Audit log"),
+        ("/account", "My account"),
+        ("/account/totp", "authenticator"),
+    ] {
+        c.goto(&s.url(path)).await.unwrap();
+        let h = wait_for(c, "main h1").await.text().await.unwrap();
+        assert!(h.contains(heading), "{path}: {h}");
+    }
+
     c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await
         .unwrap();
