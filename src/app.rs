@@ -144,12 +144,14 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
     let cert = service::certificates::ensure(&db, &crypto, &hostname, now)?;
     let key = service::certificates::certified_key(&db, &crypto, &cert, now)?;
     let certs = Arc::new(CertResolver::new(cert.id, key));
+    let mail = crate::notify::Mailer::from_config(&cfg.smtp)?.map(Arc::new);
     let ctx = Ctx {
         db,
         clock,
         crypto,
         cfg: Arc::new(cfg),
         certs,
+        mail,
     };
     Ok(Appliance {
         ctx,

@@ -17,6 +17,33 @@ pub struct Config {
     pub log: LogConfig,
     pub tls: TlsConfig,
     pub jobs: JobsConfig,
+    pub smtp: SmtpConfig,
+}
+
+/// Outgoing mail (enrollment links). An empty host means no mail: the normal air-gapped case.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` (port 587), `tls` (implicit TLS, port 465) or `none` (a trusted local relay).
+    pub security: String,
+    pub username: String,
+    pub password: Secret<String>,
+    pub from: String,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: "starttls".into(),
+            username: String::new(),
+            password: Secret::default(),
+            from: "Hourglass <hourglass@localhost>".into(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -180,7 +207,17 @@ impl Config {
             for (section, v) in t {
                 if let toml::Value::Table(keys) = v {
                     for (k, v) in keys {
-                        out.insert(format!("{section}.{k}"), v.to_string());
+                        // Secrets are recorded as set or not, never by value.
+                        let shown = if k == "password" {
+                            if v.as_str().is_some_and(str::is_empty) {
+                                "(empty)".to_string()
+                            } else {
+                                "(set)".to_string()
+                            }
+                        } else {
+                            v.to_string()
+                        };
+                        out.insert(format!("{section}.{k}"), shown);
                     }
                 }
             }
@@ -351,6 +388,19 @@ mod tests {
         let mut d = Config::default();
         d.storage.data_dir = PathBuf::from("/var/lib/hourglass");
         assert_eq!(c, d);
+    }
+
+    #[test]
+    fn the_smtp_password_is_never_flattened_into_the_audit() {
+        let c = Config::load(
+            None,
+            env(&[("HOURGLASS__SMTP__PASSWORD", "hunter2-secret")]),
+        )
+        .unwrap();
+        assert_eq!(c.smtp.password.expose(), "hunter2-secret");
+        let flat = c.flatten();
+        assert_eq!(flat["smtp.password"], "(set)");
+        assert!(!format!("{flat:?}{c:?}").contains("hunter2-secret"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod ids;
 pub mod jobs;
 pub mod model;
+pub mod notify;
 pub mod ops;
 pub mod service;
 pub mod store;

@@ -28,4 +28,6 @@ pub struct Ctx {
     pub crypto: Arc<Crypto>,
     pub cfg: Arc<Config>,
     pub certs: Arc<CertResolver>,
+    /// Outgoing mail; None when no SMTP server is configured.
+    pub mail: Option<Arc<crate::notify::Mailer>>,
 }

@@ -96,6 +96,43 @@ pub async fn create(
     })
 }
 
+/// Mails an enrollment link when SMTP is configured; returns whether it was queued. Sending
+/// runs in the background: the link is shown to the admin either way.
+pub fn mail_enrollment(ctx: &Ctx, user: &User, tenant: &Tenant, url: &str) -> bool {
+    let Some(mailer) = ctx.mail.clone() else {
+        return false;
+    };
+    let (to, name, url, tenant) = (
+        user.email.clone(),
+        user.first_name.clone(),
+        url.to_string(),
+        tenant.name.clone(),
+    );
+    tokio::spawn(async move {
+        let body = format!(
+            "Hello {name},\n\nYou have been added to Hourglass ({tenant}). Open this link within 72 hours to set your \
+             password and connect your authenticator app:\n\n{url}\n\nThe link works once. If you did not expect it, ignore this mail.\n"
+        );
+        // A relay that hiccups gets two more tries, a few seconds apart.
+        for attempt in 1..=3u64 {
+            match mailer
+                .send(&to, "Your Hourglass account", body.clone())
+                .await
+            {
+                Ok(()) => return,
+                Err(e) if attempt < 3 => {
+                    tracing::info!(error = %e, attempt, "mailing an enrollment link failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2 * attempt)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not mail an enrollment link; hand it over from the portal")
+                }
+            }
+        }
+    });
+    true
+}
+
 pub async fn get(ctx: &Ctx, scope: &TenantScope, id: UserId) -> Result<User> {
     let scope = *scope;
     ctx.db.read(move |r| store::users::get(r, &scope, id)).await

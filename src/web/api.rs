@@ -309,7 +309,8 @@ pub async fn users_create(
         req.connection_info().host(),
         &format!("/enroll/{}", c.enrollment_token),
     );
-    Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link})))
+    let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &link);
+    Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link, "mailed": mailed})))
 }
 
 pub async fn user_action(

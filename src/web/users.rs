@@ -141,13 +141,14 @@ pub fn link_url(state: &AppState, host: &str, path: &str) -> String {
     }
 }
 
-fn link_card(url: &str, who: &str) -> Result<Markup, WebError> {
+fn link_card(url: &str, who: &str, mailed: bool) -> Result<Markup, WebError> {
     let qr = totp::qr_png_base64(url)?;
     Ok(html! {
         div.flash.info.enrollment-link {
             p { "Enrollment link for " strong { (who) } " (single use, valid 72 hours). Hand it over or let them scan the QR code:" }
             p { code.link { (url) } }
             img.qr src=(format!("data:image/png;base64,{qr}")) alt="Enrollment link QR code" width="180" height="180";
+            @if mailed { p.muted { "It has also been mailed to them." } }
         }
     })
 }
@@ -174,7 +175,12 @@ pub async fn create(
                 req.connection_info().host(),
                 &format!("/enroll/{}", c.enrollment_token),
             );
-            let card = link_card(&url, &format!("{} ({})", c.user.email, c.user.username))?;
+            let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &url);
+            let card = link_card(
+                &url,
+                &format!("{} ({})", c.user.email, c.user.username),
+                mailed,
+            )?;
             Ok(HttpResponse::Ok()
                 .insert_header(("HX-Trigger", "user-added"))
                 .content_type("text/html; charset=utf-8")
@@ -376,6 +382,7 @@ pub async fn action(
                 &format!("/enroll/{tok}"),
             ),
             "this user",
+            false,
         )?,
         None => html! { div.flash.info { "Done." } },
     };

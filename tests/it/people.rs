@@ -891,3 +891,86 @@ async fn replacing_the_authenticator_ends_other_sessions_and_retires_the_old_app
     assert_eq!(count(&s, "user_mfa_reenrolled").await, 1);
     s.stop().await;
 }
+
+/// With SMTP configured, a new user's enrollment link is mailed (to a real SMTP server:
+/// Python's smtpd debugging server on loopback).
+#[actix_web::test]
+async fn enrollment_links_are_mailed_when_smtp_is_configured() {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut smtpd = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 with the smtpd module");
+    // Wait until the relay answers before the appliance needs it.
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let out = smtpd.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut s = TestServer::start_with(|c| {
+        c.smtp.host = "127.0.0.1".into();
+        c.smtp.port = port;
+        c.smtp.security = "none".into();
+    })
+    .await;
+    let (_, _) = setup(&s).await;
+    let token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let body =
+        serde_json::json!({"first_name": "Mia", "last_name": "Mail", "email": "mia@nikpot.com"});
+    let mut v = serde_json::Value::Null;
+    for _ in 0..50 {
+        // The server may still be starting: retry until the relay accepted the mail.
+        let r = s
+            .client()
+            .post(format!("{}/api/v1/tenants/nikpot-it/users", s.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 201 {
+            v = r.json().await.unwrap();
+            break;
+        }
+    }
+    assert_eq!(v["mailed"], true, "{v}");
+    let link = v["enrollment_link"].as_str().unwrap().to_string();
+    let mut mail = String::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
+        mail.push_str(&line);
+        mail.push('\n');
+        if line.contains("END MESSAGE") {
+            break;
+        }
+    }
+    let _ = smtpd.kill();
+    let _ = smtpd.wait();
+    assert!(mail.contains("To: mia@nikpot.com"), "{mail}");
+    assert!(mail.contains(&link), "the mail carries the link: {mail}");
+    s.stop().await;
+}

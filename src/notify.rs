@@ -1,0 +1,75 @@
+//! Outgoing notifications. Mail (enrollment links) over SMTP with rustls, sent in the
+//! background so a slow or absent mail server never holds up a request.
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use crate::config::SmtpConfig;
+use crate::error::{Error, Result};
+
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mailer(from {})", self.from)
+    }
+}
+
+impl Mailer {
+    /// None when no SMTP host is configured (the normal air-gapped case).
+    pub fn from_config(c: &SmtpConfig) -> Result<Option<Mailer>> {
+        if c.host.trim().is_empty() {
+            return Ok(None);
+        }
+        let bad = |e: &dyn std::fmt::Display| Error::startup(format!("smtp: {e}"));
+        let builder = match c.security.as_str() {
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
+                .map_err(|e| bad(&e))?,
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host).map_err(|e| bad(&e))?,
+            "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
+            other => {
+                return Err(Error::startup(format!(
+                    "smtp.security must be starttls, tls or none, not {other:?}"
+                )));
+            }
+        };
+        let mut builder = builder
+            .port(c.port)
+            .timeout(Some(std::time::Duration::from_secs(20)));
+        if !c.username.is_empty() {
+            builder = builder.credentials(Credentials::new(
+                c.username.clone(),
+                c.password.expose().clone(),
+            ));
+        }
+        let from = c
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| Error::startup(format!("smtp.from {:?}: {e}", c.from)))?;
+        Ok(Some(Mailer {
+            transport: builder.build(),
+            from,
+        }))
+    }
+
+    pub async fn send(&self, to: &str, subject: &str, body: String) -> Result<()> {
+        let to = to
+            .parse::<Mailbox>()
+            .map_err(|e| Error::validation("email", e))?;
+        let msg = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .body(body)
+            .map_err(|e| Error::internal(format!("mail: {e}")))?;
+        self.transport
+            .send(msg)
+            .await
+            .map_err(|e| Error::internal(format!("smtp: {e}")))?;
+        Ok(())
+    }
+}
