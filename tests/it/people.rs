@@ -974,3 +974,174 @@ async fn enrollment_links_are_mailed_when_smtp_is_configured() {
     assert!(mail.contains(&link), "the mail carries the link: {mail}");
     s.stop().await;
 }
+
+#[actix_web::test]
+async fn mfa_pauses_are_for_others_only_and_seats_limit_co_managed_admins() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = setup(&s).await;
+    let me = admin_principal(&s).await.user_id;
+    assert_eq!(
+        admin
+            .post(&format!("/t/nikpot-it/users/{me}/pause-mfa-next"), &[])
+            .await
+            .status(),
+        403,
+        "never one's own"
+    );
+
+    // Someone else, paused for the next login: password alone signs them in, once.
+    let p = admin_principal(&s).await;
+    let msp = s
+        .ctx()
+        .db
+        .read(hourglass::store::tenants::msp)
+        .await
+        .unwrap()
+        .unwrap();
+    let new = service::users::NewUser {
+        first_name: "Pia".into(),
+        last_name: "P".into(),
+        email: "pia@nikpot.com".into(),
+        username: String::new(),
+    };
+    let c = service::users::create(s.ctx(), &p, &msp, new, &Default::default())
+        .await
+        .unwrap();
+    enroll(&s, &c.enrollment_token).await;
+    assert_eq!(
+        admin
+            .post(
+                &format!("/t/nikpot-it/users/{}/pause-mfa-next", c.user.id),
+                &[]
+            )
+            .await
+            .status(),
+        200
+    );
+    let password_only = async |s: &TestServer| {
+        let mut h = Http::new(s);
+        h.get("/login").await;
+        let r = h
+            .post(
+                "/login",
+                &[("email", "pia@nikpot.com"), ("password", PASSWORD)],
+            )
+            .await;
+        r.headers()["location"].to_str().unwrap().to_string()
+    };
+    assert_eq!(
+        password_only(&s).await,
+        "/",
+        "paused: signed in after the password"
+    );
+    assert_eq!(
+        password_only(&s).await,
+        "/login/mfa",
+        "the pause was for one login"
+    );
+    assert_eq!(
+        admin
+            .post(
+                &format!("/t/nikpot-it/users/{}/pause-mfa-24h", c.user.id),
+                &[]
+            )
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(password_only(&s).await, "/");
+    s.clock.advance_secs(24 * 3600 + 1);
+    assert_eq!(
+        password_only(&s).await,
+        "/login/mfa",
+        "the 24-hour pause has ended"
+    );
+    assert_eq!(count(&s, "user_mfa_paused").await, 2);
+
+    // Seats: with co-management on and one seat, the second co-managed admin is refused.
+    // (The admin's session is idle by now: sign in again.)
+    let mut admin = relogin(&s).await;
+    assert_eq!(
+        admin
+            .post("/tenants", &[("name", "Acme"), ("slug", "acme")])
+            .await
+            .status(),
+        303
+    );
+    let form = [
+        ("active", "true"),
+        ("co_management", "true"),
+        ("seats", "1"),
+        ("login_mode", "named"),
+        ("jit_enabled", "true"),
+        ("jit_max_minutes", "240"),
+        ("jit_pending_timeout_minutes", "1440"),
+    ];
+    assert_eq!(admin.post("/t/acme/settings", &form).await.status(), 200);
+    let acme = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut ids = Vec::new();
+    for e in ["one@acme.com", "two@acme.com"] {
+        let new = service::users::NewUser {
+            first_name: "C".into(),
+            last_name: "M".into(),
+            email: e.into(),
+            username: String::new(),
+        };
+        ids.push(
+            service::users::create(s.ctx(), &p, &acme, new, &Default::default())
+                .await
+                .unwrap()
+                .user
+                .id,
+        );
+    }
+    assert_eq!(
+        admin
+            .post(&format!("/t/acme/users/{}/make-admin", ids[0]), &[])
+            .await
+            .status(),
+        200
+    );
+    let r = admin
+        .post(&format!("/t/acme/users/{}/make-admin", ids[1]), &[])
+        .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("All 1 co-managed seats"));
+    s.stop().await;
+}
+
+async fn relogin(s: &TestServer) -> Http {
+    let c = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::users::credentials_by_email(r, "nik@nikpot.com"))
+        .await
+        .unwrap()
+        .unwrap();
+    let sealed = c.totp_sealed.unwrap();
+    let secret = s
+        .ctx()
+        .crypto
+        .open(
+            &service::auth::totp_ctx(&c.user.id.to_string(), &c.user.tenant_id.to_string()),
+            &sealed,
+        )
+        .unwrap();
+    let mut h = Http::new(s);
+    h.get("/login").await;
+    h.post(
+        "/login",
+        &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+    )
+    .await;
+    s.clock.advance_secs(30);
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    assert_eq!(h.post("/login/mfa", &[("code", &code)]).await.status(), 303);
+    h
+}
