@@ -1,6 +1,7 @@
 //! Sign-in, TOTP replay, CSRF, cookies, isolation and the management API over real HTTPS.
 
 use hourglass::service;
+use hourglass::service::users::Action;
 
 use crate::support::*;
 
@@ -254,6 +255,33 @@ async fn wrong_codes_are_rate_limited_and_the_password_locks_after_100_failures(
         .await;
     assert_eq!(r.status(), 423);
     assert_eq!(count(&s, "authn_login_lock").await, 1);
+    // An admin unlocks (a second MSP admin would do this from the user's page).
+    let p = admin_principal(&s).await;
+    let msp = s
+        .ctx()
+        .db
+        .read(hourglass::store::tenants::msp)
+        .await
+        .unwrap()
+        .unwrap();
+    service::users::act(
+        s.ctx(),
+        &p,
+        &msp,
+        p.user_id,
+        Action::Unlock,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let r = g
+        .post(
+            "/login",
+            &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "unlocked");
+    assert_eq!(count(&s, "user_unlocked").await, 1);
     s.stop().await;
 }
 
