@@ -49,6 +49,8 @@ pub fn build_app(
         InitError = (),
     >,
 > {
+    // With its own listener, the agent API stays off the portal's.
+    let agent_here = state.ctx.cfg.server.agent_listen.is_empty();
     App::new()
         .app_data(state)
         .app_data(
@@ -70,6 +72,11 @@ pub fn build_app(
         }))
         .wrap(crate::web::csrf::Csrf)
         .wrap(Guard)
+        .configure(|c| {
+            if agent_here {
+                crate::agent_api::configure(c);
+            }
+        })
         .configure(crate::web::configure)
         .default_service(web::to(crate::web::error::not_found))
 }
@@ -89,6 +96,7 @@ pub fn build_agent_app(
     App::new()
         .app_data(state)
         .wrap(Guard)
+        .configure(crate::agent_api::configure)
         .service(web::resource("/healthz").route(web::get().to(crate::web::ops::healthz)))
         .default_service(web::to(crate::web::error::not_found))
 }
@@ -152,6 +160,8 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         cfg: Arc::new(cfg),
         certs,
         mail,
+        wake: Default::default(),
+        beats: Default::default(),
     };
     Ok(Appliance {
         ctx,

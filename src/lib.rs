@@ -2,6 +2,7 @@
 //! Data flows one way: handler (web/) → service → model + store → audit.
 
 pub mod agent;
+pub mod agent_api;
 pub mod app;
 pub mod authz;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod jobs;
 pub mod model;
 pub mod notify;
 pub mod ops;
+pub mod proto;
 pub mod service;
 pub mod store;
 pub mod telemetry;

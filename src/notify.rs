@@ -73,3 +73,64 @@ impl Mailer {
         Ok(())
     }
 }
+
+// --- agent wake-ups and heartbeats -----------------------------------------------------------
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::Timestamp;
+use crate::ids::DeviceId;
+
+/// Per-device wake-ups for the long-poll: queuing a command wakes exactly that device's
+/// waiting poll (keyed by device, so nothing leaks across tenants, AZ-06).
+#[derive(Default)]
+pub struct Wakeups {
+    map: Mutex<HashMap<DeviceId, Arc<tokio::sync::Notify>>>,
+}
+
+impl Wakeups {
+    /// The device's wake-up; a wake that arrives before the poll waits is kept, not lost.
+    pub fn handle(&self, d: DeviceId) -> Arc<tokio::sync::Notify> {
+        match self.map.lock() {
+            Ok(mut m) => m.entry(d).or_default().clone(),
+            Err(_) => Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+    pub fn wake(&self, d: DeviceId) {
+        if let Ok(m) = self.map.lock() {
+            if let Some(n) = m.get(&d) {
+                n.notify_one();
+            }
+        }
+    }
+}
+
+/// One device's latest heartbeat: when, agent version, administrators-group members.
+pub type Beat = (Timestamp, String, Vec<String>);
+
+/// Heartbeats held in memory and written in batches by the sweep, not one write per poll.
+#[derive(Default)]
+pub struct Heartbeats {
+    pending: Mutex<HashMap<DeviceId, Beat>>,
+}
+
+impl Heartbeats {
+    pub fn record(&self, d: DeviceId, at: Timestamp, version: String, admins: Vec<String>) {
+        if let Ok(mut m) = self.pending.lock() {
+            m.insert(d, (at, version, admins));
+        }
+    }
+    pub fn last_seen(&self, d: DeviceId) -> Option<Timestamp> {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&d).map(|x| x.0))
+    }
+    pub fn drain(&self) -> Vec<(DeviceId, Timestamp, String, Vec<String>)> {
+        match self.pending.lock() {
+            Ok(mut m) => m.drain().map(|(d, (a, v, s))| (d, a, v, s)).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}

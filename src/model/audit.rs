@@ -68,6 +68,18 @@ events! {
     RoleDeleted => "role_deleted",
     ApiTokenCreated => "api_token_created",
     ApiTokenRevoked => "api_token_revoked",
+    EnrollmentTokenCreated => "enrollment_token_created",
+    EnrollmentTokenRevoked => "enrollment_token_revoked",
+    DeviceEnrolled => "device_enrolled",
+    DeviceEnrollFail => "device_enroll_fail",
+    DeviceAuthFail => "device_auth_fail",
+    DeviceRetired => "device_retired",
+    CommandQueued => "command_queued",
+    CommandDone => "command_done",
+    CommandFailed => "command_failed",
+    CommandRefused => "command_refused",
+    DeviceEvent => "device_event",
+    Ppam => "ppam_blocked",
 }
 
 impl Event {

@@ -14,6 +14,8 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     let mut done = reload_certificate(ctx, now).await?;
     done += cert_expiry_warning(ctx, now).await?;
     done += prune_expired(ctx, now).await?;
+    done += super::devices::flush_heartbeats(ctx).await?;
+    done += super::commands::expire(ctx, now).await?;
     Ok(done)
 }
 

@@ -3,6 +3,8 @@
 pub mod audit;
 pub mod auth;
 pub mod certificates;
+pub mod commands;
+pub mod devices;
 pub mod jobs;
 pub mod roles;
 pub mod setup;
@@ -30,4 +32,6 @@ pub struct Ctx {
     pub certs: Arc<CertResolver>,
     /// Outgoing mail; None when no SMTP server is configured.
     pub mail: Option<Arc<crate::notify::Mailer>>,
+    pub wake: Arc<crate::notify::Wakeups>,
+    pub beats: Arc<crate::notify::Heartbeats>,
 }

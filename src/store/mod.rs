@@ -3,6 +3,8 @@
 
 pub mod audit;
 pub mod certificates;
+pub mod commands;
+pub mod devices;
 pub mod links;
 pub mod migrate;
 pub mod roles;

@@ -1,0 +1,122 @@
+//! Agent protocol v1: the JSON both sides speak (`/agent/v1`). Unknown fields are refused so
+//! a confused or hostile peer is noticed, not half-understood.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CommandId, DeviceId, TenantId};
+
+pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Largest accepted event batch (WEB-06).
+pub const MAX_EVENT_BATCH_BYTES: usize = 1024 * 1024;
+/// Largest accepted body for every other agent call.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub token: String,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollResponse {
+    pub device_id: DeviceId,
+    pub device_secret: String,
+    pub tenant: String,
+    /// Server time (UTC ms) so the agent can learn its clock offset.
+    pub server_time: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    pub agent_version: String,
+    /// Current members of the local administrators group (heartbeat).
+    pub admin_members: Vec<String>,
+    /// Highest command sequence number the agent has seen.
+    pub last_seq: i64,
+    /// Hold the request up to this many seconds when nothing is queued (≤ 25).
+    #[serde(default)]
+    pub wait_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollResponse {
+    pub commands: Vec<Command>,
+    pub server_time: i64,
+}
+
+/// The command envelope (AGT-03): bound to one device, sequenced, expiring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub id: CommandId,
+    pub device_id: DeviceId,
+    pub tenant_id: TenantId,
+    pub seq: i64,
+    pub issued_at: i64,
+    pub not_after: i64,
+    pub kind: String,
+    pub args: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckResult {
+    Done,
+    Failed,
+    Refused,
+}
+
+impl AckResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckResult::Done => "done",
+            AckResult::Failed => "failed",
+            AckResult::Refused => "refused",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckRequest {
+    pub result: AckResult,
+    #[serde(default)]
+    pub details: String,
+}
+
+/// One agent event; `id` makes uploads idempotent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Event {
+    pub id: String,
+    pub kind: String,
+    pub at: i64,
+    #[serde(default)]
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsRequest {
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsResponse {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}

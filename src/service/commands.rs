@@ -1,0 +1,238 @@
+//! Agent commands: queued in the transaction of the change that needs them, delivered by
+//! long-poll, acknowledged once; and the events agents upload.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::Ctx;
+use super::audit::{Audit, Origin};
+use crate::authz::TenantScope;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{CommandId, DeviceId};
+use crate::model::audit::{ActorKind, Event};
+use crate::model::commands::{Action, MAX_GRANT_MS};
+use crate::proto::{self, AckRequest, PollRequest, PollResponse};
+use crate::store::{self, WriteTx, commands::StoredCommand, devices::Device};
+
+/// How long a queued command stays deliverable by default.
+pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
+pub const MAX_POLL_HOLD_SECS: u64 = 25;
+
+/// Queues `action` for a device of the scope's tenant inside `tx` (with the change that needs
+/// it and its audit entry). Wake the device after the transaction commits.
+pub fn enqueue(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    device: DeviceId,
+    action: &Action,
+    ttl_ms: i64,
+    now: Timestamp,
+) -> Result<StoredCommand> {
+    let d = store::devices::get(&tx.reader(), scope, device)?;
+    if !d.active {
+        return Err(Error::InvalidState(
+            "this workstation has been retired".into(),
+        ));
+    }
+    if let Action::GrantAdmin { expires_at, .. } = action {
+        if *expires_at - now.millis() > MAX_GRANT_MS {
+            return Err(Error::validation(
+                "duration",
+                "a grant lasts at most 24 hours",
+            ));
+        }
+    }
+    let c = StoredCommand {
+        id: CommandId::new(),
+        tenant_id: scope.tenant(),
+        device_id: device,
+        seq: store::devices::next_seq(tx, device)?,
+        kind: action.kind().to_string(),
+        args: action.args().to_string(),
+        issued_at: now,
+        not_after: now.plus_millis(ttl_ms),
+        state: "queued".into(),
+        acked_at: None,
+        details: None,
+    };
+    store::commands::insert(tx, &c)?;
+    Audit::new(Event::CommandQueued, now)
+        .tenant(scope.tenant())
+        .device(device)
+        .target("command", c.id)
+        .details(json!({"kind": c.kind, "seq": c.seq, "account": action.account()}))
+        .append(tx)?;
+    Ok(c)
+}
+
+/// Queues one command on its own (jobs, tests, and actions with nothing else to write).
+pub async fn queue(
+    ctx: &Ctx,
+    scope: &TenantScope,
+    device: DeviceId,
+    action: Action,
+) -> Result<StoredCommand> {
+    let now = ctx.clock.now();
+    let scope = *scope;
+    let c = ctx
+        .db
+        .write(move |tx| enqueue(tx, &scope, device, &action, DEFAULT_TTL_MS, now))
+        .await?;
+    ctx.wake.wake(device);
+    Ok(c)
+}
+
+pub fn to_proto(c: &StoredCommand) -> proto::Command {
+    proto::Command {
+        id: c.id,
+        device_id: c.device_id,
+        tenant_id: c.tenant_id,
+        seq: c.seq,
+        issued_at: c.issued_at.millis(),
+        not_after: c.not_after.millis(),
+        kind: c.kind.clone(),
+        args: serde_json::from_str(&c.args).unwrap_or_default(),
+    }
+}
+
+/// The long-poll: records the heartbeat, answers at once when commands are queued, otherwise
+/// waits (≤ 25 s) for a wake-up. Unacknowledged commands are delivered again every time.
+pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollResponse> {
+    let hold = Duration::from_secs(
+        req.wait_secs
+            .unwrap_or(MAX_POLL_HOLD_SECS)
+            .min(MAX_POLL_HOLD_SECS),
+    );
+    ctx.beats.record(
+        d.id,
+        ctx.clock.now(),
+        req.agent_version.chars().take(64).collect(),
+        req.admin_members.into_iter().take(200).collect(),
+    );
+    let wake = ctx.wake.handle(d.id);
+    let deadline = crate::clock::monotonic() + hold;
+    loop {
+        let (id, now) = (d.id, ctx.clock.now());
+        let pending = ctx
+            .db
+            .read(move |r| store::commands::pending(r, id, now))
+            .await?;
+        let left = deadline.saturating_duration_since(crate::clock::monotonic());
+        if !pending.is_empty() || left.is_zero() {
+            return Ok(PollResponse {
+                commands: pending.iter().map(to_proto).collect(),
+                server_time: ctx.clock.now().millis(),
+            });
+        }
+        // Retired while waiting: the next call fails authentication.
+        if tokio::time::timeout(left, wake.notified()).await.is_err() {
+            return Ok(PollResponse {
+                commands: Vec::new(),
+                server_time: ctx.clock.now().millis(),
+            });
+        }
+    }
+}
+
+/// The agent's answer to one of its commands; another device's command is not found.
+pub async fn ack(
+    ctx: &Ctx,
+    d: &Device,
+    id: CommandId,
+    req: AckRequest,
+    origin: &Origin,
+) -> Result<()> {
+    let now = ctx.clock.now();
+    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
+    let details: String = req.details.chars().take(2000).collect();
+    ctx.db
+        .write(move |tx| {
+            let c =
+                store::commands::for_device(&tx.reader(), device, id)?.ok_or(Error::NotFound)?;
+            if !store::commands::ack(tx, device, id, req.result.as_str(), &details, now)? {
+                return Ok(()); // already acknowledged: re-sent acks are idempotent
+            }
+            let event = match req.result {
+                proto::AckResult::Done => Event::CommandDone,
+                proto::AckResult::Failed => Event::CommandFailed,
+                proto::AckResult::Refused => Event::CommandRefused,
+            };
+            let mut a = Audit::new(event, now)
+                .tenant(tenant)
+                .actor(ActorKind::Device, Some(device.to_string()))
+                .device(device)
+                .from(&o)
+                .target("command", id)
+                .details(json!({"kind": c.kind, "seq": c.seq, "details": details}));
+            if req.result != proto::AckResult::Done {
+                a = a.failure();
+            }
+            a.append(tx)?;
+            Ok(())
+        })
+        .await
+}
+
+/// Stores a batch of events, each once by its id; new ones are audited.
+pub async fn events(
+    ctx: &Ctx,
+    d: &Device,
+    req: proto::EventsRequest,
+    origin: &Origin,
+) -> Result<proto::EventsResponse> {
+    let now = ctx.clock.now();
+    for e in &req.events {
+        if e.id.is_empty() || e.id.len() > 100 || e.kind.is_empty() || e.kind.len() > 64 {
+            return Err(Error::validation(
+                "events",
+                "each event needs an id (≤ 100 chars) and a kind (≤ 64 chars)",
+            ));
+        }
+    }
+    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
+    ctx.db
+        .write(move |tx| {
+            let mut accepted = 0;
+            for e in &req.events {
+                if store::commands::insert_event(tx, tenant, device, e, now)? {
+                    accepted += 1;
+                    let code = if e.kind == "ppam" {
+                        Event::Ppam
+                    } else {
+                        Event::DeviceEvent
+                    };
+                    let mut a = Audit::new(code, now)
+                        .tenant(tenant)
+                        .actor(ActorKind::Device, Some(device.to_string()))
+                        .device(device)
+                        .from(&o)
+                        .target("event", &e.id)
+                        .details(json!({"kind": e.kind, "agent_time": e.at, "data": e.data}));
+                    if let Some(r) = e.data.get("request_id").and_then(|v| v.as_str()) {
+                        a = a.request(
+                            r,
+                            e.data
+                                .get("ticket")
+                                .and_then(|v| v.as_str())
+                                .map(str::to_string),
+                        );
+                    }
+                    a.append(tx)?;
+                }
+            }
+            Ok(proto::EventsResponse {
+                accepted,
+                duplicates: req.events.len() - accepted,
+            })
+        })
+        .await
+}
+
+/// Job: queued commands past their `not_after` stop being delivered.
+pub async fn expire(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    ctx.db
+        .write(move |tx| store::commands::expire(tx, now))
+        .await
+}

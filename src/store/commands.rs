@@ -1,0 +1,175 @@
+//! Queued agent commands and the events agents upload.
+
+use rusqlite::{OptionalExtension, Row, named_params};
+
+use super::{Reader, WriteTx};
+use crate::authz::TenantScope;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{CommandId, DeviceId, TenantId};
+
+#[derive(Clone, Debug)]
+pub struct StoredCommand {
+    pub id: CommandId,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub seq: i64,
+    pub kind: String,
+    pub args: String,
+    pub issued_at: Timestamp,
+    pub not_after: Timestamp,
+    pub state: String,
+    pub acked_at: Option<Timestamp>,
+    pub details: Option<String>,
+}
+
+const COLUMNS: &str =
+    "id, tenant_id, device_id, seq, kind, args, issued_at, not_after, state, acked_at, details";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<StoredCommand> {
+    Ok(StoredCommand {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        device_id: r.get(2)?,
+        seq: r.get(3)?,
+        kind: r.get(4)?,
+        args: r.get(5)?,
+        issued_at: r.get(6)?,
+        not_after: r.get(7)?,
+        state: r.get(8)?,
+        acked_at: r.get(9)?,
+        details: r.get(10)?,
+    })
+}
+
+pub fn insert(tx: &WriteTx<'_>, c: &StoredCommand) -> Result<()> {
+    tx.conn()
+        .prepare_cached(&format!(
+            "INSERT INTO commands ({COLUMNS}) VALUES (:id, :t, :d, :seq, :kind, :args, :issued, :na, 'queued', NULL, NULL)"
+        ))?
+        .execute(named_params! {
+            ":id": c.id, ":t": c.tenant_id, ":d": c.device_id, ":seq": c.seq, ":kind": c.kind, ":args": c.args,
+            ":issued": c.issued_at, ":na": c.not_after,
+        })?;
+    Ok(())
+}
+
+/// Queued, unexpired commands of a device, oldest first (re-delivered until acknowledged).
+pub fn pending(r: &Reader<'_>, device: DeviceId, now: Timestamp) -> Result<Vec<StoredCommand>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM commands WHERE device_id = :d AND state = 'queued' AND not_after > :now ORDER BY seq LIMIT 100"
+    ))?;
+    let rows = st.query_map(named_params! {":d": device, ":now": now}, row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Unscoped by tenant but bound to the authenticated device: another device's command is
+/// simply not found.
+pub fn for_device(
+    r: &Reader<'_>,
+    device: DeviceId,
+    id: CommandId,
+) -> Result<Option<StoredCommand>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM commands WHERE id = :id AND device_id = :d"
+    ))?;
+    Ok(st
+        .query_row(named_params! {":id": id, ":d": device}, row)
+        .optional()?)
+}
+
+/// Records the agent's answer once; a repeated ack of a finished command changes nothing.
+pub fn ack(
+    tx: &WriteTx<'_>,
+    device: DeviceId,
+    id: CommandId,
+    state: &str,
+    details: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE commands SET state = :s, details = :det, acked_at = :now WHERE id = :id AND device_id = :d AND state = 'queued'",
+        )?
+        .execute(named_params! {":s": state, ":det": details, ":now": now, ":id": id, ":d": device})?;
+    Ok(n == 1)
+}
+
+pub fn recent(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    device: DeviceId,
+    limit: u32,
+) -> Result<Vec<StoredCommand>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM commands WHERE device_id = :d AND tenant_id = :t ORDER BY seq DESC LIMIT :n"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":d": device, ":t": scope.tenant(), ":n": limit},
+        row,
+    )?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Job: queued commands past `not_after` become `expired`.
+pub fn expire(tx: &WriteTx<'_>, now: Timestamp) -> Result<u64> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE commands SET state = 'expired' WHERE state = 'queued' AND not_after <= :now",
+        )?
+        .execute(named_params! {":now": now})?;
+    Ok(n as u64)
+}
+
+/// Stores an event unless its id was seen before; true when it is new.
+pub fn insert_event(
+    tx: &WriteTx<'_>,
+    tenant: TenantId,
+    device: DeviceId,
+    e: &crate::proto::Event,
+    now: Timestamp,
+) -> Result<bool> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "INSERT OR IGNORE INTO device_events (device_id, event_id, tenant_id, kind, at, data, received_at)
+             VALUES (:d, :id, :t, :kind, :at, :data, :now)",
+        )?
+        .execute(named_params! {
+            ":d": device, ":id": e.id, ":t": tenant, ":kind": e.kind, ":at": e.at, ":data": e.data.to_string(), ":now": now,
+        })?;
+    Ok(n == 1)
+}
+
+#[derive(Clone, Debug)]
+pub struct StoredEvent {
+    pub event_id: String,
+    pub kind: String,
+    pub at: Timestamp,
+    pub data: String,
+}
+
+pub fn recent_events(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    device: DeviceId,
+    limit: u32,
+) -> Result<Vec<StoredEvent>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT event_id, kind, at, data FROM device_events WHERE device_id = :d AND tenant_id = :t ORDER BY received_at DESC, at DESC LIMIT :n",
+    )?;
+    let rows = st.query_map(
+        named_params! {":d": device, ":t": scope.tenant(), ":n": limit},
+        |r| {
+            Ok(StoredEvent {
+                event_id: r.get(0)?,
+                kind: r.get(1)?,
+                at: r.get(2)?,
+                data: r.get(3)?,
+            })
+        },
+    )?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}

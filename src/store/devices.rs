@@ -1,0 +1,215 @@
+//! Enrollment tokens and devices.
+
+use rusqlite::{OptionalExtension, Row, named_params};
+
+use super::{Reader, WriteTx};
+use crate::authz::TenantScope;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, TenantId};
+
+#[derive(Clone, Debug)]
+pub struct EnrollmentToken {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub uses_left: i64,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
+    Ok(EnrollmentToken {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        uses_left: r.get(2)?,
+        expires_at: r.get(3)?,
+        revoked_at: r.get(4)?,
+        created_at: r.get(5)?,
+    })
+}
+
+pub fn insert_token(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    t: &EnrollmentToken,
+    hash: &[u8],
+    by: Option<String>,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO enrollment_tokens (id, tenant_id, token_hash, uses_left, expires_at, created_by, created_at)
+             VALUES (:id, :t, :h, :uses, :exp, :by, :now)",
+        )?
+        .execute(named_params! {":id": t.id, ":t": scope.tenant(), ":h": hash, ":uses": t.uses_left, ":exp": t.expires_at, ":by": by, ":now": t.created_at})?;
+    Ok(())
+}
+
+pub fn list_tokens(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<EnrollmentToken>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT id, tenant_id, uses_left, expires_at, revoked_at, created_at FROM enrollment_tokens
+         WHERE tenant_id = :t ORDER BY created_at DESC LIMIT 100",
+    )?;
+    let rows = st.query_map(named_params! {":t": scope.tenant()}, token_row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+pub fn revoke_token(tx: &WriteTx<'_>, scope: &TenantScope, id: &str, now: Timestamp) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("UPDATE enrollment_tokens SET revoked_at = coalesce(revoked_at, :now) WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":now": now})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Unscoped: enrollment is authenticated by the token itself. Spends one use if it is valid.
+pub fn spend_token(
+    tx: &WriteTx<'_>,
+    hash: &[u8],
+    now: Timestamp,
+) -> Result<Option<EnrollmentToken>> {
+    let t = tx
+        .conn()
+        .prepare_cached(
+            "SELECT id, tenant_id, uses_left, expires_at, revoked_at, created_at FROM enrollment_tokens WHERE token_hash = :h",
+        )?
+        .query_row(named_params! {":h": hash}, token_row)
+        .optional()?;
+    let Some(t) = t else { return Ok(None) };
+    if t.revoked_at.is_some() || t.expires_at <= now || t.uses_left <= 0 {
+        return Ok(Some(EnrollmentToken { uses_left: 0, ..t }));
+    }
+    tx.conn()
+        .prepare_cached("UPDATE enrollment_tokens SET uses_left = uses_left - 1 WHERE id = :id")?
+        .execute(named_params! {":id": t.id})?;
+    Ok(Some(t))
+}
+
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub active: bool,
+    pub admin_members: Vec<String>,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
+const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, status, admin_members, enrolled_at, last_seen_at";
+
+fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+    let status: String = r.get(6)?;
+    let members: String = r.get(7)?;
+    Ok(Device {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        hostname: r.get(2)?,
+        os: r.get(3)?,
+        os_version: r.get(4)?,
+        agent_version: r.get(5)?,
+        active: status == "active",
+        admin_members: serde_json::from_str(&members).unwrap_or_default(),
+        enrolled_at: r.get(8)?,
+        last_seen_at: r.get(9)?,
+    })
+}
+
+pub struct NewDevice<'a> {
+    pub id: DeviceId,
+    pub hostname: &'a str,
+    pub os: &'a str,
+    pub os_version: &'a str,
+    pub agent_version: &'a str,
+}
+
+pub fn insert(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    d: &NewDevice<'_>,
+    secret_hash: &[u8],
+    now: Timestamp,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO devices (id, tenant_id, hostname, os, os_version, agent_version, secret_hash, status, enrolled_at, last_seen_at)
+             VALUES (:id, :t, :h, :os, :osv, :av, :sh, 'active', :now, :now)",
+        )?
+        .execute(named_params! {
+            ":id": d.id, ":t": scope.tenant(), ":h": d.hostname, ":os": d.os, ":osv": d.os_version,
+            ":av": d.agent_version, ":sh": secret_hash, ":now": now,
+        })?;
+    Ok(())
+}
+
+/// Unscoped: the agent API authenticates a device by id + secret before any tenant is known.
+/// Returns the device with its secret hash.
+pub fn credentials(r: &Reader<'_>, id: DeviceId) -> Result<Option<(Device, Vec<u8>)>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS}, secret_hash FROM devices WHERE id = :id"
+    ))?;
+    Ok(st
+        .query_row(named_params! {":id": id}, |r| {
+            Ok((device_row(r)?, r.get(10)?))
+        })
+        .optional()?)
+}
+
+pub fn get(r: &Reader<'_>, scope: &TenantScope, id: DeviceId) -> Result<Device> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM devices WHERE id = :id AND tenant_id = :t"
+    ))?;
+    st.query_row(named_params! {":id": id, ":t": scope.tenant()}, device_row)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+pub fn list(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<Device>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM devices WHERE tenant_id = :t ORDER BY status = 'retired', lower(hostname) LIMIT 5000"
+    ))?;
+    let rows = st.query_map(named_params! {":t": scope.tenant()}, device_row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+pub fn retire(tx: &WriteTx<'_>, scope: &TenantScope, id: DeviceId, now: Timestamp) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("UPDATE devices SET status = 'retired', retired_at = :now WHERE id = :id AND tenant_id = :t AND status = 'active'")?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":now": now})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// Batched heartbeat flush: last seen, agent version and administrators of many devices.
+pub fn record_heartbeats(
+    tx: &WriteTx<'_>,
+    beats: &[(DeviceId, Timestamp, String, Vec<String>)],
+) -> Result<usize> {
+    let mut st = tx.conn().prepare_cached(
+        "UPDATE devices SET last_seen_at = max(last_seen_at, :at), agent_version = :v, admin_members = :m WHERE id = :id",
+    )?;
+    for (id, at, v, m) in beats {
+        st.execute(named_params! {":id": id, ":at": at, ":v": v, ":m": serde_json::to_string(m)?})?;
+    }
+    Ok(beats.len())
+}
+
+/// Takes the next sequence number of a device (inside the transaction that queues the command).
+pub fn next_seq(tx: &WriteTx<'_>, device: DeviceId) -> Result<i64> {
+    let seq: i64 = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE devices SET next_seq = next_seq + 1 WHERE id = :id RETURNING next_seq - 1",
+        )?
+        .query_row(named_params! {":id": device}, |r| r.get(0))?;
+    Ok(seq)
+}
