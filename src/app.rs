@@ -162,6 +162,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         mail,
         wake: Default::default(),
         beats: Default::default(),
+        stopping: Default::default(),
     };
     Ok(Appliance {
         ctx,
@@ -316,6 +317,7 @@ impl Running {
     /// Stops accepting, lets in-flight requests finish (up to the shutdown timeout), stops
     /// the scheduler and records the stop.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.ctx.stopping.trigger();
         for h in &self.handles {
             h.stop(true).await;
         }

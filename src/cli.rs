@@ -42,6 +42,11 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// The workstation agent.
+    Agent {
+        #[command(subcommand)]
+        command: AgentCommand,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -87,5 +92,39 @@ pub enum AdminCommand {
         email: String,
         #[arg(long)]
         name: String,
+    },
+}
+
+/// Where the agent keeps its state and which machine it manages.
+#[derive(Debug, clap::Args)]
+pub struct AgentPlace {
+    /// Agent state directory (device id, secret, event queue; files 0600).
+    #[arg(long, value_name = "DIR", default_value = crate::agent::state::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// File-system root whose accounts the shadow tools manage.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub root: PathBuf,
+    /// The local administrators group (`sudo` on Debian, `wheel` elsewhere).
+    #[arg(long, value_name = "GROUP", default_value = "sudo")]
+    pub admin_group: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentCommand {
+    /// Enroll this workstation with an appliance (pins its certificate fingerprint).
+    Enroll {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[arg(long, value_name = "TOKEN")]
+        token: String,
+        #[arg(long, value_name = "sha256:HEX")]
+        fingerprint: String,
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// Run the agent daemon.
+    Run {
+        #[command(flatten)]
+        place: AgentPlace,
     },
 }

@@ -82,6 +82,11 @@ impl Clock {
             v.fetch_add(secs.saturating_mul(1000), Ordering::SeqCst);
         }
     }
+    pub fn advance_millis(&self, ms: i64) {
+        if let Clock::Manual(v) = self {
+            v.fetch_add(ms, Ordering::SeqCst);
+        }
+    }
     pub fn set(&self, t: Timestamp) {
         if let Clock::Manual(v) = self {
             v.store(t.0, Ordering::SeqCst);

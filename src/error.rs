@@ -28,6 +28,9 @@ pub enum Error {
     InvalidState(String),
     #[error("{0}")]
     Gone(String),
+    /// Temporarily unable to serve (shutting down, storage unavailable): try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// A misconfiguration or unusable environment found at start-up: the message is shown as is.
     #[error("{0}")]
     Startup(String),
@@ -61,6 +64,7 @@ impl Error {
             Error::StepUpRequired => "step_up_required",
             Error::InvalidState(_) => "invalid_state",
             Error::Gone(_) => "gone",
+            Error::Unavailable(_) => "unavailable",
             Error::Startup(_) | Error::Internal(_) => "internal",
         }
     }

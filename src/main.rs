@@ -1,7 +1,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use hourglass::cli::{AdminCommand, AuditCommand, CertCommand, Cli, Command};
+use hourglass::agent::daemon::{self, Options};
+use hourglass::cli::{
+    AdminCommand, AgentCommand, AgentPlace, AuditCommand, CertCommand, Cli, Command,
+};
 use hourglass::clock::Clock;
 use hourglass::config::Config;
 use hourglass::error::Result;
@@ -18,13 +21,40 @@ fn main() -> ExitCode {
     }
 }
 
+fn agent_options(p: AgentPlace) -> Options {
+    Options {
+        state_dir: p.state_dir,
+        root: p.root,
+        admin_group: p.admin_group,
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
+    // The agent runs on workstations: it reads no appliance configuration.
+    let command = match cli.command {
+        Command::Agent { command } => {
+            match command {
+                AgentCommand::Enroll {
+                    server,
+                    token,
+                    fingerprint,
+                    place,
+                } => {
+                    let s = daemon::enroll(&server, &token, &fingerprint, &agent_options(place))?;
+                    println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
+                }
+                AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        other => other,
+    };
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars())?;
     if let Some(d) = cli.data_dir {
         cfg.storage.data_dir = d;
     }
     let clock = Clock::system();
-    match cli.command {
+    match command {
         Command::Serve {
             listen,
             agent_listen,
@@ -70,6 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("API token for {email} (shown once; store it now):");
             println!("{token}");
         }
+        Command::Agent { .. } => {}
         Command::Audit {
             command: AuditCommand::Verify,
         } => match ops::audit_verify(&cfg)? {

@@ -134,3 +134,31 @@ impl Heartbeats {
         }
     }
 }
+
+/// Set once when the appliance begins to stop: held long-polls answer at once instead of
+/// keeping a graceful shutdown waiting for 25 seconds.
+#[derive(Default)]
+pub struct Stopping {
+    set: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Stopping {
+    pub fn trigger(&self) {
+        self.set.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+    pub fn is_set(&self) -> bool {
+        self.set.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    pub async fn wait(&self) {
+        let n = self.notify.notified();
+        tokio::pin!(n);
+        // Register before checking the flag, so a trigger in between is not missed.
+        n.as_mut().enable();
+        if self.is_set() {
+            return;
+        }
+        n.await;
+    }
+}

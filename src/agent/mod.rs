@@ -2,3 +2,8 @@
 //! agent protocol and never reaches the server's store or services.
 
 pub mod client;
+pub mod daemon;
+pub mod enforcer;
+pub mod os;
+pub mod queue;
+pub mod state;

@@ -100,6 +100,11 @@ pub fn to_proto(c: &StoredCommand) -> proto::Command {
 /// The long-poll: records the heartbeat, answers at once when commands are queued, otherwise
 /// waits (≤ 25 s) for a wake-up. Unacknowledged commands are delivered again every time.
 pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollResponse> {
+    if ctx.stopping.is_set() {
+        return Err(Error::Unavailable(
+            "the appliance is shutting down; retry shortly".into(),
+        ));
+    }
     let hold = Duration::from_secs(
         req.wait_secs
             .unwrap_or(MAX_POLL_HOLD_SECS)
@@ -112,28 +117,24 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
         req.admin_members.into_iter().take(200).collect(),
     );
     let wake = ctx.wake.handle(d.id);
-    let deadline = crate::clock::monotonic() + hold;
-    loop {
-        let (id, now) = (d.id, ctx.clock.now());
-        let pending = ctx
-            .db
-            .read(move |r| store::commands::pending(r, id, now))
-            .await?;
-        let left = deadline.saturating_duration_since(crate::clock::monotonic());
-        if !pending.is_empty() || left.is_zero() {
-            return Ok(PollResponse {
-                commands: pending.iter().map(to_proto).collect(),
-                server_time: ctx.clock.now().millis(),
-            });
+    let read = |id: DeviceId| {
+        let (db, now) = (ctx.db.clone(), ctx.clock.now());
+        async move { db.read(move |r| store::commands::pending(r, id, now)).await }
+    };
+    let mut pending = read(d.id).await?;
+    if pending.is_empty() && !ctx.stopping.is_set() {
+        // Woken by a queued command, a retirement or shutdown — or the hold runs out. A
+        // retired device learns it at its next call, which fails authentication.
+        tokio::select! {
+            _ = tokio::time::timeout(hold, wake.notified()) => {}
+            _ = ctx.stopping.wait() => {}
         }
-        // Retired while waiting: the next call fails authentication.
-        if tokio::time::timeout(left, wake.notified()).await.is_err() {
-            return Ok(PollResponse {
-                commands: Vec::new(),
-                server_time: ctx.clock.now().millis(),
-            });
-        }
+        pending = read(d.id).await?;
     }
+    Ok(PollResponse {
+        commands: pending.iter().map(to_proto).collect(),
+        server_time: ctx.clock.now().millis(),
+    })
 }
 
 /// The agent's answer to one of its commands; another device's command is not found.

@@ -34,4 +34,5 @@ pub struct Ctx {
     pub mail: Option<Arc<crate::notify::Mailer>>,
     pub wake: Arc<crate::notify::Wakeups>,
     pub beats: Arc<crate::notify::Heartbeats>,
+    pub stopping: Arc<crate::notify::Stopping>,
 }

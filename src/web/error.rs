@@ -37,6 +37,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::StepUpRequired => StatusCode::UNAUTHORIZED,
         Error::InvalidState(_) => StatusCode::CONFLICT,
         Error::Gone(_) => StatusCode::GONE,
+        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

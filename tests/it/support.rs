@@ -13,6 +13,7 @@ use hourglass::service::Ctx;
 pub const T0: Timestamp = Timestamp(1_795_392_000_000);
 
 pub struct TestServer {
+    pub cfg: Config,
     pub dir: tempfile::TempDir,
     pub base: String,
     pub fingerprint: String,
@@ -25,6 +26,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     cfg.storage.data_dir = data_dir.to_path_buf();
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.tls.hostname = "hourglass.test".into();
+    // Stopping a test server should not wait long for idle agent connections.
+    cfg.server.shutdown_timeout_secs = 2;
     cfg
 }
 
@@ -38,11 +41,13 @@ impl TestServer {
         let mut cfg = test_config(&dir.path().join("data"));
         adjust(&mut cfg);
         let clock = Clock::manual(T0);
-        let appliance = app::open(cfg, clock.clone()).unwrap();
+        let appliance = app::open(cfg.clone(), clock.clone()).unwrap();
         let fingerprint = appliance.fingerprint.clone();
         let running = app::start(appliance).await.unwrap();
         let base = format!("https://{}", running.portal_addrs[0]);
+        cfg.server.listen = running.portal_addrs[0].to_string();
         TestServer {
+            cfg,
             dir,
             base,
             fingerprint,
@@ -65,6 +70,29 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Lets the manual clock follow real time from now on (tests with real agent processes,
+    /// whose own clocks run); it can still be moved on top of that.
+    pub fn follow_real_time(&self) {
+        let clock = self.clock.clone();
+        actix_web::rt::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(20));
+            let mut last = std::time::Instant::now();
+            loop {
+                every.tick().await;
+                let now = std::time::Instant::now();
+                clock.advance_millis((now - last).as_millis() as i64);
+                last = now;
+            }
+        });
+    }
+
+    /// Starts the stopped server again on the same address, data and clock.
+    pub async fn restart(&mut self) {
+        assert!(self.running.is_none(), "stop it first");
+        let appliance = app::open(self.cfg.clone(), self.clock.clone()).unwrap();
+        self.running = Some(app::start(appliance).await.unwrap());
     }
 
     pub async fn stop(&mut self) {

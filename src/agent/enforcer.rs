@@ -1,0 +1,360 @@
+//! The agent's own rules: which commands it runs (AGT-03/04) and what it enforces on its own
+//! clock even with the appliance unreachable (AGT-05, CRED-04).
+
+use serde_json::json;
+
+use super::os::Os;
+use super::state::{Grant, State};
+use crate::error::Result;
+use crate::model::commands::{Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, may_touch};
+use crate::proto::{self, AckResult, Event};
+
+#[derive(Debug, PartialEq)]
+pub enum Verdict {
+    Run(Action),
+    /// Seen before: acknowledge again with the stored result, never run twice.
+    Reack(AckResult, String),
+    Refuse(String),
+}
+
+/// Decides about one delivered command. `server_now` is the agent's estimate of server time.
+pub fn check(state: &State, c: &proto::Command, server_now: i64) -> Verdict {
+    if c.device_id != state.device_id {
+        return Verdict::Refuse(format!("command for another device ({})", c.device_id));
+    }
+    if let Some((r, d)) = state.result_of(c.id) {
+        return Verdict::Reack(r, d);
+    }
+    if c.seq <= state.last_seq {
+        return Verdict::Refuse(format!(
+            "old sequence number {} (last seen {})",
+            c.seq, state.last_seq
+        ));
+    }
+    if server_now > c.not_after {
+        return Verdict::Refuse("command expired before it arrived".into());
+    }
+    let action = match Action::parse(&c.kind, &c.args) {
+        Ok(a) => a,
+        Err(e) => return Verdict::Refuse(e),
+    };
+    if !may_touch(&action, &state.end_users) {
+        return Verdict::Refuse(format!(
+            "account {:?} is not managed by Hourglass",
+            action.account().unwrap_or("")
+        ));
+    }
+    if let Action::GrantAdmin { expires_at, .. } = &action {
+        if expires_at - server_now > MAX_GRANT_MS {
+            return Verdict::Refuse("grants last at most 24 hours".into());
+        }
+        let recent = state
+            .grant_times
+            .iter()
+            .filter(|t| server_now - **t < 3_600_000)
+            .count();
+        if recent >= MAX_GRANTS_PER_HOUR {
+            return Verdict::Refuse(format!("more than {MAX_GRANTS_PER_HOUR} grants in an hour"));
+        }
+    }
+    Verdict::Run(action)
+}
+
+fn ordered(state: &mut State, account: &str, on: bool) {
+    state.ordered_admins.retain(|a| a != account);
+    if on {
+        state.ordered_admins.push(account.to_string());
+    }
+}
+
+pub fn event(kind: &str, at: i64, data: serde_json::Value) -> Event {
+    Event {
+        id: uuid::Uuid::now_v7().to_string(),
+        kind: kind.into(),
+        at,
+        data,
+    }
+}
+
+/// Runs an accepted command; returns the events it produced.
+pub fn apply(
+    os: &dyn Os,
+    state: &mut State,
+    c: &proto::Command,
+    action: &Action,
+    server_now: i64,
+) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    match action {
+        Action::GrantAdmin {
+            account,
+            expires_at,
+        } => {
+            ordered(state, account, true);
+            os.add_admin(account)?;
+            state.grants.retain(|g| g.account != *account);
+            state.grants.push(Grant {
+                account: account.clone(),
+                expires_at: *expires_at,
+                command_id: c.id,
+                warned: Vec::new(),
+            });
+            state.grant_times.retain(|t| server_now - *t < 3_600_000);
+            state.grant_times.push(server_now);
+            events.push(event(
+                "grant_started",
+                server_now,
+                json!({"account": account, "expires_at": expires_at, "command": c.id}),
+            ));
+        }
+        Action::RevokeAdmin { account } => {
+            revoke(os, state, account)?;
+            events.push(event(
+                "grant_revoked",
+                server_now,
+                json!({"account": account, "command": c.id}),
+            ));
+        }
+        Action::EnsureAccount {
+            account,
+            password,
+            admin,
+        } => {
+            if *admin {
+                ordered(state, account, true);
+            }
+            os.ensure_account(account, password, *admin)?;
+        }
+        Action::RotatePassword { account, password } => os.set_password(account, password)?,
+        Action::DisableAccount { account } => {
+            ordered(state, account, false);
+            state.grants.retain(|g| g.account != *account);
+            os.disable_account(account)?;
+            os.logoff(account)?;
+        }
+        Action::Logoff { account } => os.logoff(account)?,
+        Action::Notify { message } => os.notify(message)?,
+        Action::SetOfflineSecret { .. } | Action::PolicyUpdate { .. } => {}
+    }
+    Ok(events)
+}
+
+fn revoke(os: &dyn Os, state: &mut State, account: &str) -> Result<()> {
+    ordered(state, account, false);
+    state.grants.retain(|g| g.account != account);
+    os.remove_admin(account)?;
+    os.logoff(account)
+}
+
+/// The periodic enforcement: warnings at 5 and 1 minutes, revocation at the deadline, and
+/// reverting administrators nobody ordered (PPAM). Returns the events to upload.
+pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event>> {
+    let mut events = Vec::new();
+    for g in state.grants.clone() {
+        let left = g.expires_at - server_now;
+        if left <= 0 {
+            revoke(os, state, &g.account)?;
+            events.push(event(
+                "grant_expired",
+                server_now,
+                json!({"account": g.account, "command": g.command_id}),
+            ));
+            continue;
+        }
+        for minutes in [5u32, 1] {
+            if left <= i64::from(minutes) * 60_000 && !g.warned.contains(&minutes) {
+                os.notify(&format!(
+                    "Your administrator rights end in {minutes} minute{}.",
+                    if minutes == 1 { "" } else { "s" }
+                ))?;
+                if let Some(x) = state.grants.iter_mut().find(|x| x.account == g.account) {
+                    x.warned.push(minutes);
+                }
+            }
+        }
+    }
+    for member in os.admin_members()? {
+        if !state.baseline_admins.contains(&member) && !state.ordered_admins.contains(&member) {
+            os.remove_admin(&member)?;
+            events.push(event(
+                "ppam",
+                server_now,
+                json!({"account": member, "action": "removed from the administrators group"}),
+            ));
+        }
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::os::MemoryOs;
+    use crate::ids::{CommandId, DeviceId, TenantId};
+
+    fn state() -> State {
+        State {
+            server: "https://x".into(),
+            fingerprint: String::new(),
+            device_id: DeviceId::new(),
+            device_secret: String::new(),
+            tenant: "acme".into(),
+            last_seq: 0,
+            clock_offset_ms: 0,
+            baseline_admins: vec!["alice".into()],
+            ordered_admins: vec![],
+            grants: vec![],
+            grant_times: vec![],
+            results: vec![],
+            end_users: vec![],
+        }
+    }
+
+    fn cmd(s: &State, seq: i64, action: Action) -> proto::Command {
+        proto::Command {
+            id: CommandId::new(),
+            device_id: s.device_id,
+            tenant_id: TenantId::new(),
+            seq,
+            issued_at: 0,
+            not_after: 10_000_000,
+            kind: action.kind().into(),
+            args: action.args(),
+        }
+    }
+
+    #[test]
+    fn replays_wrong_devices_and_expired_commands_are_refused() {
+        let mut s = state();
+        let grant = cmd(
+            &s,
+            5,
+            Action::GrantAdmin {
+                account: "msp-nik".into(),
+                expires_at: 600_000,
+            },
+        );
+        assert!(matches!(check(&s, &grant, 1000), Verdict::Run(_)));
+        s.last_seq = 5;
+        s.remember(grant.id, AckResult::Done, "ok".into());
+        assert_eq!(
+            check(&s, &grant, 1000),
+            Verdict::Reack(AckResult::Done, "ok".into()),
+            "a re-sent id is re-acknowledged"
+        );
+        let replay = proto::Command {
+            id: CommandId::new(),
+            ..grant.clone()
+        };
+        assert!(
+            matches!(check(&s, &replay, 1000), Verdict::Refuse(r) if r.contains("old sequence"))
+        );
+        let other = proto::Command {
+            device_id: DeviceId::new(),
+            seq: 6,
+            id: CommandId::new(),
+            ..grant.clone()
+        };
+        assert!(
+            matches!(check(&s, &other, 1000), Verdict::Refuse(r) if r.contains("another device"))
+        );
+        let late = proto::Command {
+            seq: 7,
+            id: CommandId::new(),
+            not_after: 500,
+            ..grant.clone()
+        };
+        assert!(matches!(check(&s, &late, 1000), Verdict::Refuse(r) if r.contains("expired")));
+        let unknown = proto::Command {
+            seq: 8,
+            id: CommandId::new(),
+            kind: "run_shell".into(),
+            ..grant
+        };
+        assert!(
+            matches!(check(&s, &unknown, 1000), Verdict::Refuse(r) if r.contains("unknown command type"))
+        );
+    }
+
+    #[test]
+    fn root_long_grants_and_the_eleventh_grant_in_an_hour_are_refused() {
+        let mut s = state();
+        let root = cmd(
+            &s,
+            1,
+            Action::EnsureAccount {
+                account: "root".into(),
+                password: "x".into(),
+                admin: true,
+            },
+        );
+        assert!(matches!(check(&s, &root, 0), Verdict::Refuse(_)));
+        let long = cmd(
+            &s,
+            1,
+            Action::GrantAdmin {
+                account: "msp-nik".into(),
+                expires_at: 48 * 3_600_000,
+            },
+        );
+        assert!(matches!(check(&s, &long, 0), Verdict::Refuse(r) if r.contains("24 hours")));
+        s.grant_times = (0..10).map(|i| i * 1000).collect();
+        let eleventh = cmd(
+            &s,
+            1,
+            Action::GrantAdmin {
+                account: "msp-nik".into(),
+                expires_at: 60_000,
+            },
+        );
+        assert!(
+            matches!(check(&s, &eleventh, 20_000), Verdict::Refuse(r) if r.contains("in an hour"))
+        );
+        assert!(
+            matches!(check(&s, &eleventh, 3_700_000), Verdict::Run(_)),
+            "an hour later it is allowed"
+        );
+    }
+
+    #[test]
+    fn grants_expire_on_the_agents_clock_with_warnings_and_intruders_are_reverted() {
+        let os = MemoryOs::default();
+        os.add_admin("alice").unwrap();
+        let mut s = state();
+        let g = cmd(
+            &s,
+            1,
+            Action::GrantAdmin {
+                account: "msp-nik".into(),
+                expires_at: 600_000,
+            },
+        );
+        let Verdict::Run(a) = check(&s, &g, 0) else {
+            panic!()
+        };
+        apply(&os, &mut s, &g, &a, 0).unwrap();
+        os.add_admin("mallory").unwrap();
+        let ev = tick(&os, &mut s, 1000).unwrap();
+        assert_eq!(
+            ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            vec!["ppam"]
+        );
+        assert_eq!(
+            os.admin_members().unwrap(),
+            vec!["alice", "msp-nik"],
+            "baseline kept, grant kept, intruder gone"
+        );
+        tick(&os, &mut s, 600_000 - 4 * 60_000).unwrap();
+        tick(&os, &mut s, 600_000 - 30_000).unwrap();
+        let ev = tick(&os, &mut s, 600_000).unwrap();
+        assert_eq!(ev[0].kind, "grant_expired");
+        assert_eq!(os.admin_members().unwrap(), vec!["alice"]);
+        let log = os.state.lock().unwrap().log.clone();
+        assert!(
+            log.iter().any(|l| l.contains("5 minutes"))
+                && log.iter().any(|l| l.contains("1 minute.")),
+            "{log:?}"
+        );
+        assert!(log.contains(&"logoff msp-nik".to_string()));
+    }
+}

@@ -1,0 +1,490 @@
+//! The real agent process against the real server, managing a throw-away root with the real
+//! shadow tools (useradd, usermod, gpasswd, chpasswd): never this machine's own accounts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use hourglass::authz::{TenantScope, system_scope};
+use hourglass::ids::DeviceId;
+use hourglass::model::commands::Action;
+use hourglass::service;
+
+use crate::people::{admin_principal, setup};
+use crate::support::*;
+
+/// A minimal system root: root and sudo exist, nothing else.
+pub fn throwaway_root() -> tempfile::TempDir {
+    let r = tempfile::tempdir().unwrap();
+    let p = r.path();
+    std::fs::create_dir_all(p.join("etc")).unwrap();
+    std::fs::create_dir_all(p.join("home")).unwrap();
+    std::fs::write(
+        p.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/bash\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("etc/shadow"),
+        "root:*:19000:0:99999:7:::\nalice:*:19000:0:99999:7:::\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("etc/group"),
+        "root:x:0:\nsudo:x:27:alice\nalice:x:1000:\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("etc/gshadow"),
+        "root:*::\nsudo:*::alice\nalice:!::\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["etc/shadow", "etc/gshadow"] {
+        std::fs::set_permissions(p.join(f), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    r
+}
+
+pub fn sudoers(root: &Path) -> Vec<String> {
+    let g = std::fs::read_to_string(root.join("etc/group")).unwrap();
+    g.lines()
+        .find(|l| l.starts_with("sudo:"))
+        .map(|l| {
+            l.split(':')
+                .nth(3)
+                .unwrap_or("")
+                .split(',')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `cond` for up to `secs` seconds (real processes: no clock to move).
+pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    for _ in 0..secs * 20 {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cond()
+}
+
+pub struct Workstation {
+    pub root: tempfile::TempDir,
+    pub state: tempfile::TempDir,
+    pub device: DeviceId,
+    pub agent: Option<Child>,
+}
+
+impl Workstation {
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            "--state-dir".into(),
+            self.state.path().display().to_string(),
+            "--root".into(),
+            self.root.path().display().to_string(),
+        ]
+    }
+    pub fn start(&mut self) {
+        let child = hourglass()
+            .args(["agent", "run"])
+            .args(self.args())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.agent = Some(child);
+    }
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.agent.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+    pub fn state_json(&self) -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(self.state.path().join("state.json")).unwrap(),
+        )
+        .unwrap()
+    }
+}
+
+impl Drop for Workstation {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A customer tenant "acme" and an enrollment token's secret for it.
+pub async fn tenant_with_token(s: &TestServer) -> (hourglass::model::tenants::Tenant, String) {
+    setup(s).await;
+    let p = admin_principal(s).await;
+    let o = Default::default();
+    let t = service::tenants::create(
+        s.ctx(),
+        &p,
+        service::tenants::NewTenant {
+            name: "Acme".into(),
+            slug: "acme".into(),
+        },
+        &o,
+    )
+    .await
+    .unwrap();
+    let (_, secret, line) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 24, uses: 5 },
+        &s.base,
+        &o,
+    )
+    .await
+    .unwrap();
+    assert!(
+        line.contains(&format!("--fingerprint {}", s.fingerprint)) && line.contains(&secret),
+        "{line}"
+    );
+    (t, secret)
+}
+
+pub fn enroll(s: &TestServer, token: &str) -> Workstation {
+    let root = throwaway_root();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().join("agent");
+    let out = hourglass()
+        .args([
+            "agent",
+            "enroll",
+            "--server",
+            &s.base,
+            "--token",
+            token,
+            "--fingerprint",
+            &s.fingerprint,
+        ])
+        .args([
+            "--state-dir",
+            state_dir.to_str().unwrap(),
+            "--root",
+            root.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("state.json")).unwrap())
+            .unwrap();
+    let device = DeviceId::parse(v["device_id"].as_str().unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(state_dir.join("state.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    // Keep the state under the temp dir but point at the agent subdirectory.
+    let ws = Workstation {
+        root,
+        state,
+        device,
+        agent: None,
+    };
+    std::fs::rename(&state_dir, ws.state.path().join("tmp-agent")).unwrap();
+    for e in std::fs::read_dir(ws.state.path().join("tmp-agent")).unwrap() {
+        let e = e.unwrap();
+        std::fs::rename(e.path(), ws.state.path().join(e.file_name())).unwrap();
+    }
+    ws
+}
+
+async fn command_state(
+    s: &TestServer,
+    scope: TenantScope,
+    device: DeviceId,
+) -> Vec<(String, String)> {
+    s.ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, device, 50))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.state))
+        .collect()
+}
+
+#[actix_web::test]
+async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
+    let mut s = TestServer::start().await;
+    let (t, token) = tenant_with_token(&s).await;
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let scope = system_scope(t.id);
+    let root: PathBuf = ws.root.path().to_path_buf();
+
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        ws.device,
+        Action::EnsureAccount {
+            account: "msp-nik".into(),
+            password: "pw-one-3489".into(),
+            admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let expires = s.clock.now().plus_secs(3600).millis();
+    let started = std::time::Instant::now();
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        ws.device,
+        Action::GrantAdmin {
+            account: "msp-nik".into(),
+            expires_at: expires,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        eventually(15, || sudoers(&root).contains(&"msp-nik".to_string())).await,
+        "granted in the root's /etc/group"
+    );
+    println!("queued → in /etc/group: {:?}", started.elapsed());
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(passwd.contains("msp-nik:"), "account created: {passwd}");
+    assert!(
+        std::fs::read_to_string(root.join("etc/shadow"))
+            .unwrap()
+            .contains("msp-nik:$6$"),
+        "password set with SHA-512-crypt"
+    );
+
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        ws.device,
+        Action::RevokeAdmin {
+            account: "msp-nik".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        eventually(15, || !sudoers(&root).contains(&"msp-nik".to_string())).await,
+        "revoked"
+    );
+    assert!(
+        sudoers(&root).contains(&"alice".to_string()),
+        "the baseline administrator is left alone"
+    );
+
+    // Acknowledged: every command done.
+    let mut done = false;
+    for _ in 0..100 {
+        let st = command_state(&s, scope, ws.device).await;
+        if st.len() == 3 && st.iter().all(|(_, state)| state == "done") {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(done, "{:?}", command_state(&s, scope, ws.device).await);
+
+    // An intruder added to sudo is removed again and reported (PPAM).
+    let out = std::process::Command::new("gpasswd")
+        .args(["--root", root.to_str().unwrap(), "--add", "root", "sudo"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(eventually(10, || !sudoers(&root).contains(&"root".to_string())).await);
+    let ppam = || {
+        s.ctx()
+            .db
+            .read_blocking(|r| hourglass::store::audit::count_event(r, "ppam_blocked"))
+            .unwrap()
+    };
+    let mut seen = 0;
+    for _ in 0..100 {
+        seen = ppam();
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 1, "the PPAM event reached the audit log");
+    ws.kill();
+    s.stop().await;
+}
+
+async fn device_events(
+    s: &TestServer,
+    t: hourglass::ids::TenantId,
+    d: DeviceId,
+    kind: &str,
+) -> usize {
+    let scope = system_scope(t);
+    let kind = kind.to_string();
+    s.ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent_events(r, &scope, d, 1000))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .count()
+}
+
+/// AGT-05/06: with the appliance down, the agent revokes at the deadline on its own; the
+/// event waits on disk through an agent restart and arrives exactly once when it is back.
+#[actix_web::test]
+async fn offline_expiry_and_events_that_survive_a_restart() {
+    let mut s = TestServer::start().await;
+    s.follow_real_time();
+    let (t, token) = tenant_with_token(&s).await;
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let scope = system_scope(t.id);
+    let root = ws.root.path().to_path_buf();
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        ws.device,
+        Action::EnsureAccount {
+            account: "msp-nik".into(),
+            password: "pw-2".into(),
+            admin: false,
+        },
+    )
+    .await
+    .unwrap();
+    let expires = s.clock.now().plus_secs(6).millis();
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        ws.device,
+        Action::GrantAdmin {
+            account: "msp-nik".into(),
+            expires_at: expires,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(eventually(15, || sudoers(&root).contains(&"msp-nik".to_string())).await);
+    assert!(
+        eventually(10, || ws.state_json()["grants"]
+            .as_array()
+            .is_some_and(|g| g.len() == 1))
+        .await,
+        "the grant is persisted"
+    );
+
+    s.stop().await;
+    assert!(
+        eventually(15, || !sudoers(&root).contains(&"msp-nik".to_string())).await,
+        "revoked with the appliance down"
+    );
+    let actions = || {
+        std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(5, || actions().contains("logoff msp-nik")).await,
+        "logged off at expiry: {}",
+        actions()
+    );
+    let queued =
+        || std::fs::read_to_string(ws.state.path().join("events.jsonl")).unwrap_or_default();
+    assert!(
+        eventually(5, || queued().contains("grant_expired")).await,
+        "queued on disk: {}",
+        queued()
+    );
+
+    ws.kill();
+    ws.start();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.restart().await;
+    let mut uploaded = 0;
+    for _ in 0..400 {
+        uploaded = device_events(&s, t.id, ws.device, "grant_expired").await;
+        if uploaded > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(uploaded, 1, "uploaded after the appliance came back");
+    // The queue is empty now: nothing is sent twice.
+    assert!(
+        eventually(10, || std::fs::read_to_string(
+            ws.state.path().join("events.jsonl")
+        )
+        .unwrap_or_default()
+        .is_empty())
+        .await
+    );
+    assert_eq!(
+        device_events(&s, t.id, ws.device, "grant_expired").await,
+        1,
+        "exactly once"
+    );
+    assert_eq!(device_events(&s, t.id, ws.device, "grant_started").await, 1);
+    ws.kill();
+    s.stop().await;
+}
+
+/// AGT-02: a retired device's secret stops working at once; the agent stops with a clear line.
+#[actix_web::test]
+async fn a_retired_device_is_refused_at_its_next_poll() {
+    let mut s = TestServer::start().await;
+    let (t, token) = tenant_with_token(&s).await;
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let p = admin_principal(&s).await;
+    let mut last_seen = None;
+    for _ in 0..100 {
+        service::devices::flush_heartbeats(s.ctx()).await.unwrap();
+        let d = service::devices::get(s.ctx(), &p, &t, ws.device)
+            .await
+            .unwrap();
+        if !d.admin_members.is_empty() {
+            last_seen = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let d = last_seen.expect("the heartbeat reached the database");
+    assert_eq!(d.admin_members, vec!["alice".to_string()]);
+    assert!(service::devices::is_online(&d, s.clock.now()));
+    service::devices::retire(s.ctx(), &p, &t, ws.device, &Default::default())
+        .await
+        .unwrap();
+    let mut child = ws.agent.take().unwrap();
+    let mut status = None;
+    for _ in 0..200 {
+        if let Some(st) = child.try_wait().unwrap() {
+            status = Some(st);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = status.expect("the agent stops");
+    assert!(!status.success());
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("no longer recognises this device"), "{err}");
+    s.stop().await;
+}
