@@ -488,3 +488,216 @@ async fn a_retired_device_is_refused_at_its_next_poll() {
     assert!(err.contains("no longer recognises this device"), "{err}");
     s.stop().await;
 }
+
+/// Bad input on the agent API: clear JSON errors, never a 500, and nothing half-written.
+#[actix_web::test]
+async fn the_agent_api_refuses_bad_input_clearly() {
+    let mut s = TestServer::start().await;
+    let (t, token) = tenant_with_token(&s).await;
+    let c = s.client();
+    let url = |p: &str| format!("{}/agent/v1{p}", s.base);
+    let enroll = |tok: &str| serde_json::json!({"token": tok, "hostname": "W11-A", "os": "linux", "os_version": "12", "agent_version": "0.1.0"});
+
+    let r = c
+        .post(url("/enroll"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(e["code"], "validation");
+    let mut extra = enroll(&token);
+    extra["tenant"] = "globex".into();
+    assert_eq!(
+        c.post(url("/enroll"))
+            .json(&extra)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        422,
+        "unknown fields are refused"
+    );
+    let r = c
+        .post(url("/enroll"))
+        .json(&enroll("hge_wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap()["code"],
+        "unauthenticated"
+    );
+    let fails = s
+        .ctx()
+        .db
+        .read_blocking(|r| hourglass::store::audit::count_event(r, "device_enroll_fail"))
+        .unwrap();
+    assert_eq!(fails, 1, "audited");
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    let r = c
+        .post(url("/enroll"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+
+    // A real device: another tenant's command is not found, oversized batches are 413.
+    let r = c
+        .post(url("/enroll"))
+        .json(&enroll(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let d: serde_json::Value = r.json().await.unwrap();
+    let (id, secret) = (
+        d["device_id"].as_str().unwrap().to_string(),
+        d["device_secret"].as_str().unwrap().to_string(),
+    );
+    assert_eq!(secret.len(), 43, "256-bit secret");
+    let authed = |p: &str| {
+        c.post(url(p))
+            .header("x-device-id", &id)
+            .bearer_auth(&secret)
+    };
+    let other = c
+        .post(url("/enroll"))
+        .json(&enroll(&token))
+        .send()
+        .await
+        .unwrap()
+        .json::<serde_json::Value>()
+        .await
+        .unwrap();
+    let other_id = DeviceId::parse(other["device_id"].as_str().unwrap()).unwrap();
+    let cmd = service::commands::queue(
+        s.ctx(),
+        &system_scope(t.id),
+        other_id,
+        Action::Notify {
+            message: "hi".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let r = authed(&format!("/commands/{}/ack", cmd.id))
+        .json(&serde_json::json!({"result": "done"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "another device's command");
+    let r = c.post(url("/poll")).header("x-device-id", other_id.to_string()).bearer_auth(&secret).json(&serde_json::json!({"agent_version": "x", "admin_members": [], "last_seq": 0, "wait_secs": 0})).send().await.unwrap();
+    assert_eq!(r.status(), 401, "one device's secret with another's id");
+    let big: Vec<_> = (0..3000).map(|i| serde_json::json!({"id": format!("e{i}"), "kind": "notice", "at": 1, "data": {"pad": "x".repeat(700)}})).collect();
+    let r = authed("/events")
+        .json(&serde_json::json!({"events": big}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "a 2 MiB batch");
+    let r = authed("/poll").json(&serde_json::json!({"agent_version": "x", "admin_members": [], "last_seq": 0, "wait_secs": 0, "tenant": "globex"})).send().await.unwrap();
+    assert_eq!(r.status(), 422, "a device cannot name a tenant");
+    let batch = serde_json::json!({"events": [{"id": "a1", "kind": "ppam", "at": 5, "data": {}}, {"id": "a1", "kind": "ppam", "at": 5, "data": {}}]});
+    let r: serde_json::Value = authed("/events")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r["accepted"].as_u64(), r["duplicates"].as_u64()),
+        (Some(1), Some(1)),
+        "deduplicated by id"
+    );
+
+    // An expired token: the enrollment clock moved past its 24 hours.
+    s.clock.advance_secs(24 * 3600 + 1);
+    assert_eq!(
+        c.post(url("/enroll"))
+            .json(&enroll(&token))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // The document describes every agent route.
+    let doc: serde_json::Value = c
+        .get(url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for (method, path) in hourglass::agent_api::ROUTES {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing from the agent OpenAPI file"
+        );
+    }
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn enrollment_with_a_wrong_fingerprint_or_no_server_stops_with_one_line() {
+    let mut s = TestServer::start().await;
+    let (_, token) = tenant_with_token(&s).await;
+    let state = tempfile::tempdir().unwrap();
+    let root = throwaway_root();
+    let run = |server: &str, fp: &str| {
+        hourglass()
+            .args([
+                "agent",
+                "enroll",
+                "--server",
+                server,
+                "--token",
+                &token,
+                "--fingerprint",
+                fp,
+            ])
+            .args([
+                "--state-dir",
+                state.path().join("a").to_str().unwrap(),
+                "--root",
+                root.path().to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let wrong = format!("sha256:{}", "ab".repeat(32));
+    let out = run(&s.base, &wrong);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not match the --fingerprint given; nothing was sent"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(text(&out).trim().lines().count(), 1);
+    let devices = s
+        .ctx()
+        .db
+        .read_blocking(|r| hourglass::store::audit::count_event(r, "device_enrolled"))
+        .unwrap();
+    assert_eq!(devices, 0);
+    assert!(!state.path().join("a/state.json").exists());
+    let out = run("https://127.0.0.1:9", &s.fingerprint);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot reach https://127.0.0.1:9"),
+        "{}",
+        text(&out)
+    );
+    let out = run(&s.base, "sha256:nothex");
+    assert!(text(&out).contains("--fingerprint"), "{}", text(&out));
+    s.stop().await;
+}
