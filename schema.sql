@@ -228,7 +228,9 @@ CREATE TABLE commands (
     seq        INTEGER NOT NULL,
     kind       TEXT NOT NULL CHECK (kind IN ('grant_admin', 'revoke_admin', 'ensure_account', 'rotate_password',
                    'disable_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update')),
+    -- Arguments with secrets (passwords, offline secrets) blanked; the full arguments sealed.
     args       TEXT NOT NULL,
+    args_sealed BLOB,
     issued_at  INTEGER NOT NULL,
     not_after  INTEGER NOT NULL,
     state      TEXT NOT NULL CHECK (state IN ('queued', 'done', 'failed', 'refused', 'expired')),

@@ -92,6 +92,19 @@ impl Action {
             .unwrap_or_default()
     }
 
+    /// The arguments with secrets blanked, for storage and display; None when there is none.
+    pub fn redacted_args(&self) -> Option<serde_json::Value> {
+        let mut a = self.args();
+        let mut hit = false;
+        for k in ["password", "secret"] {
+            if let Some(v) = a.get_mut(k) {
+                *v = serde_json::Value::String("(sealed)".into());
+                hit = true;
+            }
+        }
+        hit.then_some(a)
+    }
+
     /// The local account the command touches, if any.
     pub fn account(&self) -> Option<&str> {
         match self {

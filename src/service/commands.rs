@@ -20,10 +20,20 @@ use crate::store::{self, WriteTx, commands::StoredCommand, devices::Device};
 pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
 pub const MAX_POLL_HOLD_SECS: u64 = 25;
 
+fn sealed_args_ctx<'a>(id: &'a str, tenant: &'a str) -> crate::crypto::SealContext<'a> {
+    crate::crypto::SealContext {
+        table: "commands",
+        column: "args_sealed",
+        row_id: id,
+        tenant_id: tenant,
+    }
+}
+
 /// Queues `action` for a device of the scope's tenant inside `tx` (with the change that needs
 /// it and its audit entry). Wake the device after the transaction commits.
 pub fn enqueue(
     tx: &WriteTx<'_>,
+    crypto: &crate::crypto::Crypto,
     scope: &TenantScope,
     device: DeviceId,
     action: &Action,
@@ -44,13 +54,26 @@ pub fn enqueue(
             ));
         }
     }
+    let id = CommandId::new();
+    // Secrets travel to the agent but are stored only sealed (CRY-04).
+    let (args, args_sealed) = match action.redacted_args() {
+        Some(shown) => {
+            let sealed = crypto.seal(
+                &sealed_args_ctx(&id.to_string(), &scope.tenant().to_string()),
+                action.args().to_string().as_bytes(),
+            )?;
+            (shown.to_string(), Some(sealed))
+        }
+        None => (action.args().to_string(), None),
+    };
     let c = StoredCommand {
-        id: CommandId::new(),
+        id,
         tenant_id: scope.tenant(),
         device_id: device,
         seq: store::devices::next_seq(tx, device)?,
         kind: action.kind().to_string(),
-        args: action.args().to_string(),
+        args,
+        args_sealed,
         issued_at: now,
         not_after: now.plus_millis(ttl_ms),
         state: "queued".into(),
@@ -76,16 +99,25 @@ pub async fn queue(
 ) -> Result<StoredCommand> {
     let now = ctx.clock.now();
     let scope = *scope;
+    let crypto = ctx.crypto.clone();
     let c = ctx
         .db
-        .write(move |tx| enqueue(tx, &scope, device, &action, DEFAULT_TTL_MS, now))
+        .write(move |tx| enqueue(tx, &crypto, &scope, device, &action, DEFAULT_TTL_MS, now))
         .await?;
     ctx.wake.wake(device);
     Ok(c)
 }
 
-pub fn to_proto(c: &StoredCommand) -> proto::Command {
-    proto::Command {
+/// The envelope sent to the agent, with sealed arguments opened.
+pub fn to_proto(crypto: &crate::crypto::Crypto, c: &StoredCommand) -> Result<proto::Command> {
+    let args = match &c.args_sealed {
+        Some(blob) => serde_json::from_slice(&crypto.open(
+            &sealed_args_ctx(&c.id.to_string(), &c.tenant_id.to_string()),
+            blob,
+        )?)?,
+        None => serde_json::from_str(&c.args).unwrap_or_default(),
+    };
+    Ok(proto::Command {
         id: c.id,
         device_id: c.device_id,
         tenant_id: c.tenant_id,
@@ -93,8 +125,8 @@ pub fn to_proto(c: &StoredCommand) -> proto::Command {
         issued_at: c.issued_at.millis(),
         not_after: c.not_after.millis(),
         kind: c.kind.clone(),
-        args: serde_json::from_str(&c.args).unwrap_or_default(),
-    }
+        args,
+    })
 }
 
 /// The long-poll: records the heartbeat, answers at once when commands are queued, otherwise
@@ -131,8 +163,12 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
         }
         pending = read(d.id).await?;
     }
+    let commands = pending
+        .iter()
+        .map(|c| to_proto(&ctx.crypto, c))
+        .collect::<Result<Vec<_>>>()?;
     Ok(PollResponse {
-        commands: pending.iter().map(to_proto).collect(),
+        commands,
         server_time: ctx.clock.now().millis(),
     })
 }

@@ -250,6 +250,31 @@ fn merge_heartbeat(ctx: &Ctx, d: &mut Device) {
     }
 }
 
+/// A device with its recent commands and events (the device page).
+pub async fn detail(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: DeviceId,
+) -> Result<(
+    Device,
+    Vec<store::commands::StoredCommand>,
+    Vec<store::commands::StoredEvent>,
+)> {
+    let d = get(ctx, p, t, id).await?;
+    let scope = p.scope(t, Permission::DevicesView)?;
+    let (commands, events) = ctx
+        .db
+        .read(move |r| {
+            Ok((
+                store::commands::recent(r, &scope, id, 50)?,
+                store::commands::recent_events(r, &scope, id, 50)?,
+            ))
+        })
+        .await?;
+    Ok((d, commands, events))
+}
+
 pub fn is_online(d: &Device, now: Timestamp) -> bool {
     d.active && now.millis() - d.last_seen_at.millis() < ONLINE_MS
 }

@@ -16,6 +16,7 @@ pub struct StoredCommand {
     pub seq: i64,
     pub kind: String,
     pub args: String,
+    pub args_sealed: Option<Vec<u8>>,
     pub issued_at: Timestamp,
     pub not_after: Timestamp,
     pub state: String,
@@ -23,8 +24,7 @@ pub struct StoredCommand {
     pub details: Option<String>,
 }
 
-const COLUMNS: &str =
-    "id, tenant_id, device_id, seq, kind, args, issued_at, not_after, state, acked_at, details";
+const COLUMNS: &str = "id, tenant_id, device_id, seq, kind, args, issued_at, not_after, state, acked_at, details, args_sealed";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<StoredCommand> {
     Ok(StoredCommand {
@@ -39,17 +39,18 @@ fn row(r: &Row<'_>) -> rusqlite::Result<StoredCommand> {
         state: r.get(8)?,
         acked_at: r.get(9)?,
         details: r.get(10)?,
+        args_sealed: r.get(11)?,
     })
 }
 
 pub fn insert(tx: &WriteTx<'_>, c: &StoredCommand) -> Result<()> {
     tx.conn()
         .prepare_cached(&format!(
-            "INSERT INTO commands ({COLUMNS}) VALUES (:id, :t, :d, :seq, :kind, :args, :issued, :na, 'queued', NULL, NULL)"
+            "INSERT INTO commands ({COLUMNS}) VALUES (:id, :t, :d, :seq, :kind, :args, :issued, :na, 'queued', NULL, NULL, :sealed)"
         ))?
         .execute(named_params! {
             ":id": c.id, ":t": c.tenant_id, ":d": c.device_id, ":seq": c.seq, ":kind": c.kind, ":args": c.args,
-            ":issued": c.issued_at, ":na": c.not_after,
+            ":issued": c.issued_at, ":na": c.not_after, ":sealed": c.args_sealed,
         })?;
     Ok(())
 }

@@ -395,3 +395,83 @@ fn day(s: Option<&str>, field: &str) -> Result<Option<crate::clock::Timestamp>, 
             .ok_or_else(|| ApiError(Error::validation(field, "must be a date like 2026-11-23"))),
     }
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrollmentToken {
+    hours: Option<u32>,
+    uses: Option<u32>,
+}
+
+fn device_json(
+    d: &crate::store::devices::Device,
+    now: crate::clock::Timestamp,
+) -> serde_json::Value {
+    json!({"id": d.id, "hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version,
+        "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(d, now),
+        "last_seen_at": d.last_seen_at.rfc3339(), "enrolled_at": d.enrolled_at.rfc3339(), "admin_members": d.admin_members})
+}
+
+pub async fn enrollment_token_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<NewEnrollmentToken>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let n = service::devices::NewToken {
+        hours: body.hours.unwrap_or(24),
+        uses: body.uses.unwrap_or(1),
+    };
+    let base = super::devices::base_url(&state, &req);
+    let (tok, secret, command) = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::create_token(&state.ctx, &u.principal, &t, n, &base, &u.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"id": tok.id, "token": secret, "command": command, "expires_at": tok.expires_at.rfc3339(), "uses": tok.uses_left})))
+}
+
+pub async fn devices_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let ds = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::list(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    let now = state.ctx.clock.now();
+    Ok(HttpResponse::Ok()
+        .json(json!({"devices": ds.iter().map(|d| device_json(d, now)).collect::<Vec<_>>()})))
+}
+
+pub async fn device_get(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    let Some(id) = crate::ids::DeviceId::parse(&id) else {
+        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+    };
+    let (d, commands, events) = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::detail(&state.ctx, &u.principal, &t, id).await,
+    )
+    .await?;
+    let mut v = device_json(&d, state.ctx.clock.now());
+    v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind, "state": c.state, "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
+    v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
+    Ok(HttpResponse::Ok().json(v))
+}

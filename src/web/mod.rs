@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod csrf;
 pub mod dashboard;
+pub mod devices;
 pub mod error;
 pub mod headers;
 pub mod home;
@@ -61,6 +62,10 @@ route_table! {
     "/t/{slug}/users/{id}/{action}" => { post: users::action },
     "/t/{slug}/roles" => { get: roles::roles_page, post: roles::create },
     "/t/{slug}/roles/{id}/delete" => { post: roles::delete },
+    "/t/{slug}/devices" => { get: devices::devices_page },
+    "/t/{slug}/devices/tokens" => { post: devices::create_token },
+    "/t/{slug}/devices/{id}" => { get: devices::detail_page },
+    "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
     "/t/{slug}/audit" => { get: audit::audit_page },
     "/api/v1/openapi.json" => { get: api::openapi },
     "/api/v1/tenants" => { get: api::tenants_list, post: api::tenants_create },
@@ -68,6 +73,9 @@ route_table! {
     "/api/v1/tenants/{slug}/users" => { get: api::users_list, post: api::users_create },
     "/api/v1/tenants/{slug}/users/{id}/{action}" => { post: api::user_action },
     "/api/v1/tenants/{slug}/audit" => { get: api::audit_list },
+    "/api/v1/tenants/{slug}/enrollment-tokens" => { post: api::enrollment_token_create },
+    "/api/v1/tenants/{slug}/devices" => { get: api::devices_list },
+    "/api/v1/tenants/{slug}/devices/{id}" => { get: api::device_get },
 }
 
 /// Every portal and API route, with the CSRF guard on the portal's unsafe methods.

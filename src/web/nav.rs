@@ -31,6 +31,7 @@ pub fn page(
                 });
             }
         };
+        add("Devices", "/devices", Permission::DevicesView);
         add("Users", "/users", Permission::UsersView);
         add("Roles", "/roles", Permission::UsersView);
         add("Settings", "/settings", Permission::SettingsView);

@@ -298,6 +298,15 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
     }
     assert!(done, "{:?}", command_state(&s, scope, ws.device).await);
 
+    // The password traveled to the agent but is stored only sealed (CRY-04).
+    let db = std::fs::read(s.data_dir().join("hourglass.db")).unwrap();
+    let wal = std::fs::read(s.data_dir().join("hourglass.db-wal")).unwrap_or_default();
+    let hay = [db, wal].concat();
+    assert!(
+        !hay.windows(11).any(|w| w == b"pw-one-3489"),
+        "a plaintext password in the database"
+    );
+
     // An intruder added to sudo is removed again and reported (PPAM).
     let out = std::process::Command::new("gpasswd")
         .args(["--root", root.to_str().unwrap(), "--add", "root", "sudo"])
@@ -537,7 +546,8 @@ async fn the_agent_api_refuses_bad_input_clearly() {
         .read_blocking(|r| hourglass::store::audit::count_event(r, "device_enroll_fail"))
         .unwrap();
     assert_eq!(fails, 1, "audited");
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    // Deeply nested JSON within the size limit: refused by the parser, no stack overflow.
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
     let r = c
         .post(url("/enroll"))
         .header("content-type", "application/json")
@@ -595,12 +605,21 @@ async fn the_agent_api_refuses_bad_input_clearly() {
     let r = c.post(url("/poll")).header("x-device-id", other_id.to_string()).bearer_auth(&secret).json(&serde_json::json!({"agent_version": "x", "admin_members": [], "last_seq": 0, "wait_secs": 0})).send().await.unwrap();
     assert_eq!(r.status(), 401, "one device's secret with another's id");
     let big: Vec<_> = (0..3000).map(|i| serde_json::json!({"id": format!("e{i}"), "kind": "notice", "at": 1, "data": {"pad": "x".repeat(700)}})).collect();
-    let r = authed("/events")
-        .json(&serde_json::json!({"events": big}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413, "a 2 MiB batch");
+    // The server may answer 413 before the whole body is written; the client then sees a
+    // broken pipe instead. Nothing is stored either way; at least one answer must be a 413.
+    let mut saw_413 = false;
+    for _ in 0..5 {
+        if let Ok(r) = authed("/events")
+            .json(&serde_json::json!({"events": big}))
+            .send()
+            .await
+        {
+            assert_eq!(r.status(), 413, "a 2 MiB batch");
+            saw_413 = true;
+            break;
+        }
+    }
+    assert!(saw_413, "a 2 MiB batch is answered 413");
     let r = authed("/poll").json(&serde_json::json!({"agent_version": "x", "admin_members": [], "last_seq": 0, "wait_secs": 0, "tenant": "globex"})).send().await.unwrap();
     assert_eq!(r.status(), 422, "a device cannot name a tenant");
     let batch = serde_json::json!({"events": [{"id": "a1", "kind": "ppam", "at": 5, "data": {}}, {"id": "a1", "kind": "ppam", "at": 5, "data": {}}]});

@@ -242,6 +242,25 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         "/t/acme-corp/settings"
     );
 
+    // Add device: the enrollment command line appears, with the pinned fingerprint.
+    c.goto(&s.url("/t/acme-corp/devices")).await.unwrap();
+    wait_for(c, "#add-device").await;
+    c.find(Locator::Css("#add-device button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let cmd = wait_for(c, ".enroll-command code")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        cmd.starts_with("hourglass agent enroll --server https://") && cmd.contains(&s.fingerprint),
+        "{cmd}"
+    );
+
     // Every other page renders under the same CSP.
     c.goto(&s.url("/t/nikpot-it/users")).await.unwrap();
     wait_for(c, "#users-table a").await.click().await.unwrap();
@@ -250,6 +269,7 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         ("/", "Dashboard"),
         ("/t/nikpot-it/", "Nikpot IT"),
         ("/t/nikpot-it/roles", "Roles"),
+        ("/t/nikpot-it/devices", "Workstations"),
         ("/t/nikpot-it/settings", "Settings"),
         ("/t/nikpot-it/audit", "Audit log"),
         ("/account", "My account"),

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use hourglass::authz::Principal;
-use hourglass::ids::UserId;
+use hourglass::ids::{DeviceId, UserId};
 use hourglass::model::tenants::Tenant;
 use hourglass::service::{self, users::Action};
 use serde::Deserialize;
@@ -92,6 +92,7 @@ struct Fixture {
     a: Tenant,
     foreign_user: UserId,
     foreign_role: String,
+    foreign_device: String,
     seq: std::cell::Cell<u32>,
 }
 
@@ -127,6 +128,26 @@ impl Fixture {
         .await
         .unwrap()
         .id
+    }
+    async fn fresh_device(&self, t: &Tenant) -> String {
+        let o = Default::default();
+        let n = service::devices::NewToken { hours: 1, uses: 1 };
+        let (_, secret, _) =
+            service::devices::create_token(self.s.ctx(), &self.admin, t, n, "https://x", &o)
+                .await
+                .unwrap();
+        let req = hourglass::proto::EnrollRequest {
+            token: secret,
+            hostname: format!("ws{}", self.next()),
+            os: "linux".into(),
+            os_version: "12".into(),
+            agent_version: "0".into(),
+        };
+        service::devices::enroll(self.s.ctx(), req, &o)
+            .await
+            .unwrap()
+            .device_id
+            .to_string()
     }
     fn fresh_token(&self, email: &str) -> String {
         let secret =
@@ -257,14 +278,17 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
         a: a.clone(),
         foreign_user: UserId::new(),
         foreign_role: String::new(),
+        foreign_device: String::new(),
         seq: Default::default(),
         s,
     };
     let foreign_user = f.fresh_user(&b).await;
     let foreign_role = f.fresh_role(&b).await;
+    let foreign_device = f.fresh_device(&b).await;
     let f = Fixture {
         foreign_user,
         foreign_role,
+        foreign_device,
         ..f
     };
     let approvers = service::roles::create(
@@ -426,6 +450,21 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             "role-0000".into(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("device") => {
+                        plan.push(("own", OWN.into(), f.fresh_device(&f.a).await, own_want));
+                        plan.push((
+                            "foreign object",
+                            OWN.into(),
+                            f.foreign_device.clone(),
+                            gated(Want::Hidden),
+                        ));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            DeviceId::new().to_string(),
                             gated(Want::Missing),
                         ));
                     }

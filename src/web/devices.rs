@@ -1,0 +1,238 @@
+//! Workstations of a tenant: list with online state, add (enrollment command line), detail
+//! with administrators, commands and events, retire.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::error::Error;
+use crate::ids::DeviceId;
+use crate::model::tenants::Tenant;
+use crate::service::{self, devices::NewToken};
+use crate::store::devices::Device;
+
+fn online_label(d: &Device, now: crate::clock::Timestamp) -> Markup {
+    html! {
+        @if !d.active { span.muted { "retired" } }
+        @else if service::devices::is_online(d, now) { span.ok { "online" } }
+        @else { span.warn { "offline" } }
+    }
+}
+
+pub async fn devices_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let devices = denied(
+        &state,
+        &cu,
+        &t,
+        service::devices::list(&state.ctx, &cu.principal, &t).await,
+    )
+    .await?;
+    let can_manage = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::DevicesManage));
+    let now = state.ctx.clock.now();
+    let action = format!("/t/{}/devices/tokens", t.slug);
+    let content = html! {
+        main {
+            h1 { "Workstations of " (t.name) }
+            table #devices-table {
+                thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen (UTC)" } } }
+                tbody hx-disable {
+                    @for d in &devices {
+                        tr {
+                            td { a href=(format!("/t/{}/devices/{}", t.slug, d.id)) { (d.hostname) } }
+                            td { (online_label(d, now)) }
+                            td { (d.os) " " (d.os_version) }
+                            td { (d.agent_version) }
+                            td { (d.last_seen_at.rfc3339()) }
+                        }
+                    }
+                }
+            }
+            @if devices.is_empty() { p.muted { "No workstation is enrolled yet." } }
+            @if can_manage {
+                form.stack.card #add-device method="post" action=(action) hx-post=(action) hx-target="#add-device-result" {
+                    h2 { "Add device" }
+                    p.muted { "Creates an enrollment token and the command to run on the workstation." }
+                    (ui::csrf_input(&cu.csrf))
+                    (ui::field("Valid for (hours, at most 24)", "hours", "number", "24", None))
+                    (ui::field("Number of workstations it may enroll", "uses", "number", "1", None))
+                    button type="submit" { "Create enrollment command" }
+                    div #add-device-result {}
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/devices",
+        "Devices",
+        content,
+    )))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenForm {
+    hours: String,
+    uses: String,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
+    super::users::link_url(state, req.connection_info().host(), "")
+}
+
+pub async fn create_token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    form: web::Form<TokenForm>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let num = |f: &str, v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| Error::validation(f, "must be a whole number"))
+    };
+    let made = match (num("hours", &form.hours), num("uses", &form.uses)) {
+        (Ok(hours), Ok(uses)) => {
+            service::devices::create_token(
+                &state.ctx,
+                &cu.principal,
+                &t,
+                NewToken { hours, uses },
+                &base_url(&state, &req),
+                &cu.origin,
+            )
+            .await
+        }
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    };
+    match made {
+        Ok((tok, _, command)) => Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+            html! {
+                div.flash.info.enroll-command {
+                    p { "Run this on the workstation as root (shown once; valid until " (tok.expires_at.rfc3339()) ", " (tok.uses_left) " use(s)):" }
+                    pre { code.command { (command) } }
+                }
+            }
+            .into_string(),
+        )),
+        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity().content_type("text/html; charset=utf-8").body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
+        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+    }
+}
+
+async fn device_id(
+    state: &AppState,
+    cu: &CurrentUser,
+    t: &Tenant,
+    raw: &str,
+) -> Result<DeviceId, WebError> {
+    match DeviceId::parse(raw) {
+        Some(id) => Ok(id),
+        None => denied(state, cu, t, Err(Error::NotFound)).await,
+    }
+}
+
+pub async fn detail_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let id = device_id(&state, &cu, &t, &id).await?;
+    let (d, commands, events) = denied(
+        &state,
+        &cu,
+        &t,
+        service::devices::detail(&state.ctx, &cu.principal, &t, id).await,
+    )
+    .await?;
+    let can_manage = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::DevicesManage));
+    let now = state.ctx.clock.now();
+    let retire = format!("/t/{}/devices/{}/retire", t.slug, d.id);
+    let content = html! {
+        main {
+            h1 { (d.hostname) }
+            dl.kv {
+                dt { "State" } dd { (online_label(&d, now)) }
+                dt { "OS" } dd { (d.os) " " (d.os_version) }
+                dt { "Agent" } dd { (d.agent_version) }
+                dt { "Enrolled" } dd { (d.enrolled_at.rfc3339()) }
+                dt { "Last seen" } dd { (d.last_seen_at.rfc3339()) }
+                dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
+            }
+            h2 { "Recent commands" }
+            table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
+                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } }
+            h2 { "Recent events" }
+            table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
+                tbody hx-disable { @for e in &events { tr { td { (e.at.rfc3339()) } td { code { (e.kind) } } td { code { (e.data) } } } } } }
+            @if can_manage && d.active {
+                div #device-result {}
+                form.inline method="post" action=(retire) hx-post=(retire) hx-target="#device-result" hx-confirm="Retire this workstation? Its agent stops working at once." {
+                    (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.danger type="submit" { "Retire device" }
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/devices",
+        &d.hostname,
+        content,
+    )))
+}
+
+pub async fn retire(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let id = device_id(&state, &cu, &t, &id).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm the retirement (confirm=yes)",
+        )));
+    }
+    denied(
+        &state,
+        &cu,
+        &t,
+        service::devices::retire(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(
+            html! { div.flash.info { "Retired: its agent can no longer connect." } }.into_string(),
+        ))
+}
