@@ -86,6 +86,15 @@ pub enum AdminCommand {
         #[arg(long)]
         msp_name: String,
     },
+    /// Create a tenant enrollment token for scripted installs; printed alone on the last line.
+    EnrollmentToken {
+        #[arg(long, value_name = "SLUG")]
+        tenant: String,
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+    },
     /// Create an API token for a user; the token alone is printed on the last line.
     CreateToken {
         #[arg(long)]
@@ -126,5 +135,22 @@ pub enum AgentCommand {
     Run {
         #[command(flatten)]
         place: AgentPlace,
+    },
+    /// Run N virtual agents in this process (demo and load generator).
+    Simulate {
+        #[arg(long, value_name = "URL")]
+        server: String,
+        #[arg(long, value_name = "TOKEN")]
+        token: String,
+        #[arg(long, value_name = "sha256:HEX")]
+        fingerprint: String,
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// Long-poll hold in seconds (0 = short polls, for throughput).
+        #[arg(long, default_value_t = 25)]
+        hold: u64,
+        /// Stop after this many seconds (0 = until interrupted).
+        #[arg(long, default_value_t = 0)]
+        seconds: u64,
     },
 }

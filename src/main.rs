@@ -44,6 +44,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::Simulate {
+                    server,
+                    token,
+                    fingerprint,
+                    count,
+                    hold,
+                    seconds,
+                } => {
+                    let o = hourglass::agent::simulate::SimOptions {
+                        server,
+                        token,
+                        fingerprint,
+                        count,
+                        hold_secs: hold,
+                        seconds,
+                        per_connection: 50,
+                    };
+                    let rt = tokio::runtime::Builder::new_multi_thread()
+                        .enable_all()
+                        .build()?;
+                    rt.block_on(hourglass::agent::simulate::run(
+                        o,
+                        Default::default(),
+                        false,
+                    ))?;
+                }
             }
             return Ok(ExitCode::SUCCESS);
         }
@@ -92,6 +118,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 "MSP tenant created. Send this one-time enrollment link (valid 72 hours) to {email}:"
             );
             println!("{link}");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::EnrollmentToken {
+                    tenant,
+                    hours,
+                    uses,
+                },
+        } => {
+            let (token, command) = ops::enrollment_token(cfg, clock, &tenant, hours, uses)?;
+            println!("Run on each workstation: {command}");
+            println!("{token}");
         }
         Command::Admin {
             command: AdminCommand::CreateToken { email, name },

@@ -94,3 +94,17 @@ fn cli_error(e: Error) -> Error {
         other => other,
     }
 }
+
+/// `hourglass admin enrollment-token`: (token, agent command line).
+pub fn enrollment_token(
+    cfg: Config,
+    clock: Clock,
+    tenant: &str,
+    hours: u32,
+    uses: u32,
+) -> Result<(String, String)> {
+    let base = public_base(&cfg, None);
+    let appliance = app::open(cfg, clock)?;
+    let n = service::devices::NewToken { hours, uses };
+    service::devices::create_token_for_slug(&appliance.ctx, tenant, n, &base).map_err(cli_error)
+}

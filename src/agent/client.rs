@@ -95,12 +95,14 @@ impl ServerCertVerifier for PinnedCert {
 /// A rustls client configuration that trusts only the pinned certificate.
 pub fn pinned_tls_config(pin: &str) -> Result<rustls::ClientConfig> {
     let verifier = Arc::new(PinnedCert::new(pin)?);
-    let cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+    let mut cfg = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(Error::internal)?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
+    // HTTP/2 when the appliance offers it: many agents' long-polls share one connection.
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(cfg)
 }
 

@@ -6,4 +6,5 @@ pub mod daemon;
 pub mod enforcer;
 pub mod os;
 pub mod queue;
+pub mod simulate;
 pub mod state;

@@ -85,6 +85,52 @@ pub async fn create_token(
     Ok((tok, secret, command))
 }
 
+/// From the appliance's console (`hourglass admin enrollment-token`): no principal, audited
+/// as the system.
+pub fn create_token_for_slug(
+    ctx: &Ctx,
+    slug: &str,
+    n: NewToken,
+    base_url: &str,
+) -> Result<(String, String)> {
+    let now = ctx.clock.now();
+    if !(1..=TOKEN_MAX_HOURS).contains(&n.hours) || !(1..=100_000).contains(&n.uses) {
+        return Err(Error::validation(
+            "hours",
+            format!("hours must be 1–{TOKEN_MAX_HOURS} and uses 1–100000"),
+        ));
+    }
+    let secret = format!("hge_{}", crypto::random_token(24)?);
+    let slug = slug.to_string();
+    let h = crypto::sha256(secret.as_bytes());
+    let fingerprint = ctx.db.write_blocking(|tx| {
+        let t = store::tenants::by_slug(&tx.reader(), &slug)?
+            .ok_or_else(|| Error::validation("tenant", format!("no tenant {slug:?}")))?;
+        let scope = system_scope(t.id);
+        let tok = EnrollmentToken {
+            id: format!("enr-{}", uuid::Uuid::now_v7().simple()),
+            tenant_id: t.id,
+            uses_left: i64::from(n.uses),
+            expires_at: now.plus_secs(i64::from(n.hours) * 3600),
+            revoked_at: None,
+            created_at: now,
+        };
+        store::devices::insert_token(tx, &scope, &tok, &h, None)?;
+        Audit::new(Event::EnrollmentTokenCreated, now)
+            .tenant(t.id)
+            .target("enrollment_token", &tok.id)
+            .details(json!({"uses": tok.uses_left, "via": "cli"}))
+            .append(tx)?;
+        Ok(store::certificates::active(&tx.reader())?
+            .map(|c| c.fingerprint)
+            .unwrap_or_default())
+    })?;
+    let command = format!(
+        "hourglass agent enroll --server {base_url} --token {secret} --fingerprint {fingerprint}"
+    );
+    Ok((secret, command))
+}
+
 pub async fn tokens(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<EnrollmentToken>> {
     let scope = p.scope(t, Permission::DevicesManage)?;
     ctx.db

@@ -1,0 +1,261 @@
+//! `hourglass agent simulate`: N virtual agents in one process, each with an in-memory
+//! machine, enrolling, long-polling, running and acknowledging commands and reporting events
+//! like real ones. It prints throughput and latency every second and is the load generator
+//! for the benchmarks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+use super::enforcer::{self, Verdict};
+use super::os::MemoryOs;
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::proto::{
+    self, AckRequest, AckResult, EnrollRequest, EnrollResponse, EventsRequest, PollRequest,
+    PollResponse,
+};
+
+pub struct SimOptions {
+    pub server: String,
+    pub token: String,
+    pub fingerprint: String,
+    pub count: usize,
+    /// Long-poll hold asked for (0 = answer at once: a throughput test).
+    pub hold_secs: u64,
+    /// Stop after this many seconds (0 = run until interrupted).
+    pub seconds: u64,
+    /// Agents sharing one HTTP/2 connection.
+    pub per_connection: usize,
+}
+
+/// Counters shared by all virtual agents.
+#[derive(Default)]
+pub struct Stats {
+    pub enrolled: AtomicU64,
+    pub polls: AtomicU64,
+    pub errors: AtomicU64,
+    pub commands: AtomicU64,
+    pub acks: AtomicU64,
+    pub events: AtomicU64,
+    latencies_us: std::sync::Mutex<Vec<u64>>,
+}
+
+impl Stats {
+    fn record(&self, d: Duration) {
+        if let Ok(mut l) = self.latencies_us.lock() {
+            l.push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        }
+    }
+    /// Drains the poll latencies gathered since the last call: (count, p50, p99) in ms.
+    pub fn take_latencies(&self) -> (usize, f64, f64) {
+        let mut l = self
+            .latencies_us
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default();
+        if l.is_empty() {
+            return (0, 0.0, 0.0);
+        }
+        l.sort_unstable();
+        let at = |q: f64| l[((l.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
+        (l.len(), at(0.5), at(0.99))
+    }
+}
+
+fn client(pin: &str) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(super::client::pinned_tls_config(pin)?)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(Error::internal)
+}
+
+async fn enroll_one(c: &reqwest::Client, o: &SimOptions, i: usize) -> Result<EnrollResponse> {
+    let req = EnrollRequest {
+        token: o.token.clone(),
+        hostname: format!("sim-{i:06}"),
+        os: "linux".into(),
+        os_version: "simulated".into(),
+        agent_version: proto::AGENT_VERSION.into(),
+    };
+    let r = c
+        .post(format!("{}/agent/v1/enroll", o.server))
+        .json(&req)
+        .send()
+        .await
+        .map_err(|e| Error::startup(format!("enroll: {e}")))?;
+    if !r.status().is_success() {
+        return Err(Error::startup(format!("enroll refused: {}", r.status())));
+    }
+    r.json()
+        .await
+        .map_err(|e| Error::startup(format!("enroll: {e}")))
+}
+
+/// One virtual agent's life: poll, check, run on its memory machine, acknowledge, report.
+async fn agent(
+    c: reqwest::Client,
+    server: String,
+    hold: u64,
+    e: EnrollResponse,
+    stats: Arc<Stats>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let os = MemoryOs::default();
+    let mut state = State {
+        server: server.clone(),
+        fingerprint: String::new(),
+        device_id: e.device_id,
+        device_secret: e.device_secret.clone(),
+        tenant: e.tenant,
+        last_seq: 0,
+        clock_offset_ms: 0,
+        baseline_admins: Vec::new(),
+        ordered_admins: Vec::new(),
+        grants: Vec::new(),
+        grant_times: Vec::new(),
+        results: Vec::new(),
+        end_users: Vec::new(),
+    };
+    let anchor = Mutex::new((Instant::now(), e.server_time));
+    let post = |path: String| {
+        c.post(format!("{server}/agent/v1{path}"))
+            .header("x-device-id", e.device_id.to_string())
+            .bearer_auth(&e.device_secret)
+    };
+    while !stop.load(Ordering::Relaxed) {
+        let req = PollRequest {
+            agent_version: proto::AGENT_VERSION.into(),
+            admin_members: Vec::new(),
+            last_seq: state.last_seq,
+            wait_secs: Some(hold),
+        };
+        let t = Instant::now();
+        let resp: PollResponse = match post("/poll".into()).json(&req).send().await {
+            Ok(r) if r.status().is_success() => match r.json().await {
+                Ok(p) => p,
+                Err(_) => {
+                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+            },
+            _ => {
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        stats.polls.fetch_add(1, Ordering::Relaxed);
+        if hold == 0 || !resp.commands.is_empty() {
+            stats.record(t.elapsed());
+        }
+        *anchor.lock().await = (Instant::now(), resp.server_time);
+        for cmd in resp.commands {
+            stats.commands.fetch_add(1, Ordering::Relaxed);
+            let now = resp.server_time;
+            let (result, details, events) = match enforcer::check(&state, &cmd, now) {
+                Verdict::Reack(r, d) => (r, d, Vec::new()),
+                Verdict::Refuse(why) => (AckResult::Refused, why, Vec::new()),
+                Verdict::Run(a) => match enforcer::apply(&os, &mut state, &cmd, &a, now) {
+                    Ok(ev) => (AckResult::Done, "ok".into(), ev),
+                    Err(e) => (AckResult::Failed, e.to_string(), Vec::new()),
+                },
+            };
+            state.last_seq = state.last_seq.max(cmd.seq);
+            state.remember(cmd.id, result, details.clone());
+            if post(format!("/commands/{}/ack", cmd.id))
+                .json(&AckRequest { result, details })
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
+                stats.acks.fetch_add(1, Ordering::Relaxed);
+            }
+            if !events.is_empty() {
+                let n = events.len() as u64;
+                if post("/events".into())
+                    .json(&EventsRequest { events })
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                {
+                    stats.events.fetch_add(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+}
+
+/// Enrolls `count` virtual agents (in parallel batches) and runs them.
+pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
+    let server = o.server.trim_end_matches('/').to_string();
+    let o = SimOptions {
+        server: server.clone(),
+        ..o
+    };
+    let per = o.per_connection.max(1);
+    let clients: Vec<reqwest::Client> = (0..o.count.div_ceil(per))
+        .map(|_| client(&o.fingerprint))
+        .collect::<Result<_>>()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let started = Instant::now();
+    let mut enrolled = Vec::with_capacity(o.count);
+    for chunk in (0..o.count).collect::<Vec<_>>().chunks(64) {
+        let futs = chunk.iter().map(|&i| {
+            let c = clients[i / per].clone();
+            let o = &o;
+            async move { (i, enroll_one(&c, o, i).await) }
+        });
+        for (i, r) in futures_util::future::join_all(futs).await {
+            enrolled.push((i, r?));
+            stats.enrolled.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    if !quiet {
+        println!(
+            "enrolled {} virtual agents in {:.1}s",
+            o.count,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let mut tasks = Vec::new();
+    for (i, e) in enrolled {
+        tasks.push(tokio::spawn(agent(
+            clients[i / per].clone(),
+            server.clone(),
+            o.hold_secs,
+            e,
+            stats.clone(),
+            stop.clone(),
+        )));
+    }
+    let run_started = Instant::now();
+    let mut last = (0u64, 0u64);
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let polls = stats.polls.load(Ordering::Relaxed);
+        let acks = stats.acks.load(Ordering::Relaxed);
+        if !quiet {
+            let (n, p50, p99) = stats.take_latencies();
+            println!(
+                "{:>5.0}s  polls/s {:>7}  acks/s {:>5}  errors {:>4}  poll latency p50 {p50:.1} ms p99 {p99:.1} ms ({n} samples)",
+                run_started.elapsed().as_secs_f64(),
+                polls - last.0,
+                acks - last.1,
+                stats.errors.load(Ordering::Relaxed),
+            );
+        }
+        last = (polls, acks);
+        if o.seconds > 0 && run_started.elapsed().as_secs() >= o.seconds {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.abort();
+    }
+    Ok(())
+}
