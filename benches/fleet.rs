@@ -89,7 +89,8 @@ fn hello_world(tls: rustls::ServerConfig, fp: &str, clients: usize, secs: u64) -
             let server = srv.run();
             let handle = server.handle();
             actix_web::rt::spawn(server);
-            let load = std::thread::spawn(move || {
+            // Off the actix thread, so the server keeps running while the load goes on.
+            let load = tokio::task::spawn_blocking(move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
@@ -143,7 +144,7 @@ fn hello_world(tls: rustls::ServerConfig, fp: &str, clients: usize, secs: u64) -
                     }
                 })
             })
-            .join()
+            .await
             .unwrap();
             handle.stop(false).await;
             load
@@ -186,13 +187,22 @@ fn main() {
     .unwrap();
     let tls = hourglass::tls::server_config(ctx.certs.clone()).unwrap();
 
-    let sys = actix_web::rt::System::new();
-    let (running, server) = sys.block_on(async {
-        let r = app::start(appliance).await.unwrap();
-        let s = format!("https://{}", r.portal_addrs[0]);
-        (r, s)
+    // The appliance runs on its own thread with its actix system alive until told to stop.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_thread = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let r = app::start(appliance).await.unwrap();
+            tx.send(format!("https://{}", r.portal_addrs[0])).unwrap();
+            let _ = stop_rx.await;
+            r.shutdown().await.unwrap();
+        })
     });
-
+    let server = rx.recv().unwrap();
+    let sys = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     println!("ceiling: hello-world over TLS, 1,000 clients, 10 s");
     let ceiling = hello_world(tls.clone(), &fp, 1000, 10);
     println!("short polls, 1,000 devices, 10 s");
@@ -280,7 +290,8 @@ fn main() {
     }
     sim.join().unwrap();
     delivery.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    sys.block_on(running.shutdown()).unwrap();
+    let _ = stop_tx.send(());
+    server_thread.join().unwrap();
 
     // Memory: the real binary as its own process, 10,000 devices holding long-polls.
     println!("server RSS with 10,000 long-polling devices (separate process)");
@@ -332,7 +343,9 @@ simulator on the same machine over loopback TLS (HTTP/2, 50 agents per connectio
 | `/agent/v1/poll`, 1,000 devices | {:.0} | {:.1} ms | {:.1} ms |\n\
 | `/agent/v1/poll`, 10,000 devices | {:.0} | {:.1} ms | {:.1} ms |\n\n\
 Poll throughput is {:.0}% of the hello-world ceiling with 1,000 devices (each poll authenticates the\n\
-device against SQLite and reads its queued commands).\n\n\
+device against SQLite and reads its queued commands). Short polls are a saturation test: every\n\
+simulated device polls again the moment it is answered. In normal operation a device holds one\n\
+25 s long-poll, so 10,000 devices make about 400 polls/s, well inside the measured capacity.\n\n\
 ## Command delivery (queued → acknowledged)\n\n\
 1,000 devices in 25 s long-polls; one `notify` queued for each, 5 ms apart; latency from the\n\
 command row's `issued_at` to its `acked_at` (server clock).\n\n\
