@@ -46,6 +46,11 @@ pub async fn devices_page(
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     let now = state.ctx.clock.now();
     let action = format!("/t/{}/devices/tokens", t.slug);
+    let tokens = if can_manage {
+        service::devices::tokens(&state.ctx, &cu.principal, &t).await?
+    } else {
+        Vec::new()
+    };
     let content = html! {
         main {
             h1 { "Workstations of " (t.name) }
@@ -73,6 +78,17 @@ pub async fn devices_page(
                     (ui::field("Number of workstations it may enroll", "uses", "number", "1", None))
                     button type="submit" { "Create enrollment command" }
                     div #add-device-result {}
+                }
+                @let open: Vec<_> = tokens.iter().filter(|k| k.revoked_at.is_none() && k.uses_left > 0 && k.expires_at > now).collect();
+                @if !open.is_empty() {
+                    h2 { "Open enrollment tokens" }
+                    div #tokens-result {}
+                    table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th {} } }
+                        tbody { @for k in open { tr {
+                            td { (k.created_at.rfc3339()) } td { (k.expires_at.rfc3339()) } td { (k.uses_left) }
+                            td { form.inline method="post" action=(format!("{action}/{}/revoke", k.id)) hx-post=(format!("{action}/{}/revoke", k.id)) hx-target="#tokens-result" hx-confirm="Revoke this enrollment token?" {
+                                (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Revoke" } } }
+                        } } } }
                 }
             }
         }
@@ -235,4 +251,30 @@ pub async fn retire(
         .body(
             html! { div.flash.info { "Retired: its agent can no longer connect." } }.into_string(),
         ))
+}
+
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm the revocation (confirm=yes)",
+        )));
+    }
+    denied(
+        &state,
+        &cu,
+        &t,
+        service::devices::revoke_token(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html! { div.flash.info { "Token revoked: it enrolls nothing more." } }.into_string()))
 }

@@ -64,6 +64,7 @@ route_table! {
     "/t/{slug}/roles/{id}/delete" => { post: roles::delete },
     "/t/{slug}/devices" => { get: devices::devices_page },
     "/t/{slug}/devices/tokens" => { post: devices::create_token },
+    "/t/{slug}/devices/tokens/{id}/revoke" => { post: devices::revoke_token },
     "/t/{slug}/devices/{id}" => { get: devices::detail_page },
     "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
     "/t/{slug}/audit" => { get: audit::audit_page },

@@ -298,6 +298,48 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
     }
     assert!(done, "{:?}", command_state(&s, scope, ws.device).await);
 
+    // Replay: the appliance delivers the captured grant again (as a restored old database
+    // would). The agent re-acknowledges it without running it: msp-nik stays out.
+    let device = ws.device;
+    let grant = s
+        .ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, device, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == "grant_admin")
+        .unwrap();
+    let db = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
+    db.execute(
+        "UPDATE commands SET state = 'queued', acked_at = NULL WHERE id = ?1",
+        [grant.id.to_string()],
+    )
+    .unwrap();
+    s.ctx().wake.wake(device);
+    let gid = grant.id;
+    let mut reacked = false;
+    for _ in 0..200 {
+        let c = s
+            .ctx()
+            .db
+            .read(move |r| hourglass::store::commands::for_device(r, device, gid))
+            .await
+            .unwrap()
+            .unwrap();
+        if c.state == "done" {
+            reacked = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reacked, "the re-sent command is acknowledged again");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !sudoers(&root).contains(&"msp-nik".to_string()),
+        "and not run again"
+    );
+
     // The password traveled to the agent but is stored only sealed (CRY-04).
     let db = std::fs::read(s.data_dir().join("hourglass.db")).unwrap();
     let wal = std::fs::read(s.data_dir().join("hourglass.db-wal")).unwrap_or_default();
@@ -396,6 +438,13 @@ async fn offline_expiry_and_events_that_survive_a_restart() {
     );
 
     s.stop().await;
+    // The agent restarts mid-grant, with the appliance unreachable: the deadline survives.
+    ws.kill();
+    assert!(
+        sudoers(&root).contains(&"msp-nik".to_string()),
+        "still granted before the deadline"
+    );
+    ws.start();
     assert!(
         eventually(15, || !sudoers(&root).contains(&"msp-nik".to_string())).await,
         "revoked with the appliance down"
@@ -417,9 +466,6 @@ async fn offline_expiry_and_events_that_survive_a_restart() {
         queued()
     );
 
-    ws.kill();
-    ws.start();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     s.restart().await;
     let mut uploaded = 0;
     for _ in 0..400 {
@@ -637,6 +683,59 @@ async fn the_agent_api_refuses_bad_input_clearly() {
         "deduplicated by id"
     );
 
+    // A revoked token enrolls nothing.
+    let p = admin_principal(&s).await;
+    let (tok, revoked, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 1, uses: 5 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    service::devices::revoke_token(s.ctx(), &p, &t, &tok.id, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        c.post(url("/enroll"))
+            .json(&enroll(&revoked))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // A used-up token too (one use left of a one-use token after enrolling once).
+    let (_, once, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 1, uses: 1 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        c.post(url("/enroll"))
+            .json(&enroll(&once))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        201
+    );
+    assert_eq!(
+        c.post(url("/enroll"))
+            .json(&enroll(&once))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     // An expired token: the enrollment clock moved past its 24 hours.
     s.clock.advance_secs(24 * 3600 + 1);
     assert_eq!(

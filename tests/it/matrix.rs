@@ -149,6 +149,21 @@ impl Fixture {
             .device_id
             .to_string()
     }
+    async fn fresh_enrollment_token(&self, t: &Tenant) -> String {
+        let n = service::devices::NewToken { hours: 1, uses: 1 };
+        service::devices::create_token(
+            self.s.ctx(),
+            &self.admin,
+            t,
+            n,
+            "https://x",
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+        .0
+        .id
+    }
     fn fresh_token(&self, email: &str) -> String {
         let secret =
             service::tokens::create_for_email(self.s.ctx(), email, &format!("obj{}", self.next()))
@@ -450,6 +465,22 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             "role-0000".into(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("enrollment_token") => {
+                        plan.push((
+                            "own",
+                            OWN.into(),
+                            f.fresh_enrollment_token(&f.a).await,
+                            own_want,
+                        ));
+                        let foreign = f.fresh_enrollment_token(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            "enr-0000".into(),
                             gated(Want::Missing),
                         ));
                     }
