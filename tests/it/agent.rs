@@ -819,3 +819,48 @@ async fn enrollment_with_a_wrong_fingerprint_or_no_server_stops_with_one_line() 
     assert!(text(&out).contains("--fingerprint"), "{}", text(&out));
     s.stop().await;
 }
+
+/// Graceful shutdown: an in-flight request (a held long-poll) is answered, not dropped, and
+/// the stop does not wait out the 25-second hold.
+#[actix_web::test]
+async fn shutdown_answers_a_held_long_poll() {
+    let mut s = TestServer::start().await;
+    let (_, token) = tenant_with_token(&s).await;
+    let c = s.client();
+    let body = serde_json::json!({"token": token, "hostname": "W", "os": "linux", "os_version": "1", "agent_version": "0"});
+    let d: serde_json::Value = c
+        .post(format!("{}/agent/v1/enroll", s.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (id, secret) = (
+        d["device_id"].as_str().unwrap().to_string(),
+        d["device_secret"].as_str().unwrap().to_string(),
+    );
+    let url = format!("{}/agent/v1/poll", s.base);
+    let poll = tokio::spawn(async move {
+        let r = c
+            .post(url)
+            .header("x-device-id", id)
+            .bearer_auth(secret)
+            .json(&serde_json::json!({"agent_version": "0", "admin_members": [], "last_seq": 0, "wait_secs": 25}))
+            .send()
+            .await
+            .unwrap();
+        r.status().as_u16()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!poll.is_finished(), "the poll is held");
+    let started = std::time::Instant::now();
+    s.stop().await;
+    assert_eq!(poll.await.unwrap(), 200, "the in-flight poll was answered");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
