@@ -136,6 +136,41 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// Ask for a just-in-time administrator session on this workstation.
+    RequestAdmin {
+        #[arg(long)]
+        minutes: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        ticket: Option<String>,
+        /// The local user asking (default: the user who ran sudo, or the current user).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// Show the state of this machine's last request.
+    Status {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// End the running session early.
+    EndSession {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// Ask for more time in the running session.
+    Extend {
+        #[arg(long)]
+        minutes: i64,
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        place: AgentPlace,
+    },
     /// Run N virtual agents in this process (demo and load generator).
     Simulate {
         #[arg(long, value_name = "URL")]

@@ -44,6 +44,55 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::RequestAdmin {
+                    minutes,
+                    reason,
+                    ticket,
+                    user,
+                    place,
+                } => {
+                    let user = hourglass::agent::requests::invoking_user(user)?;
+                    let v = hourglass::agent::requests::request(
+                        &place.state_dir,
+                        user,
+                        minutes,
+                        reason,
+                        ticket,
+                        "admin",
+                    )?;
+                    println!("{}", hourglass::agent::requests::describe(&v));
+                }
+                AgentCommand::Extend {
+                    minutes,
+                    reason,
+                    user,
+                    place,
+                } => {
+                    let user = hourglass::agent::requests::invoking_user(user)?;
+                    let v = hourglass::agent::requests::request(
+                        &place.state_dir,
+                        user,
+                        minutes,
+                        reason,
+                        None,
+                        "extension",
+                    )?;
+                    println!("{}", hourglass::agent::requests::describe(&v));
+                }
+                AgentCommand::Status { place } => println!(
+                    "{}",
+                    hourglass::agent::requests::describe(&hourglass::agent::requests::status(
+                        &place.state_dir
+                    )?)
+                ),
+                AgentCommand::EndSession { place } => {
+                    println!(
+                        "{}",
+                        hourglass::agent::requests::describe(&hourglass::agent::requests::end(
+                            &place.state_dir
+                        )?)
+                    );
+                }
                 AgentCommand::Simulate {
                     server,
                     token,

@@ -366,6 +366,8 @@ fn handle(
     resp: PollResponse,
 ) -> Result<Vec<Ack>> {
     let mut s = lock(shared)?;
+    // End users are registered by `agent request-admin`, a separate process.
+    s.state.end_users = super::requests::end_users(dir);
     s.anchor = Anchor {
         at: Instant::now(),
         server_ms: resp.server_time,

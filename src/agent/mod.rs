@@ -6,5 +6,6 @@ pub mod daemon;
 pub mod enforcer;
 pub mod os;
 pub mod queue;
+pub mod requests;
 pub mod simulate;
 pub mod state;

@@ -136,6 +136,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .app_data(json_config(proto::MAX_EVENT_BATCH_BYTES))
                     .route(web::post().to(events)),
             )
+            .service(web::resource("/requests").route(web::post().to(request_create)))
+            .service(web::resource("/requests/{id}").route(web::get().to(request_get)))
+            .service(web::resource("/requests/{id}/end").route(web::post().to(request_end)))
             .default_service(web::to(|| async {
                 AgentError(Error::NotFound).error_response()
             })),
@@ -149,6 +152,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/agent/v1/poll"),
     ("post", "/agent/v1/commands/{id}/ack"),
     ("post", "/agent/v1/events"),
+    ("post", "/agent/v1/requests"),
+    ("get", "/agent/v1/requests/{id}"),
+    ("post", "/agent/v1/requests/{id}/end"),
 ];
 
 async fn enroll(
@@ -188,6 +194,49 @@ async fn events(
 ) -> AgentResult {
     Ok(HttpResponse::Ok()
         .json(service::commands::events(&state.ctx, &d, body.into_inner(), &origin(&req)).await?))
+}
+
+/// What the workstation is told about a request.
+pub fn request_view(r: &crate::store::requests::Request) -> serde_json::Value {
+    json!({
+        "id": r.id, "kind": r.kind, "account": r.account, "state": r.state.as_str(),
+        "minutes_requested": r.minutes_requested, "minutes_approved": r.minutes_approved,
+        "expires_at": r.expires_at.map(|t| t.millis()), "reason": r.reason, "ticket": r.ticket,
+        "decided_by_rule": r.decided_by_rule.is_some(),
+    })
+}
+
+async fn request_create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DeviceAuth(d): DeviceAuth,
+    body: web::Json<service::requests::Ask>,
+) -> AgentResult {
+    let r = service::requests::create(&state.ctx, &d, body.into_inner(), &origin(&req)).await?;
+    Ok(HttpResponse::Created().json(request_view(&r)))
+}
+
+async fn request_get(
+    state: web::Data<AppState>,
+    DeviceAuth(d): DeviceAuth,
+    id: web::Path<String>,
+) -> AgentResult {
+    let id = crate::ids::RequestId::parse(&id).ok_or(AgentError(Error::NotFound))?;
+    Ok(HttpResponse::Ok().json(request_view(
+        &service::requests::get_for_device(&state.ctx, d.id, id).await?,
+    )))
+}
+
+async fn request_end(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DeviceAuth(d): DeviceAuth,
+    id: web::Path<String>,
+) -> AgentResult {
+    let id = crate::ids::RequestId::parse(&id).ok_or(AgentError(Error::NotFound))?;
+    Ok(HttpResponse::Ok().json(request_view(
+        &service::requests::end_by_device(&state.ctx, &d, id, &origin(&req)).await?,
+    )))
 }
 
 async fn openapi() -> HttpResponse {

@@ -80,6 +80,17 @@ events! {
     CommandRefused => "command_refused",
     DeviceEvent => "device_event",
     Ppam => "ppam_blocked",
+    RequestCreated => "request_created",
+    RequestDeclined => "request_declined",
+    RequestApproved => "request_approved",
+    RequestDenied => "request_denied",
+    RequestRevoked => "request_revoked",
+    RequestTimedOut => "request_timed_out",
+    RequestExpired => "request_expired",
+    RequestEnded => "request_ended_by_user",
+    SessionExtended => "session_extended",
+    AutoRuleCreated => "auto_rule_created",
+    AutoRuleDeleted => "auto_rule_deleted",
 }
 
 impl Event {

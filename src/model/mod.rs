@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod commands;
 pub mod passwords;
+pub mod requests;
 pub mod roles;
 pub mod tenants;
 pub mod users;

@@ -16,6 +16,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     done += prune_expired(ctx, now).await?;
     done += super::devices::flush_heartbeats(ctx).await?;
     done += super::commands::expire(ctx, now).await?;
+    done += super::requests::sweep(ctx, now).await?;
     Ok(done)
 }
 

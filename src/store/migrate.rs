@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("migrations/0001_initial.sql")),
     (2, include_str!("migrations/0002_people.sql")),
     (3, include_str!("migrations/0003_devices.sql")),
+    (4, include_str!("migrations/0004_requests.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

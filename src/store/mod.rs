@@ -7,6 +7,7 @@ pub mod commands;
 pub mod devices;
 pub mod links;
 pub mod migrate;
+pub mod requests;
 pub mod roles;
 pub mod sessions;
 pub mod settings;

@@ -475,3 +475,80 @@ pub async fn device_get(
     v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
     Ok(HttpResponse::Ok().json(v))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    state: Option<String>,
+}
+
+pub async fn requests_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    q: web::Query<RequestsQuery>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let rs = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::list(&state.ctx, &u.principal, &t, q.into_inner().state).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(
+        json!({"requests": rs.iter().map(crate::agent_api::request_view).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    duration_minutes: Option<i64>,
+    reason: Option<String>,
+}
+
+pub async fn request_action(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String, String)>,
+    body: Option<web::Json<Decision>>,
+) -> ApiResult {
+    let (slug, id, verb) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    let Some(id) = crate::ids::RequestId::parse(&id) else {
+        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+    };
+    let b = body.map(|b| b.into_inner()).unwrap_or(Decision {
+        duration_minutes: None,
+        reason: None,
+    });
+    let r = match verb.as_str() {
+        "approve" => {
+            service::requests::approve(
+                &state.ctx,
+                &u.principal,
+                &t,
+                id,
+                b.duration_minutes,
+                &u.origin,
+            )
+            .await
+        }
+        "deny" => {
+            service::requests::deny(
+                &state.ctx,
+                &u.principal,
+                &t,
+                id,
+                b.reason.as_deref().unwrap_or(""),
+                &u.origin,
+            )
+            .await
+        }
+        "revoke" => service::requests::revoke(&state.ctx, &u.principal, &t, id, &u.origin).await,
+        _ => return Err(ApiError(Error::NotFound)),
+    };
+    let r = denied(&state, &u, &t, r).await?;
+    Ok(HttpResponse::Ok().json(crate::agent_api::request_view(&r)))
+}

@@ -16,4 +16,5 @@ mod jobs;
 mod layers;
 mod matrix;
 mod people;
+mod requests;
 mod server;

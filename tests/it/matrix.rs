@@ -164,6 +164,30 @@ impl Fixture {
         .0
         .id
     }
+    async fn fresh_request(&self, t: &Tenant) -> String {
+        let id = DeviceId::parse(&self.fresh_device(t).await).unwrap();
+        let d = self
+            .s
+            .ctx()
+            .db
+            .read(move |r| hourglass::store::devices::credentials(r, id))
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        let ask = service::requests::Ask {
+            account: format!("u{}", self.next()),
+            minutes: 30,
+            reason: "matrix".into(),
+            ticket: None,
+            kind: "admin".into(),
+        };
+        service::requests::create(self.s.ctx(), &d, ask, &Default::default())
+            .await
+            .unwrap()
+            .id
+            .to_string()
+    }
     fn fresh_token(&self, email: &str) -> String {
         let secret =
             service::tokens::create_for_email(self.s.ctx(), email, &format!("obj{}", self.next()))
@@ -481,6 +505,17 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             "enr-0000".into(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("request") => {
+                        plan.push(("own", OWN.into(), f.fresh_request(&f.a).await, own_want));
+                        let foreign = f.fresh_request(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            hourglass::ids::RequestId::new().to_string(),
                             gated(Want::Missing),
                         ));
                     }

@@ -1,0 +1,165 @@
+//! `hourglass agent request-admin | status | end-session | extend`: the end user's side of a
+//! JIT admin session, spoken to the appliance with this device's credentials.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::state::State;
+use crate::error::{Error, Result};
+
+const END_USERS: &str = "end_users";
+const LAST_REQUEST: &str = "last_request";
+
+/// Local accounts that asked for rights on this machine: the daemon may grant and revoke
+/// their administrator membership (never create them or set passwords).
+pub fn end_users(dir: &Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join(END_USERS))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn remember_end_user(dir: &Path, account: &str) -> Result<()> {
+    let mut all = end_users(dir);
+    if !all.iter().any(|a| a == account) {
+        all.push(account.to_string());
+        std::fs::write(dir.join(END_USERS), all.join("\n") + "\n")?;
+    }
+    Ok(())
+}
+
+fn client(s: &State) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(super::client::pinned_tls_config(&s.fingerprint)?)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(Error::internal)
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::internal)
+}
+
+async fn call(
+    s: &State,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Result<serde_json::Value> {
+    let c = client(s)?;
+    let mut rb = c
+        .request(method, format!("{}/agent/v1{path}", s.server))
+        .header("x-device-id", s.device_id.to_string())
+        .bearer_auth(&s.device_secret);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb
+        .send()
+        .await
+        .map_err(|e| Error::startup(format!("cannot reach the appliance at {}: {e}", s.server)))?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let msg = v
+            .get("message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("refused")
+            .to_string();
+        return Err(Error::startup(format!("{msg} ({status})")));
+    }
+    Ok(v)
+}
+
+/// The user asking: `--user`, else the one who ran sudo, else the current user.
+pub fn invoking_user(explicit: Option<String>) -> Result<String> {
+    explicit
+        .or_else(|| std::env::var("SUDO_USER").ok())
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.is_empty() && u != "root")
+        .ok_or_else(|| Error::startup("say which local user asks with --user NAME"))
+}
+
+pub fn describe(v: &serde_json::Value) -> String {
+    let state = v["state"].as_str().unwrap_or("?");
+    let id = v["id"].as_str().unwrap_or("?");
+    match state {
+        "pending" => format!(
+            "Request {id} is waiting for approval ({} minutes asked).",
+            v["minutes_requested"]
+        ),
+        "approved" => {
+            let left = v["expires_at"]
+                .as_i64()
+                .map(|e| (e - crate::clock::Clock::system().now().millis()) / 60_000)
+                .unwrap_or(0);
+            format!(
+                "Request {id} is approved: administrator rights for about {} more minute(s).",
+                left.max(0)
+            )
+        }
+        "denied" => format!(
+            "Request {id} was denied: {}",
+            v["reason"].as_str().unwrap_or("no reason given")
+        ),
+        "declined" => format!(
+            "Request {id} was declined: {}",
+            v["reason"].as_str().unwrap_or("")
+        ),
+        other => format!("Request {id} is {other}."),
+    }
+}
+
+pub fn request(
+    dir: &Path,
+    user: String,
+    minutes: i64,
+    reason: String,
+    ticket: Option<String>,
+    kind: &str,
+) -> Result<serde_json::Value> {
+    let s = State::load(dir)?;
+    remember_end_user(dir, &user)?;
+    let body = serde_json::json!({"account": user, "minutes": minutes, "reason": reason, "ticket": ticket, "kind": kind});
+    let v = runtime()?.block_on(call(&s, reqwest::Method::POST, "/requests", Some(body)))?;
+    if kind == "admin" {
+        if let Some(id) = v["id"].as_str() {
+            std::fs::write(dir.join(LAST_REQUEST), id)?;
+        }
+    }
+    Ok(v)
+}
+
+fn last(dir: &Path) -> Result<String> {
+    std::fs::read_to_string(dir.join(LAST_REQUEST))
+        .map(|s| s.trim().to_string())
+        .map_err(|_| Error::startup("no request has been made from this machine yet"))
+}
+
+pub fn status(dir: &Path) -> Result<serde_json::Value> {
+    let s = State::load(dir)?;
+    let id = last(dir)?;
+    runtime()?.block_on(call(
+        &s,
+        reqwest::Method::GET,
+        &format!("/requests/{id}"),
+        None,
+    ))
+}
+
+pub fn end(dir: &Path) -> Result<serde_json::Value> {
+    let s = State::load(dir)?;
+    let id = last(dir)?;
+    runtime()?.block_on(call(
+        &s,
+        reqwest::Method::POST,
+        &format!("/requests/{id}/end"),
+        None,
+    ))
+}

@@ -1,0 +1,522 @@
+//! End-user JIT admin sessions (DESIGN §3): request, auto-approve, approve, deny, revoke,
+//! end, extend, time out, expire. Each transition is one transaction with its audit entry
+//! and its agent command (JIT-03).
+
+use serde_json::json;
+
+use super::Ctx;
+use super::audit::{Audit, Origin};
+use super::commands::{self, DEFAULT_TTL_MS};
+use crate::authz::{Permission, Principal, TenantScope, system_scope};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, RequestId};
+use crate::model::audit::{ActorKind, Event};
+use crate::model::commands::Action;
+use crate::model::requests::{self as rules, DISABLED_MESSAGE, State};
+use crate::model::tenants::Tenant;
+use crate::store::{self, WriteTx, devices::Device, requests::Request};
+
+/// What a workstation asks for.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ask {
+    /// The local account that wants the rights.
+    pub account: String,
+    pub minutes: i64,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// `admin` (a new session) or `extension` (more time for the running one).
+    #[serde(default = "admin_kind")]
+    pub kind: String,
+}
+
+fn admin_kind() -> String {
+    "admin".into()
+}
+
+fn audit_for(e: Event, r: &Request, now: Timestamp) -> Audit {
+    Audit::new(e, now)
+        .tenant(r.tenant_id)
+        .device(r.device_id)
+        .target("request", r.id)
+        .request(r.id, r.ticket.clone())
+}
+
+fn minute_of_day(now: Timestamp) -> u32 {
+    (now.millis().rem_euclid(86_400_000) / 60_000) as u32
+}
+
+/// Who approved: a person (user id) or an auto-approval rule (rule id).
+#[derive(Clone, Copy)]
+enum Decider<'a> {
+    Person(&'a Principal, &'a Origin),
+    Rule(&'a str),
+}
+
+/// Approves inside `tx`: grant with an absolute expiry (or a moved deadline for an
+/// extension), audited with who or which rule decided.
+fn approve_in(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    minutes: u32,
+    decider: Decider<'_>,
+    now: Timestamp,
+) -> Result<Request> {
+    let (by, rule) = match decider {
+        Decider::Person(p, _) => (Some(p.user_id.to_string()), None),
+        Decider::Rule(r) => (None, Some(r)),
+    };
+    let expires = if r.kind == "extension" {
+        let parent =
+            store::requests::get(&tx.reader(), scope, r.parent_id.ok_or(Error::NotFound)?)?;
+        if parent.state != State::Approved {
+            return Err(Error::InvalidState(
+                "the session this extension is for has already ended".into(),
+            ));
+        }
+        let base = parent.expires_at.unwrap_or(now).max(now);
+        let new = base.plus_secs(i64::from(minutes) * 60);
+        if new.millis() - now.millis() > rules::MAX_MINUTES as i64 * 60_000 {
+            return Err(Error::validation(
+                "duration_minutes",
+                "the session would then run past 24 hours from now",
+            ));
+        }
+        store::requests::extend(tx, scope, parent.id, new)?;
+        new
+    } else {
+        now.plus_secs(i64::from(minutes) * 60)
+    };
+    if !store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        State::Pending,
+        State::Approved,
+        by.as_deref(),
+        rule,
+        Some(minutes),
+        None,
+        Some(expires),
+        now,
+    )? {
+        return Err(Error::InvalidState(
+            "this request has already been decided".into(),
+        ));
+    }
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        r.device_id,
+        &Action::GrantAdmin {
+            account: r.account.clone(),
+            expires_at: expires.millis(),
+        },
+        DEFAULT_TTL_MS,
+        now,
+    )?;
+    let mut a = audit_for(if r.kind == "extension" { Event::SessionExtended } else { Event::RequestApproved }, r, now)
+        .details(json!({"minutes": minutes, "expires_at": expires.rfc3339(), "rule": rule, "account": r.account}));
+    if let Decider::Person(p, o) = decider {
+        a = a.by(p, o);
+    }
+    a.append(tx)?;
+    store::requests::get(&tx.reader(), scope, r.id)
+}
+
+/// A workstation's request: validated, recorded (declined at once when JIT is off), and
+/// approved at once when an auto-approval rule matches.
+pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<Request> {
+    let now = ctx.clock.now();
+    let account = ask.account.trim().to_string();
+    if account.is_empty()
+        || account.len() > 32
+        || !account
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(Error::validation("account", "must be a local account name"));
+    }
+    let (d2, ctx2, o) = (d.clone(), ctx.clone(), origin.clone());
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let scope = system_scope(d2.tenant_id);
+            let t = store::tenants::get(&tx.reader(), &scope)?;
+            let eu = store::requests::endpoint_user(tx, &scope, d2.id, &account, now)?;
+            let id = RequestId::new();
+            let ticket = rules::check_ticket(ask.ticket.as_deref())?;
+            let mut parent = None;
+            let kind = match ask.kind.as_str() {
+                "admin" => "admin",
+                "extension" => {
+                    let open = store::requests::open_for(&tx.reader(), &scope, &eu)?.filter(|o| o.state == State::Approved);
+                    parent = Some(open.ok_or_else(|| Error::InvalidState("there is no running session to extend".into()))?.id);
+                    "extension"
+                }
+                _ => return Err(Error::validation("kind", "must be admin or extension")),
+            };
+            let minutes_raw = ask.minutes;
+            let new = |state: State, minutes: u32| store::requests::NewRequest {
+                id,
+                device: d2.id,
+                endpoint_user: "",
+                kind,
+                parent,
+                minutes,
+                justification: "",
+                ticket: None,
+                state,
+                reason: None,
+            };
+            if !t.settings.jit_enabled {
+                let minutes = minutes_raw.clamp(5, 1440) as u32;
+                let j = rules::check_justification(&ask.reason, false)?;
+                let n = store::requests::NewRequest {
+                    endpoint_user: &eu,
+                    justification: &j,
+                    ticket: ticket.as_deref(),
+                    reason: Some(DISABLED_MESSAGE),
+                    ..new(State::Declined, minutes)
+                };
+                store::requests::insert(tx, &scope, &n, now)?;
+                let r = store::requests::get(&tx.reader(), &scope, id)?;
+                audit_for(Event::RequestDeclined, &r, now).failure().actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
+                    .details(json!({"reason": DISABLED_MESSAGE, "account": r.account})).append(tx)?;
+                return Ok(r);
+            }
+            let minutes = rules::check_minutes("minutes", minutes_raw, t.settings.jit_max_minutes)?;
+            let j = rules::check_justification(&ask.reason, t.settings.jit_justification_required)?;
+            let n = store::requests::NewRequest { endpoint_user: &eu, justification: &j, ticket: ticket.as_deref(), ..new(State::Pending, minutes) };
+            store::requests::insert(tx, &scope, &n, now)?;
+            let r = store::requests::get(&tx.reader(), &scope, id)?;
+            audit_for(Event::RequestCreated, &r, now).actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
+                .details(json!({"account": r.account, "minutes": minutes, "kind": kind, "justification": j})).append(tx)?;
+            let rule = store::requests::rules(&tx.reader(), &scope)?
+                .into_iter()
+                .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, minute_of_day(now)));
+            match rule {
+                Some(rule) => approve_in(tx, &ctx2, &scope, &r, minutes, Decider::Rule(&rule.id), now),
+                None => Ok(r),
+            }
+        })
+        .await?;
+    ctx.wake.wake(d.id);
+    Ok(r)
+}
+
+fn is_self(p: &Principal, r: &Request, approver_username: &str) -> bool {
+    // Linked to the approver, or the approver's own workstation account.
+    r.account == approver_username
+        || r.account == format!("msp-{approver_username}")
+        || r.decided_by.as_deref() == Some(&p.user_id.to_string())
+}
+
+/// Approve (`requests.approve`, step-up): the approver sets the duration (≤ tenant maximum);
+/// nobody approves their own request (JIT-01); one winner among concurrent decisions.
+pub async fn approve(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: RequestId,
+    minutes: Option<i64>,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::RequestsApprove)?;
+    p.require_fresh_mfa(now)?;
+    let (ctx2, p2, o, max) = (
+        ctx.clone(),
+        p.clone(),
+        origin.clone(),
+        t.settings.jit_max_minutes,
+    );
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let r = store::requests::get(&tx.reader(), &scope, id)?;
+            if r.state != State::Pending {
+                return Err(Error::InvalidState(format!(
+                    "this request is already {}",
+                    r.state.as_str()
+                )));
+            }
+            let me = store::users::credentials_by_id(&tx.reader(), p2.user_id)?
+                .map(|c| c.user.username)
+                .unwrap_or_default();
+            if is_self(&p2, &r, &me) {
+                return Err(Error::Forbidden("nobody approves their own request".into()));
+            }
+            let minutes = rules::check_minutes(
+                "duration_minutes",
+                minutes.unwrap_or(i64::from(r.minutes_requested)),
+                max,
+            )?;
+            let out = approve_in(
+                tx,
+                &ctx2,
+                &scope,
+                &r,
+                minutes,
+                Decider::Person(&p2, &o),
+                now,
+            )?;
+            Ok(out)
+        })
+        .await?;
+    ctx.wake.wake(r.device_id);
+    Ok(r)
+}
+
+pub async fn deny(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: RequestId,
+    reason: &str,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::RequestsApprove)?;
+    p.require_fresh_mfa(now)?;
+    let reason = rules::check_justification(reason, true).map_err(|_| {
+        Error::validation("reason", "give the requester a reason (≤ 2000 characters)")
+    })?;
+    let (p2, o) = (p.clone(), origin.clone());
+    ctx.db
+        .write(move |tx| {
+            let r = store::requests::get(&tx.reader(), &scope, id)?;
+            if r.state != State::Pending {
+                return Err(Error::InvalidState(format!(
+                    "this request is already {}",
+                    r.state.as_str()
+                )));
+            }
+            if !store::requests::transition(
+                tx,
+                &scope,
+                id,
+                r.version,
+                State::Pending,
+                State::Denied,
+                Some(&p2.user_id.to_string()),
+                None,
+                None,
+                Some(&reason),
+                None,
+                now,
+            )? {
+                return Err(Error::InvalidState(
+                    "this request has already been decided".into(),
+                ));
+            }
+            audit_for(Event::RequestDenied, &r, now)
+                .by(&p2, &o)
+                .details(json!({"reason": reason}))
+                .append(tx)?;
+            store::requests::get(&tx.reader(), &scope, id)
+        })
+        .await
+}
+
+/// Ends an active session: by an approver (`revoked`) or by its user (`ended_by_user`).
+fn end_in(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    to: State,
+    now: Timestamp,
+) -> Result<Request> {
+    if r.state != State::Approved || r.kind != "admin" {
+        return Err(Error::InvalidState(format!(
+            "this request is {}, not an active session",
+            r.state.as_str()
+        )));
+    }
+    if !store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        State::Approved,
+        to,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )? {
+        return Err(Error::InvalidState("this session has already ended".into()));
+    }
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        r.device_id,
+        &Action::RevokeAdmin {
+            account: r.account.clone(),
+        },
+        DEFAULT_TTL_MS,
+        now,
+    )?;
+    store::requests::get(&tx.reader(), scope, r.id)
+}
+
+pub async fn revoke(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: RequestId,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::RequestsApprove)?;
+    p.require_fresh_mfa(now)?;
+    let (ctx2, p2, o) = (ctx.clone(), p.clone(), origin.clone());
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let r = store::requests::get(&tx.reader(), &scope, id)?;
+            let out = end_in(tx, &ctx2, &scope, &r, State::Revoked, now)?;
+            audit_for(Event::RequestRevoked, &r, now)
+                .by(&p2, &o)
+                .append(tx)?;
+            Ok(out)
+        })
+        .await?;
+    ctx.wake.wake(r.device_id);
+    Ok(r)
+}
+
+/// The workstation's user ends their own session early.
+pub async fn end_by_device(
+    ctx: &Ctx,
+    d: &Device,
+    id: RequestId,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let (ctx2, d2, o) = (ctx.clone(), d.clone(), origin.clone());
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let r = store::requests::for_device(&tx.reader(), d2.id, id)?.ok_or(Error::NotFound)?;
+            let scope = system_scope(r.tenant_id);
+            let out = end_in(tx, &ctx2, &scope, &r, State::EndedByUser, now)?;
+            audit_for(Event::RequestEnded, &r, now)
+                .actor(ActorKind::Device, Some(d2.id.to_string()))
+                .from(&o)
+                .append(tx)?;
+            Ok(out)
+        })
+        .await?;
+    ctx.wake.wake(d.id);
+    Ok(r)
+}
+
+pub async fn get_for_device(ctx: &Ctx, d: DeviceId, id: RequestId) -> Result<Request> {
+    ctx.db
+        .read(move |r| store::requests::for_device(r, d, id))
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub async fn list(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    state: Option<String>,
+) -> Result<Vec<Request>> {
+    let scope = p.scope(t, Permission::RequestsView)?;
+    if let Some(s) = &state {
+        State::parse(s).ok_or_else(|| Error::validation("state", "unknown state"))?;
+    }
+    ctx.db
+        .read(move |r| store::requests::list(r, &scope, state.as_deref(), 200))
+        .await
+}
+
+/// Job (start-up and every sweep): pending requests past the tenant's timeout become
+/// `timed_out`; sessions past their deadline `expired`, with a revoke sent (the agent has
+/// already revoked on its own clock; this makes sure).
+pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let due = ctx
+        .db
+        .read(move |r| store::requests::due(r, now, 500))
+        .await?;
+    let mut done = 0;
+    for r in due {
+        let ctx2 = ctx.clone();
+        let device = r.device_id;
+        let res = ctx
+            .db
+            .write(move |tx| {
+                let scope = system_scope(r.tenant_id);
+                if r.state == State::Pending {
+                    if store::requests::transition(
+                        tx,
+                        &scope,
+                        r.id,
+                        r.version,
+                        State::Pending,
+                        State::TimedOut,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        now,
+                    )? {
+                        audit_for(Event::RequestTimedOut, &r, now).append(tx)?;
+                    }
+                } else if store::requests::transition(
+                    tx,
+                    &scope,
+                    r.id,
+                    r.version,
+                    State::Approved,
+                    State::Expired,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    now,
+                )? {
+                    commands::enqueue(
+                        tx,
+                        &ctx2.crypto,
+                        &scope,
+                        r.device_id,
+                        &Action::RevokeAdmin {
+                            account: r.account.clone(),
+                        },
+                        DEFAULT_TTL_MS,
+                        now,
+                    )?;
+                    audit_for(Event::RequestExpired, &r, now)
+                        .details(json!({"account": r.account}))
+                        .append(tx)?;
+                }
+                Ok(())
+            })
+            .await;
+        match res {
+            Ok(()) => {
+                ctx.wake.wake(device);
+                done += 1;
+            }
+            Err(e) => tracing::error!(error = %e, "request sweep"),
+        }
+    }
+    Ok(done)
+}

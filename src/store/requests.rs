@@ -1,0 +1,300 @@
+//! Endpoint users, JIT requests and auto-approval rules.
+
+use rusqlite::{OptionalExtension, Row, named_params};
+
+use super::{Reader, WriteTx};
+use crate::authz::TenantScope;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, RequestId, TenantId};
+use crate::model::requests::{AutoRule, State};
+
+/// The endpoint user for (device, account), created on first request.
+pub fn endpoint_user(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    device: DeviceId,
+    account: &str,
+    now: Timestamp,
+) -> Result<String> {
+    let id = format!("eu-{}", uuid::Uuid::now_v7().simple());
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO endpoint_users (id, tenant_id, device_id, account, created_at) VALUES (:id, :t, :d, :a, :now)
+             ON CONFLICT (device_id, account) DO NOTHING",
+        )?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":d": device, ":a": account, ":now": now})?;
+    Ok(tx
+        .conn()
+        .prepare_cached("SELECT id FROM endpoint_users WHERE device_id = :d AND account = :a AND tenant_id = :t")?
+        .query_row(named_params! {":d": device, ":a": account, ":t": scope.tenant()}, |r| r.get(0))?)
+}
+
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub id: RequestId,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub endpoint_user_id: String,
+    pub account: String,
+    pub hostname: String,
+    pub kind: String,
+    pub parent_id: Option<RequestId>,
+    pub minutes_requested: u32,
+    pub minutes_approved: Option<u32>,
+    pub justification: String,
+    pub ticket: Option<String>,
+    pub state: State,
+    pub version: i64,
+    pub decided_by: Option<String>,
+    pub decided_by_rule: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+}
+
+const COLUMNS: &str = "r.id, r.tenant_id, r.device_id, r.endpoint_user_id, e.account, d.hostname, r.kind, r.parent_id,
+    r.minutes_requested, r.minutes_approved, r.justification, r.ticket, r.state, r.version, r.decided_by, r.decided_by_rule,
+    r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at";
+const FROM: &str = "FROM requests r JOIN endpoint_users e ON e.id = r.endpoint_user_id JOIN devices d ON d.id = r.device_id";
+
+fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
+    let state: String = r.get(12)?;
+    Ok(Request {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        device_id: r.get(2)?,
+        endpoint_user_id: r.get(3)?,
+        account: r.get(4)?,
+        hostname: r.get(5)?,
+        kind: r.get(6)?,
+        parent_id: r.get(7)?,
+        minutes_requested: r.get(8)?,
+        minutes_approved: r.get(9)?,
+        justification: r.get(10)?,
+        ticket: r.get(11)?,
+        state: State::parse(&state).unwrap_or(State::Cancelled),
+        version: r.get(13)?,
+        decided_by: r.get(14)?,
+        decided_by_rule: r.get(15)?,
+        reason: r.get(16)?,
+        created_at: r.get(17)?,
+        decided_at: r.get(18)?,
+        expires_at: r.get(19)?,
+        ended_at: r.get(20)?,
+    })
+}
+
+pub struct NewRequest<'a> {
+    pub id: RequestId,
+    pub device: DeviceId,
+    pub endpoint_user: &'a str,
+    pub kind: &'a str,
+    pub parent: Option<RequestId>,
+    pub minutes: u32,
+    pub justification: &'a str,
+    pub ticket: Option<&'a str>,
+    pub state: State,
+    pub reason: Option<&'a str>,
+}
+
+/// Inserts a request; a second open admin request of the same person is refused by the
+/// partial unique index (JIT-04), answered as a Conflict naming the open one.
+pub fn insert(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    n: &NewRequest<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let r = tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, parent_id, minutes_requested, justification,
+                ticket, state, reason, created_at, decided_at)
+             VALUES (:id, :t, :d, :eu, :kind, :parent, :m, :j, :ticket, :state, :reason, :now,
+                CASE WHEN :state = 'pending' THEN NULL ELSE :now END)",
+        )?
+        .execute(named_params! {
+            ":id": n.id, ":t": scope.tenant(), ":d": n.device, ":eu": n.endpoint_user, ":kind": n.kind, ":parent": n.parent,
+            ":m": n.minutes, ":j": n.justification, ":ticket": n.ticket, ":state": n.state.as_str(), ":reason": n.reason, ":now": now,
+        });
+    match r {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            let open = open_for(&tx.reader(), scope, n.endpoint_user)?;
+            Err(Error::Conflict(match open {
+                Some(o) => format!(
+                    "You already have an open request ({}, {}); end it or wait for a decision first.",
+                    o.id,
+                    o.state.as_str()
+                ),
+                None => "You already have an open request.".into(),
+            }))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn open_for(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    endpoint_user: &str,
+) -> Result<Option<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE r.tenant_id = :t AND r.endpoint_user_id = :eu AND r.kind = 'admin'
+           AND r.state IN ('pending', 'approved')"
+    ))?;
+    Ok(st
+        .query_row(
+            named_params! {":t": scope.tenant(), ":eu": endpoint_user},
+            row,
+        )
+        .optional()?)
+}
+
+pub fn get(r: &Reader<'_>, scope: &TenantScope, id: RequestId) -> Result<Request> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE r.id = :id AND r.tenant_id = :t"
+    ))?;
+    st.query_row(named_params! {":id": id, ":t": scope.tenant()}, row)
+        .optional()?
+        .ok_or(Error::NotFound)
+}
+
+/// The requests of one device (what its agent may read).
+pub fn for_device(r: &Reader<'_>, device: DeviceId, id: RequestId) -> Result<Option<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE r.id = :id AND r.device_id = :d"
+    ))?;
+    Ok(st
+        .query_row(named_params! {":id": id, ":d": device}, row)
+        .optional()?)
+}
+
+pub fn list(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    state: Option<&str>,
+    limit: u32,
+) -> Result<Vec<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE r.tenant_id = :t AND (:s IS NULL OR r.state = :s) ORDER BY r.created_at DESC LIMIT :n"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":t": scope.tenant(), ":s": state, ":n": limit.clamp(1, 500)},
+        row,
+    )?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Moves a request from `from` to `to` only if nobody else did first (JIT-03: optimistic
+/// concurrency on the version); false when it lost the race.
+#[allow(clippy::too_many_arguments)] // one UPDATE, each value a column
+pub fn transition(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: RequestId,
+    version: i64,
+    from: State,
+    to: State,
+    decided_by: Option<&str>,
+    rule: Option<&str>,
+    minutes: Option<u32>,
+    reason: Option<&str>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<bool> {
+    let ended = matches!(to, State::Expired | State::EndedByUser | State::Revoked);
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE requests SET state = :to, version = version + 1,
+                decided_by = coalesce(:by, decided_by), decided_by_rule = coalesce(:rule, decided_by_rule),
+                minutes_approved = coalesce(:m, minutes_approved), reason = coalesce(:reason, reason),
+                expires_at = coalesce(:exp, expires_at),
+                decided_at = CASE WHEN :ended THEN decided_at ELSE :now END,
+                ended_at = CASE WHEN :ended THEN :now ELSE ended_at END
+             WHERE id = :id AND tenant_id = :t AND state = :from AND version = :v",
+        )?
+        .execute(named_params! {
+            ":to": to.as_str(), ":by": decided_by, ":rule": rule, ":m": minutes, ":reason": reason, ":exp": expires_at,
+            ":ended": ended, ":now": now, ":id": id, ":t": scope.tenant(), ":from": from.as_str(), ":v": version,
+        })?;
+    Ok(n == 1)
+}
+
+/// Moves an active session's deadline (an approved extension).
+pub fn extend(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: RequestId,
+    expires_at: Timestamp,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE requests SET expires_at = :e, version = version + 1 WHERE id = :id AND tenant_id = :t AND state = 'approved'")?
+        .execute(named_params! {":e": expires_at, ":id": id, ":t": scope.tenant()})?;
+    Ok(())
+}
+
+/// Due work across tenants (the sweep): pending past their tenant's timeout, active past expiry.
+pub fn due(r: &Reader<'_>, now: Timestamp, limit: u32) -> Result<Vec<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} JOIN tenants t ON t.id = r.tenant_id
+         WHERE (r.state = 'approved' AND r.kind = 'admin' AND r.expires_at <= :now)
+            OR (r.state = 'pending' AND r.created_at + t.jit_pending_timeout_minutes * 60000 <= :now)
+         LIMIT :n"
+    ))?;
+    let rows = st.query_map(named_params! {":now": now, ":n": limit}, row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+pub fn rules(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<AutoRule>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT id, name, account, device_id, max_minutes, from_minute, to_minute FROM auto_approval_rules WHERE tenant_id = :t ORDER BY name",
+    )?;
+    let rows = st.query_map(named_params! {":t": scope.tenant()}, |r| {
+        Ok(AutoRule {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            account: r.get(2)?,
+            device_id: r.get(3)?,
+            max_minutes: r.get(4)?,
+            from_minute: r.get(5)?,
+            to_minute: r.get(6)?,
+        })
+    })?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+pub fn insert_rule(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    rule: &AutoRule,
+    now: Timestamp,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO auto_approval_rules (id, tenant_id, name, account, device_id, max_minutes, from_minute, to_minute, created_at)
+             VALUES (:id, :t, :n, :a, :d, :m, :f, :to, :now)",
+        )?
+        .execute(named_params! {
+            ":id": rule.id, ":t": scope.tenant(), ":n": rule.name, ":a": rule.account, ":d": rule.device_id,
+            ":m": rule.max_minutes, ":f": rule.from_minute, ":to": rule.to_minute, ":now": now,
+        })?;
+    Ok(())
+}
+
+pub fn delete_rule(tx: &WriteTx<'_>, scope: &TenantScope, id: &str) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("DELETE FROM auto_approval_rules WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":id": id, ":t": scope.tenant()})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}

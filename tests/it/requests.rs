@@ -1,0 +1,399 @@
+//! End-user JIT admin sessions: the rules over HTTP, and one session end to end with the real
+//! agent in a throw-away root.
+
+use std::time::Duration;
+
+use hourglass::service;
+use serde_json::{Value, json};
+
+use crate::agent::{enroll, eventually, sudoers, tenant_with_token};
+use crate::people::admin_principal;
+use crate::support::*;
+
+/// A device's credentials on the agent API, for requests straight over HTTP.
+struct Device {
+    c: reqwest::Client,
+    base: String,
+    id: String,
+    secret: String,
+}
+
+impl Device {
+    async fn enroll(s: &TestServer, token: &str) -> Device {
+        let c = s.client();
+        let body = json!({"token": token, "hostname": "W11-REQ", "os": "linux", "os_version": "12", "agent_version": "0"});
+        let v: Value = c
+            .post(format!("{}/agent/v1/enroll", s.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Device {
+            c,
+            base: s.base.clone(),
+            id: v["device_id"].as_str().unwrap().into(),
+            secret: v["device_secret"].as_str().unwrap().into(),
+        }
+    }
+    async fn ask(&self, account: &str, minutes: i64, reason: &str) -> (u16, Value) {
+        let r = self
+            .c
+            .post(format!("{}/agent/v1/requests", self.base))
+            .header("x-device-id", &self.id)
+            .bearer_auth(&self.secret)
+            .json(&json!({"account": account, "minutes": minutes, "reason": reason, "ticket": "INC-7"}))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+}
+
+/// Management API as the MSP admin.
+async fn api_token(s: &TestServer) -> String {
+    service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "requests").unwrap()
+}
+
+async fn decide(s: &TestServer, token: &str, id: &str, verb: &str, body: Value) -> (u16, Value) {
+    let r = s
+        .client()
+        .post(format!(
+            "{}/api/v1/tenants/acme/requests/{id}/{verb}",
+            s.base
+        ))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+#[actix_web::test]
+async fn request_rules_are_enforced_by_the_server() {
+    let mut s = TestServer::start().await;
+    let (t, token) = tenant_with_token(&s).await;
+    let d = Device::enroll(&s, &token).await;
+    let api = api_token(&s).await;
+
+    // Bounds and the justification.
+    assert_eq!(d.ask("bob", 4, "x").await.0, 422);
+    assert_eq!(d.ask("bob", 1441, "x").await.0, 422);
+    let (st, e) = d.ask("bob", 30, "  ").await;
+    assert_eq!(st, 422, "justification required by default");
+    assert!(e["message"].as_str().unwrap().contains("justification"));
+    let (st, e) = d.ask("bob", 300, "x").await;
+    assert_eq!(st, 422, "over the tenant maximum (240)");
+    assert!(e["message"].as_str().unwrap().contains("240"));
+
+    // One open request per user, named in the refusal.
+    let (st, first) = d.ask("bob", 30, "install the printer driver").await;
+    assert_eq!(st, 201);
+    assert_eq!(first["state"], "pending");
+    let id = first["id"].as_str().unwrap().to_string();
+    let (st, e) = d.ask("bob", 30, "again").await;
+    assert_eq!(st, 409);
+    assert!(e["message"].as_str().unwrap().contains(&id), "{e}");
+
+    // Approval: more than the tenant allows is refused; then one winner among 50 decisions.
+    assert_eq!(
+        decide(
+            &s,
+            &api,
+            &id,
+            "approve",
+            json!({"duration_minutes": 25 * 60})
+        )
+        .await
+        .0,
+        422
+    );
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let (c, base, api, id) = (s.client(), s.base.clone(), api.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let (verb, body) = if i % 2 == 0 {
+                ("approve", json!({"duration_minutes": 20}))
+            } else {
+                ("deny", json!({"reason": "no"}))
+            };
+            c.post(format!("{base}/api/v1/tenants/acme/requests/{id}/{verb}"))
+                .bearer_auth(api)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1, "exactly one decision wins");
+    let scope = hourglass::authz::system_scope(t.id);
+    let did = hourglass::ids::DeviceId::parse(&d.id).unwrap();
+    let grants = s
+        .ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, did, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "grant_admin")
+        .count();
+    assert!(grants <= 1, "one grant at most");
+
+    // Timed out: a pending request past the tenant's timeout (24 h by default).
+    let (_, pending) = d.ask("carol", 30, "needs a tool").await;
+    s.clock.advance_secs(24 * 3600 + 1);
+    service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    let v: Value = s
+        .client()
+        .get(format!(
+            "{}/api/v1/tenants/acme/requests?state=timed_out",
+            s.base
+        ))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == pending["id"]),
+        "{v}"
+    );
+    assert_eq!(
+        decide(
+            &s,
+            &api,
+            pending["id"].as_str().unwrap(),
+            "approve",
+            json!({})
+        )
+        .await
+        .0,
+        409,
+        "a finished request cannot be approved"
+    );
+    s.stop().await;
+}
+
+#[actix_web::test]
+async fn disabled_jit_declines_and_auto_approval_and_self_approval_rules_hold() {
+    let mut s = TestServer::start().await;
+    let (t, token) = tenant_with_token(&s).await;
+    let d = Device::enroll(&s, &token).await;
+    let p = admin_principal(&s).await;
+    let o = Default::default();
+
+    // JIT off: recorded and declined at once with the product's message.
+    let mut off = t.settings.clone();
+    off.jit_enabled = false;
+    let upd = |settings| service::tenants::TenantUpdate {
+        name: None,
+        slug: None,
+        active: None,
+        settings,
+        acknowledge_shared: false,
+    };
+    let t2 = service::tenants::update(s.ctx(), &p, &t, upd(off), &o)
+        .await
+        .unwrap();
+    let (st, v) = d.ask("bob", 30, "x").await;
+    assert_eq!(st, 201);
+    assert_eq!(v["state"], "declined");
+    assert_eq!(v["reason"], "Just-in-time requests are disabled");
+    let mut on = t2.settings.clone();
+    on.jit_enabled = true;
+    let t3 = service::tenants::update(s.ctx(), &p, &t2, upd(on), &o)
+        .await
+        .unwrap();
+
+    // Auto-approval: a rule for dave up to 60 minutes approves at once; 90 minutes does not match.
+    let scope = hourglass::authz::system_scope(t3.id);
+    s.ctx()
+        .db
+        .write(move |tx| {
+            let rule = hourglass::model::requests::AutoRule {
+                id: "rule-dave".into(),
+                name: "Dave's printer".into(),
+                account: Some("dave".into()),
+                device_id: None,
+                max_minutes: 60,
+                from_minute: None,
+                to_minute: None,
+            };
+            hourglass::store::requests::insert_rule(
+                tx,
+                &scope,
+                &rule,
+                hourglass::clock::Timestamp(0),
+            )
+        })
+        .await
+        .unwrap();
+    let (_, v) = d.ask("dave", 90, "long job").await;
+    assert_eq!(v["state"], "pending", "no rule covers 90 minutes");
+    let api = api_token(&s).await;
+    assert_eq!(
+        decide(
+            &s,
+            &api,
+            v["id"].as_str().unwrap(),
+            "deny",
+            json!({"reason": "ask for less"})
+        )
+        .await
+        .0,
+        200
+    );
+    let (_, v) = d.ask("dave", 45, "printer").await;
+    assert_eq!(v["state"], "approved");
+    assert_eq!(v["decided_by_rule"], true);
+
+    // Self-approval: the approver's own workstation account.
+    let (_, mine) = d.ask("msp-nik", 30, "my own").await;
+    let (st, e) = decide(&s, &api, mine["id"].as_str().unwrap(), "approve", json!({})).await;
+    assert_eq!(st, 403, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("own request"));
+    s.stop().await;
+}
+
+/// The whole session with the real agent: request on the workstation, approve through the
+/// API, the user is in the root's sudo group, the clock passes the deadline, the rights are
+/// gone and the user logged off; the audit trail carries RequestIdentifier and TicketIdentifier.
+#[actix_web::test]
+async fn a_session_end_to_end_with_the_real_agent() {
+    let mut s = TestServer::start().await;
+    let (_, token) = tenant_with_token(&s).await;
+    let mut ws = enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    std::fs::write(
+        root.join("etc/passwd"),
+        std::fs::read_to_string(root.join("etc/passwd")).unwrap()
+            + "bob:x:1001:1001::/home/bob:/bin/bash\n",
+    )
+    .unwrap();
+    ws.start();
+    let args = ws.args();
+    let out = hourglass()
+        .args([
+            "agent",
+            "request-admin",
+            "--minutes",
+            "30",
+            "--reason",
+            "install the printer driver",
+            "--ticket",
+            "INC-42",
+            "--user",
+            "bob",
+        ])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+    let api = api_token(&s).await;
+    let v: Value = s
+        .client()
+        .get(format!(
+            "{}/api/v1/tenants/acme/requests?state=pending",
+            s.base
+        ))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = v["requests"][0]["id"].as_str().unwrap().to_string();
+    let (st, approved) = decide(&s, &api, &id, "approve", json!({"duration_minutes": 20})).await;
+    assert_eq!(st, 200, "{approved}");
+    let granted = eventually(15, || sudoers(&root).contains(&"bob".to_string())).await;
+    if !granted {
+        let v: Value = s
+            .client()
+            .get(format!(
+                "{}/api/v1/tenants/acme/devices/{}",
+                s.base, ws.device
+            ))
+            .bearer_auth(&api)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        panic!("bob is not an administrator: {}", v["commands"]);
+    }
+    let status = hourglass()
+        .args(["agent", "status"])
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(text(&status).contains("approved"), "{}", text(&status));
+
+    // The deadline passes on the appliance's clock: swept to expired, revoked, logged off.
+    s.clock.advance_secs(21 * 60);
+    service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    assert!(
+        eventually(15, || !sudoers(&root).contains(&"bob".to_string())).await,
+        "rights removed"
+    );
+    let actions = || {
+        std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(5, || actions().contains("logoff bob")).await,
+        "{}",
+        actions()
+    );
+    let trail: Vec<(String, Option<String>, Option<String>)> = s
+        .ctx()
+        .db
+        .read(|r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    limit: 500,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| (e.event, e.request_identifier, e.ticket_identifier))
+        .collect();
+    for event in ["request_created", "request_approved", "request_expired"] {
+        assert!(
+            trail.iter().any(|(e, r, t)| e == event
+                && r.as_deref() == Some(id.as_str())
+                && t.as_deref() == Some("INC-42")),
+            "{event} with RequestIdentifier and TicketIdentifier: {trail:?}"
+        );
+    }
+    ws.kill();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    s.stop().await;
+}
