@@ -15,6 +15,7 @@ pub mod home;
 pub mod limiter;
 pub mod nav;
 pub mod ops;
+pub mod requests;
 pub mod roles;
 pub mod session;
 pub mod tenants;
@@ -67,6 +68,9 @@ route_table! {
     "/t/{slug}/devices/tokens/{id}/revoke" => { post: devices::revoke_token },
     "/t/{slug}/devices/{id}" => { get: devices::detail_page },
     "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
+    "/t/{slug}/requests" => { get: requests::requests_page },
+    "/t/{slug}/requests/queue" => { get: requests::queue_fragment },
+    "/t/{slug}/requests/{id}/{action}" => { post: requests::decide },
     "/t/{slug}/audit" => { get: audit::audit_page },
     "/api/v1/openapi.json" => { get: api::openapi },
     "/api/v1/tenants" => { get: api::tenants_list, post: api::tenants_create },

@@ -31,6 +31,7 @@ pub fn page(
                 });
             }
         };
+        add("Requests", "/requests", Permission::RequestsView);
         add("Devices", "/devices", Permission::DevicesView);
         add("Users", "/users", Permission::UsersView);
         add("Roles", "/roles", Permission::UsersView);

@@ -270,6 +270,7 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         ("/t/nikpot-it/", "Nikpot IT"),
         ("/t/nikpot-it/roles", "Roles"),
         ("/t/nikpot-it/devices", "Workstations"),
+        ("/t/nikpot-it/requests", "Requests"),
         ("/t/nikpot-it/settings", "Settings"),
         ("/t/nikpot-it/audit", "Audit log"),
         ("/account", "My account"),
@@ -279,6 +280,71 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         let h = wait_for(c, "main h1").await.text().await.unwrap();
         assert!(h.contains(heading), "{path}: {h}");
     }
+
+    // A new request appears in the live queue without a reload, and is approved there.
+    c.goto(&s.url("/t/acme-corp/requests")).await.unwrap();
+    wait_for(c, "#request-queue").await;
+    let p = crate::people::admin_principal(&s).await;
+    let acme = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme-corp"))
+        .await
+        .unwrap()
+        .unwrap();
+    let n = hourglass::service::devices::NewToken { hours: 1, uses: 1 };
+    let (_, tok, _) = hourglass::service::devices::create_token(
+        s.ctx(),
+        &p,
+        &acme,
+        n,
+        "https://x",
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let req = hourglass::proto::EnrollRequest {
+        token: tok,
+        hostname: "W11-BROWSER".into(),
+        os: "linux".into(),
+        os_version: "12".into(),
+        agent_version: "0".into(),
+    };
+    let dev = hourglass::service::devices::enroll(s.ctx(), req, &Default::default())
+        .await
+        .unwrap()
+        .device_id;
+    let d = s
+        .ctx()
+        .db
+        .read(move |r| hourglass::store::devices::credentials(r, dev))
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    let ask = hourglass::service::requests::Ask {
+        account: "erin".into(),
+        minutes: 30,
+        reason: "install the scanner".into(),
+        ticket: Some("INC-9".into()),
+        kind: "admin".into(),
+    };
+    hourglass::service::requests::create(s.ctx(), &d, ask, &Default::default())
+        .await
+        .unwrap();
+    let row = wait_for(c, "tr.request").await.text().await.unwrap();
+    assert!(
+        row.contains("erin") && row.contains("W11-BROWSER") && row.contains("install the scanner"),
+        "{row}"
+    );
+    c.find(Locator::Css("tr.request form.approve button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let active = wait_for(c, "td.countdown").await.text().await.unwrap();
+    assert!(active.contains("min"), "{active}");
 
     c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await
