@@ -552,3 +552,54 @@ pub async fn request_action(
     let r = denied(&state, &u, &t, r).await?;
     Ok(HttpResponse::Ok().json(crate::agent_api::request_view(&r)))
 }
+
+pub async fn rules_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let rs = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::rules_of(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"rules": rs})))
+}
+
+pub async fn rules_create(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<service::requests::NewRule>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let r = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::create_rule(&state.ctx, &u.principal, &t, body.into_inner(), &u.origin)
+            .await,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+pub async fn rules_delete(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    denied(
+        &state,
+        &u,
+        &t,
+        service::requests::delete_rule(&state.ctx, &u.principal, &t, &id, &u.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

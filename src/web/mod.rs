@@ -80,6 +80,8 @@ route_table! {
     "/api/v1/tenants/{slug}/audit" => { get: api::audit_list },
     "/api/v1/tenants/{slug}/enrollment-tokens" => { post: api::enrollment_token_create },
     "/api/v1/tenants/{slug}/requests" => { get: api::requests_list },
+    "/api/v1/tenants/{slug}/auto-approval-rules" => { get: api::rules_list, post: api::rules_create },
+    "/api/v1/tenants/{slug}/auto-approval-rules/{id}" => { delete: api::rules_delete },
     "/api/v1/tenants/{slug}/requests/{id}/{action}" => { post: api::request_action },
     "/api/v1/tenants/{slug}/devices" => { get: api::devices_list },
     "/api/v1/tenants/{slug}/devices/{id}" => { get: api::device_get },

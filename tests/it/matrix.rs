@@ -188,6 +188,20 @@ impl Fixture {
             .id
             .to_string()
     }
+    async fn fresh_rule(&self, t: &Tenant) -> String {
+        let n = service::requests::NewRule {
+            name: format!("Rule {}", self.next()),
+            account: None,
+            device_id: None,
+            max_minutes: 30,
+            from: None,
+            to: None,
+        };
+        service::requests::create_rule(self.s.ctx(), &self.admin, t, n, &Default::default())
+            .await
+            .unwrap()
+            .id
+    }
     fn fresh_token(&self, email: &str) -> String {
         let secret =
             service::tokens::create_for_email(self.s.ctx(), email, &format!("obj{}", self.next()))
@@ -516,6 +530,17 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             hourglass::ids::RequestId::new().to_string(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("auto_rule") => {
+                        plan.push(("own", OWN.into(), f.fresh_rule(&f.a).await, own_want));
+                        let foreign = f.fresh_rule(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            "rule-0000".into(),
                             gated(Want::Missing),
                         ));
                     }

@@ -223,31 +223,38 @@ async fn disabled_jit_declines_and_auto_approval_and_self_approval_rules_hold() 
         .unwrap();
 
     // Auto-approval: a rule for dave up to 60 minutes approves at once; 90 minutes does not match.
-    let scope = hourglass::authz::system_scope(t3.id);
-    s.ctx()
-        .db
-        .write(move |tx| {
-            let rule = hourglass::model::requests::AutoRule {
-                id: "rule-dave".into(),
-                name: "Dave's printer".into(),
-                account: Some("dave".into()),
-                device_id: None,
-                max_minutes: 60,
-                from_minute: None,
-                to_minute: None,
-            };
-            hourglass::store::requests::insert_rule(
-                tx,
-                &scope,
-                &rule,
-                hourglass::clock::Timestamp(0),
-            )
-        })
+    let api = api_token(&s).await;
+    let rules = format!("{}/api/v1/tenants/acme/auto-approval-rules", s.base);
+    let bad = s
+        .client()
+        .post(&rules)
+        .bearer_auth(&api)
+        .json(&json!({"name": "x", "max_minutes": 60, "from": "25:00", "to": "08:00"}))
+        .send()
         .await
         .unwrap();
+    assert_eq!(bad.status(), 422);
+    let half = s
+        .client()
+        .post(&rules)
+        .bearer_auth(&api)
+        .json(&json!({"name": "x", "max_minutes": 60, "from": "08:00"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(half.status(), 422, "both ends of a window");
+    let r = s
+        .client()
+        .post(&rules)
+        .bearer_auth(&api)
+        .json(&json!({"name": "Dave's printer", "account": "dave", "max_minutes": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let _ = t3;
     let (_, v) = d.ask("dave", 90, "long job").await;
     assert_eq!(v["state"], "pending", "no rule covers 90 minutes");
-    let api = api_token(&s).await;
     assert_eq!(
         decide(
             &s,
@@ -395,5 +402,93 @@ async fn a_session_end_to_end_with_the_real_agent() {
     }
     ws.kill();
     tokio::time::sleep(Duration::from_millis(10)).await;
+    s.stop().await;
+}
+
+/// An extension goes through approval and moves the running session's deadline without a gap.
+#[actix_web::test]
+async fn an_approved_extension_moves_the_deadline() {
+    let mut s = TestServer::start().await;
+    let (_, token) = tenant_with_token(&s).await;
+    let d = Device::enroll(&s, &token).await;
+    let api = api_token(&s).await;
+    let extend = |minutes: i64| {
+        d.c.post(format!("{}/agent/v1/requests", d.base))
+            .header("x-device-id", &d.id)
+            .bearer_auth(&d.secret)
+            .json(&json!({"account": "bob", "minutes": minutes, "reason": "not done yet", "kind": "extension"}))
+            .send()
+    };
+    assert_eq!(
+        extend(30).await.unwrap().status(),
+        409,
+        "nothing to extend yet"
+    );
+    let (_, r) = d.ask("bob", 30, "install").await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let (_, approved) = decide(&s, &api, &id, "approve", json!({"duration_minutes": 30})).await;
+    let first = approved["expires_at"].as_i64().unwrap();
+    s.clock.advance_secs(20 * 60);
+    let ext: Value = extend(15).await.unwrap().json().await.unwrap();
+    assert_eq!(ext["kind"], "extension");
+    assert_eq!(ext["state"], "pending");
+    let (st, _) = decide(
+        &s,
+        &api,
+        ext["id"].as_str().unwrap(),
+        "approve",
+        json!({"duration_minutes": 15}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let v: Value = s
+        .client()
+        .get(format!(
+            "{}/api/v1/tenants/acme/requests?state=approved",
+            s.base
+        ))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        session["expires_at"].as_i64().unwrap(),
+        first + 15 * 60_000,
+        "the deadline moved by 15 minutes, no gap"
+    );
+    // The agent receives a grant with the new deadline.
+    let did = hourglass::ids::DeviceId::parse(&d.id).unwrap();
+    let t = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    let scope = hourglass::authz::system_scope(t.id);
+    let grants: Vec<Value> = s
+        .ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, did, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.kind == "grant_admin")
+        .map(|c| serde_json::from_str(&c.args).unwrap())
+        .collect();
+    assert_eq!(
+        grants[0]["expires_at"].as_i64().unwrap(),
+        first + 15 * 60_000
+    );
     s.stop().await;
 }
