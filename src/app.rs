@@ -318,6 +318,14 @@ impl Running {
     /// the scheduler and records the stop.
     pub async fn shutdown(mut self) -> Result<()> {
         self.ctx.stopping.trigger();
+        // Held long-polls answer at once now; let them be written before connections close.
+        for _ in 0..100 {
+            if self.ctx.stopping.held() == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
         for h in &self.handles {
             h.stop(true).await;
         }

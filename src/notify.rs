@@ -141,12 +141,32 @@ impl Heartbeats {
 pub struct Stopping {
     set: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
+    /// Long-polls being held right now; shutdown waits for them to be answered.
+    held: std::sync::atomic::AtomicUsize,
+}
+
+/// Counts one held long-poll for as long as it lives.
+pub struct Held<'a>(&'a Stopping);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0
+            .held
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl Stopping {
     pub fn trigger(&self) {
         self.set.store(true, std::sync::atomic::Ordering::SeqCst);
         self.notify.notify_waiters();
+    }
+    pub fn hold(&self) -> Held<'_> {
+        self.held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Held(self)
+    }
+    pub fn held(&self) -> usize {
+        self.held.load(std::sync::atomic::Ordering::SeqCst)
     }
     pub fn is_set(&self) -> bool {
         self.set.load(std::sync::atomic::Ordering::SeqCst)

@@ -853,7 +853,10 @@ async fn shutdown_answers_a_held_long_poll() {
             .unwrap();
         r.status().as_u16()
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Wait until the server is holding it (the heartbeat is its first step).
+    let device = DeviceId::parse(d["device_id"].as_str().unwrap()).unwrap();
+    assert!(eventually(10, || s.ctx().beats.last_seen(device).is_some()).await);
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!poll.is_finished(), "the poll is held");
     let started = std::time::Instant::now();
     s.stop().await;

@@ -218,7 +218,7 @@ async fn disabled_jit_declines_and_auto_approval_and_self_approval_rules_hold() 
     assert_eq!(v["reason"], "Just-in-time requests are disabled");
     let mut on = t2.settings.clone();
     on.jit_enabled = true;
-    let t3 = service::tenants::update(s.ctx(), &p, &t2, upd(on), &o)
+    service::tenants::update(s.ctx(), &p, &t2, upd(on), &o)
         .await
         .unwrap();
 
@@ -252,7 +252,6 @@ async fn disabled_jit_declines_and_auto_approval_and_self_approval_rules_hold() 
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    let _ = t3;
     let (_, v) = d.ask("dave", 90, "long job").await;
     assert_eq!(v["state"], "pending", "no rule covers 90 minutes");
     assert_eq!(
