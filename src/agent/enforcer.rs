@@ -6,7 +6,7 @@ use serde_json::json;
 use super::os::Os;
 use super::state::{Grant, State};
 use crate::error::Result;
-use crate::model::commands::{Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, may_touch};
+use crate::model::commands::{Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, SessionRef, may_touch};
 use crate::proto::{self, AckResult, Event};
 
 #[derive(Debug, PartialEq)]
@@ -67,6 +67,25 @@ fn ordered(state: &mut State, account: &str, on: bool) {
     }
 }
 
+/// Adds the session's RequestIdentifier and TicketIdentifier to an event's data.
+fn stamped(mut data: serde_json::Value, session: Option<&SessionRef>) -> serde_json::Value {
+    if let (Some(s), Some(map)) = (session, data.as_object_mut()) {
+        map.insert("request_id".into(), json!(s.request_id));
+        if let Some(t) = &s.ticket {
+            map.insert("ticket".into(), json!(t));
+        }
+    }
+    data
+}
+
+fn session_of<'a>(state: &'a State, account: &str) -> Option<&'a SessionRef> {
+    state
+        .grants
+        .iter()
+        .find(|g| g.account == account)
+        .and_then(|g| g.session.as_ref())
+}
+
 pub fn event(kind: &str, at: i64, data: serde_json::Value) -> Event {
     Event {
         id: uuid::Uuid::now_v7().to_string(),
@@ -89,7 +108,10 @@ pub fn apply(
         Action::GrantAdmin {
             account,
             expires_at,
+            session,
         } => {
+            // The same session again is an extension: the deadline moves, rights stay.
+            let extended = session.is_some() && session_of(state, account) == session.as_ref();
             ordered(state, account, true);
             os.add_admin(account)?;
             state.grants.retain(|g| g.account != *account);
@@ -98,22 +120,29 @@ pub fn apply(
                 expires_at: *expires_at,
                 command_id: c.id,
                 warned: Vec::new(),
+                session: session.clone(),
             });
             state.grant_times.retain(|t| server_now - *t < 3_600_000);
             state.grant_times.push(server_now);
-            events.push(event(
-                "grant_started",
-                server_now,
+            let data = stamped(
                 json!({"account": account, "expires_at": expires_at, "command": c.id}),
-            ));
+                session.as_ref(),
+            );
+            if extended {
+                events.push(event("grant_extended", server_now, data));
+            } else {
+                events.push(event("grant_started", server_now, data.clone()));
+                // The seeds' 300: the user's session as an administrator begins.
+                events.push(event("logon", server_now, data));
+            }
         }
         Action::RevokeAdmin { account } => {
-            revoke(os, state, account)?;
-            events.push(event(
-                "grant_revoked",
-                server_now,
+            let data = stamped(
                 json!({"account": account, "command": c.id}),
-            ));
+                session_of(state, account),
+            );
+            revoke(os, state, account)?;
+            events.push(event("grant_revoked", server_now, data));
         }
         Action::EnsureAccount {
             account,
@@ -157,7 +186,10 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
             events.push(event(
                 "grant_expired",
                 server_now,
-                json!({"account": g.account, "command": g.command_id}),
+                stamped(
+                    json!({"account": g.account, "command": g.command_id}),
+                    g.session.as_ref(),
+                ),
             ));
             continue;
         }
@@ -176,10 +208,15 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
     for member in os.admin_members()? {
         if !state.baseline_admins.contains(&member) && !state.ordered_admins.contains(&member) {
             os.remove_admin(&member)?;
+            // Blocked during a user's session: the session it happened in is named.
+            let during = state.grants.iter().find_map(|g| g.session.as_ref());
             events.push(event(
                 "ppam",
                 server_now,
-                json!({"account": member, "action": "removed from the administrators group"}),
+                stamped(
+                    json!({"account": member, "action": "removed from the administrators group"}),
+                    during,
+                ),
             ));
         }
     }
@@ -232,6 +269,7 @@ mod tests {
             Action::GrantAdmin {
                 account: "msp-nik".into(),
                 expires_at: 600_000,
+                session: None,
             },
         );
         assert!(matches!(check(&s, &grant, 1000), Verdict::Run(_)));
@@ -295,6 +333,7 @@ mod tests {
             Action::GrantAdmin {
                 account: "msp-nik".into(),
                 expires_at: 48 * 3_600_000,
+                session: None,
             },
         );
         assert!(matches!(check(&s, &long, 0), Verdict::Refuse(r) if r.contains("24 hours")));
@@ -305,6 +344,7 @@ mod tests {
             Action::GrantAdmin {
                 account: "msp-nik".into(),
                 expires_at: 60_000,
+                session: None,
             },
         );
         assert!(
@@ -327,6 +367,7 @@ mod tests {
             Action::GrantAdmin {
                 account: "msp-nik".into(),
                 expires_at: 600_000,
+                session: None,
             },
         );
         let Verdict::Run(a) = check(&s, &g, 0) else {

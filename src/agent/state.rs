@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId};
+use crate::model::commands::SessionRef;
 use crate::proto::AckResult;
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hourglass-agent";
@@ -27,6 +28,9 @@ pub struct Grant {
     /// 5- and 1-minute warnings already given.
     #[serde(default)]
     pub warned: Vec<u32>,
+    /// The JIT request this grant serves, stamped on the session's events.
+    #[serde(default)]
+    pub session: Option<SessionRef>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

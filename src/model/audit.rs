@@ -80,6 +80,9 @@ events! {
     CommandRefused => "command_refused",
     DeviceEvent => "device_event",
     Ppam => "ppam_blocked",
+    SessionLogon => "300",
+    ElevateOnDemand => "101",
+    PassiveToken => "106",
     RequestCreated => "request_created",
     RequestDeclined => "request_declined",
     RequestApproved => "request_approved",
@@ -91,6 +94,9 @@ events! {
     SessionExtended => "session_extended",
     AutoRuleCreated => "auto_rule_created",
     AutoRuleDeleted => "auto_rule_deleted",
+    WebhookCreated => "webhook_created",
+    WebhookDeleted => "webhook_deleted",
+    WebhookFailed => "webhook_delivery_failed",
 }
 
 impl Event {

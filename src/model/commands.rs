@@ -19,6 +19,15 @@ pub const KINDS: &[&str] = &[
     "policy_update",
 ];
 
+/// Which request a grant belongs to, stamped on the agent's events of that session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRef {
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+}
+
 /// A command's meaning, parsed from its `kind` and `args`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -31,6 +40,10 @@ pub enum Action {
     GrantAdmin {
         account: String,
         expires_at: i64,
+        /// The JIT request (RequestIdentifier and TicketIdentifier) every event of the
+        /// session carries; none for grants that are not a user's request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session: Option<SessionRef>,
     },
     RevokeAdmin {
         account: String,
@@ -181,6 +194,7 @@ mod tests {
         let grant = Action::GrantAdmin {
             account: "alice".into(),
             expires_at: 1,
+            session: None,
         };
         assert!(may_touch(&grant, &["alice".into()]));
         assert!(!may_touch(&grant, &[]));
@@ -191,6 +205,7 @@ mod tests {
         let a = Action::GrantAdmin {
             account: "msp-nik".into(),
             expires_at: 42,
+            session: None,
         };
         assert_eq!(Action::parse(a.kind(), &a.args()).unwrap(), a);
         assert!(

@@ -236,10 +236,12 @@ pub async fn events(
             for e in &req.events {
                 if store::commands::insert_event(tx, tenant, device, e, now)? {
                     accepted += 1;
-                    let code = if e.kind == "ppam" {
-                        Event::Ppam
-                    } else {
-                        Event::DeviceEvent
+                    let code = match e.kind.as_str() {
+                        "ppam" => Event::Ppam,
+                        "logon" => Event::SessionLogon,
+                        "elevate_on_demand" => Event::ElevateOnDemand,
+                        "passive_token" => Event::PassiveToken,
+                        _ => Event::DeviceEvent,
                     };
                     let mut a = Audit::new(code, now)
                         .tenant(tenant)

@@ -249,6 +249,7 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
         Action::GrantAdmin {
             account: "msp-nik".into(),
             expires_at: expires,
+            session: None,
         },
     )
     .await
@@ -424,6 +425,7 @@ async fn offline_expiry_and_events_that_survive_a_restart() {
         Action::GrantAdmin {
             account: "msp-nik".into(),
             expires_at: expires,
+            session: None,
         },
     )
     .await
