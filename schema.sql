@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 4;
+PRAGMA user_version = 5;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -309,3 +309,36 @@ CREATE TABLE auto_approval_rules (
     created_at       INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX auto_approval_rules_tenant ON auto_approval_rules (tenant_id);
+
+-- A webhook of a tenant; one in the MSP tenant hears every tenant. The URL (Slack and Teams
+-- URLs are bearer secrets) and the HMAC key are sealed; `host` is what the portal shows.
+CREATE TABLE webhooks (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants (id),
+    name          TEXT NOT NULL,
+    format        TEXT NOT NULL CHECK (format IN ('generic', 'slack', 'teams')),
+    host          TEXT NOT NULL,
+    url_sealed    BLOB NOT NULL,
+    secret_sealed BLOB NOT NULL,
+    created_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX webhooks_tenant ON webhooks (tenant_id);
+
+-- The outbox: written in the transaction of the event, sent and retried by the sweep.
+CREATE TABLE webhook_deliveries (
+    id              TEXT PRIMARY KEY,
+    webhook_id      TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+    tenant_id       TEXT NOT NULL REFERENCES tenants (id),
+    event           TEXT NOT NULL,
+    request_id      TEXT,
+    payload         TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('pending', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL,
+    last_status     INTEGER,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    delivered_at    INTEGER
+) STRICT;
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (state, next_attempt_at);
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries (webhook_id, created_at);

@@ -7,3 +7,4 @@ pub mod requests;
 pub mod roles;
 pub mod tenants;
 pub mod users;
+pub mod webhooks;

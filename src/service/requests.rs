@@ -12,9 +12,10 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId};
 use crate::model::audit::{ActorKind, Event};
-use crate::model::commands::Action;
+use crate::model::commands::{Action, SessionRef};
 use crate::model::requests::{self as rules, DISABLED_MESSAGE, State};
 use crate::model::tenants::Tenant;
+pub use crate::store::requests::Filter;
 use crate::store::{self, WriteTx, devices::Device, requests::Request};
 
 /// What a workstation asks for.
@@ -45,6 +46,27 @@ fn audit_for(e: Event, r: &Request, now: Timestamp) -> Audit {
         .request(r.id, r.ticket.clone())
 }
 
+/// Tells the requester's workstation the outcome (shown to the user by the agent).
+fn tell(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    message: String,
+    now: Timestamp,
+) -> Result<()> {
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        r.device_id,
+        &Action::Notify { message },
+        DEFAULT_TTL_MS,
+        now,
+    )?;
+    Ok(())
+}
+
 fn minute_of_day(now: Timestamp) -> u32 {
     (now.millis().rem_euclid(86_400_000) / 60_000) as u32
 }
@@ -71,6 +93,12 @@ fn approve_in(
         Decider::Person(p, _) => (Some(p.user_id.to_string()), None),
         Decider::Rule(r) => (None, Some(r)),
     };
+    // Every event of a session carries the session's own request id and ticket, also
+    // after an extension.
+    let mut session = SessionRef {
+        request_id: r.id.to_string(),
+        ticket: r.ticket.clone(),
+    };
     let expires = if r.kind == "extension" {
         let parent =
             store::requests::get(&tx.reader(), scope, r.parent_id.ok_or(Error::NotFound)?)?;
@@ -88,6 +116,10 @@ fn approve_in(
             ));
         }
         store::requests::extend(tx, scope, parent.id, new)?;
+        session = SessionRef {
+            request_id: parent.id.to_string(),
+            ticket: parent.ticket.or_else(|| r.ticket.clone()),
+        };
         new
     } else {
         now.plus_secs(i64::from(minutes) * 60)
@@ -118,8 +150,25 @@ fn approve_in(
         &Action::GrantAdmin {
             account: r.account.clone(),
             expires_at: expires.millis(),
+            session: Some(session),
         },
         DEFAULT_TTL_MS,
+        now,
+    )?;
+    let what = if r.kind == "extension" {
+        "extension of your administrator session"
+    } else {
+        "request for administrator rights"
+    };
+    tell(
+        tx,
+        ctx,
+        scope,
+        r,
+        format!(
+            "Your {what} was approved for {minutes} minutes, until {}.",
+            expires.rfc3339()
+        ),
         now,
     )?;
     let mut a = audit_for(if r.kind == "extension" { Event::SessionExtended } else { Event::RequestApproved }, r, now)
@@ -190,7 +239,7 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                 let r = store::requests::get(&tx.reader(), &scope, id)?;
                 audit_for(Event::RequestDeclined, &r, now).failure().actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
                     .details(json!({"reason": DISABLED_MESSAGE, "account": r.account})).append(tx)?;
-                return Ok(r);
+                return Ok((r, t));
             }
             let minutes = rules::check_minutes("minutes", minutes_raw, t.settings.jit_max_minutes)?;
             let j = rules::check_justification(&ask.reason, t.settings.jit_justification_required)?;
@@ -203,12 +252,20 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                 .into_iter()
                 .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, minute_of_day(now)));
             match rule {
-                Some(rule) => approve_in(tx, &ctx2, &scope, &r, minutes, Decider::Rule(&rule.id), now),
-                None => Ok(r),
+                Some(rule) => Ok((approve_in(tx, &ctx2, &scope, &r, minutes, Decider::Rule(&rule.id), now)?, t)),
+                None => {
+                    super::webhooks::announce(tx, &ctx2, &t, &r, now)?;
+                    Ok((r, t))
+                }
             }
         })
         .await?;
     ctx.wake.wake(d.id);
+    let (r, t) = r;
+    if r.state == State::Pending {
+        super::webhooks::kick(ctx);
+        super::webhooks::mail_approvers(ctx, &t, &r);
+    }
     Ok(r)
 }
 
@@ -289,8 +346,9 @@ pub async fn deny(
     let reason = rules::check_justification(reason, true).map_err(|_| {
         Error::validation("reason", "give the requester a reason (≤ 2000 characters)")
     })?;
-    let (p2, o) = (p.clone(), origin.clone());
-    ctx.db
+    let (ctx2, p2, o) = (ctx.clone(), p.clone(), origin.clone());
+    let r = ctx
+        .db
         .write(move |tx| {
             let r = store::requests::get(&tx.reader(), &scope, id)?;
             if r.state != State::Pending {
@@ -317,13 +375,23 @@ pub async fn deny(
                     "this request has already been decided".into(),
                 ));
             }
+            tell(
+                tx,
+                &ctx2,
+                &scope,
+                &r,
+                format!("Your request for administrator rights was denied: {reason}"),
+                now,
+            )?;
             audit_for(Event::RequestDenied, &r, now)
                 .by(&p2, &o)
                 .details(json!({"reason": reason}))
                 .append(tx)?;
             store::requests::get(&tx.reader(), &scope, id)
         })
-        .await
+        .await?;
+    ctx.wake.wake(r.device_id);
+    Ok(r)
 }
 
 /// Ends an active session: by an approver (`revoked`) or by its user (`ended_by_user`).
@@ -430,19 +498,86 @@ pub async fn get_for_device(ctx: &Ctx, d: DeviceId, id: RequestId) -> Result<Req
         .ok_or(Error::NotFound)
 }
 
-pub async fn list(
-    ctx: &Ctx,
-    p: &Principal,
-    t: &Tenant,
-    state: Option<String>,
-) -> Result<Vec<Request>> {
+pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant, f: Filter) -> Result<Vec<Request>> {
     let scope = p.scope(t, Permission::RequestsView)?;
-    if let Some(s) = &state {
-        State::parse(s).ok_or_else(|| Error::validation("state", "unknown state"))?;
+    if let Some(s) = &f.state {
+        State::parse(s).ok_or_else(|| {
+            Error::validation(
+                "state",
+                format!(
+                    "must be one of {}",
+                    State::ALL
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
     }
     ctx.db
-        .read(move |r| store::requests::list(r, &scope, state.as_deref(), 200))
+        .read(move |r| store::requests::list(r, &scope, &f, 200))
         .await
+}
+
+/// Pending and active counts in each of `tenants` the principal may see requests of.
+pub async fn counts(
+    ctx: &Ctx,
+    p: &Principal,
+    tenants: &[Tenant],
+) -> Result<Vec<(Tenant, i64, i64)>> {
+    let scoped: Vec<_> = tenants
+        .iter()
+        .filter_map(|t| {
+            p.scope(t, Permission::RequestsView)
+                .ok()
+                .map(|s| (t.clone(), s))
+        })
+        .collect();
+    ctx.db
+        .read(move |r| {
+            scoped
+                .into_iter()
+                .map(|(t, s)| store::requests::counts(r, &s).map(|(p, a)| (t, p, a)))
+                .collect()
+        })
+        .await
+}
+
+/// Pending requests across `tenants` for MSP staff: (tenant, request), oldest first.
+pub async fn pending_across(
+    ctx: &Ctx,
+    p: &Principal,
+    tenants: &[Tenant],
+) -> Result<Vec<(Tenant, Request)>> {
+    let scoped: Vec<_> = tenants
+        .iter()
+        .filter_map(|t| {
+            p.scope(t, Permission::RequestsView)
+                .ok()
+                .map(|s| (t.clone(), s))
+        })
+        .collect();
+    let f = Filter {
+        state: Some("pending".into()),
+        ..Filter::default()
+    };
+    let mut out = ctx
+        .db
+        .read(move |r| {
+            let mut out = Vec::new();
+            for (t, s) in scoped {
+                out.extend(
+                    store::requests::list(r, &s, &f, 200)?
+                        .into_iter()
+                        .map(|x| (t.clone(), x)),
+                );
+            }
+            Ok(out)
+        })
+        .await?;
+    out.sort_by_key(|(_, r)| r.created_at);
+    Ok(out)
 }
 
 /// Job (start-up and every sweep): pending requests past the tenant's timeout become
@@ -476,6 +611,15 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                         None,
                         now,
                     )? {
+                        tell(
+                            tx,
+                            &ctx2,
+                            &scope,
+                            &r,
+                            "Your request for administrator rights timed out without a decision."
+                                .into(),
+                            now,
+                        )?;
                         audit_for(Event::RequestTimedOut, &r, now).append(tx)?;
                     }
                 } else if store::requests::transition(

@@ -14,6 +14,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("migrations/0002_people.sql")),
     (3, include_str!("migrations/0003_devices.sql")),
     (4, include_str!("migrations/0004_requests.sql")),
+    (5, include_str!("migrations/0005_webhooks.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -175,20 +175,38 @@ pub fn for_device(r: &Reader<'_>, device: DeviceId, id: RequestId) -> Result<Opt
         .optional()?)
 }
 
-pub fn list(
-    r: &Reader<'_>,
-    scope: &TenantScope,
-    state: Option<&str>,
-    limit: u32,
-) -> Result<Vec<Request>> {
+/// Which requests a list shows: a state, a local account or workstation name, a ticket.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    /// Matches the account, the workstation's host name or the ticket exactly.
+    pub who: Option<String>,
+}
+
+pub fn list(r: &Reader<'_>, scope: &TenantScope, f: &Filter, limit: u32) -> Result<Vec<Request>> {
     let mut st = r.conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} {FROM} WHERE r.tenant_id = :t AND (:s IS NULL OR r.state = :s) ORDER BY r.created_at DESC LIMIT :n"
+        "SELECT {COLUMNS} {FROM} WHERE r.tenant_id = :t AND (:s IS NULL OR r.state = :s)
+            AND (:w IS NULL OR e.account = :w OR d.hostname = :w OR r.ticket = :w)
+         ORDER BY r.created_at DESC LIMIT :n"
     ))?;
     let rows = st.query_map(
-        named_params! {":t": scope.tenant(), ":s": state, ":n": limit.clamp(1, 500)},
+        named_params! {":t": scope.tenant(), ":s": f.state, ":w": f.who, ":n": limit.clamp(1, 500)},
         row,
     )?;
     rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Pending and active sessions of a tenant (dashboard and badge).
+pub fn counts(r: &Reader<'_>, scope: &TenantScope) -> Result<(i64, i64)> {
+    Ok(r.conn
+        .prepare_cached(
+            "SELECT COUNT(*) FILTER (WHERE state = 'pending'),
+                    COUNT(*) FILTER (WHERE state = 'approved' AND kind = 'admin')
+             FROM requests WHERE tenant_id = :t AND state IN ('pending', 'approved')",
+        )?
+        .query_row(named_params! {":t": scope.tenant()}, |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?)
 }
 
 /// Moves a request from `from` to `to` only if nobody else did first (JIT-03: optimistic

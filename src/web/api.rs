@@ -480,6 +480,8 @@ pub async fn device_get(
 #[serde(deny_unknown_fields)]
 pub struct RequestsQuery {
     state: Option<String>,
+    /// An account, workstation host name or ticket.
+    who: Option<String>,
 }
 
 pub async fn requests_list(
@@ -493,7 +495,17 @@ pub async fn requests_list(
         &state,
         &u,
         &t,
-        service::requests::list(&state.ctx, &u.principal, &t, q.into_inner().state).await,
+        service::requests::list(&state.ctx, &u.principal, &t, {
+            let q = q.into_inner();
+            service::requests::Filter {
+                state: q.state.filter(|s| !s.is_empty()),
+                who: q
+                    .who
+                    .map(|w| w.trim().to_string())
+                    .filter(|w| !w.is_empty()),
+            }
+        })
+        .await,
     )
     .await?;
     Ok(HttpResponse::Ok().json(

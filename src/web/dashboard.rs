@@ -20,20 +20,31 @@ pub async fn index(
             .insert_header(("Location", "/login"))
             .finish());
     };
-    let _ = &state;
+    let counts = service::requests::counts(&state.ctx, &cu.principal, &cu.tenants).await?;
+    let count = |t: &crate::model::tenants::Tenant| {
+        counts.iter().find(|c| c.0.id == t.id).map(|c| (c.1, c.2))
+    };
+    let (pending, active): (i64, i64) = counts.iter().fold((0, 0), |a, c| (a.0 + c.1, a.1 + c.2));
     let content = html! {
         main {
             h1 { "Dashboard" }
             p { "Welcome, " (cu.user.first_name) "." }
+            div.cards {
+                a.card.stat #pending-count href="/requests" { strong { (pending) } " requests waiting for a decision" }
+                div.card.stat #active-count { strong { (active) } " active admin sessions" }
+            }
             h2 { "Tenants" }
             table {
-                thead { tr { th { "Tenant" } th { "Kind" } th { "Status" } } }
+                thead { tr { th { "Tenant" } th { "Kind" } th { "Status" } th { "Waiting" } th { "Active sessions" } } }
                 tbody {
                     @for t in &cu.tenants {
-                        tr {
+                        tr data-tenant=(t.slug) {
                             td { a href=(format!("/t/{}/", t.slug)) { (t.name) } }
                             td { (t.kind.as_str()) }
                             td { (if t.active { "active" } else { "disabled" }) }
+                            @if let Some((p, a)) = count(t) {
+                                td.pending { a href=(format!("/t/{}/requests", t.slug)) { (p) } } td.active { (a) }
+                            } @else { td {} td {} }
                         }
                     }
                 }
@@ -60,6 +71,12 @@ pub async fn tenant_home(
         main {
             h1 { (t.name) }
             p.muted { "Tenant " code { (t.slug) } " · " (t.kind.as_str()) }
+            @if let Some((_, p, a)) = service::requests::counts(&state.ctx, &cu.principal, std::slice::from_ref(&t)).await?.first() {
+                div.cards {
+                    a.card.stat #pending-count href=(format!("/t/{}/requests", t.slug)) { strong { (p) } " requests waiting for a decision" }
+                    div.card.stat #active-count { strong { (a) } " active admin sessions" }
+                }
+            }
             h2 { "Your permissions here" }
             ul { @for p in perms.iter() { li { code { (p.code()) } } } }
         }

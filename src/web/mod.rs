@@ -6,6 +6,7 @@ pub mod api;
 pub mod assets;
 pub mod audit;
 pub mod auth;
+pub mod auto_approval;
 pub mod csrf;
 pub mod dashboard;
 pub mod devices;
@@ -21,6 +22,7 @@ pub mod session;
 pub mod tenants;
 pub mod ui;
 pub mod users;
+pub mod webhooks;
 
 use actix_web::web;
 
@@ -68,9 +70,16 @@ route_table! {
     "/t/{slug}/devices/tokens/{id}/revoke" => { post: devices::revoke_token },
     "/t/{slug}/devices/{id}" => { get: devices::detail_page },
     "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
+    "/requests" => { get: requests::across_page },
+    "/requests/queue" => { get: requests::across_fragment },
+    "/requests/badge" => { get: requests::badge },
     "/t/{slug}/requests" => { get: requests::requests_page },
     "/t/{slug}/requests/queue" => { get: requests::queue_fragment },
     "/t/{slug}/requests/{id}/{action}" => { post: requests::decide },
+    "/t/{slug}/auto-approval" => { get: auto_approval::rules_page, post: auto_approval::create },
+    "/t/{slug}/auto-approval/{id}/delete" => { post: auto_approval::delete },
+    "/t/{slug}/webhooks" => { get: webhooks::webhooks_page, post: webhooks::create },
+    "/t/{slug}/webhooks/{id}/delete" => { post: webhooks::delete },
     "/t/{slug}/audit" => { get: audit::audit_page },
     "/api/v1/openapi.json" => { get: api::openapi },
     "/api/v1/tenants" => { get: api::tenants_list, post: api::tenants_create },

@@ -38,6 +38,13 @@ pub fn page(
         add("Settings", "/settings", Permission::SettingsView);
         add("Audit", "/audit", Permission::AuditView);
     }
+    if cu.principal.is_msp_staff() {
+        nav.push(NavItem {
+            label: "All requests".into(),
+            href: "/requests".into(),
+            active: active == "requests",
+        });
+    }
     if cu.principal.is_msp_admin() {
         nav.push(NavItem {
             label: "Tenants".into(),
@@ -51,6 +58,8 @@ pub fn page(
         active: active == "account",
     });
     let topbar = html! {
+        // Waiting requests in any of the person's tenants, refreshed in place.
+        span #request-badge hx-get="/requests/badge" hx-trigger="load, every 10s" hx-swap="innerHTML" {}
         @if cu.tenants.len() > 1 {
             details.switcher {
                 summary { (tenant.map(|t| t.name.as_str()).unwrap_or("Choose a tenant")) }

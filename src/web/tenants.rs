@@ -134,6 +134,7 @@ pub async fn settings_page(
     let content = html! {
         main {
             h1 { "Settings of " (t.name) }
+            p.muted { a href=(format!("/t/{}/webhooks", t.slug)) { "Notifications and webhooks" } " · " a href=(format!("/t/{}/auto-approval", t.slug)) { "Auto-approval rules" } }
             div #settings-result {}
             form.stack.card method="post" action=(action) hx-post=(action) hx-target="#settings-result" {
                 (ui::csrf_input(&cu.csrf))

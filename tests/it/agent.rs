@@ -121,7 +121,19 @@ impl Drop for Workstation {
 
 /// A customer tenant "acme" and an enrollment token's secret for it.
 pub async fn tenant_with_token(s: &TestServer) -> (hourglass::model::tenants::Tenant, String) {
-    setup(s).await;
+    let (t, token, _) = tenant_and_admin(s).await;
+    (t, token)
+}
+
+/// The MSP with its signed-in admin (portal client), tenant `acme` and an enrollment token.
+pub async fn tenant_and_admin(
+    s: &TestServer,
+) -> (
+    hourglass::model::tenants::Tenant,
+    String,
+    crate::people::Http,
+) {
+    let (admin, _) = setup(s).await;
     let p = admin_principal(s).await;
     let o = Default::default();
     let t = service::tenants::create(
@@ -149,7 +161,7 @@ pub async fn tenant_with_token(s: &TestServer) -> (hourglass::model::tenants::Te
         line.contains(&format!("--fingerprint {}", s.fingerprint)) && line.contains(&secret),
         "{line}"
     );
-    (t, secret)
+    (t, secret, admin)
 }
 
 pub fn enroll(s: &TestServer, token: &str) -> Workstation {

@@ -15,6 +15,7 @@ mod headers;
 mod jobs;
 mod layers;
 mod matrix;
+mod notifications;
 mod people;
 mod requests;
 mod server;

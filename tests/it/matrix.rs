@@ -202,6 +202,18 @@ impl Fixture {
             .unwrap()
             .id
     }
+    async fn fresh_webhook(&self, t: &Tenant) -> String {
+        let n = service::webhooks::NewWebhook {
+            name: format!("Hook {}", self.next()),
+            url: "https://hooks.example/x".into(),
+            format: None,
+        };
+        service::webhooks::create(self.s.ctx(), &self.admin, t, n, &Default::default())
+            .await
+            .unwrap()
+            .0
+            .id
+    }
     fn fresh_token(&self, email: &str) -> String {
         let secret =
             service::tokens::create_for_email(self.s.ctx(), email, &format!("obj{}", self.next()))
@@ -541,6 +553,17 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             "rule-0000".into(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("webhook") => {
+                        plan.push(("own", OWN.into(), f.fresh_webhook(&f.a).await, own_want));
+                        let foreign = f.fresh_webhook(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            "wh-0000".into(),
                             gated(Want::Missing),
                         ));
                     }

@@ -935,42 +935,8 @@ async fn replacing_the_authenticator_ends_other_sessions_and_retires_the_old_app
 /// Python's smtpd debugging server on loopback).
 #[actix_web::test]
 async fn enrollment_links_are_mailed_when_smtp_is_configured() {
-    use std::io::{BufRead, BufReader};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut smtpd = std::process::Command::new("python3")
-        .args([
-            "-u",
-            "-W",
-            "ignore",
-            "-m",
-            "smtpd",
-            "-n",
-            "-c",
-            "DebuggingServer",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("python3 with the smtpd module");
-    // Wait until the relay answers before the appliance needs it.
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let out = smtpd.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let smtp = SmtpSink::start().await;
+    let port = smtp.port;
     let mut s = TestServer::start_with(|c| {
         c.smtp.host = "127.0.0.1".into();
         c.smtp.port = port;
@@ -999,16 +965,7 @@ async fn enrollment_links_are_mailed_when_smtp_is_configured() {
     }
     assert_eq!(v["mailed"], true, "{v}");
     let link = v["enrollment_link"].as_str().unwrap().to_string();
-    let mut mail = String::new();
-    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(20)) {
-        mail.push_str(&line);
-        mail.push('\n');
-        if line.contains("END MESSAGE") {
-            break;
-        }
-    }
-    let _ = smtpd.kill();
-    let _ = smtpd.wait();
+    let mail = smtp.next_mail().await;
     assert!(mail.contains("To: mia@nikpot.com"), "{mail}");
     assert!(mail.contains(&link), "the mail carries the link: {mail}");
     s.stop().await;

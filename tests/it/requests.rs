@@ -11,15 +11,15 @@ use crate::people::admin_principal;
 use crate::support::*;
 
 /// A device's credentials on the agent API, for requests straight over HTTP.
-struct Device {
-    c: reqwest::Client,
-    base: String,
-    id: String,
-    secret: String,
+pub struct Device {
+    pub c: reqwest::Client,
+    pub base: String,
+    pub id: String,
+    pub secret: String,
 }
 
 impl Device {
-    async fn enroll(s: &TestServer, token: &str) -> Device {
+    pub async fn enroll(s: &TestServer, token: &str) -> Device {
         let c = s.client();
         let body = json!({"token": token, "hostname": "W11-REQ", "os": "linux", "os_version": "12", "agent_version": "0"});
         let v: Value = c
@@ -38,7 +38,7 @@ impl Device {
             secret: v["device_secret"].as_str().unwrap().into(),
         }
     }
-    async fn ask(&self, account: &str, minutes: i64, reason: &str) -> (u16, Value) {
+    pub async fn ask(&self, account: &str, minutes: i64, reason: &str) -> (u16, Value) {
         let r = self
             .c
             .post(format!("{}/agent/v1/requests", self.base))
@@ -53,11 +53,17 @@ impl Device {
 }
 
 /// Management API as the MSP admin.
-async fn api_token(s: &TestServer) -> String {
+pub async fn api_token(s: &TestServer) -> String {
     service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "requests").unwrap()
 }
 
-async fn decide(s: &TestServer, token: &str, id: &str, verb: &str, body: Value) -> (u16, Value) {
+pub async fn decide(
+    s: &TestServer,
+    token: &str,
+    id: &str,
+    verb: &str,
+    body: Value,
+) -> (u16, Value) {
     let r = s
         .client()
         .post(format!(

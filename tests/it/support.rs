@@ -129,3 +129,83 @@ pub fn text(o: &Output) -> String {
 pub fn sha256_file(p: &Path) -> String {
     hourglass::crypto::sha256_hex(&std::fs::read(p).unwrap())
 }
+
+/// A real SMTP server on loopback (Python's smtpd debugging server) that prints every mail.
+pub struct SmtpSink {
+    pub port: u16,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        use std::io::{BufRead, BufReader};
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("python3")
+            .args([
+                "-u",
+                "-W",
+                "ignore",
+                "-m",
+                "smtpd",
+                "-n",
+                "-c",
+                "DebuggingServer",
+            ])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 with the smtpd module");
+        // Wait until the relay answers before the appliance needs it.
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let out = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        SmtpSink { port, child, lines }
+    }
+
+    /// The next mail as printed by the server (what arrived by then after 20 s). Waits
+    /// without blocking the runtime, so the appliance in this process can send meanwhile.
+    pub async fn next_mail(&self) -> String {
+        use std::sync::mpsc::TryRecvError;
+        let mut mail = String::new();
+        for _ in 0..400 {
+            match self.lines.try_recv() {
+                Ok(line) => {
+                    let end = line.contains("END MESSAGE");
+                    mail.push_str(&line);
+                    mail.push('\n');
+                    if end {
+                        break;
+                    }
+                }
+                Err(TryRecvError::Empty) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        mail
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,214 @@
+//! Outgoing webhooks to approvers: formats (generic JSON, Slack, Teams), the HMAC signature
+//! receivers check, and the retry schedule.
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Generic,
+    Slack,
+    Teams,
+}
+
+impl Format {
+    pub const ALL: &'static [Format] = &[Format::Generic, Format::Slack, Format::Teams];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Generic => "generic",
+            Format::Slack => "slack",
+            Format::Teams => "teams",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.iter().copied().find(|f| f.as_str() == s)
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Format::Generic => "Generic JSON",
+            Format::Slack => "Slack (incoming webhook)",
+            Format::Teams => "Microsoft Teams (incoming webhook)",
+        }
+    }
+}
+
+/// Attempts before a delivery is given up as `failed`.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// Seconds to wait after failed attempt `n` (1-based): 30 s, 2 min, 10 min, 1 h, 6 h.
+pub fn backoff_secs(n: u32) -> i64 {
+    match n {
+        0 | 1 => 30,
+        2 => 120,
+        3 => 600,
+        4 => 3_600,
+        _ => 21_600,
+    }
+}
+
+/// A webhook URL: http or https, a host, no credentials in it, ≤ 2,000 characters.
+/// Returns the host shown in the portal (the URL itself may be a secret).
+pub fn check_url(raw: &str) -> Result<String> {
+    let bad = |why: &str| Error::validation("url", why.to_string());
+    let raw = raw.trim();
+    if raw.len() > 2000 {
+        return Err(bad("must be at most 2000 characters"));
+    }
+    let u = url::Url::parse(raw).map_err(|_| bad("must be a full http(s) URL"))?;
+    if !matches!(u.scheme(), "https" | "http") {
+        return Err(bad(
+            "must start with https:// (or http:// inside your network)",
+        ));
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err(bad("must not contain a user name or password"));
+    }
+    let host = u.host_str().ok_or_else(|| bad("must name a host"))?;
+    Ok(match u.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    })
+}
+
+/// What happened, for every format.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// `request.created`, …
+    pub event: String,
+    pub tenant: String,
+    pub request_id: String,
+    pub ticket: Option<String>,
+    pub account: String,
+    pub hostname: String,
+    pub minutes: u32,
+    pub justification: String,
+    pub link: String,
+    /// RFC 3339.
+    pub at: String,
+}
+
+impl Notice {
+    fn headline(&self) -> String {
+        format!(
+            "{} on {} ({}) asks for administrator rights for {} minutes",
+            self.account, self.hostname, self.tenant, self.minutes
+        )
+    }
+}
+
+/// Slack's mrkdwn control characters, so a justification cannot `<!channel>` anyone.
+fn slack_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The body sent for a notice in a format.
+pub fn payload(f: Format, n: &Notice) -> Value {
+    let ticket = n.ticket.clone().unwrap_or_default();
+    match f {
+        Format::Generic => json!({
+            "event": n.event, "at": n.at, "tenant": n.tenant,
+            "request": {"id": n.request_id, "ticket": n.ticket, "account": n.account,
+                        "hostname": n.hostname, "minutes": n.minutes,
+                        "justification": n.justification, "link": n.link},
+        }),
+        Format::Slack => json!({
+            "text": format!("{} — {}", slack_escape(&n.headline()), n.link),
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{}*", slack_escape(&n.headline()))}},
+                {"type": "section", "fields": [
+                    {"type": "mrkdwn", "text": format!("*Justification*\n{}", slack_escape(&n.justification))},
+                    {"type": "mrkdwn", "text": format!("*Ticket*\n{}", slack_escape(&ticket))},
+                ]},
+                {"type": "actions", "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Review"}, "url": n.link},
+                ]},
+            ],
+        }),
+        Format::Teams => json!({
+            "type": "message",
+            "attachments": [{
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard", "version": "1.4",
+                    "body": [
+                        {"type": "TextBlock", "weight": "Bolder", "wrap": true, "text": n.headline()},
+                        {"type": "FactSet", "facts": [
+                            {"title": "Justification", "value": n.justification},
+                            {"title": "Ticket", "value": ticket},
+                            {"title": "Request", "value": n.request_id},
+                        ]},
+                    ],
+                    "actions": [{"type": "Action.OpenUrl", "title": "Review", "url": n.link}],
+                },
+            }],
+        }),
+    }
+}
+
+/// The string the HMAC covers: `timestamp.body`, so a captured body cannot be replayed
+/// under a new timestamp.
+pub fn signed_content(timestamp: i64, body: &str) -> String {
+    format!("{timestamp}.{body}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_only_the_host_is_shown() {
+        assert_eq!(
+            check_url("https://hooks.slack.com/services/T0/B0/secret").unwrap(),
+            "hooks.slack.com"
+        );
+        assert_eq!(
+            check_url("http://10.0.0.5:8080/x").unwrap(),
+            "10.0.0.5:8080"
+        );
+        for bad in ["", "ftp://x/y", "hooks.slack.com/x", "https://u:p@x/y"] {
+            assert!(check_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn retries_back_off_and_stop() {
+        let waits: Vec<i64> = (1..MAX_ATTEMPTS).map(backoff_secs).collect();
+        assert!(waits.windows(2).all(|w| w[0] < w[1]), "{waits:?}");
+    }
+
+    #[test]
+    fn every_format_carries_the_link() {
+        let n = Notice {
+            event: "request.created".into(),
+            tenant: "Acme".into(),
+            request_id: "r1".into(),
+            ticket: Some("T-1".into()),
+            account: "alice".into(),
+            hostname: "pc1".into(),
+            minutes: 30,
+            justification: "printer driver".into(),
+            link: "https://hg/t/acme/requests".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        };
+        for f in Format::ALL {
+            let body = payload(*f, &n).to_string();
+            assert!(body.contains("https://hg/t/acme/requests"), "{f:?}");
+            assert!(body.contains("printer driver"), "{f:?}");
+        }
+        assert_eq!(payload(Format::Slack, &n)["blocks"][0]["type"], "section");
+        let loud = Notice {
+            justification: "<!channel> now".into(),
+            ..n.clone()
+        };
+        assert!(
+            !payload(Format::Slack, &loud)
+                .to_string()
+                .contains("<!channel>")
+        );
+        assert_eq!(payload(Format::Teams, &n)["type"], "message");
+    }
+}

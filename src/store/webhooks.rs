@@ -1,0 +1,204 @@
+//! Webhooks and their delivery outbox.
+
+use rusqlite::{Row, named_params};
+
+use super::{Reader, WriteTx};
+use crate::authz::TenantScope;
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::TenantId;
+
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub format: String,
+    pub host: String,
+    pub url_sealed: Vec<u8>,
+    pub secret_sealed: Vec<u8>,
+    pub created_at: Timestamp,
+}
+
+const HOOK_COLUMNS: &str =
+    "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at";
+
+fn hook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
+    Ok(Webhook {
+        id: r.get(0)?,
+        tenant_id: r.get(1)?,
+        name: r.get(2)?,
+        format: r.get(3)?,
+        host: r.get(4)?,
+        url_sealed: r.get(5)?,
+        secret_sealed: r.get(6)?,
+        created_at: r.get(7)?,
+    })
+}
+
+pub fn insert(tx: &WriteTx<'_>, scope: &TenantScope, w: &Webhook) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO webhooks (id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at)
+             VALUES (:id, :t, :n, :f, :h, :u, :s, :now)",
+        )?
+        .execute(named_params! {":id": w.id, ":t": scope.tenant(), ":n": w.name, ":f": w.format,
+            ":h": w.host, ":u": w.url_sealed, ":s": w.secret_sealed, ":now": w.created_at})?;
+    Ok(())
+}
+
+pub fn list(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<Webhook>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {HOOK_COLUMNS} FROM webhooks WHERE tenant_id = :t ORDER BY created_at"
+    ))?;
+    let rows = st.query_map(named_params! {":t": scope.tenant()}, hook)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The webhooks that hear about an event in `tenant`: its own and the MSP tenant's.
+pub fn listeners(r: &Reader<'_>, tenant: TenantId) -> Result<Vec<Webhook>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {HOOK_COLUMNS} FROM webhooks
+         WHERE tenant_id = :t OR tenant_id IN (SELECT id FROM tenants WHERE kind = 'msp')
+         ORDER BY created_at"
+    ))?;
+    let rows = st.query_map(named_params! {":t": tenant}, hook)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn get_any(r: &Reader<'_>, id: &str) -> Result<Webhook> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {HOOK_COLUMNS} FROM webhooks WHERE id = :id"
+    ))?;
+    let mut rows = st.query_map(named_params! {":id": id}, hook)?;
+    Ok(rows.next().ok_or(Error::NotFound)??)
+}
+
+pub fn delete(tx: &WriteTx<'_>, scope: &TenantScope, id: &str) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("DELETE FROM webhooks WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":id": id, ":t": scope.tenant()})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub tenant_id: TenantId,
+    pub event: String,
+    pub request_id: Option<String>,
+    pub payload: String,
+    pub state: String,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, webhook_id, tenant_id, event, request_id, payload, state, attempts,
+    next_attempt_at, last_status, last_error, created_at, delivered_at";
+
+fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        webhook_id: r.get(1)?,
+        tenant_id: r.get(2)?,
+        event: r.get(3)?,
+        request_id: r.get(4)?,
+        payload: r.get(5)?,
+        state: r.get(6)?,
+        attempts: r.get(7)?,
+        next_attempt_at: r.get(8)?,
+        last_status: r.get(9)?,
+        last_error: r.get(10)?,
+        created_at: r.get(11)?,
+        delivered_at: r.get(12)?,
+    })
+}
+
+pub fn enqueue(
+    tx: &WriteTx<'_>,
+    w: &Webhook,
+    event: &str,
+    request_id: Option<&str>,
+    payload: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let id = format!("dl-{}", uuid::Uuid::now_v7().simple());
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO webhook_deliveries (id, webhook_id, tenant_id, event, request_id, payload, state,
+                next_attempt_at, created_at)
+             VALUES (:id, :w, :t, :e, :r, :p, 'pending', :now, :now)",
+        )?
+        .execute(named_params! {":id": id, ":w": w.id, ":t": w.tenant_id, ":e": event,
+            ":r": request_id, ":p": payload, ":now": now})?;
+    Ok(())
+}
+
+/// Claims up to `limit` due deliveries by pushing their next attempt `lease_ms` ahead, so a
+/// concurrent sender skips them; a crash mid-send retries after the lease.
+pub fn claim_due(
+    tx: &WriteTx<'_>,
+    now: Timestamp,
+    lease_ms: i64,
+    limit: u32,
+) -> Result<Vec<Delivery>> {
+    let mut st = tx.conn().prepare_cached(&format!(
+        "UPDATE webhook_deliveries SET next_attempt_at = :lease
+         WHERE id IN (SELECT id FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= :now
+                      ORDER BY next_attempt_at LIMIT :lim)
+         RETURNING {DELIVERY_COLUMNS}"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":now": now, ":lease": Timestamp::from_millis(now.millis() + lease_ms), ":lim": limit},
+        delivery,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records an attempt: delivered, or pending again at `retry_at`, or failed for good.
+pub fn record(
+    tx: &WriteTx<'_>,
+    id: &str,
+    state: &str,
+    status: Option<u16>,
+    error: Option<&str>,
+    retry_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE webhook_deliveries SET state = :s, attempts = attempts + 1, last_status = :st,
+                last_error = :e, next_attempt_at = :next,
+                delivered_at = CASE WHEN :s = 'delivered' THEN :now ELSE delivered_at END
+             WHERE id = :id",
+        )?
+        .execute(
+            named_params! {":s": state, ":st": status, ":e": error, ":next": retry_at,
+            ":now": now, ":id": id},
+        )?;
+    Ok(())
+}
+
+/// The delivery log of a tenant's webhooks, newest first.
+pub fn deliveries(r: &Reader<'_>, scope: &TenantScope, limit: u32) -> Result<Vec<Delivery>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id IN
+            (SELECT id FROM webhooks WHERE tenant_id = :t)
+         ORDER BY created_at DESC, id DESC LIMIT :lim"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":t": scope.tenant(), ":lim": limit},
+        delivery,
+    )?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

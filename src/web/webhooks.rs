@@ -1,0 +1,195 @@
+//! Notifications of a tenant: webhooks (generic JSON, Slack, Teams) and their delivery log.
+
+use actix_web::{HttpResponse, web};
+use maud::html;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::error::Error;
+use crate::model::tenants::TenantKind;
+use crate::model::webhooks::Format;
+use crate::service;
+
+pub async fn webhooks_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let ctx = &state.ctx;
+    let t = service::tenants::resolve(ctx, &cu.principal, &slug, &cu.origin).await?;
+    let (hooks, deliveries) = denied(
+        &state,
+        &cu,
+        &t,
+        service::webhooks::list(ctx, &cu.principal, &t).await,
+    )
+    .await?;
+    let can = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::SettingsManage));
+    let action = format!("/t/{}/webhooks", t.slug);
+    let name_of = |id: &str| {
+        hooks
+            .iter()
+            .find(|h| h.id == id)
+            .map(|h| h.name.clone())
+            .unwrap_or_default()
+    };
+    let content = html! {
+        main {
+            h1 { "Notifications" }
+            p.muted {
+                "Approvers see new requests in the portal (the live queue and the badge) and by email when the appliance has an SMTP server. "
+                "Webhooks post each new request as JSON signed with HMAC-SHA-256: header "
+                code { "X-Hourglass-Signature: sha256=HEX" } " over " code { "X-Hourglass-Timestamp" } " + " code { "." } " + body. "
+                "Failed deliveries are retried after 30 s, 2 min, 10 min, 1 h and 6 h."
+                @if t.kind == TenantKind::Msp { " Webhooks of the MSP tenant hear about requests in every tenant." }
+            }
+            table #webhooks-table {
+                thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th {} } }
+                tbody {
+                    @if hooks.is_empty() { tr { td colspan="5" { span.muted { "No webhooks." } } } }
+                    @for h in &hooks {
+                        tr {
+                            td { (h.name) }
+                            td { (Format::parse(&h.format).map(|f| f.label()).unwrap_or("")) }
+                            td { code { (h.host) } }
+                            td { (h.created_at.rfc3339()) }
+                            td { @if can {
+                                @let url = format!("{action}/{}/delete", h.id);
+                                form.inline method="post" action=(url) hx-post=(url) hx-confirm="Delete this webhook and its delivery log?" {
+                                    (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes";
+                                    button.secondary type="submit" { "Delete" }
+                                }
+                            } }
+                        }
+                    }
+                }
+            }
+            div #webhooks-result {}
+            @if can {
+                form.stack.card method="post" action=(action) hx-post=(action) hx-target="#webhooks-result" {
+                    h2 { "New webhook" }
+                    (ui::csrf_input(&cu.csrf))
+                    (ui::field("Name", "name", "text", "", None))
+                    (ui::field("URL", "url", "url", "", None))
+                    label { "Format" select name="format" {
+                        @for f in Format::ALL { option value=(f.as_str()) { (f.label()) } }
+                    } }
+                    button type="submit" { "Add webhook" }
+                }
+            }
+            h2 { "Delivery log" }
+            table #deliveries-table {
+                thead { tr { th { "When" } th { "Webhook" } th { "Event" } th { "State" } th { "Attempts" } th { "Last answer" } th { "Next try" } } }
+                tbody {
+                    @if deliveries.is_empty() { tr { td colspan="7" { span.muted { "Nothing sent yet." } } } }
+                    @for d in &deliveries {
+                        tr.delivery data-state=(d.state) {
+                            td { (d.created_at.rfc3339()) }
+                            td { (name_of(&d.webhook_id)) }
+                            td { code { (d.event) } }
+                            td { (d.state) }
+                            td { (d.attempts) }
+                            td { @if let Some(s) = d.last_status { "HTTP " (s) } @if let Some(e) = &d.last_error { " " span.muted { (e) } } }
+                            td { @if d.state == "pending" { (d.next_attempt_at.rfc3339()) } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/settings",
+        "Notifications",
+        content,
+    )))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookForm {
+    name: String,
+    url: String,
+    #[serde(default)]
+    format: Option<String>,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    form: web::Form<WebhookForm>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let f = form.into_inner();
+    let n = service::webhooks::NewWebhook {
+        name: f.name,
+        url: f.url,
+        format: f.format,
+    };
+    let html = |m: maud::Markup, ok: bool| {
+        let mut r = if ok {
+            HttpResponse::Ok()
+        } else {
+            HttpResponse::UnprocessableEntity()
+        };
+        r.content_type("text/html; charset=utf-8")
+            .body(m.into_string())
+    };
+    match service::webhooks::create(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
+        Ok((w, secret)) => Ok(html(
+            html! { div.flash.info.webhook-secret {
+                p { "Webhook " (w.name) " added. Its signing secret is shown only now; give it to the receiver:" }
+                p { code.secret { (secret) } }
+                p { a href=(format!("/t/{}/webhooks", t.slug)) { "Reload the list" } }
+            } },
+            true,
+        )),
+        Err(Error::Validation { field, msg }) => Ok(html(
+            ui::form_error(Some(&format!("{field}: {msg}"))),
+            false,
+        )),
+        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+    }
+}
+
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm the deletion (confirm=yes)",
+        )));
+    }
+    denied(
+        &state,
+        &cu,
+        &t,
+        service::webhooks::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
+    )
+    .await?;
+    Ok(super::auth::redirect(
+        &req,
+        &format!("/t/{}/webhooks", t.slug),
+        None,
+    ))
+}
