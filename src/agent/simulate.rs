@@ -18,6 +18,9 @@ use crate::proto::{
     PollResponse,
 };
 
+/// The local account of every simulated workstation.
+pub const SIM_USER: &str = "sim-user";
+
 pub struct SimOptions {
     pub server: String,
     pub token: String,
@@ -118,7 +121,8 @@ async fn agent(
         grants: Vec::new(),
         grant_times: Vec::new(),
         results: Vec::new(),
-        end_users: Vec::new(),
+        // The simulated workstation's one local user, who may ask for rights.
+        end_users: vec![SIM_USER.into()],
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use hourglass::service;
 use serde_json::{Value, json};
 
-use crate::agent::{enroll, eventually, sudoers, tenant_with_token};
+use crate::agent::{enroll, eventually, sudoers, tenant_and_admin, tenant_with_token};
 use crate::people::admin_principal;
 use crate::support::*;
 
@@ -363,6 +363,15 @@ async fn a_session_end_to_end_with_the_real_agent() {
         .output()
         .unwrap();
     assert!(text(&status).contains("approved"), "{}", text(&status));
+    let actions = || {
+        std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
+            .unwrap_or_default()
+    };
+    assert!(
+        eventually(10, || actions().contains("approved for 20 minutes")).await,
+        "the requester is told the outcome: {}",
+        actions()
+    );
 
     // The deadline passes on the appliance's clock: swept to expired, revoked, logged off.
     s.clock.advance_secs(21 * 60);
@@ -371,17 +380,143 @@ async fn a_session_end_to_end_with_the_real_agent() {
         eventually(15, || !sudoers(&root).contains(&"bob".to_string())).await,
         "rights removed"
     );
-    let actions = || {
-        std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
-            .unwrap_or_default()
-    };
     assert!(
         eventually(5, || actions().contains("logoff bob")).await,
         "{}",
         actions()
     );
-    let trail: Vec<(String, Option<String>, Option<String>)> = s
-        .ctx()
+    // The agent's own events (the 300 logon, the end of the grant) arrive stamped too.
+    let mut trail = Vec::new();
+    for _ in 0..200 {
+        trail = audit_trail(&s).await;
+        let stamped = |code: &str| {
+            trail
+                .iter()
+                .any(|(e, r, _)| e == code && r.as_deref() == Some(id.as_str()))
+        };
+        if stamped("300")
+            && trail
+                .iter()
+                .filter(|(e, r, _)| e == "device_event" && r.as_deref() == Some(id.as_str()))
+                .count()
+                >= 2
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for event in [
+        "request_created",
+        "request_approved",
+        "request_expired",
+        "300",
+        "device_event",
+    ] {
+        assert!(
+            trail.iter().any(|(e, r, t)| e == event
+                && r.as_deref() == Some(id.as_str())
+                && t.as_deref() == Some("INC-42")),
+            "{event} with RequestIdentifier and TicketIdentifier: {trail:?}"
+        );
+    }
+    ws.kill();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    s.stop().await;
+}
+
+/// The same session approved in the portal, with the appliance stopped before the deadline:
+/// the agent removes the rights and logs the user off alone, on its own clock (AGT-05).
+#[actix_web::test]
+async fn a_session_ends_on_time_with_the_appliance_stopped() {
+    let mut s = TestServer::start().await;
+    s.follow_real_time();
+    let (t, token, mut admin) = tenant_and_admin(&s).await;
+    let mut ws = enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    std::fs::write(
+        root.join("etc/passwd"),
+        std::fs::read_to_string(root.join("etc/passwd")).unwrap()
+            + "bob:x:1001:1001::/home/bob:/bin/bash\n",
+    )
+    .unwrap();
+    ws.start();
+    let out = hourglass()
+        .args([
+            "agent",
+            "request-admin",
+            "--minutes",
+            "5",
+            "--reason",
+            "driver",
+            "--user",
+            "bob",
+        ])
+        .args(ws.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let api = api_token(&s).await;
+    let v: Value = s
+        .client()
+        .get(format!(
+            "{}/api/v1/tenants/acme/requests?state=pending",
+            s.base
+        ))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = v["requests"][0]["id"].as_str().unwrap().to_string();
+    let r = admin
+        .post(
+            &format!("/t/acme/requests/{id}/approve"),
+            &[("duration_minutes", "5")],
+        )
+        .await;
+    assert_eq!(r.status(), 303, "approved in the portal");
+    assert!(eventually(15, || sudoers(&root).contains(&"bob".to_string())).await);
+
+    // The appliance's clock moves to 8 s before the deadline; a notice shows the agent has
+    // polled (and learned that time) since. Then the appliance goes away.
+    s.clock.advance_secs(5 * 60 - 8);
+    service::commands::queue(
+        s.ctx(),
+        &hourglass::authz::system_scope(t.id),
+        ws.device,
+        hourglass::model::commands::Action::Notify {
+            message: "clock-probe".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let actions = || {
+        std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
+            .unwrap_or_default()
+    };
+    assert!(eventually(15, || actions().contains("clock-probe")).await);
+    s.stop().await;
+    assert!(
+        sudoers(&root).contains(&"bob".to_string()),
+        "still an administrator before the deadline"
+    );
+    assert!(
+        eventually(15, || !sudoers(&root).contains(&"bob".to_string())).await,
+        "revoked by the agent alone"
+    );
+    assert!(
+        eventually(5, || actions().contains("logoff bob")).await,
+        "{}",
+        actions()
+    );
+    ws.kill();
+}
+
+/// (event code, RequestIdentifier, TicketIdentifier) of every audit entry.
+async fn audit_trail(s: &TestServer) -> Vec<(String, Option<String>, Option<String>)> {
+    s.ctx()
         .db
         .read(|r| {
             hourglass::store::audit::list(
@@ -396,18 +531,7 @@ async fn a_session_end_to_end_with_the_real_agent() {
         .unwrap()
         .into_iter()
         .map(|(_, e)| (e.event, e.request_identifier, e.ticket_identifier))
-        .collect();
-    for event in ["request_created", "request_approved", "request_expired"] {
-        assert!(
-            trail.iter().any(|(e, r, t)| e == event
-                && r.as_deref() == Some(id.as_str())
-                && t.as_deref() == Some("INC-42")),
-            "{event} with RequestIdentifier and TicketIdentifier: {trail:?}"
-        );
-    }
-    ws.kill();
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    s.stop().await;
+        .collect()
 }
 
 /// An extension goes through approval and moves the running session's deadline without a gap.
@@ -494,6 +618,11 @@ async fn an_approved_extension_moves_the_deadline() {
     assert_eq!(
         grants[0]["expires_at"].as_i64().unwrap(),
         first + 15 * 60_000
+    );
+    assert_eq!(
+        grants[0]["session"]["request_id"],
+        id.as_str(),
+        "the extension's grant names the session it extends"
     );
     s.stop().await;
 }
