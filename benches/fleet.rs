@@ -171,17 +171,24 @@ fn approvals(
     ctx: &service::Ctx,
     devices: &[hourglass::store::devices::Device],
 ) -> Vec<f64> {
-    let admin = sys
+    let (user, t) = sys
         .block_on(ctx.db.read(|r| {
             let c = hourglass::store::users::credentials_by_email(r, "bench@msp.test")?.unwrap();
-            let t = hourglass::store::tenants::msp(r)?.unwrap();
-            Ok((
-                service::auth::principal(r, c.user.id, Some(Clock::system().now()), None)?.unwrap(),
-                t,
-            ))
+            Ok((c.user.id, hourglass::store::tenants::msp(r)?.unwrap()))
         }))
         .unwrap();
-    let (p, t) = admin;
+    // The MSP admin (never enrolled here, so built directly) with a fresh MFA.
+    let p = hourglass::authz::Principal {
+        user_id: user,
+        tenant_id: t.id,
+        tenant_kind: t.kind,
+        builtin: vec![hourglass::model::roles::BuiltinRole::MspAdmin],
+        custom: Default::default(),
+        all_tenants: true,
+        assigned: Vec::new(),
+        mfa_at: Some(ctx.clock.now()),
+        api_token: None,
+    };
     let mut started = Vec::new();
     for d in devices {
         let ask = service::requests::Ask {
@@ -348,10 +355,9 @@ fn main() {
                     .read(move |r| hourglass::store::commands::for_device(r, d, id)),
             )
             .unwrap()
+            && let Some(a) = c.acked_at
         {
-            if let Some(a) = c.acked_at {
-                delivery.push((a.millis() - c.issued_at.millis()) as f64);
-            }
+            delivery.push((a.millis() - c.issued_at.millis()) as f64);
         }
     }
     sim.join().unwrap();

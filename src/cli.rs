@@ -171,6 +171,17 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// Log in with a technician account while the appliance cannot be reached: checks the
+    /// offline code here, enables the account and prints a fresh password once.
+    OfflineLogin {
+        #[arg(long)]
+        account: String,
+        /// The 6-digit offline code the portal shows for this workstation.
+        #[arg(long)]
+        code: String,
+        #[command(flatten)]
+        place: AgentPlace,
+    },
     /// Run N virtual agents in this process (demo and load generator).
     Simulate {
         #[arg(long, value_name = "URL")]

@@ -42,6 +42,7 @@ id_type!(
     UserId,
     DeviceId,
     RequestId,
+    LoginId,
     CommandId,
     CertificateId,
     AuditEntryId

@@ -44,6 +44,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::OfflineLogin {
+                    account,
+                    code,
+                    place,
+                } => {
+                    let dir = place.state_dir.clone();
+                    let g = hourglass::agent::offline::login(
+                        &dir,
+                        &agent_options(place).os(),
+                        &account,
+                        &code,
+                        hourglass::clock::Clock::system().now().millis(),
+                    )?;
+                    println!(
+                        "Account {} is enabled until {} (UTC); the agent then changes its password and disables it.",
+                        g.account,
+                        hourglass::clock::Timestamp::from_millis(g.expires_at).rfc3339()
+                    );
+                    println!("Password (shown once): {}", g.password.as_str());
+                }
                 AgentCommand::RequestAdmin {
                     minutes,
                     reason,

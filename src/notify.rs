@@ -98,10 +98,10 @@ impl Wakeups {
         }
     }
     pub fn wake(&self, d: DeviceId) {
-        if let Ok(m) = self.map.lock() {
-            if let Some(n) = m.get(&d) {
-                n.notify_one();
-            }
+        if let Ok(m) = self.map.lock()
+            && let Some(n) = m.get(&d)
+        {
+            n.notify_one();
         }
     }
 }

@@ -130,6 +130,7 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
         grant_times: Vec::new(),
         results: Vec::new(),
         end_users: Vec::new(),
+        offline: None,
     };
     state.save(&o.state_dir)?;
     Ok(state)
@@ -250,7 +251,9 @@ async fn enforce_loop(
         let r = (|| -> Result<()> {
             let mut s = lock(&shared)?;
             let now = s.anchor.now();
-            let events = enforcer::tick(os.as_ref(), &mut s.state, now)?;
+            let events = super::offline::tick(&dir, os.as_ref(), &mut s.state, now, |st| {
+                enforcer::tick(os.as_ref(), st, now)
+            })?;
             if !events.is_empty() {
                 for e in &events {
                     queue.push(e)?;

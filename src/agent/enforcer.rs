@@ -4,9 +4,11 @@
 use serde_json::json;
 
 use super::os::Os;
-use super::state::{Grant, State};
+use super::state::{Grant, OfflineSecret, State};
 use crate::error::Result;
-use crate::model::commands::{Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, SessionRef, may_touch};
+use crate::model::commands::{
+    Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, SessionRef, is_managed_account, may_touch,
+};
 use crate::proto::{self, AckResult, Event};
 
 #[derive(Debug, PartialEq)]
@@ -163,7 +165,13 @@ pub fn apply(
         }
         Action::Logoff { account } => os.logoff(account)?,
         Action::Notify { message } => os.notify(message)?,
-        Action::SetOfflineSecret { .. } | Action::PolicyUpdate { .. } => {}
+        Action::SetOfflineSecret { secret, minutes } => {
+            state.offline = (!secret.is_empty()).then(|| OfflineSecret {
+                secret: secret.clone(),
+                minutes: minutes.unwrap_or(crate::model::logins::OFFLINE_MINUTES),
+            });
+        }
+        Action::PolicyUpdate { .. } => {}
     }
     Ok(events)
 }
@@ -172,6 +180,11 @@ fn revoke(os: &dyn Os, state: &mut State, account: &str) -> Result<()> {
     ordered(state, account, false);
     state.grants.retain(|g| g.account != account);
     os.remove_admin(account)?;
+    // A technician's account is also disabled at the deadline, so nothing stays usable
+    // while the appliance cannot send the rotation (CRED-03, CRED-07).
+    if is_managed_account(account) {
+        os.disable_account(account)?;
+    }
     os.logoff(account)
 }
 
@@ -230,21 +243,7 @@ mod tests {
     use crate::ids::{CommandId, DeviceId, TenantId};
 
     fn state() -> State {
-        State {
-            server: "https://x".into(),
-            fingerprint: String::new(),
-            device_id: DeviceId::new(),
-            device_secret: String::new(),
-            tenant: "acme".into(),
-            last_seq: 0,
-            clock_offset_ms: 0,
-            baseline_admins: vec!["alice".into()],
-            ordered_admins: vec![],
-            grants: vec![],
-            grant_times: vec![],
-            results: vec![],
-            end_users: vec![],
-        }
+        State::for_tests()
     }
 
     fn cmd(s: &State, seq: i64, action: Action) -> proto::Command {

@@ -4,6 +4,7 @@
 pub mod client;
 pub mod daemon;
 pub mod enforcer;
+pub mod offline;
 pub mod os;
 pub mod queue;
 pub mod requests;

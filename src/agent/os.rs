@@ -118,7 +118,12 @@ impl Os for LinuxShadow {
             )?;
         }
         self.set_password(name, password)?;
-        self.run("usermod", &["--prefix", &p, "--unlock", name], None)?;
+        // Enabled again: unlocked and no longer expired (disable_account sets both).
+        self.run(
+            "usermod",
+            &["--prefix", &p, "--unlock", "--expiredate", "", name],
+            None,
+        )?;
         if admin {
             self.add_admin(name)?;
         }

@@ -128,10 +128,10 @@ pub fn request(
     remember_end_user(dir, &user)?;
     let body = serde_json::json!({"account": user, "minutes": minutes, "reason": reason, "ticket": ticket, "kind": kind});
     let v = runtime()?.block_on(call(&s, reqwest::Method::POST, "/requests", Some(body)))?;
-    if kind == "admin" {
-        if let Some(id) = v["id"].as_str() {
-            std::fs::write(dir.join(LAST_REQUEST), id)?;
-        }
+    if kind == "admin"
+        && let Some(id) = v["id"].as_str()
+    {
+        std::fs::write(dir.join(LAST_REQUEST), id)?;
     }
     Ok(v)
 }

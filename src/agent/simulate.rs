@@ -123,6 +123,7 @@ async fn agent(
         results: Vec::new(),
         // The simulated workstation's one local user, who may ask for rights.
         end_users: vec![SIM_USER.into()],
+        offline: None,
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {

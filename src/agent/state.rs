@@ -55,6 +55,15 @@ pub struct State {
     /// End users enrolled on this machine (may be granted admin rights, never created).
     #[serde(default)]
     pub end_users: Vec<String>,
+    /// The offline-code secret (base32) and how long an offline login lasts (MFA-06).
+    #[serde(default)]
+    pub offline: Option<OfflineSecret>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OfflineSecret {
+    pub secret: String,
+    pub minutes: u32,
 }
 
 impl State {
@@ -109,6 +118,26 @@ impl State {
     /// Server time as the agent estimates it.
     pub fn server_now(&self, wall_ms: i64) -> i64 {
         wall_ms + self.clock_offset_ms
+    }
+
+    #[cfg(test)]
+    pub fn for_tests() -> State {
+        State {
+            server: "https://x".into(),
+            fingerprint: String::new(),
+            device_id: DeviceId::new(),
+            device_secret: String::new(),
+            tenant: "acme".into(),
+            last_seq: 0,
+            clock_offset_ms: 0,
+            baseline_admins: vec!["alice".into()],
+            ordered_admins: vec![],
+            grants: vec![],
+            grant_times: vec![],
+            results: vec![],
+            end_users: vec![],
+            offline: None,
+        }
     }
 }
 

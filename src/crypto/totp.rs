@@ -62,6 +62,12 @@ pub fn base32(secret: &[u8]) -> String {
     Secret::from(secret.to_vec()).to_base32()
 }
 
+pub fn from_base32(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    Secret::try_from_base32(text)
+        .map(|s| zeroize::Zeroizing::new(s.as_bytes().to_vec()))
+        .map_err(|_| Error::internal("not a base32 secret"))
+}
+
 /// `otpauth://` URL for authenticator apps.
 pub fn otpauth_url(secret: &[u8], issuer: &str, account: &str) -> Result<String> {
     let t = Builder::new()

@@ -66,8 +66,11 @@ pub enum Action {
     Notify {
         message: String,
     },
+    /// The offline-code secret (base32; empty clears it) and how long an offline login lasts.
     SetOfflineSecret {
         secret: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        minutes: Option<u32>,
     },
     PolicyUpdate {
         version: i64,

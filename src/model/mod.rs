@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod commands;
+pub mod logins;
 pub mod passwords;
 pub mod requests;
 pub mod roles;

@@ -46,13 +46,13 @@ pub fn enqueue(
             "this workstation has been retired".into(),
         ));
     }
-    if let Action::GrantAdmin { expires_at, .. } = action {
-        if *expires_at - now.millis() > MAX_GRANT_MS {
-            return Err(Error::validation(
-                "duration",
-                "a grant lasts at most 24 hours",
-            ));
-        }
+    if let Action::GrantAdmin { expires_at, .. } = action
+        && *expires_at - now.millis() > MAX_GRANT_MS
+    {
+        return Err(Error::validation(
+            "duration",
+            "a grant lasts at most 24 hours",
+        ));
     }
     let id = CommandId::new();
     // Secrets travel to the agent but are stored only sealed (CRY-04).
@@ -208,6 +208,7 @@ pub async fn ack(
                 a = a.failure();
             }
             a.append(tx)?;
+            super::logins::on_ack(tx, &c, req.result == proto::AckResult::Done, now)?;
             Ok(())
         })
         .await
@@ -229,13 +230,21 @@ pub async fn events(
             ));
         }
     }
-    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
-    ctx.db
+    let (device, tenant, o, ctx2) = (d.id, d.tenant_id, origin.clone(), ctx.clone());
+    let (resp, woken) = ctx
+        .db
         .write(move |tx| {
             let mut accepted = 0;
+            let mut woken = Vec::new();
             for e in &req.events {
                 if store::commands::insert_event(tx, tenant, device, e, now)? {
                     accepted += 1;
+                    if e.kind == "offline_login" {
+                        woken.extend(super::logins::offline_used(
+                            tx, &ctx2, tenant, device, &e.data, now,
+                        )?);
+                        continue;
+                    }
                     let code = match e.kind.as_str() {
                         "ppam" => Event::Ppam,
                         "logon" => Event::SessionLogon,
@@ -262,12 +271,19 @@ pub async fn events(
                     a.append(tx)?;
                 }
             }
-            Ok(proto::EventsResponse {
-                accepted,
-                duplicates: req.events.len() - accepted,
-            })
+            Ok((
+                proto::EventsResponse {
+                    accepted,
+                    duplicates: req.events.len() - accepted,
+                },
+                woken,
+            ))
         })
-        .await
+        .await?;
+    for d in woken {
+        ctx.wake.wake(d);
+    }
+    Ok(resp)
 }
 
 /// Job: queued commands past their `not_after` stop being delivered.

@@ -183,7 +183,7 @@ pub async fn enroll(ctx: &Ctx, req: EnrollRequest, origin: &Origin) -> Result<En
     let secret = crypto::random_token(32)?;
     let secret_hash = crypto::sha256(secret.as_bytes());
     let token_hash = crypto::sha256(req.token.trim().as_bytes());
-    let o = origin.clone();
+    let (o, ctx2) = (origin.clone(), ctx.clone());
     let outcome = ctx
         .db
         .write(move |tx| {
@@ -216,6 +216,7 @@ pub async fn enroll(ctx: &Ctx, req: EnrollRequest, origin: &Origin) -> Result<En
                 .target("enrollment_token", &t.id)
                 .details(json!({"hostname": hostname, "os": os}))
                 .append(tx)?;
+            super::logins::on_enroll(tx, &ctx2, &scope, id, now)?;
             let slug = store::tenants::by_id(&tx.reader(), t.tenant_id)?
                 .map(|t| t.slug.to_string())
                 .unwrap_or_default();

@@ -17,6 +17,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     done += super::devices::flush_heartbeats(ctx).await?;
     done += super::commands::expire(ctx, now).await?;
     done += super::requests::sweep(ctx, now).await?;
+    done += super::logins::sweep(ctx, now).await?;
     // Sent beside the sweep: a slow receiver must not hold up expiry.
     super::webhooks::kick(ctx);
     Ok(done)

@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod commands;
 pub mod devices;
 pub mod jobs;
+pub mod logins;
 pub mod requests;
 pub mod roles;
 pub mod setup;

@@ -104,6 +104,10 @@ pub struct TenantUpdate {
 }
 
 /// Changes settings (`settings.manage`); name, slug and status only for MSP admins.
+fn s_mode(s: &crate::model::tenants::Settings) -> &'static str {
+    s.login_mode.as_str()
+}
+
 pub async fn update(
     ctx: &Ctx,
     p: &Principal,
@@ -177,8 +181,10 @@ pub async fn update(
     if changed.is_empty() {
         return Ok(out);
     }
-    let (p, o, s) = (p.clone(), origin.clone(), u.settings);
-    ctx.db
+    let mode_change = (s_mode(&u.settings) != s_mode(&t.settings)).then_some(u.settings.login_mode);
+    let (p, o, s, ctx2) = (p.clone(), origin.clone(), u.settings, ctx.clone());
+    let woken = ctx
+        .db
         .write(move |tx| {
             store::tenants::update(tx, &scope, &name, &slug, &s, active, now)?;
             Audit::new(Event::TenantUpdated, now)
@@ -187,8 +193,14 @@ pub async fn update(
                 .target("tenant", scope.tenant())
                 .details(json!({"changed": changed}))
                 .append(tx)?;
-            Ok(())
+            match mode_change {
+                Some(m) => super::logins::mode_changed(tx, &ctx2, &scope, m, now),
+                None => Ok(Vec::new()),
+            }
         })
         .await?;
+    for d in woken {
+        ctx.wake.wake(d);
+    }
     Ok(out)
 }

@@ -15,6 +15,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("migrations/0003_devices.sql")),
     (4, include_str!("migrations/0004_requests.sql")),
     (5, include_str!("migrations/0005_webhooks.sql")),
+    (6, include_str!("migrations/0006_logins.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod commands;
 pub mod devices;
 pub mod links;
+pub mod logins;
 pub mod migrate;
 pub mod requests;
 pub mod roles;

@@ -27,6 +27,7 @@ sql_id!(
     UserId,
     DeviceId,
     RequestId,
+    LoginId,
     CommandId,
     CertificateId,
     AuditEntryId

@@ -117,6 +117,13 @@ pub fn count_all(r: &Reader<'_>) -> Result<i64> {
         .query_row([], |r| r.get(0))?)
 }
 
+/// A person of the tenant by workstation username.
+pub fn by_username(r: &Reader<'_>, scope: &TenantScope, username: &str) -> Result<Option<User>> {
+    Ok(list(r, scope)?
+        .into_iter()
+        .find(|u| u.username.as_str() == username))
+}
+
 pub fn username_taken(r: &Reader<'_>, tenant: TenantId, username: &str) -> Result<bool> {
     let mut st = r.conn.prepare_cached(
         "SELECT EXISTS (SELECT 1 FROM users WHERE tenant_id = :t AND username = :u)",

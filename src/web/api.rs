@@ -54,7 +54,7 @@ impl ResponseError for ApiError {
     }
 }
 
-type ApiResult = Result<HttpResponse, ApiError>;
+pub(super) type ApiResult = Result<HttpResponse, ApiError>;
 
 /// The caller: `Authorization: Bearer <token>`.
 pub struct ApiUser {
@@ -111,11 +111,23 @@ fn tenant_json(t: &Tenant) -> serde_json::Value {
     })
 }
 
-async fn tenant(state: &AppState, u: &ApiUser, slug: &str) -> Result<Tenant, ApiError> {
+/// An optional JSON body: empty means the defaults; anything else must parse (a clear 422
+/// naming the problem, never silently defaulted).
+pub(super) fn body_or_default<T: serde::de::DeserializeOwned + Default>(
+    body: &web::Bytes,
+) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError(Error::validation("body", format!("not valid here: {e}"))))
+}
+
+pub(super) async fn tenant(state: &AppState, u: &ApiUser, slug: &str) -> Result<Tenant, ApiError> {
     Ok(service::tenants::resolve(&state.ctx, &u.principal, slug, &u.origin).await?)
 }
 
-async fn denied<T>(
+pub(super) async fn denied<T>(
     state: &AppState,
     u: &ApiUser,
     t: &Tenant,
@@ -513,7 +525,7 @@ pub async fn requests_list(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     duration_minutes: Option<i64>,
@@ -524,17 +536,14 @@ pub async fn request_action(
     state: web::Data<AppState>,
     u: ApiUser,
     path: web::Path<(String, String, String)>,
-    body: Option<web::Json<Decision>>,
+    body: web::Bytes,
 ) -> ApiResult {
     let (slug, id, verb) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(id) = crate::ids::RequestId::parse(&id) else {
         return denied(&state, &u, &t, Err(Error::NotFound)).await;
     };
-    let b = body.map(|b| b.into_inner()).unwrap_or(Decision {
-        duration_minutes: None,
-        reason: None,
-    });
+    let b: Decision = body_or_default(&body)?;
     let r = match verb.as_str() {
         "approve" => {
             service::requests::approve(

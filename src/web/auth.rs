@@ -55,10 +55,10 @@ fn ok_page(title: &str, body: Markup, cookie: Option<&str>) -> HttpResponse {
 /// A pre-auth session, so even the sign-in form carries a CSRF token (login CSRF).
 async fn pre_auth(state: &AppState, req: &HttpRequest) -> Result<(String, bool), WebError> {
     let now = state.ctx.clock.now();
-    if let Some(t) = token_of(req) {
-        if service::auth::session(&state.ctx, &t, now).await?.is_some() {
-            return Ok((t, false));
-        }
+    if let Some(t) = token_of(req)
+        && service::auth::session(&state.ctx, &t, now).await?.is_some()
+    {
+        return Ok((t, false));
     }
     let (ctx, o) = (state.ctx.clone(), origin_of(req));
     let t = state
@@ -89,12 +89,11 @@ pub async fn login_page(
     req: HttpRequest,
 ) -> Result<HttpResponse, WebError> {
     let now = state.ctx.clock.now();
-    if let Some(t) = token_of(&req) {
-        if let Some(s) = service::auth::session(&state.ctx, &t, now).await? {
-            if s.stage == "full" {
-                return Ok(redirect(&req, "/", None));
-            }
-        }
+    if let Some(t) = token_of(&req)
+        && let Some(s) = service::auth::session(&state.ctx, &t, now).await?
+        && s.stage == "full"
+    {
+        return Ok(redirect(&req, "/", None));
     }
     let needs_setup = state
         .ctx

@@ -190,6 +190,8 @@ pub async fn detail_page(
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     let now = state.ctx.clock.now();
     let retire = format!("/t/{}/devices/{}/retire", t.slug, d.id);
+    let logins = service::logins::list(&state.ctx, &cu.principal, &t, Some(id)).await?;
+    let history = service::logins::history(&state.ctx, &cu.principal, &t, id).await?;
     let content = html! {
         main {
             h1 { (d.hostname) }
@@ -201,6 +203,7 @@ pub async fn detail_page(
                 dt { "Last seen" } dd { (d.last_seen_at.rfc3339()) }
                 dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
             }
+            (super::logins::device_section(&cu, &t, d.id, d.active, &logins, &history, now))
             h2 { "Recent commands" }
             table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
                 tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } }

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod api;
+pub mod api_logins;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -14,6 +15,7 @@ pub mod error;
 pub mod headers;
 pub mod home;
 pub mod limiter;
+pub mod logins;
 pub mod nav;
 pub mod ops;
 pub mod requests;
@@ -70,6 +72,11 @@ route_table! {
     "/t/{slug}/devices/tokens/{id}/revoke" => { post: devices::revoke_token },
     "/t/{slug}/devices/{id}" => { get: devices::detail_page },
     "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
+    "/t/{slug}/devices/{id}/logins" => { post: logins::start },
+    "/t/{slug}/devices/{id}/offline-code" => { get: logins::offline_code },
+    "/t/{slug}/logins" => { get: logins::logins_page },
+    "/t/{slug}/logins/{id}/reveal" => { get: logins::reveal },
+    "/t/{slug}/logins/{id}/end" => { post: logins::end },
     "/requests" => { get: requests::across_page },
     "/requests/queue" => { get: requests::across_fragment },
     "/requests/badge" => { get: requests::badge },
@@ -94,6 +101,9 @@ route_table! {
     "/api/v1/tenants/{slug}/requests/{id}/{action}" => { post: api::request_action },
     "/api/v1/tenants/{slug}/devices" => { get: api::devices_list },
     "/api/v1/tenants/{slug}/devices/{id}" => { get: api::device_get },
+    "/api/v1/tenants/{slug}/devices/{id}/logins" => { post: api_logins::start },
+    "/api/v1/tenants/{slug}/logins" => { get: api_logins::list },
+    "/api/v1/tenants/{slug}/logins/{id}/end" => { post: api_logins::end },
 }
 
 /// Every portal and API route, with the CSRF guard on the portal's unsafe methods.

@@ -33,6 +33,7 @@ pub fn page(
         };
         add("Requests", "/requests", Permission::RequestsView);
         add("Devices", "/devices", Permission::DevicesView);
+        add("Technician sessions", "/logins", Permission::DevicesView);
         add("Users", "/users", Permission::UsersView);
         add("Roles", "/roles", Permission::UsersView);
         add("Settings", "/settings", Permission::SettingsView);

@@ -39,6 +39,7 @@ fn head(title: &str) -> Markup {
             title { (title) " · Hourglass" }
             link rel="stylesheet" href=(assets::url("hourglass.css"));
             script src=(assets::url("vendor/htmx/htmx.min.js")) defer {}
+            script src=(assets::url("hourglass.js")) defer {}
         }
     }
 }

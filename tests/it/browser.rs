@@ -271,6 +271,9 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         ("/t/nikpot-it/roles", "Roles"),
         ("/t/nikpot-it/devices", "Workstations"),
         ("/t/nikpot-it/requests", "Requests"),
+        ("/requests", "Requests in all tenants"),
+        ("/t/nikpot-it/auto-approval", "Auto-approval rules"),
+        ("/t/nikpot-it/webhooks", "Notifications"),
         ("/t/nikpot-it/settings", "Settings"),
         ("/t/nikpot-it/audit", "Audit log"),
         ("/account", "My account"),
@@ -345,6 +348,55 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         .unwrap();
     let active = wait_for(c, "td.countdown").await.text().await.unwrap();
     assert!(active.contains("min"), "{active}");
+
+    // A second request: the badge counts it; a deny reason typed into the queue survives
+    // the queue's refreshes, and the denial reaches the history with it.
+    let ask = hourglass::service::requests::Ask {
+        account: "finn".into(),
+        minutes: 15,
+        reason: "update the firmware".into(),
+        ticket: None,
+        kind: "admin".into(),
+    };
+    hourglass::service::requests::create(s.ctx(), &d, ask, &Default::default())
+        .await
+        .unwrap();
+    let reason = wait_for(c, "tr.request input[name=reason]").await;
+    reason.send_keys("not on a Friday").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let kept = c
+        .find(Locator::Css("tr.request input[name=reason]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    assert_eq!(
+        kept, "not on a Friday",
+        "two refreshes later the typed reason is still there"
+    );
+    let badge = wait_for(c, "#request-badge .badge")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(badge.contains("1 waiting"), "{badge}");
+    c.find(Locator::Css("tr.request form.deny button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let denied = wait_for(c, "table.history tbody tr")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        denied.contains("finn") && denied.contains("not on a Friday"),
+        "{denied}"
+    );
 
     c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await

@@ -14,6 +14,7 @@ mod database;
 mod headers;
 mod jobs;
 mod layers;
+mod logins;
 mod matrix;
 mod notifications;
 mod people;

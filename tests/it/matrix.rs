@@ -202,6 +202,45 @@ impl Fixture {
             .unwrap()
             .id
     }
+    /// A login session of the person with `email` (the admin's when they may not log in).
+    async fn fresh_login(&self, t: &Tenant, email: &str) -> String {
+        let ctx = self.s.ctx();
+        let (e, now) = (email.to_string(), ctx.clock.now());
+        let me = ctx
+            .db
+            .read(move |r| {
+                let c = hourglass::store::users::credentials_by_email(r, &e)?.unwrap();
+                service::auth::principal(r, c.user.id, Some(now), None)
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let device = hourglass::ids::DeviceId::parse(&self.fresh_device(t).await).unwrap();
+        let o: service::audit::Origin = Default::default();
+        let l = match service::logins::start(ctx, &me, t, device, Some(30), None, &o).await {
+            Ok(l) => l,
+            Err(_) => service::logins::start(ctx, &self.admin, t, device, Some(30), None, &o)
+                .await
+                .unwrap(),
+        };
+        l.id.to_string()
+    }
+    /// A workstation the person has logged into online (the agent's confirmation is
+    /// recorded directly: there is no agent here), so its offline code may be shown.
+    async fn fresh_visited_device(&self, t: &Tenant, email: &str) -> String {
+        let id = hourglass::ids::LoginId::parse(&self.fresh_login(t, email).await).unwrap();
+        let (ctx, scope) = (self.s.ctx(), hourglass::authz::system_scope(t.id));
+        let now = ctx.clock.now();
+        ctx.db
+            .write(move |tx| {
+                let l = hourglass::store::logins::get(&tx.reader(), &scope, id)?;
+                let active = hourglass::model::logins::State::Active;
+                hourglass::store::logins::transition(tx, &scope, &l, active, None, now)?;
+                Ok(l.device_id.to_string())
+            })
+            .await
+            .unwrap()
+    }
     async fn fresh_webhook(&self, t: &Tenant) -> String {
         let n = service::webhooks::NewWebhook {
             name: format!("Hook {}", self.next()),
@@ -553,6 +592,34 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             "rule-0000".into(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("visited_device") => {
+                        let own = f.fresh_visited_device(&f.a, emails[ai]).await;
+                        plan.push(("own", OWN.into(), own, own_want));
+                        plan.push((
+                            "foreign object",
+                            OWN.into(),
+                            f.foreign_device.clone(),
+                            gated(Want::Hidden),
+                        ));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            DeviceId::new().to_string(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("login") => {
+                        let own = f.fresh_login(&f.a, emails[ai]).await;
+                        plan.push(("own", OWN.into(), own, own_want));
+                        let foreign = f.fresh_login(&b, "nik@nikpot.com").await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            hourglass::ids::LoginId::new().to_string(),
                             gated(Want::Missing),
                         ));
                     }

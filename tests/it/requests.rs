@@ -117,6 +117,15 @@ async fn request_rules_are_enforced_by_the_server() {
         .0,
         422
     );
+    let (st, e) = decide(
+        &s,
+        &api,
+        &id,
+        "approve",
+        json!({"duration_minutes": "twenty"}),
+    )
+    .await;
+    assert_eq!(st, 422, "not a number: refused, not defaulted: {e}");
     let mut tasks = Vec::new();
     for i in 0..50 {
         let (c, base, api, id) = (s.client(), s.base.clone(), api.clone(), id.clone());

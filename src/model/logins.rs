@@ -1,0 +1,186 @@
+//! Technician JIT logins (DESIGN §5): which account a person uses, the per-session
+//! passwords (CRY-05), session states and the offline-code rules (MFA-06/07).
+
+use crate::error::{Error, Result};
+use crate::model::tenants::{LoginMode, TenantKind};
+
+/// Default and bounds of a login session, minutes.
+pub const DEFAULT_MINUTES: u32 = 60;
+pub const MIN_MINUTES: u32 = 5;
+/// How long an offline login lasts before the agent rotates and disables the account.
+pub const OFFLINE_MINUTES: u32 = 60;
+/// Old escrowed passwords kept per account and workstation (CRED-02).
+pub const HISTORY: usize = 3;
+/// The shared secret is rotated at least this often (MFA-07).
+pub const SHARED_SECRET_MAX_AGE_MS: i64 = 30 * 86_400_000;
+/// Consecutive wrong offline codes before the agent stops accepting codes for a while.
+pub const OFFLINE_MAX_FAILURES: u32 = 10;
+pub const OFFLINE_LOCK_MS: i64 = 15 * 60_000;
+
+/// Workstation passwords: 24 symbols from a 64-symbol alphabet = 144 bits (CRY-05: ≥ 20
+/// characters, ≥ 120 bits). No quotes, backslash, colon or space, so they survive shells,
+/// `chpasswd` and copy-paste.
+pub const PASSWORD_LEN: usize = 24;
+pub const ALPHABET: &[u8; 64] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789#%+-=?@";
+
+/// A fresh password: each symbol from 6 random bits, so every symbol is equally likely.
+pub fn new_password() -> Result<zeroize::Zeroizing<String>> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; PASSWORD_LEN]);
+    crate::crypto::fill_random(&mut bytes[..])?;
+    Ok(zeroize::Zeroizing::new(
+        bytes
+            .iter()
+            .map(|b| ALPHABET[usize::from(b & 63)] as char)
+            .collect(),
+    ))
+}
+
+/// The account a person uses on a workstation in named mode: MSP staff `msp-<username>`,
+/// a customer's own staff `co-<username>` (their usernames usually carry the prefix already).
+pub fn named_account(person_tenant: TenantKind, username: &str) -> String {
+    match person_tenant {
+        TenantKind::Msp => format!("msp-{username}"),
+        TenantKind::Customer if username.starts_with("co-") => username.to_string(),
+        TenantKind::Customer => format!("co-{username}"),
+    }
+}
+
+/// `msp-` + four random digits, for a tenant switching to shared mode.
+pub fn shared_account_candidate() -> Result<String> {
+    let mut b = [0u8; 2];
+    crate::crypto::fill_random(&mut b)?;
+    Ok(format!("msp-{:04}", u16::from_le_bytes(b) % 10_000))
+}
+
+/// The account for a login: named per person, or the tenant's shared one.
+pub fn account_for(
+    mode: LoginMode,
+    shared: Option<&str>,
+    person_tenant: TenantKind,
+    username: &str,
+) -> Result<String> {
+    match mode {
+        LoginMode::Named => Ok(named_account(person_tenant, username)),
+        LoginMode::Shared => shared.map(str::to_string).ok_or_else(|| {
+            Error::InvalidState("this tenant's shared account is not set up yet".into())
+        }),
+    }
+}
+
+/// Checks the duration of a login session.
+pub fn check_minutes(minutes: Option<i64>, max: u32) -> Result<u32> {
+    let m = minutes.unwrap_or(i64::from(DEFAULT_MINUTES.min(max)));
+    if m < i64::from(MIN_MINUTES) || m > i64::from(max) {
+        return Err(Error::validation(
+            "duration_minutes",
+            format!("must be between {MIN_MINUTES} and {max} minutes (this tenant's maximum)"),
+        ));
+    }
+    Ok(m as u32)
+}
+
+/// States of a login session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// The account order is queued; the workstation has not confirmed it yet.
+    Waiting,
+    Active,
+    Ended,
+    Expired,
+    Revoked,
+    Failed,
+}
+
+impl State {
+    pub const ALL: &'static [State] = &[
+        State::Waiting,
+        State::Active,
+        State::Ended,
+        State::Expired,
+        State::Revoked,
+        State::Failed,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting",
+            State::Active => "active",
+            State::Ended => "ended",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+            State::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+    pub fn is_open(self) -> bool {
+        matches!(self, State::Waiting | State::Active)
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Waiting => "waiting for the workstation",
+            State::Active => "active",
+            State::Ended => "ended",
+            State::Expired => "expired",
+            State::Revoked => "revoked",
+            State::Failed => "failed",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn passwords_are_long_unique_and_uniform() {
+        let n = 200_000;
+        let mut seen = HashSet::new();
+        let mut counts = [0u64; 64];
+        for _ in 0..n {
+            let p = new_password().unwrap();
+            assert_eq!(p.len(), PASSWORD_LEN);
+            for b in p.bytes() {
+                let i = ALPHABET.iter().position(|a| *a == b).expect("alphabet");
+                counts[i] += 1;
+            }
+            assert!(seen.insert(p.to_string()), "duplicate password");
+        }
+        // Chi-square over 64 symbols (63 degrees of freedom): 0.1% critical value ≈ 103.4.
+        let expected = (n * PASSWORD_LEN) as f64 / 64.0;
+        let chi: f64 = counts
+            .iter()
+            .map(|c| (*c as f64 - expected).powi(2) / expected)
+            .sum();
+        assert!(chi < 103.4, "chi-square {chi}");
+        assert!(PASSWORD_LEN as f64 * 6.0 >= 120.0);
+        let distinct: HashSet<_> = ALPHABET.iter().collect();
+        assert_eq!(distinct.len(), 64);
+    }
+
+    #[test]
+    fn accounts_follow_the_mode() {
+        assert_eq!(named_account(TenantKind::Msp, "nik"), "msp-nik");
+        assert_eq!(named_account(TenantKind::Customer, "co-ann"), "co-ann");
+        assert_eq!(named_account(TenantKind::Customer, "ann"), "co-ann");
+        assert_eq!(
+            account_for(LoginMode::Shared, Some("msp-2356"), TenantKind::Msp, "nik").unwrap(),
+            "msp-2356"
+        );
+        assert!(account_for(LoginMode::Shared, None, TenantKind::Msp, "nik").is_err());
+        let c = shared_account_candidate().unwrap();
+        assert!(
+            c.len() == 8 && c.starts_with("msp-") && c[4..].bytes().all(|b| b.is_ascii_digit())
+        );
+        assert!(crate::model::commands::is_managed_account(&c));
+    }
+
+    #[test]
+    fn durations_are_bounded_by_the_tenant() {
+        assert_eq!(check_minutes(None, 480).unwrap(), 60);
+        assert_eq!(check_minutes(None, 30).unwrap(), 30);
+        assert!(check_minutes(Some(4), 480).is_err());
+        assert!(check_minutes(Some(481), 480).is_err());
+    }
+}

@@ -1,0 +1,323 @@
+//! Technician logins in the portal: "Log in" on a workstation, the password shown once,
+//! the sessions with end/revoke, the offline code, and the escrow history.
+
+use actix_web::{HttpResponse, web};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::error::WebError;
+use super::home::html_response;
+use super::nav;
+use super::session::CurrentUser;
+use super::ui;
+use super::users::denied;
+use crate::app::AppState;
+use crate::authz::Permission;
+use crate::clock::Timestamp;
+use crate::error::Error;
+use crate::ids::{DeviceId, LoginId};
+use crate::model::tenants::Tenant;
+use crate::service;
+use crate::store::logins::{Credential, Login};
+
+fn left(l: &Login, now: Timestamp) -> i64 {
+    ((l.expires_at.millis() - now.millis()) / 1000).max(0)
+}
+
+/// A table of sessions with End (one's own) or Revoke (others', `devices.manage`).
+pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Timestamp) -> Markup {
+    let may_revoke = cu
+        .principal
+        .permissions_in(t)
+        .is_some_and(|p| p.contains(Permission::DevicesManage));
+    html! {
+        table.logins {
+            thead { tr { th { "Who" } th { "Workstation" } th { "Account" } th { "State" } th { "Time left" } th { "Ticket" } th {} } }
+            tbody {
+                @if logins.is_empty() { tr { td colspan="7" { span.muted { "No technician sessions." } } } }
+                @for l in logins {
+                    tr.login data-login=(l.id) data-state=(l.state.as_str()) {
+                        td { (l.email) } td { (l.hostname) } td { code { (l.account) } }
+                        td { (l.state.label()) }
+                        td { @if l.state.is_open() { span data-seconds-left=(left(l, now)) { (left(l, now) / 60) " min" } } }
+                        td { (l.ticket.clone().unwrap_or_default()) }
+                        td {
+                            @let own = l.user_id == cu.principal.user_id;
+                            @if l.state.is_open() && (own || may_revoke) {
+                                @let url = format!("/t/{}/logins/{}/end", t.slug, l.id);
+                                form.inline method="post" action=(url) hx-post=(url) hx-confirm=(if own { "End your session? The password is changed and the account disabled." } else { "Revoke this technician's session? The password is changed and the account disabled." }) {
+                                    (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes";
+                                    button.danger type="submit" { (if own { "End" } else { "Revoke" }) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The device page's part: log in, the sessions there, the escrow history.
+pub fn device_section(
+    cu: &CurrentUser,
+    t: &Tenant,
+    device: DeviceId,
+    active: bool,
+    logins: &[Login],
+    history: &[Credential],
+    now: Timestamp,
+) -> Markup {
+    let can_login = cu
+        .principal
+        .permissions_in(t)
+        .is_some_and(|p| p.contains(Permission::DevicesLogin));
+    let start = format!("/t/{}/devices/{device}/logins", t.slug);
+    html! {
+        h2 { "Technician login" }
+        @if can_login && active {
+            form.inline.login-start method="post" action=(start) {
+                (ui::csrf_input(&cu.csrf))
+                label { "Minutes " input type="number" name="duration_minutes" value=(crate::model::logins::DEFAULT_MINUTES.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes); }
+                label { "Ticket " input type="text" name="ticket" maxlength="64"; }
+                button type="submit" { "Log in" }
+            }
+            p { a href=(format!("/t/{}/devices/{device}/offline-code", t.slug)) { "Offline code" } span.muted { " (for when the workstation cannot reach the appliance)" } }
+        }
+        (sessions_table(cu, t, logins, now))
+        h3 { "Password history" }
+        p.muted { "Escrowed passwords are sealed; they are never shown again after their one view." }
+        table.credentials {
+            thead { tr { th { "Created" } th { "Account" } th { "Why" } th { "State" } th { "Confirmed by the workstation" } th { "Kept" } } }
+            tbody { @for c in history { tr {
+                td { (c.created_at.rfc3339()) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
+                td { (c.activated_at.map(|a| a.rfc3339()).unwrap_or_default()) }
+                td { (if c.password_sealed.is_some() { "sealed" } else { "purged" }) }
+            } } }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartForm {
+    #[serde(default)]
+    duration_minutes: Option<String>,
+    #[serde(default)]
+    ticket: Option<String>,
+    #[allow(dead_code)]
+    csrf_token: Option<String>,
+}
+
+async fn parse_device(
+    state: &AppState,
+    cu: &CurrentUser,
+    t: &Tenant,
+    raw: &str,
+) -> Result<DeviceId, WebError> {
+    match DeviceId::parse(raw) {
+        Some(id) => Ok(id),
+        None => denied(state, cu, t, Err(Error::NotFound)).await,
+    }
+}
+
+async fn parse_login(
+    state: &AppState,
+    cu: &CurrentUser,
+    t: &Tenant,
+    raw: &str,
+) -> Result<LoginId, WebError> {
+    match LoginId::parse(raw) {
+        Some(id) => Ok(id),
+        None => denied(state, cu, t, Err(Error::NotFound)).await,
+    }
+}
+
+/// Starts a session, then shows its password on the one-time page.
+pub async fn start(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<StartForm>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let device = parse_device(&state, &cu, &t, &id).await?;
+    let f = form.into_inner();
+    let minutes = match f
+        .duration_minutes
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+    {
+        None => None,
+        Some(m) => Some(m.parse::<i64>().map_err(|_| {
+            WebError(Error::validation(
+                "duration_minutes",
+                "must be a number of minutes",
+            ))
+        })?),
+    };
+    let l = denied(
+        &state,
+        &cu,
+        &t,
+        service::logins::start(
+            &state.ctx,
+            &cu.principal,
+            &t,
+            device,
+            minutes,
+            f.ticket,
+            &cu.origin,
+        )
+        .await,
+    )
+    .await?;
+    Ok(super::auth::redirect(
+        &req,
+        &format!("/t/{}/logins/{}/reveal", t.slug, l.id),
+        None,
+    ))
+}
+
+/// The password, once (CRED-06): a second visit answers 404.
+pub async fn reveal(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let id = parse_login(&state, &cu, &t, &id).await?;
+    let (l, password) = denied(
+        &state,
+        &cu,
+        &t,
+        service::logins::reveal(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
+    )
+    .await?;
+    let now = state.ctx.clock.now();
+    let content = html! {
+        main {
+            h1 { "Log in to " (l.hostname) }
+            div.card.reveal {
+                p { "Account " code #login-account { (l.account) } }
+                p { "Password " code.secret #login-password { (password.as_str()) } " "
+                    button.secondary type="button" data-copy="login-password" { "Copy" } }
+                p.muted { "Shown only now: this page cannot be opened again. "
+                    @if l.state == crate::model::logins::State::Waiting { "Waiting for the workstation to confirm the account. " }
+                    "The session ends in " span data-seconds-left=(left(&l, now)) { (left(&l, now) / 60) " min" }
+                    "; the password is then changed and the account disabled." }
+                p { a href=(format!("/t/{}/devices/{}", t.slug, l.device_id)) { "Back to the workstation" } }
+            }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/logins",
+        "Log in",
+        content,
+    )))
+}
+
+/// The tenant's technician sessions.
+pub async fn logins_page(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let logins = denied(
+        &state,
+        &cu,
+        &t,
+        service::logins::list(&state.ctx, &cu.principal, &t, None).await,
+    )
+    .await?;
+    let now = state.ctx.clock.now();
+    let content = html! {
+        main {
+            h1 { "Technician sessions" }
+            p.muted { "Start one from a workstation's page." }
+            (sessions_table(&cu, &t, &logins, now))
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/logins",
+        "Technician sessions",
+        content,
+    )))
+}
+
+pub async fn end(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let id = parse_login(&state, &cu, &t, &id).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm ending the session (confirm=yes)",
+        )));
+    }
+    let l = denied(
+        &state,
+        &cu,
+        &t,
+        service::logins::end(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
+    )
+    .await?;
+    Ok(super::auth::redirect(
+        &req,
+        &format!("/t/{}/devices/{}", t.slug, l.device_id),
+        None,
+    ))
+}
+
+/// The workstation's current offline code (every view audited).
+pub async fn offline_code(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let device = parse_device(&state, &cu, &t, &id).await?;
+    let c = denied(
+        &state,
+        &cu,
+        &t,
+        service::logins::offline_code(&state.ctx, &cu.principal, &t, device, &cu.origin).await,
+    )
+    .await?;
+    let qr = crate::crypto::totp::qr_png_base64(&c.otpauth)?;
+    let content = html! {
+        main {
+            h1 { "Offline code" }
+            div.card {
+                p { "On the workstation, run:" }
+                pre { code.command { "sudo hourglass agent offline-login --account " (c.account) " --code " span #offline-code { (c.code) } } }
+                p.muted { "This code changes in " span data-seconds-left=(c.seconds_left) { (c.seconds_left) " s" } " and works once. Or add the workstation to an authenticator app:" }
+                img.qr src=(format!("data:image/png;base64,{qr}")) alt="Offline code QR" width="180" height="180";
+            }
+            p { a href=(format!("/t/{}/devices/{device}", t.slug)) { "Back to the workstation" } }
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/devices",
+        "Offline code",
+        content,
+    )))
+}

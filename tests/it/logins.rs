@@ -1,0 +1,809 @@
+//! Technician JIT logins end to end: the real agent creates, enables and disables accounts in
+//! a throw-away root with the real shadow tools; passwords are checked against /etc/shadow.
+
+use std::path::Path;
+
+use hourglass::service;
+use serde_json::{Value, json};
+
+use crate::agent::{enroll, eventually, sudoers, tenant_and_admin};
+use crate::support::*;
+
+/// The `/etc/shadow` hash of `account` in the root ("" when absent).
+fn shadow(root: &Path, account: &str) -> String {
+    std::fs::read_to_string(root.join("etc/shadow"))
+        .unwrap()
+        .lines()
+        .find(|l| l.split(':').next() == Some(account))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Whether `password` opens the account (an unlocked SHA-512-crypt hash that verifies).
+fn opens(root: &Path, account: &str, password: &str) -> bool {
+    use sha_crypt::{PasswordHash, PasswordVerifier, ShaCrypt};
+    let h = shadow(root, account);
+    if h.starts_with('!') {
+        return false;
+    }
+    PasswordHash::new(&h)
+        .map(|p| {
+            ShaCrypt::default()
+                .verify_password(password.as_bytes(), &p)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// The hash no longer matches `old` (locked or not).
+fn rotated(root: &Path, account: &str, old: &str) -> bool {
+    use sha_crypt::{PasswordHash, PasswordVerifier, ShaCrypt};
+    let h = shadow(root, account);
+    PasswordHash::new(h.trim_start_matches('!'))
+        .map(|p| {
+            ShaCrypt::default()
+                .verify_password(old.as_bytes(), &p)
+                .is_err()
+        })
+        .unwrap_or(false)
+}
+
+fn locked(root: &Path, account: &str) -> bool {
+    shadow(root, account).starts_with('!')
+}
+
+pub async fn api(
+    s: &TestServer,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
+    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut rb = s
+        .client()
+        .request(m, format!("{}{path}", s.base))
+        .bearer_auth(token);
+    if !body.is_null() {
+        rb = rb.json(&body);
+    }
+    let r = rb.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or_default())
+}
+
+async fn audit_lines(s: &TestServer, event: &str) -> Vec<String> {
+    let e = event.to_string();
+    s.ctx()
+        .db
+        .read(move |r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some(e),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| {
+            serde_json::from_str::<Value>(&e.details).unwrap_or_default()["line"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+async fn login_state(s: &TestServer, token: &str, id: &str) -> String {
+    let (_, v) = api(s, token, "GET", "/api/v1/tenants/acme/logins", Value::Null).await;
+    v["logins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == id)
+        .map(|l| l["state"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+/// Waits until the API says the session is in `state` (the agent acknowledges on its own time).
+async fn wait_state(s: &TestServer, token: &str, id: &str, state: &str) {
+    for _ in 0..300 {
+        if login_state(s, token, id).await == state {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!(
+        "login {id} never became {state}: {}",
+        login_state(s, token, id).await
+    );
+}
+
+/// Named mode with the real agent: `msp-nik` is created in the root, in `sudo`, its shadow
+/// hash matches the password shown once; ending the session rotates the password and locks
+/// the account. A second workstation gets a different password. The portal's one-time view
+/// and the offline-code rules hold.
+#[actix_web::test]
+async fn named_login_end_to_end_with_the_real_agent() {
+    let mut s = TestServer::start().await;
+    let (_, token, mut admin) = tenant_and_admin(&s).await;
+    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    let mut ws2 = enroll(&s, &token);
+    ws.start();
+    ws2.start();
+    let root = ws.root.path().to_path_buf();
+
+    // Bad input first: clear refusals, nothing created.
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (st, e) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": 2}),
+    )
+    .await;
+    assert_eq!(st, 422, "{e}");
+    let (st, _) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": "soon"}),
+    )
+    .await;
+    assert_eq!(st, 422, "not a number: refused, not defaulted");
+    let unknown = format!(
+        "/api/v1/tenants/acme/devices/{}/logins",
+        hourglass::ids::DeviceId::new()
+    );
+    assert_eq!(
+        api(&s, &api_token, "POST", &unknown, json!({})).await.0,
+        404
+    );
+
+    let (st, l) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": 30, "ticket": "T-1"}),
+    )
+    .await;
+    assert_eq!(st, 201, "{l}");
+    assert_eq!(l["account"], "msp-nik");
+    let password = l["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 20);
+    let id = l["id"].as_str().unwrap().to_string();
+    wait_state(&s, &api_token, &id, "active").await;
+    assert!(sudoers(&root).contains(&"msp-nik".to_string()));
+    assert!(
+        opens(&root, "msp-nik", &password),
+        "the shown password opens the account"
+    );
+    let (st, e) = api(&s, &api_token, "POST", &path, json!({})).await;
+    assert_eq!(st, 409, "one open session per account and workstation: {e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("nik@nikpot.com"),
+        "{e}"
+    );
+
+    // Another workstation, another password.
+    let path2 = format!("/api/v1/tenants/acme/devices/{}/logins", ws2.device);
+    let (_, l2) = api(&s, &api_token, "POST", &path2, json!({})).await;
+    let p2 = l2["password"].as_str().unwrap().to_string();
+    assert_ne!(p2, password);
+    wait_state(&s, &api_token, l2["id"].as_str().unwrap(), "active").await;
+    assert!(opens(ws2.root.path(), "msp-nik", &p2));
+    assert!(!opens(ws2.root.path(), "msp-nik", &password));
+
+    let lines = audit_lines(&s, "login_active").await;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("nik@nikpot.com logged into ")
+                && l.ends_with(" with account msp-nik")),
+        "{lines:?}"
+    );
+
+    // Ending: the password changes (never shown) and the account is locked and out of sudo.
+    let (st, ended) = api(
+        &s,
+        &api_token,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!((st, ended["state"].as_str()), (200, Some("ended")));
+    assert!(
+        eventually(15, || locked(&root, "msp-nik")).await,
+        "locked: {}",
+        shadow(&root, "msp-nik")
+    );
+    assert!(eventually(5, || !sudoers(&root).contains(&"msp-nik".to_string())).await);
+    assert!(!opens(&root, "msp-nik", &password));
+    assert!(
+        eventually(15, || rotated(&root, "msp-nik", &password)).await,
+        "rotated, not only locked"
+    );
+    let (st, _) = api(
+        &s,
+        &api_token,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 409, "already ended");
+
+    // The portal: start, the password once, a second view is 404, one audited reveal.
+    let r = admin
+        .post(
+            &format!("/t/acme/devices/{}/logins", ws.device),
+            &[("duration_minutes", "20")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let reveal = r.headers()["location"].to_str().unwrap().to_string();
+    let before = audit_lines(&s, "sensitive_read").await.len();
+    let page = admin.get(&reveal).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let i = html.find("id=\"login-password\">").unwrap() + "id=\"login-password\">".len();
+    let shown = html[i..i + html[i..].find('<').unwrap()].to_string();
+    assert_eq!(
+        admin.get(&reveal).await.status(),
+        404,
+        "a second view is impossible"
+    );
+    assert_eq!(audit_lines(&s, "sensitive_read").await.len(), before + 1);
+    let portal_id = reveal.split('/').nth(4).unwrap().to_string();
+    wait_state(&s, &api_token, &portal_id, "active").await;
+    assert!(
+        opens(&root, "msp-nik", &shown),
+        "enabled again with the new password"
+    );
+
+    // Offline codes (named mode): after nik's online login here, not on a workstation he
+    // never logged into.
+    let code_page = admin
+        .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
+        .await;
+    assert_eq!(code_page.status(), 200);
+    let html = code_page.text().await.unwrap();
+    assert!(html.contains("id=\"offline-code\""), "{html}");
+    let ws3 = enroll(&s, &token);
+    let r = admin
+        .get(&format!("/t/acme/devices/{}/offline-code", ws3.device))
+        .await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("first online login"));
+
+    // The history shows versions, never passwords.
+    let dev = admin
+        .get(&format!("/t/acme/devices/{}", ws.device))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dev.contains("Password history") && dev.contains("rotation"),
+        "{dev}"
+    );
+    assert!(!dev.contains(&password) && !dev.contains(&shown));
+    drop(ws3);
+    ws.kill();
+    ws2.kill();
+    s.stop().await;
+}
+
+/// Offline login on the workstation: the code from the portal works once, also across an
+/// agent restart; the upload names the person and the secret is replaced.
+#[actix_web::test]
+async fn offline_codes_work_once_and_are_replaced_after_use() {
+    let mut s = TestServer::start().await;
+    let (_, token, mut admin) = tenant_and_admin(&s).await;
+    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (_, l) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": 10}),
+    )
+    .await;
+    let id = l["id"].as_str().unwrap().to_string();
+    wait_state(&s, &api_token, &id, "active").await;
+    assert!(
+        eventually(10, || ws.state_json()["offline"]["secret"].is_string()).await,
+        "secret delivered"
+    );
+    api(
+        &s,
+        &api_token,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        Value::Null,
+    )
+    .await;
+    assert!(eventually(15, || locked(&root, "msp-nik")).await);
+
+    let html = admin
+        .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let i = html.find("id=\"offline-code\">").unwrap() + "id=\"offline-code\">".len();
+    let code = html[i..i + 6].to_string();
+    // The appliance is out of reach: that is what offline codes are for.
+    s.stop().await;
+    let args = ws.args();
+    let offline = |code: &str| {
+        hourglass()
+            .args([
+                "agent",
+                "offline-login",
+                "--account",
+                "msp-nik",
+                "--code",
+                code,
+            ])
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    let bad = offline("000000");
+    assert!(
+        !bad.status.success() && text(&bad).contains("wrong code"),
+        "{}",
+        text(&bad)
+    );
+    let out = offline(&code);
+    assert!(out.status.success(), "{}", text(&out));
+    let printed = text(&out);
+    let pw = printed
+        .lines()
+        .find_map(|l| l.strip_prefix("Password (shown once): "))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        opens(&root, "msp-nik", &pw),
+        "enabled with the printed password"
+    );
+    assert!(text(&offline(&code)).contains("already been used"));
+    ws.kill();
+    ws.start();
+    let replay = offline(&code);
+    assert!(
+        !replay.status.success() && text(&replay).contains("already been used"),
+        "after a restart too"
+    );
+    s.restart().await;
+
+    // The event reaches the appliance: the line names nik, and the used secret is replaced.
+    let mut lines = Vec::new();
+    for _ in 0..300 {
+        lines = audit_lines(&s, "login_offline").await;
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("nik@nikpot.com logged into ")
+                && l.contains("offline with account msp-nik")),
+        "{lines:?}"
+    );
+    assert_eq!(audit_lines(&s, "offline_secret_rotated").await.len(), 1);
+    ws.kill();
+    s.stop().await;
+}
+
+/// Shared mode: switching needs the acknowledgement; one `msp-NNNN` account for the tenant;
+/// two technicians use it and the audit names each; the code is available at once.
+#[actix_web::test]
+async fn shared_mode_one_account_two_technicians() {
+    let mut s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let (st, e) = api(
+        &s,
+        &nik,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"login_mode": "shared"}),
+    )
+    .await;
+    assert_eq!(st, 422, "{e}");
+    let (st, t) = api(
+        &s,
+        &nik,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"login_mode": "shared", "acknowledge_shared": true}),
+    )
+    .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(audit_lines(&s, "login_shared_mode_enabled").await.len(), 1);
+
+    // A second technician, assigned to acme.
+    let p = crate::people::admin_principal(&s).await;
+    let msp = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "nikpot-it"))
+        .await
+        .unwrap()
+        .unwrap();
+    let acme = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    let o = Default::default();
+    let new = service::users::NewUser {
+        first_name: "Tess".into(),
+        last_name: "Tech".into(),
+        email: "tess@nikpot.com".into(),
+        username: String::new(),
+    };
+    let c = service::users::create(s.ctx(), &p, &msp, new, &o)
+        .await
+        .unwrap();
+    service::users::act(
+        s.ctx(),
+        &p,
+        &msp,
+        c.user.id,
+        service::users::Action::AddRole("technician".into()),
+        &o,
+    )
+    .await
+    .unwrap();
+    service::users::act(
+        s.ctx(),
+        &p,
+        &msp,
+        c.user.id,
+        service::users::Action::AssignTenants {
+            all: false,
+            tenants: vec![acme.id],
+        },
+        &o,
+    )
+    .await
+    .unwrap();
+    let (mut tess_portal, _) = crate::people::enroll(&s, &c.enrollment_token).await;
+    let tess = service::tokens::create_for_email(s.ctx(), "tess@nikpot.com", "t").unwrap();
+
+    let mut ws = enroll(&s, &token);
+    let mut ws2 = enroll(&s, &token);
+    ws.start();
+    ws2.start();
+    let (_, a) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws.device),
+        json!({}),
+    )
+    .await;
+    let account = a["account"].as_str().unwrap().to_string();
+    assert!(
+        account.starts_with("msp-")
+            && account[4..].len() == 4
+            && account[4..].bytes().all(|b| b.is_ascii_digit()),
+        "{account}"
+    );
+    let (st, _) = api(
+        &s,
+        &tess,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws.device),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 409, "the shared account is in use on that workstation");
+    let (st, b) = api(
+        &s,
+        &tess,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws2.device),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 201, "{b}");
+    assert_eq!(b["account"], account.as_str(), "one account for the tenant");
+    wait_state(&s, &nik, a["id"].as_str().unwrap(), "active").await;
+    wait_state(&s, &tess, b["id"].as_str().unwrap(), "active").await;
+    assert!(
+        sudoers(ws.root.path()).contains(&account) && sudoers(ws2.root.path()).contains(&account)
+    );
+    let lines = audit_lines(&s, "login_active").await;
+    for who in ["nik@nikpot.com", "tess@nikpot.com"] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("{who} accessed "))
+                    && l.ends_with(&format!("with account {account}"))),
+            "{who}: {lines:?}"
+        );
+    }
+    // Shared mode: tess sees the code of a workstation she never logged into.
+    let ws3 = enroll(&s, &token);
+    let r = tess_portal
+        .get(&format!("/t/acme/devices/{}/offline-code", ws3.device))
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    ws.kill();
+    ws2.kill();
+    s.stop().await;
+}
+
+/// A restart of the appliance during a session loses nothing: the sweep ends it on time and
+/// the password is rotated. Ciphertext moved to another row does not open (CRY-02).
+#[actix_web::test]
+async fn a_session_ends_on_time_across_a_restart() {
+    let mut s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let (_, l) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws.device),
+        json!({"duration_minutes": 30}),
+    )
+    .await;
+    let (id, password) = (
+        l["id"].as_str().unwrap().to_string(),
+        l["password"].as_str().unwrap().to_string(),
+    );
+    wait_state(&s, &nik, &id, "active").await;
+    assert!(opens(&root, "msp-nik", &password));
+
+    s.stop().await;
+    s.clock.advance_secs(31 * 60);
+    s.restart().await;
+    // The start-up sweep already expired it.
+    wait_state(&s, &nik, &id, "expired").await;
+    assert!(
+        eventually(15, || locked(&root, "msp-nik")).await,
+        "{}",
+        shadow(&root, "msp-nik")
+    );
+    assert!(
+        eventually(15, || rotated(&root, "msp-nik", &password)).await,
+        "rotated"
+    );
+    let lines = audit_lines(&s, "login_expired").await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    ws.kill();
+    s.stop().await;
+}
+
+/// CRY-02: a sealed offline secret copied into another tenant's workstation row does not
+/// open; the view answers 500 with a generic body and `crypt_decrypt_fail` is audited.
+#[actix_web::test]
+async fn ciphertext_moved_between_rows_does_not_open() {
+    let mut s = TestServer::start().await;
+    let (acme, token, mut admin) = tenant_and_admin(&s).await;
+    let p = crate::people::admin_principal(&s).await;
+    let o = Default::default();
+    let beta = service::tenants::create(
+        s.ctx(),
+        &p,
+        service::tenants::NewTenant {
+            name: "Beta".into(),
+            slug: "beta".into(),
+        },
+        &o,
+    )
+    .await
+    .unwrap();
+    let device_in = |t: hourglass::model::tenants::Tenant| {
+        let (s, p) = (&s, p.clone());
+        async move {
+            let (_, secret, _) = service::devices::create_token(
+                s.ctx(),
+                &p,
+                &t,
+                service::devices::NewToken { hours: 1, uses: 1 },
+                "https://x",
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+            let req = hourglass::proto::EnrollRequest {
+                token: secret,
+                hostname: format!("{}-pc", t.slug),
+                os: "linux".into(),
+                os_version: "12".into(),
+                agent_version: "0".into(),
+            };
+            service::devices::enroll(s.ctx(), req, &Default::default())
+                .await
+                .unwrap()
+                .device_id
+        }
+    };
+    let _ = token;
+    let a = device_in(acme.clone()).await;
+    let b = device_in(beta.clone()).await;
+    // Named mode: a first login creates each workstation's secret.
+    for (t, d) in [(&acme, a), (&beta, b)] {
+        service::logins::start(s.ctx(), &p, t, d, None, None, &o)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        admin
+            .get(&format!("/t/beta/devices/{b}/offline-code"))
+            .await
+            .status(),
+        403,
+        "no online login yet"
+    );
+    s.stop().await;
+    let db = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
+    db.execute(
+        "UPDATE offline_secrets SET secret_sealed = (SELECT secret_sealed FROM offline_secrets WHERE device_id = ?1)
+         WHERE device_id = ?2",
+        [a.to_string(), b.to_string()],
+    )
+    .unwrap();
+    // Let the view be allowed: nik's session on B counts as an online login.
+    db.execute(
+        "UPDATE logins SET started_at = created_at WHERE device_id = ?1",
+        [b.to_string()],
+    )
+    .unwrap();
+    drop(db);
+    s.restart().await;
+    let r = admin
+        .get(&format!("/t/beta/devices/{b}/offline-code"))
+        .await;
+    assert_eq!(r.status(), 500);
+    let body = r.text().await.unwrap();
+    assert!(
+        !body.contains("offline_secrets") && !body.contains("sealed"),
+        "generic: {body}"
+    );
+    assert_eq!(audit_lines(&s, "crypt_decrypt_fail").await.len(), 1);
+    assert_eq!(
+        admin
+            .get(&format!("/t/acme/devices/{a}/offline-code"))
+            .await
+            .status(),
+        403
+    );
+    s.stop().await;
+}
+
+/// CRY-04 canary: after logins, reveals, offline codes and a rotation, none of the secrets
+/// in play (passwords shown, offline secrets, the person's TOTP seed, the device secret, the
+/// API token) appears in the database file, its WAL or SHM, or the agent's log.
+#[actix_web::test]
+async fn no_secret_reaches_the_database_files_or_logs() {
+    let mut s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "canary").unwrap();
+    let (_, totp_seed) = {
+        // A second person's enrollment gives a TOTP seed the test knows.
+        let p = crate::people::admin_principal(&s).await;
+        let msp = s
+            .ctx()
+            .db
+            .read(hourglass::store::tenants::msp)
+            .await
+            .unwrap()
+            .unwrap();
+        let new = service::users::NewUser {
+            first_name: "Cana".into(),
+            last_name: "Ry".into(),
+            email: "canary@nikpot.com".into(),
+            username: String::new(),
+        };
+        let c = service::users::create(s.ctx(), &p, &msp, new, &Default::default())
+            .await
+            .unwrap();
+        crate::people::enroll(&s, &c.enrollment_token).await
+    };
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let device_secret = ws.state_json()["device_secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let mut passwords = Vec::new();
+    for _ in 0..2 {
+        let (_, l) = api(&s, &nik, "POST", &path, json!({})).await;
+        let id = l["id"].as_str().unwrap().to_string();
+        passwords.push(l["password"].as_str().unwrap().to_string());
+        wait_state(&s, &nik, &id, "active").await;
+        api(
+            &s,
+            &nik,
+            "POST",
+            &format!("/api/v1/tenants/acme/logins/{id}/end"),
+            Value::Null,
+        )
+        .await;
+        assert!(eventually(15, || locked(ws.root.path(), "msp-nik")).await);
+    }
+    assert!(eventually(10, || ws.state_json()["offline"]["secret"].is_string()).await);
+    let offline_secret = ws.state_json()["offline"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.kill();
+
+    let mut canaries: Vec<(String, Vec<u8>)> = vec![
+        ("offline secret".into(), offline_secret.clone().into_bytes()),
+        (
+            "offline secret bytes".into(),
+            hourglass::crypto::totp::from_base32(&offline_secret)
+                .unwrap()
+                .to_vec(),
+        ),
+        ("totp seed".into(), totp_seed.clone()),
+        (
+            "totp seed base32".into(),
+            hourglass::crypto::totp::base32(&totp_seed).into_bytes(),
+        ),
+        ("device secret".into(), device_secret.into_bytes()),
+        ("api token".into(), nik.into_bytes()),
+    ];
+    for (i, p) in passwords.iter().enumerate() {
+        canaries.push((format!("password {i}"), p.clone().into_bytes()));
+    }
+    let data = s.data_dir();
+    let agent_log = ws.root.path().join("var/log/hourglass-agent/actions.log");
+    let scan = || {
+        let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.push(agent_log.clone());
+        assert!(
+            files.iter().any(|f| f.ends_with("hourglass.db")),
+            "{files:?}"
+        );
+        for f in &files {
+            let bytes = std::fs::read(f).unwrap_or_default();
+            for (name, c) in &canaries {
+                assert!(
+                    !bytes.windows(c.len()).any(|w| w == c.as_slice()),
+                    "{name} found in {}",
+                    f.display()
+                );
+            }
+        }
+        files.len()
+    };
+    // While running (WAL and SHM present) and after the stop (checkpointed).
+    assert!(scan() >= 3, "the database with its WAL and SHM");
+    s.stop().await;
+    scan();
+}
