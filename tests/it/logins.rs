@@ -551,6 +551,40 @@ async fn shared_mode_one_account_two_technicians() {
         .get(&format!("/t/acme/devices/{}/offline-code", ws3.device))
         .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+
+    // MFA-07: an uploaded offline use replaces the tenant's secret on every workstation.
+    let secrets =
+        |cmds: Vec<(String, String)>| cmds.iter().filter(|c| c.0 == "set_offline_secret").count();
+    let mut before = Vec::new();
+    for d in [ws.device, ws2.device, ws3.device] {
+        before.push(secrets(commands_of(&s, acme.id, d).await));
+    }
+    let st = ws.state_json();
+    let r = s
+        .client()
+        .post(format!("{}/agent/v1/events", s.base))
+        .header("x-device-id", st["device_id"].as_str().unwrap())
+        .bearer_auth(st["device_secret"].as_str().unwrap())
+        .json(
+            &json!({"events": [{"id": "off-1", "kind": "offline_login", "at": 0,
+            "data": {"account": account, "step": 1, "expires_at": 0}}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for (i, d) in [ws.device, ws2.device, ws3.device].into_iter().enumerate() {
+        assert_eq!(
+            secrets(commands_of(&s, acme.id, d).await),
+            before[i] + 1,
+            "workstation {i}"
+        );
+    }
+    let lines = audit_lines(&s, "login_offline").await;
+    assert!(
+        lines[0].starts_with("someone with the offline code logged into"),
+        "a shared code names nobody: {lines:?}"
+    );
     ws.kill();
     ws2.kill();
     s.stop().await;
@@ -736,7 +770,7 @@ async fn no_secret_reaches_the_database_files_or_logs() {
         .to_string();
     let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
     let mut passwords = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..3 {
         let (_, l) = api(&s, &nik, "POST", &path, json!({})).await;
         let id = l["id"].as_str().unwrap().to_string();
         passwords.push(l["password"].as_str().unwrap().to_string());
@@ -752,6 +786,52 @@ async fn no_secret_reaches_the_database_files_or_logs() {
         assert!(eventually(15, || locked(ws.root.path(), "msp-nik")).await);
     }
     assert!(eventually(10, || ws.state_json()["offline"]["secret"].is_string()).await);
+    // CRED-02: six versions (three logins, three rotations): one current, three old ones
+    // still sealed, the two oldest purged (rows kept, ciphertext gone), audited.
+    let (t, d) = (
+        s.ctx()
+            .db
+            .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+            .await
+            .unwrap()
+            .unwrap(),
+        ws.device,
+    );
+    let mut history = Vec::new();
+    for _ in 0..200 {
+        let scope = hourglass::authz::system_scope(t.id);
+        history = s
+            .ctx()
+            .db
+            .read(move |r| hourglass::store::logins::credentials(r, &scope, d))
+            .await
+            .unwrap();
+        if history.iter().all(|c| c.state != "pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let count = |state: &str, sealed: bool| {
+        history
+            .iter()
+            .filter(|c| c.state == state && c.password_sealed.is_some() == sealed)
+            .count()
+    };
+    assert_eq!(history.len(), 6);
+    assert_eq!(
+        (
+            count("current", true),
+            count("old", true),
+            count("old", false)
+        ),
+        (1, 3, 2),
+        "{history:?}"
+    );
+    assert!(
+        !audit_lines(&s, "credential_history_purged")
+            .await
+            .is_empty()
+    );
     let offline_secret = ws.state_json()["offline"]["secret"]
         .as_str()
         .unwrap()
@@ -806,4 +886,100 @@ async fn no_secret_reaches_the_database_files_or_logs() {
     assert!(scan() >= 3, "the database with its WAL and SHM");
     s.stop().await;
     scan();
+}
+
+async fn commands_of(
+    s: &TestServer,
+    t: hourglass::ids::TenantId,
+    d: hourglass::ids::DeviceId,
+) -> Vec<(String, String)> {
+    let scope = hourglass::authz::system_scope(t);
+    s.ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, d, 100))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.kind, c.state))
+        .collect()
+}
+
+/// A workstation that is offline: the session shows as waiting, expires cleanly, and when the
+/// workstation comes back nothing is left enabled. A retired workstation is refused.
+#[actix_web::test]
+async fn a_login_on_an_offline_workstation_waits_and_expires_cleanly() {
+    let mut s = TestServer::start().await;
+    let (t, token, mut admin) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    let (st, l) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws.device),
+        json!({"duration_minutes": 10}),
+    )
+    .await;
+    assert_eq!(st, 201, "{l}");
+    assert_eq!(l["state"], "waiting");
+    let page = admin
+        .get(&format!("/t/acme/devices/{}", ws.device))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("waiting for the workstation"), "{page}");
+
+    s.clock.advance_secs(11 * 60);
+    service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    assert_eq!(
+        login_state(&s, &nik, l["id"].as_str().unwrap()).await,
+        "expired"
+    );
+    let cmds = commands_of(&s, t.id, ws.device).await;
+    assert!(
+        cmds.contains(&("ensure_account".into(), "expired".into())),
+        "never delivered: {cmds:?}"
+    );
+
+    // Back online: the expired order is not delivered; the clean-up runs; nothing enabled.
+    ws.start();
+    let done = || async {
+        commands_of(&s, t.id, ws.device)
+            .await
+            .iter()
+            .all(|(_, st)| st != "queued")
+    };
+    let mut settled = false;
+    for _ in 0..300 {
+        if done().await {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(settled, "{:?}", commands_of(&s, t.id, ws.device).await);
+    assert!(!sudoers(&root).contains(&"msp-nik".to_string()));
+    assert!(shadow(&root, "msp-nik").is_empty() || locked(&root, "msp-nik"));
+
+    // Retired: refused with a clear message, nothing queued.
+    let p = crate::people::admin_principal(&s).await;
+    service::devices::retire(s.ctx(), &p, &t, ws.device, &Default::default())
+        .await
+        .unwrap();
+    let before = commands_of(&s, t.id, ws.device).await.len();
+    let (st, e) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/devices/{}/logins", ws.device),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 409, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("retired"), "{e}");
+    assert_eq!(commands_of(&s, t.id, ws.device).await.len(), before);
+    ws.kill();
+    s.stop().await;
 }
