@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 6;
+PRAGMA user_version = 7;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -402,4 +402,22 @@ CREATE TABLE shared_accounts (
     tenant_id  TEXT PRIMARY KEY REFERENCES tenants (id),
     account    TEXT NOT NULL UNIQUE,
     created_at INTEGER NOT NULL
+) STRICT;
+
+-- A policy: its targets, span, access and rules live in `body` (JSON of model::policies),
+-- the matching engine's own format, so the bundle an agent caches is exactly what is stored.
+CREATE TABLE policies (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id),
+    name       TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX policies_tenant ON policies (tenant_id, name);
+
+-- The version of each tenant's policy bundle, raised by every change.
+CREATE TABLE policy_versions (
+    tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
+    version   INTEGER NOT NULL
 ) STRICT;

@@ -182,6 +182,17 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// Run one program with administrator rights when an application policy allows it.
+    RunElevated {
+        /// The local user asking (default: the user who ran sudo, or the current user).
+        #[arg(long)]
+        user: Option<String>,
+        #[command(flatten)]
+        place: AgentPlace,
+        /// The program and its arguments, after `--`.
+        #[arg(last = true, required = true, value_name = "PROGRAM")]
+        command: Vec<String>,
+    },
     /// Run N virtual agents in this process (demo and load generator).
     Simulate {
         #[arg(long, value_name = "URL")]

@@ -35,6 +35,16 @@ impl Timestamp {
         Some(Timestamp(d.midnight().assume_utc().unix_timestamp() * 1000))
     }
 
+    /// An RFC 3339 time with any offset (`2026-11-23T08:00:00Z`, `…+01:00`).
+    pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
+        let t =
+            time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+                .ok()?;
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000)
+            .ok()
+            .map(Timestamp)
+    }
+
     /// RFC 3339 with milliseconds, UTC (`2026-11-23T06:13:54.123Z`).
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;

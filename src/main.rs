@@ -29,6 +29,47 @@ fn agent_options(p: AgentPlace) -> Options {
     }
 }
 
+/// `agent run-elevated`: the program runs as root only on an `allow`; its exit code is ours.
+fn run_elevated(user: Option<String>, place: AgentPlace, command: Vec<String>) -> Result<ExitCode> {
+    use hourglass::agent::elevate;
+    use hourglass::error::Error;
+    use hourglass::model::policies::Decision;
+    let user = hourglass::agent::requests::invoking_user(user)?;
+    let program = command
+        .first()
+        .ok_or_else(|| Error::validation("program", "give the program after --"))?;
+    let path = elevate::resolve(program)?;
+    let app = elevate::describe(&path)?;
+    let now = Clock::system().now().millis();
+    let (d, from) = elevate::decide(&place.state_dir, &user, &app, now)?;
+    match &d {
+        Decision::Allow { policy, rule, .. } => {
+            elevate::record(&place.state_dir, &user, &app, &d, now)?;
+            eprintln!(
+                "hourglass: {} allowed by policy {policy}{} ({from})",
+                path.display(),
+                rule.as_ref()
+                    .map(|r| format!(", rule {r}"))
+                    .unwrap_or_default()
+            );
+            let status = std::process::Command::new(&path)
+                .args(&command[1..])
+                .status()?;
+            Ok(ExitCode::from(
+                u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+            ))
+        }
+        Decision::Deny { policy, rule } => Err(Error::Forbidden(format!(
+            "{} is denied by policy {policy}, rule {rule} ({from})",
+            path.display()
+        ))),
+        Decision::Ask => Err(Error::Forbidden(format!(
+            "no application policy lets {user} run {} with administrator rights ({from}); ask your IT team for one",
+            path.display()
+        ))),
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     // The agent runs on workstations: it reads no appliance configuration.
     let command = match cli.command {
@@ -44,6 +85,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::RunElevated {
+                    user,
+                    place,
+                    command,
+                } => return run_elevated(user, place, command),
                 AgentCommand::OfflineLogin {
                     account,
                     code,

@@ -131,6 +131,7 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
         results: Vec::new(),
         end_users: Vec::new(),
         offline: None,
+        policies: None,
     };
     state.save(&o.state_dir)?;
     Ok(state)

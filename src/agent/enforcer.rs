@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::os::Os;
-use super::state::{Grant, OfflineSecret, State};
+use super::state::{Grant, OfflineSecret, PolicyBundle, State};
 use crate::error::Result;
 use crate::model::commands::{
     Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, SessionRef, is_managed_account, may_touch,
@@ -171,7 +171,21 @@ pub fn apply(
                 minutes: minutes.unwrap_or(crate::model::logins::OFFLINE_MINUTES),
             });
         }
-        Action::PolicyUpdate { .. } => {}
+        Action::PolicyUpdate { version, bundle } => {
+            // A bundle that does not parse or check is refused: the last good one stays.
+            let policies: Vec<crate::model::policies::Policy> =
+                serde_json::from_value(bundle.clone())
+                    .map_err(|e| crate::error::Error::validation("bundle", e.to_string()))?;
+            for p in &policies {
+                crate::model::policies::check_policy(p)?;
+            }
+            if state.policies.as_ref().is_none_or(|b| b.version < *version) {
+                state.policies = Some(PolicyBundle {
+                    version: *version,
+                    policies,
+                });
+            }
+        }
     }
     Ok(events)
 }

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod daemon;
+pub mod elevate;
 pub mod enforcer;
 pub mod offline;
 pub mod os;

@@ -31,7 +31,7 @@ fn remember_end_user(dir: &Path, account: &str) -> Result<()> {
     Ok(())
 }
 
-fn client(s: &State) -> Result<reqwest::Client> {
+pub(super) fn client(s: &State) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .use_preconfigured_tls(super::client::pinned_tls_config(&s.fingerprint)?)
         .timeout(Duration::from_secs(30))
@@ -39,7 +39,7 @@ fn client(s: &State) -> Result<reqwest::Client> {
         .map_err(Error::internal)
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

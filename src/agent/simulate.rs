@@ -124,6 +124,7 @@ async fn agent(
         // The simulated workstation's one local user, who may ask for rights.
         end_users: vec![SIM_USER.into()],
         offline: None,
+        policies: None,
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {

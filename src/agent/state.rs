@@ -58,6 +58,15 @@ pub struct State {
     /// The offline-code secret (base32) and how long an offline login lasts (MFA-06).
     #[serde(default)]
     pub offline: Option<OfflineSecret>,
+    /// The tenant's application policies as last received (offline decisions).
+    #[serde(default)]
+    pub policies: Option<PolicyBundle>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyBundle {
+    pub version: i64,
+    pub policies: Vec<crate::model::policies::Policy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -137,6 +146,7 @@ impl State {
             results: vec![],
             end_users: vec![],
             offline: None,
+            policies: None,
         }
     }
 }

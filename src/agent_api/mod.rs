@@ -139,6 +139,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/requests").route(web::post().to(request_create)))
             .service(web::resource("/requests/{id}").route(web::get().to(request_get)))
             .service(web::resource("/requests/{id}/end").route(web::post().to(request_end)))
+            .service(web::resource("/decide").route(web::post().to(decide)))
             .default_service(web::to(|| async {
                 AgentError(Error::NotFound).error_response()
             })),
@@ -155,6 +156,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/agent/v1/requests"),
     ("get", "/agent/v1/requests/{id}"),
     ("post", "/agent/v1/requests/{id}/end"),
+    ("post", "/agent/v1/decide"),
 ];
 
 async fn enroll(
@@ -237,6 +239,17 @@ async fn request_end(
     Ok(HttpResponse::Ok().json(request_view(
         &service::requests::end_by_device(&state.ctx, &d, id, &origin(&req)).await?,
     )))
+}
+
+/// May this user run this program elevated here? The device's own tenant's policies decide.
+async fn decide(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DeviceAuth(d): DeviceAuth,
+    body: web::Json<service::policies::DecideRequest>,
+) -> AgentResult {
+    Ok(HttpResponse::Ok()
+        .json(service::policies::decide(&state.ctx, &d, body.into_inner(), &origin(&req)).await?))
 }
 
 async fn openapi() -> HttpResponse {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod commands;
 pub mod logins;
 pub mod passwords;
+pub mod policies;
 pub mod requests;
 pub mod roles;
 pub mod tenants;

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod devices;
 pub mod jobs;
 pub mod logins;
+pub mod policies;
 pub mod requests;
 pub mod roles;
 pub mod setup;

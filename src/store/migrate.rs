@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("migrations/0004_requests.sql")),
     (5, include_str!("migrations/0005_webhooks.sql")),
     (6, include_str!("migrations/0006_logins.sql")),
+    (7, include_str!("migrations/0007_policies.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod api;
 pub mod api_logins;
+pub mod api_policies;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -103,6 +104,9 @@ route_table! {
     "/api/v1/tenants/{slug}/devices/{id}" => { get: api::device_get },
     "/api/v1/tenants/{slug}/devices/{id}/logins" => { post: api_logins::start },
     "/api/v1/tenants/{slug}/logins" => { get: api_logins::list },
+    "/api/v1/tenants/{slug}/policies" => { get: api_policies::list, post: api_policies::create },
+    "/api/v1/tenants/{slug}/policies/test" => { post: api_policies::test },
+    "/api/v1/tenants/{slug}/policies/{id}" => { get: api_policies::get, put: api_policies::replace, delete: api_policies::delete },
     "/api/v1/tenants/{slug}/logins/{id}/end" => { post: api_logins::end },
 }
 

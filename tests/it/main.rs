@@ -18,5 +18,6 @@ mod logins;
 mod matrix;
 mod notifications;
 mod people;
+mod policies;
 mod requests;
 mod server;

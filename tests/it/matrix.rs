@@ -241,6 +241,23 @@ impl Fixture {
             .await
             .unwrap()
     }
+    async fn fresh_policy(&self, t: &Tenant) -> String {
+        let input: service::policies::PolicyInput = serde_json::from_value(serde_json::json!({
+            "name": format!("Policy {}", self.next()), "duration": "fixed", "hours": 8, "access": "all"
+        }))
+        .unwrap();
+        service::policies::save(
+            self.s.ctx(),
+            &self.admin,
+            t,
+            None,
+            input,
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+        .id
+    }
     async fn fresh_webhook(&self, t: &Tenant) -> String {
         let n = service::webhooks::NewWebhook {
             name: format!("Hook {}", self.next()),
@@ -608,6 +625,17 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             DeviceId::new().to_string(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("policy") => {
+                        plan.push(("own", OWN.into(), f.fresh_policy(&f.a).await, own_want));
+                        let foreign = f.fresh_policy(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            "pol-0000".into(),
                             gated(Want::Missing),
                         ));
                     }

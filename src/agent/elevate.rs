@@ -1,0 +1,138 @@
+//! `hourglass agent run-elevated -- PROGRAM ARGS…`: elevate the program, not the user
+//! (DESIGN §4). The agent describes the program (SHA-256, path, and from dpkg its package,
+//! maintainer and whether the file is unmodified), asks the appliance for a decision — or,
+//! when it cannot be reached, decides from the cached policy bundle with the same engine —
+//! and on `allow` runs it as root, recording event 101 with the policy and rule.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::state::State;
+use crate::error::{Error, Result};
+use crate::model::policies::{self as engine, App, Decision};
+
+/// Finds the executable: a path as given, else the first match on `PATH`.
+pub fn resolve(program: &str) -> Result<PathBuf> {
+    let found = if program.contains('/') {
+        Some(PathBuf::from(program))
+    } else {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join(program))
+                .find(|p| p.is_file())
+        })
+    };
+    let p = found.ok_or_else(|| Error::validation("program", format!("{program}: not found")))?;
+    std::fs::canonicalize(&p)
+        .map_err(|e| Error::validation("program", format!("{}: {e}", p.display())))
+}
+
+fn run_text(cmd: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(cmd).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The attributes the engine matches on.
+pub fn describe(path: &Path) -> Result<App> {
+    let bytes = std::fs::read(path)?;
+    let p = path.display().to_string();
+    let mut app = App {
+        path: p.clone(),
+        sha256: hex::encode(crate::crypto::sha256(&bytes)),
+        ..App::default()
+    };
+    // The Debian package owning the file: product = package, vendor = its maintainer,
+    // verified = installed from the (signed) archive and unmodified since.
+    if let Some(owner) = run_text("dpkg", &["-S", &p])
+        && let Some(pkg) = owner.lines().next().and_then(|l| l.split(':').next())
+    {
+        let pkg = pkg.trim().to_string();
+        let maintainer =
+            run_text("dpkg-query", &["-W", "-f", "${Maintainer}", &pkg]).unwrap_or_default();
+        app.vendor = maintainer
+            .split('<')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let modified = run_text("dpkg", &["--verify", &pkg])
+            .map(|o| o.lines().any(|l| l.ends_with(&p)))
+            .unwrap_or(true);
+        app.verified = !modified;
+        if app.verified {
+            app.signer = "Debian".into();
+        }
+        app.product = pkg;
+    }
+    Ok(app)
+}
+
+/// Asks the appliance; `Ok(None)` when it cannot be reached (then the cache decides).
+async fn ask(s: &State, user: &str, app: &App) -> Result<Option<Decision>> {
+    let c = super::requests::client(s)?;
+    let sent = c
+        .post(format!("{}/agent/v1/decide", s.server))
+        .header("x-device-id", s.device_id.to_string())
+        .bearer_auth(&s.device_secret)
+        .timeout(Duration::from_secs(5))
+        .json(&serde_json::json!({"user": user, "app": app}))
+        .send()
+        .await;
+    let r = match sent {
+        Ok(r) => r,
+        Err(e) if e.is_connect() || e.is_timeout() => return Ok(None),
+        Err(e) => return Err(Error::startup(format!("decide: {e}"))),
+    };
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap_or_default();
+    if !status.is_success() {
+        let msg = v["message"].as_str().unwrap_or("refused").to_string();
+        return Err(Error::startup(format!("{msg} ({status})")));
+    }
+    serde_json::from_value(v)
+        .map(Some)
+        .map_err(|e| Error::startup(format!("an answer this agent does not understand: {e}")))
+}
+
+/// The decision for `user` running `app`: the appliance's, or the cached bundle's offline.
+/// Returns it with where it came from.
+pub fn decide(dir: &Path, user: &str, app: &App, wall_ms: i64) -> Result<(Decision, &'static str)> {
+    let s = State::load(dir)?;
+    let online = super::requests::runtime()?.block_on(ask(&s, user, app))?;
+    Ok(match online {
+        Some(d) => (d, "appliance"),
+        None => {
+            let ps = s
+                .policies
+                .as_ref()
+                .map(|b| b.policies.as_slice())
+                .unwrap_or(&[]);
+            (
+                engine::decide(
+                    ps,
+                    &s.device_id.to_string(),
+                    user,
+                    app,
+                    s.server_now(wall_ms),
+                ),
+                "cached policies (appliance unreachable)",
+            )
+        }
+    })
+}
+
+/// Queues event 101 for the daemon to upload (through the shared offline file).
+pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Result<()> {
+    let e = super::enforcer::event(
+        "elevate_on_demand",
+        at,
+        serde_json::json!({"user": user, "path": app.path, "sha256": app.sha256, "decision": d}),
+    );
+    super::offline::with(dir, |o| {
+        o.outbox.push(e);
+        Ok(())
+    })
+}

@@ -1,0 +1,347 @@
+//! Application elevation policies (DESIGN §4): managed per tenant, pushed to the tenant's
+//! agents as a versioned bundle (`policy_update`), and decided by the shared engine in
+//! `model::policies` for `/agent/v1/decide`.
+
+use serde_json::json;
+
+use super::Ctx;
+use super::audit::{Audit, Origin};
+use super::commands;
+use crate::authz::{Permission, Principal, TenantScope, system_scope};
+use crate::clock::Timestamp;
+use crate::error::{Error, Result};
+use crate::ids::DeviceId;
+use crate::model::audit::{ActorKind, Event};
+use crate::model::commands::Action;
+use crate::model::policies::{self as engine, Access, App, Decision, Policy, Rule, RuleKind, Span};
+use crate::model::tenants::Tenant;
+use crate::store::{self, WriteTx, devices::Device};
+
+/// How long a bundle waits for an offline workstation.
+const BUNDLE_TTL_MS: i64 = 7 * 86_400_000;
+
+/// A policy as an admin writes it (ids and times are the appliance's).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyInput {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub devices: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// `fixed` (with `hours`) or `window` (with `from` and `to`, RFC 3339).
+    pub duration: String,
+    #[serde(default)]
+    pub hours: Option<u32>,
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// `all` or `specific`.
+    pub access: String,
+    #[serde(default)]
+    pub rules: Vec<RuleInput>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleInput {
+    pub kind: String,
+    pub value: String,
+    #[serde(default)]
+    pub deny: bool,
+}
+
+fn time(field: &str, v: &Option<String>) -> Result<i64> {
+    let v = v
+        .as_deref()
+        .ok_or_else(|| Error::validation(field, "is required for a window"))?;
+    Timestamp::parse_rfc3339(v)
+        .map(|t| t.millis())
+        .ok_or_else(|| Error::validation(field, "must be a time like 2026-11-23T08:00:00Z"))
+}
+
+/// Builds and checks a policy; `id` and `deployed` come from the appliance.
+fn build(
+    r: &store::Reader<'_>,
+    scope: &TenantScope,
+    id: String,
+    i: PolicyInput,
+    deployed: i64,
+) -> Result<Policy> {
+    let span = match i.duration.as_str() {
+        "fixed" => Span::Fixed {
+            hours: i
+                .hours
+                .ok_or_else(|| Error::validation("hours", "is required for a fixed duration"))?,
+            from: deployed,
+        },
+        "window" => Span::Window {
+            from: time("from", &i.from)?,
+            to: time("to", &i.to)?,
+        },
+        _ => return Err(Error::validation("duration", "must be fixed or window")),
+    };
+    let access = match i.access.as_str() {
+        "all" => Access::All,
+        "specific" => Access::Specific,
+        _ => return Err(Error::validation("access", "must be all or specific")),
+    };
+    let mut rules = Vec::new();
+    for (n, ri) in i.rules.into_iter().enumerate() {
+        let kind = RuleKind::parse(&ri.kind).ok_or_else(|| {
+            Error::validation(
+                "kind",
+                "must be vendor, product, verified, hash, clsid or path",
+            )
+        })?;
+        rules.push(Rule {
+            id: format!("rule-{}", n + 1),
+            kind,
+            value: engine::check_rule(kind, &ri.value)?,
+            deny: ri.deny,
+        });
+    }
+    for d in &i.devices {
+        let id = DeviceId::parse(d)
+            .ok_or_else(|| Error::validation("devices", format!("unknown workstation {d:?}")))?;
+        store::devices::get(r, scope, id)
+            .map_err(|_| Error::validation("devices", format!("unknown workstation {d:?}")))?;
+    }
+    let p = Policy {
+        id,
+        name: i.name.trim().to_string(),
+        description: i.description.trim().to_string(),
+        enabled: i.enabled,
+        devices: i.devices,
+        users: i.users.into_iter().map(|u| u.trim().to_string()).collect(),
+        span,
+        access,
+        rules,
+    };
+    engine::check_policy(&p)?;
+    Ok(p)
+}
+
+/// Sends the tenant's bundle (all its policies, with the version) to every active device.
+fn push(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    version: i64,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    let bundle = serde_json::to_value(store::policies::list(&tx.reader(), scope)?)?;
+    let devices: Vec<DeviceId> = store::devices::list(&tx.reader(), scope)?
+        .into_iter()
+        .filter(|d| d.active)
+        .map(|d| d.id)
+        .collect();
+    for d in &devices {
+        send(tx, ctx, scope, *d, version, bundle.clone(), now)?;
+    }
+    Ok(devices)
+}
+
+fn send(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    device: DeviceId,
+    version: i64,
+    bundle: serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        device,
+        &Action::PolicyUpdate { version, bundle },
+        BUNDLE_TTL_MS,
+        now,
+    )?;
+    Ok(())
+}
+
+/// In the enrollment transaction: a new workstation gets the tenant's current bundle.
+pub fn on_enroll(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    device: DeviceId,
+    now: Timestamp,
+) -> Result<()> {
+    let version = store::policies::version(&tx.reader(), scope)?;
+    if version > 0 {
+        let bundle = serde_json::to_value(store::policies::list(&tx.reader(), scope)?)?;
+        send(tx, ctx, scope, device, version, bundle, now)?;
+    }
+    Ok(())
+}
+
+pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<Policy>> {
+    let scope = p.scope(t, Permission::PoliciesView)?;
+    ctx.db.read(move |r| store::policies::list(r, &scope)).await
+}
+
+pub async fn get(ctx: &Ctx, p: &Principal, t: &Tenant, id: &str) -> Result<Policy> {
+    let scope = p.scope(t, Permission::PoliciesView)?;
+    let id = id.to_string();
+    ctx.db
+        .read(move |r| store::policies::get(r, &scope, &id))
+        .await
+}
+
+/// Creates (`id` None) or replaces a policy (`policies.manage`, step-up); audited and pushed.
+pub async fn save(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: Option<String>,
+    input: PolicyInput,
+    origin: &Origin,
+) -> Result<Policy> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::PoliciesManage)?;
+    p.require_fresh_mfa(now)?;
+    let (ctx2, p2, o) = (ctx.clone(), p.clone(), origin.clone());
+    let (policy, woken) = ctx
+        .db
+        .write(move |tx| {
+            let r = tx.reader();
+            let (pid, deployed, event) = match id {
+                Some(id) => {
+                    let old = store::policies::get(&r, &scope, &id)?;
+                    let from = match old.span {
+                        Span::Fixed { from, .. } => from,
+                        Span::Window { .. } => now.millis(),
+                    };
+                    (id, from, Event::PolicyUpdated)
+                }
+                None => (
+                    format!("pol-{}", uuid::Uuid::now_v7().simple()),
+                    now.millis(),
+                    Event::PolicyCreated,
+                ),
+            };
+            let policy = build(&r, &scope, pid, input, deployed)?;
+            let version = store::policies::put(tx, &scope, &policy, now)?;
+            Audit::new(event, now)
+                .tenant(scope.tenant())
+                .by(&p2, &o)
+                .target("policy", &policy.id)
+                .details(json!({"policy": policy, "version": version}))
+                .append(tx)?;
+            let woken = push(tx, &ctx2, &scope, version, now)?;
+            Ok((policy, woken))
+        })
+        .await?;
+    for d in woken {
+        ctx.wake.wake(d);
+    }
+    Ok(policy)
+}
+
+pub async fn delete(ctx: &Ctx, p: &Principal, t: &Tenant, id: &str, origin: &Origin) -> Result<()> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::PoliciesManage)?;
+    p.require_fresh_mfa(now)?;
+    let (ctx2, p2, o, id) = (ctx.clone(), p.clone(), origin.clone(), id.to_string());
+    let woken = ctx
+        .db
+        .write(move |tx| {
+            let version = store::policies::delete(tx, &scope, &id)?;
+            Audit::new(Event::PolicyDeleted, now)
+                .tenant(scope.tenant())
+                .by(&p2, &o)
+                .target("policy", &id)
+                .details(json!({"version": version}))
+                .append(tx)?;
+            push(tx, &ctx2, &scope, version, now)
+        })
+        .await?;
+    for d in woken {
+        ctx.wake.wake(d);
+    }
+    Ok(())
+}
+
+/// "Test a decision": what the engine answers for these attributes (nothing recorded).
+pub async fn test(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    device: &str,
+    user: &str,
+    app: App,
+) -> Result<Decision> {
+    let scope = p.scope(t, Permission::PoliciesView)?;
+    engine::check_app(&app)?;
+    let now = ctx.clock.now().millis();
+    let ps = ctx
+        .db
+        .read(move |r| store::policies::list(r, &scope))
+        .await?;
+    Ok(engine::decide(&ps, device, user, &app, now))
+}
+
+/// What a workstation asks.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    /// The local account that wants to run the program.
+    pub user: String,
+    pub app: App,
+}
+
+/// `/agent/v1/decide`: the device's own tenant's policies, every decision audited under the
+/// policy that made it (the per-policy audit view).
+pub async fn decide(
+    ctx: &Ctx,
+    d: &Device,
+    req: DecideRequest,
+    origin: &Origin,
+) -> Result<Decision> {
+    engine::check_app(&req.app)?;
+    if req.user.trim().is_empty() || req.user.len() > 64 {
+        return Err(Error::validation("user", "must be a local account name"));
+    }
+    let now = ctx.clock.now();
+    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
+    ctx.db
+        .write(move |tx| {
+            let scope = system_scope(tenant);
+            let ps = store::policies::list(&tx.reader(), &scope)?;
+            let decision =
+                engine::decide(&ps, &device.to_string(), &req.user, &req.app, now.millis());
+            let (event, policy) = match &decision {
+                Decision::Allow { policy, .. } => (Event::ElevationAllowed, Some(policy.clone())),
+                Decision::Deny { policy, .. } => (Event::ElevationDenied, Some(policy.clone())),
+                Decision::Ask => (Event::ElevationAsked, None),
+            };
+            let mut a = Audit::new(event, now)
+                .tenant(tenant)
+                .device(device)
+                .actor(ActorKind::Device, Some(device.to_string()))
+                .from(&o)
+                .details(json!({"user": req.user, "app": req.app, "decision": decision}));
+            if let Some(p) = policy {
+                a = a.target("policy", &p);
+            }
+            if matches!(decision, Decision::Deny { .. }) {
+                a = a.failure();
+            }
+            a.append(tx)?;
+            Ok(decision)
+        })
+        .await
+}

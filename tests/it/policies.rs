@@ -1,0 +1,287 @@
+//! Application elevation: policies reach the agent, `agent run-elevated` runs an allowed
+//! program as root and refuses others, and the appliance and the agent decide alike.
+
+use hourglass::model::policies::{Decision, Policy, cases};
+use hourglass::service;
+use serde_json::{Value, json};
+
+use crate::agent::{enroll, eventually, tenant_and_admin};
+use crate::logins::api;
+use crate::support::*;
+
+fn bundle_version(ws: &crate::agent::Workstation) -> i64 {
+    ws.state_json()["policies"]["version"].as_i64().unwrap_or(0)
+}
+
+/// An allowed program runs as root and `101` is audited; a denied one does not run; one no
+/// policy covers is refused with advice; a changed policy takes effect without a restart,
+/// also from the agent's cache with the appliance down.
+#[actix_web::test]
+async fn allowed_programs_run_as_root_denied_ones_do_not() {
+    let mut s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+
+    // Bad input: clear 422s, nothing saved.
+    for (body, field) in [
+        (
+            json!({"name": "x", "duration": "fixed", "hours": 8, "access": "specific",
+            "rules": [{"kind": "hash", "value": "abc"}]}),
+            "64 hexadecimal",
+        ),
+        (
+            json!({"name": "x", "duration": "fixed", "hours": 8, "access": "specific",
+            "rules": [{"kind": "clsid", "value": "nope"}]}),
+            "GUID",
+        ),
+        (
+            json!({"name": "x", "duration": "fixed", "hours": 8, "access": "specific",
+            "rules": [{"kind": "path", "value": "bin/*"}]}),
+            "absolute",
+        ),
+        (
+            json!({"name": "x", "duration": "window", "from": "2026-11-23T10:00:00Z",
+            "to": "2026-11-23T09:00:00Z", "access": "all"}),
+            "end after",
+        ),
+        (
+            json!({"name": " ", "duration": "fixed", "hours": 8, "access": "all"}),
+            "name",
+        ),
+        (
+            json!({"name": "x", "duration": "fixed", "hours": 8, "access": "specific"}),
+            "allow rule",
+        ),
+    ] {
+        let (st, e) = api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", body).await;
+        assert_eq!(st, 422, "{e}");
+        assert!(e["message"].as_str().unwrap().contains(field), "{e}");
+    }
+    let (_, v) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/policies",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(v["policies"].as_array().unwrap().len(), 0, "nothing saved");
+
+    let (st, p) = api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", json!({
+        "name": "Diagnostics", "duration": "fixed", "hours": 8, "access": "specific", "users": ["bob"],
+        "rules": [{"kind": "path", "value": "/usr/bin/id"}, {"kind": "path", "value": "/usr/bin/whoami", "deny": true}]
+    })).await;
+    assert_eq!(st, 201, "{p}");
+    let pid = p["id"].as_str().unwrap().to_string();
+    assert!(
+        eventually(15, || bundle_version(&ws) == 1).await,
+        "the bundle reaches the agent"
+    );
+
+    let elevated = |program: &[&str]| {
+        hourglass()
+            .args(["agent", "run-elevated", "--user", "bob"])
+            .args(ws.args())
+            .arg("--")
+            .args(program)
+            .output()
+            .unwrap()
+    };
+    let out = elevated(&["id", "-u"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "ran as root"
+    );
+    let denied = elevated(&["whoami"]);
+    assert!(!denied.status.success());
+    assert!(denied.stdout.is_empty(), "did not run");
+    assert!(
+        text(&denied).contains("denied by policy"),
+        "{}",
+        text(&denied)
+    );
+    let ask = elevated(&["true"]);
+    assert!(
+        !ask.status.success() && text(&ask).contains("no application policy"),
+        "{}",
+        text(&ask)
+    );
+
+    // The decisions are audited under the policy, and the agent's 101 arrives.
+    let count = |event: &'static str| {
+        let s = &s;
+        async move {
+            s.ctx()
+                .db
+                .read(move |r| {
+                    hourglass::store::audit::list(
+                        r,
+                        &hourglass::store::audit::Filter {
+                            event: Some(event.into()),
+                            limit: 100,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .unwrap()
+                .len()
+        }
+    };
+    assert_eq!(count("elevation_allowed").await, 1);
+    assert_eq!(count("elevation_denied").await, 1);
+    assert_eq!(count("elevation_asked").await, 1);
+    let mut seen = 0;
+    for _ in 0..300 {
+        seen = count("101").await;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen, 1, "elevate on demand (101) uploaded");
+
+    // A change reaches the running agent; with the appliance down its cache decides the same.
+    let (st, _) = api(&s, &nik, "PUT", &format!("/api/v1/tenants/acme/policies/{pid}"), json!({
+        "name": "Diagnostics", "duration": "fixed", "hours": 8, "access": "specific", "users": ["bob"],
+        "rules": [{"kind": "path", "value": "/usr/bin/id"}, {"kind": "path", "value": "/usr/bin/true"},
+                  {"kind": "path", "value": "/usr/bin/whoami", "deny": true}]
+    })).await;
+    assert_eq!(st, 200);
+    assert!(
+        eventually(15, || bundle_version(&ws) == 2).await,
+        "no restart needed"
+    );
+    s.stop().await;
+    let offline = elevated(&["true"]);
+    assert!(offline.status.success(), "{}", text(&offline));
+    assert!(
+        text(&offline).contains("cached policies"),
+        "{}",
+        text(&offline)
+    );
+    let still_denied = elevated(&["whoami"]);
+    assert!(!still_denied.status.success() && still_denied.stdout.is_empty());
+    ws.kill();
+}
+
+/// The shared case table, decided by the appliance over `/agent/v1/decide` and by the agent's
+/// engine over the bundle it received: the same answers, and the expected ones.
+#[actix_web::test]
+async fn the_appliance_and_the_agent_decide_alike() {
+    let mut s = TestServer::start().await;
+    let (t, token, _) = tenant_and_admin(&s).await;
+    let p = crate::people::admin_principal(&s).await;
+    let d1 = crate::requests::Device::enroll(&s, &token).await;
+    let d2 = crate::requests::Device::enroll(&s, &token).await;
+    let real = |case_device: &str| {
+        if case_device == "dev-1" {
+            d1.id.clone()
+        } else {
+            d2.id.clone()
+        }
+    };
+    let scope = hourglass::authz::system_scope(t.id);
+    let now = s.clock.now();
+    let policies: Vec<Policy> = cases::policies()
+        .into_iter()
+        .map(|mut p| {
+            p.devices = p.devices.iter().map(|d| real(d)).collect();
+            p
+        })
+        .collect();
+    let stored = policies.clone();
+    s.ctx()
+        .db
+        .write(move |tx| {
+            for p in &stored {
+                hourglass::store::policies::put(tx, &scope, p, now)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    // A disabled policy saved through the service pushes the whole bundle.
+    let input = serde_json::from_value(json!({"name": "zz off", "enabled": false, "duration": "fixed", "hours": 1, "access": "all"})).unwrap();
+    service::policies::save(s.ctx(), &p, &t, None, input, &Default::default())
+        .await
+        .unwrap();
+
+    // The agent's side: the bundle as the agent receives and applies it.
+    let mut agent: hourglass::agent::state::State = serde_json::from_str(&format!(
+        r#"{{"server":"x","fingerprint":"","device_id":"{}","device_secret":"","tenant":"acme","last_seq":0,
+            "clock_offset_ms":0,"baseline_admins":[],"ordered_admins":[],"grants":[],"grant_times":[],"results":[]}}"#,
+        d1.id
+    ))
+    .unwrap();
+    let did = hourglass::ids::DeviceId::parse(&d1.id).unwrap();
+    let cmd = s
+        .ctx()
+        .db
+        .read(move |r| hourglass::store::commands::recent(r, &scope, did, 10))
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.kind == "policy_update")
+        .unwrap();
+    let action = hourglass::model::commands::Action::parse(
+        &cmd.kind,
+        &serde_json::from_str(&cmd.args).unwrap(),
+    )
+    .unwrap();
+    let proto_cmd = hourglass::proto::Command {
+        id: cmd.id,
+        device_id: did,
+        tenant_id: t.id,
+        seq: cmd.seq,
+        issued_at: 0,
+        not_after: i64::MAX,
+        kind: cmd.kind.clone(),
+        args: serde_json::from_str(&cmd.args).unwrap(),
+    };
+    hourglass::agent::enforcer::apply(
+        &hourglass::agent::os::MemoryOs::default(),
+        &mut agent,
+        &proto_cmd,
+        &action,
+        0,
+    )
+    .unwrap();
+    let bundle = agent.policies.clone().unwrap().policies;
+
+    for (case, device, user, app, at, want) in cases::table() {
+        s.clock.set(hourglass::clock::Timestamp::from_millis(at));
+        let dev = if device == "dev-1" { &d1 } else { &d2 };
+        let r = dev
+            .c
+            .post(format!("{}/agent/v1/decide", dev.base))
+            .header("x-device-id", &dev.id)
+            .bearer_auth(&dev.secret)
+            .json(&json!({"user": user, "app": app}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{case}");
+        let server: Decision = r.json().await.unwrap();
+        let local = hourglass::model::policies::decide(&bundle, &real(device), user, &app, at);
+        assert_eq!(server, local, "{case}: appliance and agent differ");
+        assert_eq!(cases::render(&server), want, "{case}");
+    }
+
+    // Bad input on the wire: huge attributes, a missing path.
+    let big = json!({"user": "bob", "app": {"path": "/x".repeat(5000)}});
+    let r =
+        d1.c.post(format!("{}/agent/v1/decide", d1.base))
+            .header("x-device-id", &d1.id)
+            .bearer_auth(&d1.secret)
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(r.status(), 422);
+    s.stop().await;
+}
