@@ -193,6 +193,26 @@ pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<Policy>> {
     ctx.db.read(move |r| store::policies::list(r, &scope)).await
 }
 
+/// A policy's audit tab: its changes, and every decision made under it (`audit.view`).
+pub async fn audit(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: &str,
+) -> Result<Vec<crate::model::audit::Entry>> {
+    let scope = p.scope(t, Permission::AuditView)?;
+    let id = id.to_string();
+    ctx.db
+        .read(move |r| {
+            store::policies::get(r, &scope, &id)?;
+            Ok(store::audit::about(r, &scope, "policy", &id, 200)?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect())
+        })
+        .await
+}
+
 pub async fn get(ctx: &Ctx, p: &Principal, t: &Tenant, id: &str) -> Result<Policy> {
     let scope = p.scope(t, Permission::PoliciesView)?;
     let id = id.to_string();

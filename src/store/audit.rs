@@ -198,6 +198,26 @@ pub fn list_scoped(
         .collect()
 }
 
+/// Entries about one object of a tenant (a policy's audit tab), newest first.
+pub fn about(
+    r: &Reader<'_>,
+    scope: &crate::authz::TenantScope,
+    target_kind: &str,
+    target_id: &str,
+    limit: u32,
+) -> Result<Vec<(i64, Entry)>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE tenant_id = :t AND target_kind = :k AND target_id = :id
+         ORDER BY seq DESC LIMIT :limit"
+    ))?;
+    let rows = st.query_map(
+        named_params! {":t": scope.tenant().to_string(), ":k": target_kind, ":id": target_id, ":limit": limit.clamp(1, 500)},
+        entry_from_row,
+    )?;
+    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))
+        .collect()
+}
+
 /// How many entries carry `event` (all tenants).
 pub fn count_event(r: &Reader<'_>, event: &str) -> Result<i64> {
     let mut st = r

@@ -19,6 +19,7 @@ pub mod limiter;
 pub mod logins;
 pub mod nav;
 pub mod ops;
+pub mod policies;
 pub mod requests;
 pub mod roles;
 pub mod session;
@@ -84,6 +85,10 @@ route_table! {
     "/t/{slug}/requests" => { get: requests::requests_page },
     "/t/{slug}/requests/queue" => { get: requests::queue_fragment },
     "/t/{slug}/requests/{id}/{action}" => { post: requests::decide },
+    "/t/{slug}/policies" => { get: policies::policies_page, post: policies::create },
+    "/t/{slug}/policies/test" => { post: policies::test },
+    "/t/{slug}/policies/{id}" => { get: policies::policy_page, post: policies::update },
+    "/t/{slug}/policies/{id}/delete" => { post: policies::delete },
     "/t/{slug}/auto-approval" => { get: auto_approval::rules_page, post: auto_approval::create },
     "/t/{slug}/auto-approval/{id}/delete" => { post: auto_approval::delete },
     "/t/{slug}/webhooks" => { get: webhooks::webhooks_page, post: webhooks::create },

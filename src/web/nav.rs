@@ -34,6 +34,11 @@ pub fn page(
         add("Requests", "/requests", Permission::RequestsView);
         add("Devices", "/devices", Permission::DevicesView);
         add("Technician sessions", "/logins", Permission::DevicesView);
+        add(
+            "Application policies",
+            "/policies",
+            Permission::PoliciesView,
+        );
         add("Users", "/users", Permission::UsersView);
         add("Roles", "/roles", Permission::UsersView);
         add("Settings", "/settings", Permission::SettingsView);

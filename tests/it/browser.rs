@@ -274,6 +274,8 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         ("/requests", "Requests in all tenants"),
         ("/t/nikpot-it/auto-approval", "Auto-approval rules"),
         ("/t/nikpot-it/webhooks", "Notifications"),
+        ("/t/nikpot-it/policies", "Application policies"),
+        ("/t/nikpot-it/logins", "Technician sessions"),
         ("/t/nikpot-it/settings", "Settings"),
         ("/t/nikpot-it/audit", "Audit log"),
         ("/account", "My account"),

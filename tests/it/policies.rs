@@ -285,3 +285,97 @@ async fn the_appliance_and_the_agent_decide_alike() {
     assert_eq!(r.status(), 422);
     s.stop().await;
 }
+
+/// The portal: the rule builder refuses malformed rules with the line or field, saves a good
+/// policy, shows it with its audit tab, and "test a decision" names the deciding rule.
+#[actix_web::test]
+async fn the_portal_edits_tests_and_audits_policies() {
+    let mut s = TestServer::start().await;
+    let (_, _, mut admin) = tenant_and_admin(&s).await;
+    for (rules, want) in [
+        ("path", "line 1"),
+        ("hash 1234", "64 hexadecimal"),
+        ("sha1 abc", "kind"),
+        ("clsid {not-a-guid}", "GUID"),
+    ] {
+        let r = admin
+            .post(
+                "/t/acme/policies",
+                &[
+                    ("name", "Bad"),
+                    ("duration", "fixed"),
+                    ("hours", "8"),
+                    ("access", "specific"),
+                    ("rules", rules),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{rules}");
+        assert!(r.text().await.unwrap().contains(want), "{rules}");
+    }
+    let r = admin
+        .post(
+            "/t/acme/policies",
+            &[
+                ("name", "Network tools"),
+                ("enabled", "true"),
+                ("duration", "fixed"),
+                ("hours", "8"),
+                ("access", "specific"),
+                ("users", "bob, carol"),
+                ("rules", "path /usr/bin/wireshark\ndeny path /usr/bin/bash"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let list = admin.get("/t/acme/policies").await.text().await.unwrap();
+    assert!(
+        list.contains("Network tools") && list.contains("bob, carol"),
+        "{list}"
+    );
+    let i = list.find("/t/acme/policies/pol-").unwrap();
+    let url = list[i..i + list[i..].find('"').unwrap()].to_string();
+    let page = admin.get(&url).await.text().await.unwrap();
+    assert!(
+        page.contains("policy_created") && page.contains("/usr/bin/wireshark"),
+        "{page}"
+    );
+
+    let t = admin
+        .post(
+            "/t/acme/policies/test",
+            &[("user", "bob"), ("path", "/usr/bin/wireshark")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        t.contains("Allowed by policy") && t.contains("rule-1"),
+        "{t}"
+    );
+    let t = admin
+        .post(
+            "/t/acme/policies/test",
+            &[("user", "bob"), ("path", "/usr/bin/bash")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        t.contains("Denied by policy") && t.contains("rule-2"),
+        "{t}"
+    );
+    let t = admin
+        .post(
+            "/t/acme/policies/test",
+            &[("user", "dave"), ("path", "/usr/bin/wireshark")],
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(t.contains("No policy allows it"), "another user: {t}");
+    s.stop().await;
+}
