@@ -384,21 +384,28 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         .await
         .unwrap();
     assert!(badge.contains("1 waiting"), "{badge}");
-    c.find(Locator::Css("tr.request form.deny button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let denied = wait_for(c, "table.history tbody tr")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        denied.contains("finn") && denied.contains("not on a Friday"),
-        "{denied}"
-    );
+    // The queue is re-rendered every 2 s: an element found just before a refresh goes
+    // stale, so the click and the read are retried until the page has moved on.
+    let mut denied = String::new();
+    for _ in 0..150 {
+        if let Ok(b) = c.find(Locator::Css("tr.request form.deny button")).await {
+            let _ = b.click().await;
+        }
+        if let Ok(rows) = c.find_all(Locator::Css("table.history tbody tr")).await {
+            for r in rows {
+                if let Ok(t) = r.text().await
+                    && t.contains("finn")
+                {
+                    denied = t;
+                }
+            }
+        }
+        if !denied.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(denied.contains("not on a Friday"), "{denied}");
 
     c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await
