@@ -329,11 +329,12 @@ impl Running {
         for h in &self.handles {
             h.stop(true).await;
         }
+        // Bounded: a stop must not hang on a job or task that does not finish.
         for t in self.tasks.drain(..) {
-            let _ = t.await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
         if let Some(mut s) = self.scheduler.take() {
-            let _ = s.shutdown().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), s.shutdown()).await;
         }
         // Stopping must not depend on the database still accepting writes.
         if let Err(e) = service::system::record_stop(&self.ctx.db, self.ctx.clock.now()).await {
