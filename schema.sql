@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 7;
+PRAGMA user_version = 8;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -88,7 +88,7 @@ CREATE TABLE tenants (
     seats                    INTEGER NOT NULL CHECK (seats >= 0),
     created_at               INTEGER NOT NULL,
     updated_at               INTEGER NOT NULL
-) STRICT;
+    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64)) STRICT;
 CREATE UNIQUE INDEX tenants_one_msp ON tenants (kind) WHERE kind = 'msp';
 
 -- Email is the login identifier, unique per appliance (stored lower-cased); the username is
@@ -273,7 +273,7 @@ CREATE TABLE requests (
     tenant_id         TEXT NOT NULL REFERENCES tenants (id),
     device_id         TEXT NOT NULL REFERENCES devices (id),
     endpoint_user_id  TEXT NOT NULL REFERENCES endpoint_users (id),
-    kind              TEXT NOT NULL CHECK (kind IN ('admin', 'extension')),
+    kind              TEXT NOT NULL CHECK (kind IN ('admin', 'extension', 'application')),
     parent_id         TEXT REFERENCES requests (id),
     minutes_requested INTEGER NOT NULL CHECK (minutes_requested BETWEEN 5 AND 1440),
     minutes_approved  INTEGER CHECK (minutes_approved BETWEEN 5 AND 1440),
@@ -288,7 +288,10 @@ CREATE TABLE requests (
     created_at        INTEGER NOT NULL,
     decided_at        INTEGER,
     expires_at        INTEGER,
-    ended_at          INTEGER
+    ended_at          INTEGER,
+    app               TEXT,
+    grant_scope       TEXT CHECK (grant_scope IN ('once', 'user', 'device', 'tenant')),
+    policy_id         TEXT
 ) STRICT;
 -- JIT-04: one open (pending or active) admin request per endpoint user, enforced here.
 CREATE UNIQUE INDEX requests_one_open ON requests (tenant_id, endpoint_user_id)

@@ -197,6 +197,7 @@ fn approvals(
             reason: "benchmark".into(),
             ticket: None,
             kind: "admin".into(),
+            app: None,
         };
         let r = sys
             .block_on(service::requests::create(ctx, d, ask, &Default::default()))
@@ -208,6 +209,7 @@ fn approvals(
             &t,
             r.id,
             None,
+            hourglass::model::requests::Grant::Once,
             &Default::default(),
         ))
         .unwrap();

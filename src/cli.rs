@@ -182,11 +182,23 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
-    /// Run one program with administrator rights when an application policy allows it.
+    /// Run one program with administrator rights when an application policy allows it;
+    /// otherwise ask for it (with `--reason`, or at the prompt) and wait for the decision.
     RunElevated {
         /// The local user asking (default: the user who ran sudo, or the current user).
         #[arg(long)]
         user: Option<String>,
+        /// Why you need it: asks for the program when no policy allows it yet.
+        #[arg(long)]
+        reason: Option<String>,
+        /// How long to ask for, in minutes (5–1440).
+        #[arg(long, default_value_t = 30)]
+        minutes: i64,
+        #[arg(long)]
+        ticket: Option<String>,
+        /// How long to wait for a decision, in minutes (0: ask and return).
+        #[arg(long, default_value_t = 10)]
+        wait_minutes: u64,
         #[command(flatten)]
         place: AgentPlace,
         /// The program and its arguments, after `--`.

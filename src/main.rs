@@ -29,44 +29,110 @@ fn agent_options(p: AgentPlace) -> Options {
     }
 }
 
+/// What `agent run-elevated` was told besides the program.
+struct Elevation {
+    user: Option<String>,
+    reason: Option<String>,
+    minutes: i64,
+    ticket: Option<String>,
+    wait_minutes: u64,
+}
+
+/// The justification to ask with: `--reason`, else typed at a terminal (empty: do not ask).
+fn justification(given: Option<String>) -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if given.is_some() {
+        return given;
+    }
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("No policy allows this yet. Ask your IT team? Why do you need it (empty: no): ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_string()).filter(|l| !l.is_empty())
+}
+
 /// `agent run-elevated`: the program runs as root only on an `allow`; its exit code is ours.
-fn run_elevated(user: Option<String>, place: AgentPlace, command: Vec<String>) -> Result<ExitCode> {
-    use hourglass::agent::elevate;
+/// On `ask` it asks for the program through the approval flow, waits, and decides again.
+fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result<ExitCode> {
+    use hourglass::agent::{elevate, requests};
     use hourglass::error::Error;
     use hourglass::model::policies::Decision;
-    let user = hourglass::agent::requests::invoking_user(user)?;
+    let user = requests::invoking_user(e.user)?;
     let program = command
         .first()
         .ok_or_else(|| Error::validation("program", "give the program after --"))?;
     let path = elevate::resolve(program)?;
     let app = elevate::describe(&path)?;
-    let now = Clock::system().now().millis();
-    let (d, from) = elevate::decide(&place.state_dir, &user, &app, now)?;
-    match &d {
-        Decision::Allow { policy, rule, .. } => {
-            elevate::record(&place.state_dir, &user, &app, &d, now)?;
-            eprintln!(
-                "hourglass: {} allowed by policy {policy}{} ({from})",
-                path.display(),
-                rule.as_ref()
-                    .map(|r| format!(", rule {r}"))
-                    .unwrap_or_default()
-            );
-            let status = std::process::Command::new(&path)
-                .args(&command[1..])
-                .status()?;
-            Ok(ExitCode::from(
-                u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
-            ))
+    let dir = &place.state_dir;
+    let mut asked = false;
+    loop {
+        let now = Clock::system().now().millis();
+        let (d, from) = elevate::decide(dir, &user, &app, now)?;
+        match &d {
+            Decision::Allow { policy, rule, .. } => {
+                elevate::record(dir, &user, &app, &d, now)?;
+                eprintln!(
+                    "hourglass: {} allowed by policy {policy}{} ({from})",
+                    path.display(),
+                    rule.as_ref()
+                        .map(|r| format!(", rule {r}"))
+                        .unwrap_or_default()
+                );
+                let status = std::process::Command::new(&path)
+                    .args(&command[1..])
+                    .status()?;
+                return Ok(ExitCode::from(
+                    u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+                ));
+            }
+            Decision::Deny { policy, rule } => {
+                return Err(Error::Forbidden(format!(
+                    "{} is denied by policy {policy}, rule {rule} ({from})",
+                    path.display()
+                )));
+            }
+            Decision::Ask if !asked => {
+                let none = || {
+                    Error::Forbidden(format!(
+                        "no application policy lets {user} run {} with administrator rights ({from}); ask for it with --reason",
+                        path.display()
+                    ))
+                };
+                let reason = justification(e.reason.clone()).ok_or_else(none)?;
+                let v =
+                    elevate::request(dir, &user, &app, e.minutes, &reason, e.ticket.as_deref())?;
+                eprintln!("hourglass: {}", requests::describe(&v));
+                let id = v["id"].as_str().unwrap_or_default().to_string();
+                if v["state"] == "pending" {
+                    if e.wait_minutes == 0 {
+                        return Ok(ExitCode::from(2));
+                    }
+                    eprintln!(
+                        "hourglass: waiting up to {} minute(s) for a decision…",
+                        e.wait_minutes
+                    );
+                    let v = elevate::wait(
+                        dir,
+                        &id,
+                        std::time::Duration::from_secs(e.wait_minutes * 60),
+                    )?;
+                    eprintln!("hourglass: {}", requests::describe(&v));
+                    if v["state"] == "pending" {
+                        return Ok(ExitCode::from(2));
+                    }
+                }
+                asked = true;
+            }
+            Decision::Ask => {
+                return Err(Error::Forbidden(format!(
+                    "{} may not run with administrator rights ({from})",
+                    path.display()
+                )));
+            }
         }
-        Decision::Deny { policy, rule } => Err(Error::Forbidden(format!(
-            "{} is denied by policy {policy}, rule {rule} ({from})",
-            path.display()
-        ))),
-        Decision::Ask => Err(Error::Forbidden(format!(
-            "no application policy lets {user} run {} with administrator rights ({from}); ask your IT team for one",
-            path.display()
-        ))),
     }
 }
 
@@ -87,9 +153,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
                 AgentCommand::RunElevated {
                     user,
+                    reason,
+                    minutes,
+                    ticket,
+                    wait_minutes,
                     place,
                     command,
-                } => return run_elevated(user, place, command),
+                } => {
+                    let e = Elevation {
+                        user,
+                        reason,
+                        minutes,
+                        ticket,
+                        wait_minutes,
+                    };
+                    return run_elevated(e, place, command);
+                }
                 AgentCommand::OfflineLogin {
                     account,
                     code,

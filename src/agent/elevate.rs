@@ -124,6 +124,45 @@ pub fn decide(dir: &Path, user: &str, app: &App, wall_ms: i64) -> Result<(Decisi
     })
 }
 
+/// On `ask`: an application elevation request for this program (justification, minutes,
+/// optional ticket) that runs through the approval flow of JIT sessions.
+pub fn request(
+    dir: &Path,
+    user: &str,
+    app: &App,
+    minutes: i64,
+    reason: &str,
+    ticket: Option<&str>,
+) -> Result<serde_json::Value> {
+    let s = State::load(dir)?;
+    let body = serde_json::json!({"account": user, "minutes": minutes, "reason": reason,
+        "ticket": ticket, "kind": "application", "app": app});
+    super::requests::runtime()?.block_on(super::requests::call(
+        &s,
+        reqwest::Method::POST,
+        "/requests",
+        Some(body),
+    ))
+}
+
+/// Waits up to `wait` for a person to decide `id`, asking every two seconds; returns the
+/// request as last seen (still `pending` when the wait ran out).
+pub fn wait(dir: &Path, id: &str, wait: Duration) -> Result<serde_json::Value> {
+    let s = State::load(dir)?;
+    super::requests::runtime()?.block_on(async {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let v =
+                super::requests::call(&s, reqwest::Method::GET, &format!("/requests/{id}"), None)
+                    .await?;
+            if v["state"] != "pending" || tokio::time::Instant::now() >= until {
+                return Ok(v);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    })
+}
+
 /// Queues event 101 for the daemon to upload (through the shared offline file).
 pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Result<()> {
     let e = super::enforcer::event(

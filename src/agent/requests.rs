@@ -46,7 +46,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(Error::internal)
 }
 
-async fn call(
+pub(super) async fn call(
     s: &State,
     method: reqwest::Method,
     path: &str,
@@ -93,6 +93,10 @@ pub fn describe(v: &serde_json::Value) -> String {
         "pending" => format!(
             "Request {id} is waiting for approval ({} minutes asked).",
             v["minutes_requested"]
+        ),
+        "approved" if v["kind"] == "application" => format!(
+            "Request {id} is approved: the program may run with administrator rights (rule: {}).",
+            v["grant"].as_str().unwrap_or("once")
         ),
         "approved" => {
             let left = v["expires_at"]

@@ -204,7 +204,8 @@ pub fn request_view(r: &crate::store::requests::Request) -> serde_json::Value {
         "id": r.id, "kind": r.kind, "account": r.account, "state": r.state.as_str(),
         "minutes_requested": r.minutes_requested, "minutes_approved": r.minutes_approved,
         "expires_at": r.expires_at.map(|t| t.millis()), "reason": r.reason, "ticket": r.ticket,
-        "decided_by_rule": r.decided_by_rule.is_some(),
+        "decided_by_rule": r.decided_by_rule.is_some(), "app": r.app, "grant": r.grant_scope,
+        "policy_id": r.policy_id,
     })
 }
 

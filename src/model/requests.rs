@@ -56,6 +56,44 @@ impl State {
     }
 }
 
+/// How an application request is approved (idemeum / AutoElevate): just this request, or
+/// as a standing rule for the user, the device or the whole tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    Once,
+    User,
+    Device,
+    Tenant,
+}
+
+impl Grant {
+    pub const ALL: &'static [Grant] = &[Grant::Once, Grant::User, Grant::Device, Grant::Tenant];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Grant::Once => "once",
+            Grant::User => "user",
+            Grant::Device => "device",
+            Grant::Tenant => "tenant",
+        }
+    }
+    pub fn parse(s: &str) -> Result<Grant> {
+        Grant::ALL
+            .iter()
+            .copied()
+            .find(|g| g.as_str() == s)
+            .ok_or_else(|| Error::validation("grant", "must be once, user, device or tenant"))
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Grant::Once => "Just this request",
+            Grant::User => "Rule: this user, every device",
+            Grant::Device => "Rule: everyone on this device",
+            Grant::Tenant => "Rule: the whole tenant",
+        }
+    }
+}
+
 /// Requested or approved minutes: 5 min – 24 h, and no more than the tenant allows.
 pub fn check_minutes(field: &str, minutes: i64, tenant_max: u32) -> Result<u32> {
     if minutes < i64::from(MIN_MINUTES) || minutes > i64::from(MAX_MINUTES) {

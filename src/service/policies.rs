@@ -14,8 +14,9 @@ use crate::ids::DeviceId;
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::Action;
 use crate::model::policies::{self as engine, Access, App, Decision, Policy, Rule, RuleKind, Span};
+use crate::model::requests::Grant;
 use crate::model::tenants::Tenant;
-use crate::store::{self, WriteTx, devices::Device};
+use crate::store::{self, WriteTx, devices::Device, requests::Request};
 
 /// How long a bundle waits for an offline workstation.
 const BUNDLE_TTL_MS: i64 = 7 * 86_400_000;
@@ -129,6 +130,136 @@ fn build(
     };
     engine::check_policy(&p)?;
     Ok(p)
+}
+
+/// How long a rule made from an approved request lasts (editable like any policy).
+const RULE_HOURS: u32 = 8760;
+
+/// Inside the approval's transaction: the policy an application request becomes — a hash
+/// rule for this program, for this user on this device until `until` (`once`), or a standing
+/// rule for the user, the device or the whole tenant. Audited on the policy and pushed.
+pub(super) fn from_request(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    grant: Grant,
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<(String, Vec<DeviceId>)> {
+    let app = r
+        .app
+        .as_ref()
+        .ok_or_else(|| Error::InvalidState("this request names no application".into()))?;
+    let file: String = app
+        .path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&app.path)
+        .chars()
+        .take(80)
+        .collect();
+    let what = if app.product.is_empty() {
+        file
+    } else {
+        format!("{} ({file})", app.product)
+    };
+    let device = r.device_id.to_string();
+    let (name, devices, users, span) = match grant {
+        Grant::Once => (
+            format!(
+                "Request {}: {what} for {} on {}",
+                r.id, r.account, r.hostname
+            ),
+            vec![device],
+            vec![r.account.clone()],
+            Span::Window {
+                from: now.millis(),
+                to: until.millis(),
+            },
+        ),
+        Grant::User => (
+            format!("{what} for {}", r.account),
+            vec![],
+            vec![r.account.clone()],
+            fixed(now),
+        ),
+        Grant::Device => (
+            format!("{what} on {}", r.hostname),
+            vec![device],
+            vec![],
+            fixed(now),
+        ),
+        Grant::Tenant => (format!("{what} for everyone"), vec![], vec![], fixed(now)),
+    };
+    let policy = Policy {
+        id: format!("pol-{}", uuid::Uuid::now_v7().simple()),
+        name: name.chars().take(200).collect(),
+        description: format!("From request {}: {}", r.id, r.justification)
+            .chars()
+            .take(2000)
+            .collect(),
+        enabled: true,
+        devices,
+        users,
+        span,
+        access: Access::Specific,
+        rules: vec![Rule {
+            id: "rule-1".into(),
+            kind: RuleKind::Hash,
+            value: engine::check_rule(RuleKind::Hash, &app.sha256)?,
+            deny: false,
+        }],
+    };
+    engine::check_policy(&policy)?;
+    let version = store::policies::put(tx, scope, &policy, now)?;
+    Audit::new(Event::PolicyCreated, now)
+        .tenant(scope.tenant())
+        .target("policy", &policy.id)
+        .request(r.id, r.ticket.clone())
+        .details(json!({"policy": policy, "version": version, "grant": grant.as_str()}))
+        .append(tx)?;
+    Ok((policy.id, push(tx, ctx, scope, version, now)?))
+}
+
+fn fixed(now: Timestamp) -> Span {
+    Span::Fixed {
+        hours: RULE_HOURS,
+        from: now.millis(),
+    }
+}
+
+/// Removes the policy a request created (revoked, or a one-off approval that ran out);
+/// nothing when an admin has deleted it already.
+pub(super) fn remove_for_request(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    let Some(id) = r.policy_id.as_deref() else {
+        return Ok(vec![]);
+    };
+    let version = match store::policies::delete(tx, scope, id) {
+        Ok(v) => v,
+        Err(Error::NotFound) => return Ok(vec![]),
+        Err(e) => return Err(e),
+    };
+    Audit::new(Event::PolicyDeleted, now)
+        .tenant(scope.tenant())
+        .target("policy", id)
+        .request(r.id, r.ticket.clone())
+        .details(json!({"version": version, "request_state": r.state.as_str()}))
+        .append(tx)?;
+    push(tx, ctx, scope, version, now)
+}
+
+/// Wakes devices after the transaction that queued their bundle has committed.
+pub fn wake(ctx: &Ctx, devices: Vec<DeviceId>) {
+    for d in devices {
+        ctx.wake.wake(d);
+    }
 }
 
 /// Sends the tenant's bundle (all its policies, with the version) to every active device.

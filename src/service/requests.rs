@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, SessionRef};
-use crate::model::requests::{self as rules, DISABLED_MESSAGE, State};
+use crate::model::policies::{self as engine, App};
+use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, State};
 use crate::model::tenants::Tenant;
 pub use crate::store::requests::Filter;
 use crate::store::{self, WriteTx, devices::Device, requests::Request};
@@ -29,9 +30,28 @@ pub struct Ask {
     pub reason: String,
     #[serde(default)]
     pub ticket: Option<String>,
-    /// `admin` (a new session) or `extension` (more time for the running one).
+    /// `admin` (a new session), `extension` (more time for the running one) or
+    /// `application` (run one program elevated, described by `app`).
     #[serde(default = "admin_kind")]
     pub kind: String,
+    #[serde(default)]
+    pub app: Option<App>,
+}
+
+/// What the requester is told a request was for.
+fn what(r: &Request) -> String {
+    match (r.kind.as_str(), &r.app) {
+        ("extension", _) => "extension of your administrator session".into(),
+        ("application", Some(a)) => format!("request to run {} with administrator rights", a.path),
+        _ => "request for administrator rights".into(),
+    }
+}
+
+/// An approver's decision: for how long, and (application requests) as what.
+#[derive(Clone, Copy, Debug)]
+pub struct Approval {
+    pub minutes: u32,
+    pub grant: Grant,
 }
 
 fn admin_kind() -> String {
@@ -85,10 +105,11 @@ fn approve_in(
     ctx: &Ctx,
     scope: &TenantScope,
     r: &Request,
-    minutes: u32,
+    a: Approval,
     decider: Decider<'_>,
     now: Timestamp,
-) -> Result<Request> {
+) -> Result<(Request, Vec<DeviceId>)> {
+    let minutes = a.minutes;
     let (by, rule) = match decider {
         Decider::Person(p, _) => (Some(p.user_id.to_string()), None),
         Decider::Rule(r) => (None, Some(r)),
@@ -142,23 +163,32 @@ fn approve_in(
             "this request has already been decided".into(),
         ));
     }
-    commands::enqueue(
-        tx,
-        &ctx.crypto,
-        scope,
-        r.device_id,
-        &Action::GrantAdmin {
-            account: r.account.clone(),
-            expires_at: expires.millis(),
-            session: Some(session),
-        },
-        DEFAULT_TTL_MS,
-        now,
-    )?;
-    let what = if r.kind == "extension" {
-        "extension of your administrator session"
+    let mut woken = vec![r.device_id];
+    let mut policy = None;
+    if r.kind == "application" {
+        let (id, pushed) = super::policies::from_request(tx, ctx, scope, r, a.grant, expires, now)?;
+        store::requests::set_policy(tx, scope, r.id, a.grant.as_str(), &id)?;
+        woken.extend(pushed);
+        policy = Some(id);
     } else {
-        "request for administrator rights"
+        commands::enqueue(
+            tx,
+            &ctx.crypto,
+            scope,
+            r.device_id,
+            &Action::GrantAdmin {
+                account: r.account.clone(),
+                expires_at: expires.millis(),
+                session: Some(session),
+            },
+            DEFAULT_TTL_MS,
+            now,
+        )?;
+    }
+    let then = if r.kind == "application" {
+        " Run it again now."
+    } else {
+        ""
     };
     tell(
         tx,
@@ -166,18 +196,21 @@ fn approve_in(
         scope,
         r,
         format!(
-            "Your {what} was approved for {minutes} minutes, until {}.",
+            "Your {} was approved for {minutes} minutes, until {}.{then}",
+            what(r),
             expires.rfc3339()
         ),
         now,
     )?;
-    let mut a = audit_for(if r.kind == "extension" { Event::SessionExtended } else { Event::RequestApproved }, r, now)
-        .details(json!({"minutes": minutes, "expires_at": expires.rfc3339(), "rule": rule, "account": r.account}));
+    let grant = (r.kind == "application").then_some(a.grant.as_str());
+    let mut audit = audit_for(if r.kind == "extension" { Event::SessionExtended } else { Event::RequestApproved }, r, now)
+        .details(json!({"minutes": minutes, "expires_at": expires.rfc3339(), "rule": rule, "account": r.account,
+            "grant": grant, "policy": policy}));
     if let Decider::Person(p, o) = decider {
-        a = a.by(p, o);
+        audit = audit.by(p, o);
     }
-    a.append(tx)?;
-    store::requests::get(&tx.reader(), scope, r.id)
+    audit.append(tx)?;
+    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
 }
 
 /// A workstation's request: validated, recorded (declined at once when JIT is off), and
@@ -210,7 +243,24 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                     parent = Some(open.ok_or_else(|| Error::InvalidState("there is no running session to extend".into()))?.id);
                     "extension"
                 }
-                _ => return Err(Error::validation("kind", "must be admin or extension")),
+                "application" => "application",
+                _ => return Err(Error::validation("kind", "must be admin, extension or application")),
+            };
+            let app = match (kind, &ask.app) {
+                ("application", Some(app)) => {
+                    engine::check_app(app)?;
+                    engine::check_rule(engine::RuleKind::Hash, &app.sha256)
+                        .map_err(|_| Error::validation("sha256", "an application request needs the program's SHA-256"))?;
+                    if let Some(open) = store::requests::pending_app(&tx.reader(), &scope, &eu, &app.sha256)? {
+                        return Err(Error::Conflict(format!(
+                            "You already asked to run this program ({open}); wait for a decision first."
+                        )));
+                    }
+                    Some(serde_json::to_string(app)?)
+                }
+                ("application", None) => return Err(Error::validation("app", "an application request describes the program")),
+                (_, Some(_)) => return Err(Error::validation("app", "only application requests describe a program")),
+                _ => None,
             };
             let minutes_raw = ask.minutes;
             let new = |state: State, minutes: u32| store::requests::NewRequest {
@@ -224,6 +274,7 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                 ticket: None,
                 state,
                 reason: None,
+                app: app.as_deref(),
             };
             if !t.settings.jit_enabled {
                 let minutes = minutes_raw.clamp(5, 1440) as u32;
@@ -239,7 +290,7 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                 let r = store::requests::get(&tx.reader(), &scope, id)?;
                 audit_for(Event::RequestDeclined, &r, now).failure().actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
                     .details(json!({"reason": DISABLED_MESSAGE, "account": r.account})).append(tx)?;
-                return Ok((r, t));
+                return Ok((r, t, vec![d2.id]));
             }
             let minutes = rules::check_minutes("minutes", minutes_raw, t.settings.jit_max_minutes)?;
             let j = rules::check_justification(&ask.reason, t.settings.jit_justification_required)?;
@@ -247,21 +298,25 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
             store::requests::insert(tx, &scope, &n, now)?;
             let r = store::requests::get(&tx.reader(), &scope, id)?;
             audit_for(Event::RequestCreated, &r, now).actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
-                .details(json!({"account": r.account, "minutes": minutes, "kind": kind, "justification": j})).append(tx)?;
+                .details(json!({"account": r.account, "minutes": minutes, "kind": kind, "justification": j, "app": r.app})).append(tx)?;
             let rule = store::requests::rules(&tx.reader(), &scope)?
                 .into_iter()
                 .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, minute_of_day(now)));
             match rule {
-                Some(rule) => Ok((approve_in(tx, &ctx2, &scope, &r, minutes, Decider::Rule(&rule.id), now)?, t)),
+                Some(rule) => {
+                    let a = Approval { minutes, grant: Grant::Once };
+                    let (r, woken) = approve_in(tx, &ctx2, &scope, &r, a, Decider::Rule(&rule.id), now)?;
+                    Ok((r, t, woken))
+                }
                 None => {
                     super::webhooks::announce(tx, &ctx2, &t, &r, now)?;
-                    Ok((r, t))
+                    Ok((r, t, vec![d2.id]))
                 }
             }
         })
         .await?;
-    ctx.wake.wake(d.id);
-    let (r, t) = r;
+    let (r, t, woken) = r;
+    super::policies::wake(ctx, woken);
     if r.state == State::Pending {
         super::webhooks::kick(ctx);
         super::webhooks::mail_approvers(ctx, &t, &r);
@@ -284,6 +339,7 @@ pub async fn approve(
     t: &Tenant,
     id: RequestId,
     minutes: Option<i64>,
+    grant: Grant,
     origin: &Origin,
 ) -> Result<Request> {
     let now = ctx.clock.now();
@@ -316,19 +372,25 @@ pub async fn approve(
                 minutes.unwrap_or(i64::from(r.minutes_requested)),
                 max,
             )?;
-            let out = approve_in(
+            if r.kind != "application" && grant != Grant::Once {
+                return Err(Error::validation(
+                    "grant",
+                    "only an application request becomes a rule",
+                ));
+            }
+            approve_in(
                 tx,
                 &ctx2,
                 &scope,
                 &r,
-                minutes,
+                Approval { minutes, grant },
                 Decider::Person(&p2, &o),
                 now,
-            )?;
-            Ok(out)
+            )
         })
         .await?;
-    ctx.wake.wake(r.device_id);
+    let (r, woken) = r;
+    super::policies::wake(ctx, woken);
     Ok(r)
 }
 
@@ -380,7 +442,7 @@ pub async fn deny(
                 &ctx2,
                 &scope,
                 &r,
-                format!("Your request for administrator rights was denied: {reason}"),
+                format!("Your {} was denied: {reason}", what(&r)),
                 now,
             )?;
             audit_for(Event::RequestDenied, &r, now)
@@ -402,8 +464,8 @@ fn end_in(
     r: &Request,
     to: State,
     now: Timestamp,
-) -> Result<Request> {
-    if r.state != State::Approved || r.kind != "admin" {
+) -> Result<(Request, Vec<DeviceId>)> {
+    if r.state != State::Approved || r.kind == "extension" {
         return Err(Error::InvalidState(format!(
             "this request is {}, not an active session",
             r.state.as_str()
@@ -425,18 +487,24 @@ fn end_in(
     )? {
         return Err(Error::InvalidState("this session has already ended".into()));
     }
-    commands::enqueue(
-        tx,
-        &ctx.crypto,
-        scope,
-        r.device_id,
-        &Action::RevokeAdmin {
-            account: r.account.clone(),
-        },
-        DEFAULT_TTL_MS,
-        now,
-    )?;
-    store::requests::get(&tx.reader(), scope, r.id)
+    let mut woken = vec![r.device_id];
+    if r.kind == "application" {
+        // Ending an approval takes back what it created, a standing rule included.
+        woken.extend(super::policies::remove_for_request(tx, ctx, scope, r, now)?);
+    } else {
+        commands::enqueue(
+            tx,
+            &ctx.crypto,
+            scope,
+            r.device_id,
+            &Action::RevokeAdmin {
+                account: r.account.clone(),
+            },
+            DEFAULT_TTL_MS,
+            now,
+        )?;
+    }
+    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
 }
 
 pub async fn revoke(
@@ -461,7 +529,8 @@ pub async fn revoke(
             Ok(out)
         })
         .await?;
-    ctx.wake.wake(r.device_id);
+    let (r, woken) = r;
+    super::policies::wake(ctx, woken);
     Ok(r)
 }
 
@@ -487,7 +556,8 @@ pub async fn end_by_device(
             Ok(out)
         })
         .await?;
-    ctx.wake.wake(d.id);
+    let (r, woken) = r;
+    super::policies::wake(ctx, woken);
     Ok(r)
 }
 
@@ -591,10 +661,10 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     let mut done = 0;
     for r in due {
         let ctx2 = ctx.clone();
-        let device = r.device_id;
         let res = ctx
             .db
             .write(move |tx| {
+                let mut woken = vec![r.device_id];
                 let scope = system_scope(r.tenant_id);
                 if r.state == State::Pending {
                     if store::requests::transition(
@@ -616,8 +686,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                             &ctx2,
                             &scope,
                             &r,
-                            "Your request for administrator rights timed out without a decision."
-                                .into(),
+                            format!("Your {} timed out without a decision.", what(&r)),
                             now,
                         )?;
                         audit_for(Event::RequestTimedOut, &r, now).append(tx)?;
@@ -636,27 +705,36 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                     None,
                     now,
                 )? {
-                    commands::enqueue(
-                        tx,
-                        &ctx2.crypto,
-                        &scope,
-                        r.device_id,
-                        &Action::RevokeAdmin {
-                            account: r.account.clone(),
-                        },
-                        DEFAULT_TTL_MS,
-                        now,
-                    )?;
+                    if r.kind == "application" {
+                        // A one-off approval ends with its window; a rule stays.
+                        if r.grant_scope.as_deref() == Some("once") {
+                            woken.extend(super::policies::remove_for_request(
+                                tx, &ctx2, &scope, &r, now,
+                            )?);
+                        }
+                    } else {
+                        commands::enqueue(
+                            tx,
+                            &ctx2.crypto,
+                            &scope,
+                            r.device_id,
+                            &Action::RevokeAdmin {
+                                account: r.account.clone(),
+                            },
+                            DEFAULT_TTL_MS,
+                            now,
+                        )?;
+                    }
                     audit_for(Event::RequestExpired, &r, now)
                         .details(json!({"account": r.account}))
                         .append(tx)?;
                 }
-                Ok(())
+                Ok(woken)
             })
             .await;
         match res {
-            Ok(()) => {
-                ctx.wake.wake(device);
+            Ok(woken) => {
+                super::policies::wake(ctx, woken);
                 done += 1;
             }
             Err(e) => tracing::error!(error = %e, "request sweep"),

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("migrations/0005_webhooks.sql")),
     (6, include_str!("migrations/0006_logins.sql")),
     (7, include_str!("migrations/0007_policies.sql")),
+    (8, include_str!("migrations/0008_applications.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -102,6 +103,54 @@ mod tests {
         let b = describe(&migrated).unwrap();
         assert!(a.len() > 5, "{a:?}");
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn migration_8_keeps_every_request_and_its_extension() {
+        let c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "foreign_keys", true).unwrap();
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 7) {
+            c.execute_batch(&format!("{sql}\nPRAGMA user_version = {v};"))
+                .unwrap();
+        }
+        c.execute_batch(
+            "INSERT INTO tenants VALUES ('t', 'msp', 'M', 'm', 'active', 0, 'named', 1, 0, 60, 60, 0, 1, 1);
+             INSERT INTO devices (id, tenant_id, hostname, os, os_version, agent_version, secret_hash, status,
+                 enrolled_at, last_seen_at) VALUES ('d', 't', 'h', 'linux', '1', '1', x'00', 'active', 1, 1);
+             INSERT INTO endpoint_users (id, tenant_id, device_id, account, created_at) VALUES ('e', 't', 'd', 'ann', 1);
+             INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, minutes_requested, justification,
+                 state, created_at) VALUES ('r1', 't', 'd', 'e', 'admin', 30, 'why', 'approved', 1);
+             INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, parent_id, minutes_requested,
+                 justification, state, created_at) VALUES ('r2', 't', 'd', 'e', 'extension', 'r1', 15, 'more', 'pending', 2);",
+        )
+        .unwrap();
+        apply_from(&c, 7).unwrap();
+        let rows: Vec<(String, Option<String>, String)> = c
+            .prepare("SELECT id, parent_id, state FROM requests ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            vec![
+                ("r1".into(), None, "approved".into()),
+                ("r2".into(), Some("r1".into()), "pending".into())
+            ]
+        );
+        let tz: String = c
+            .query_row("SELECT time_zone FROM tenants", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tz, "UTC");
+        // The one-open index came back with the table.
+        assert!(
+            c.execute_batch(
+                "INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, minutes_requested,
+                    justification, state, created_at) VALUES ('r3', 't', 'd', 'e', 'admin', 30, '', 'pending', 3);"
+            )
+            .is_err()
+        );
     }
 
     #[test]

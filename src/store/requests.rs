@@ -7,6 +7,7 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId, TenantId};
+use crate::model::policies::App;
 use crate::model::requests::{AutoRule, State};
 
 /// The endpoint user for (device, account), created on first request.
@@ -53,11 +54,17 @@ pub struct Request {
     pub decided_at: Option<Timestamp>,
     pub expires_at: Option<Timestamp>,
     pub ended_at: Option<Timestamp>,
+    /// An application request: the program's attributes.
+    pub app: Option<App>,
+    /// How an application request was approved: `once`, `user`, `device` or `tenant`.
+    pub grant_scope: Option<String>,
+    /// The policy an approved application request created.
+    pub policy_id: Option<String>,
 }
 
 const COLUMNS: &str = "r.id, r.tenant_id, r.device_id, r.endpoint_user_id, e.account, d.hostname, r.kind, r.parent_id,
     r.minutes_requested, r.minutes_approved, r.justification, r.ticket, r.state, r.version, r.decided_by, r.decided_by_rule,
-    r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at";
+    r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at, r.app, r.grant_scope, r.policy_id";
 const FROM: &str = "FROM requests r JOIN endpoint_users e ON e.id = r.endpoint_user_id JOIN devices d ON d.id = r.device_id";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
@@ -84,6 +91,11 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
         decided_at: r.get(18)?,
         expires_at: r.get(19)?,
         ended_at: r.get(20)?,
+        app: r
+            .get::<_, Option<String>>(21)?
+            .and_then(|a| serde_json::from_str(&a).ok()),
+        grant_scope: r.get(22)?,
+        policy_id: r.get(23)?,
     })
 }
 
@@ -98,6 +110,8 @@ pub struct NewRequest<'a> {
     pub ticket: Option<&'a str>,
     pub state: State,
     pub reason: Option<&'a str>,
+    /// JSON of the program's attributes (application requests).
+    pub app: Option<&'a str>,
 }
 
 /// Inserts a request; a second open admin request of the same person is refused by the
@@ -112,13 +126,13 @@ pub fn insert(
         .conn()
         .prepare_cached(
             "INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, parent_id, minutes_requested, justification,
-                ticket, state, reason, created_at, decided_at)
-             VALUES (:id, :t, :d, :eu, :kind, :parent, :m, :j, :ticket, :state, :reason, :now,
+                ticket, state, reason, app, created_at, decided_at)
+             VALUES (:id, :t, :d, :eu, :kind, :parent, :m, :j, :ticket, :state, :reason, :app, :now,
                 CASE WHEN :state = 'pending' THEN NULL ELSE :now END)",
         )?
         .execute(named_params! {
             ":id": n.id, ":t": scope.tenant(), ":d": n.device, ":eu": n.endpoint_user, ":kind": n.kind, ":parent": n.parent,
-            ":m": n.minutes, ":j": n.justification, ":ticket": n.ticket, ":state": n.state.as_str(), ":reason": n.reason, ":now": now,
+            ":m": n.minutes, ":j": n.justification, ":ticket": n.ticket, ":state": n.state.as_str(), ":reason": n.reason, ":app": n.app, ":now": now,
         });
     match r {
         Ok(_) => Ok(()),
@@ -245,6 +259,36 @@ pub fn transition(
     Ok(n == 1)
 }
 
+/// Records the policy an approved application request created.
+pub fn set_policy(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: RequestId,
+    grant_scope: &str,
+    policy: &str,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE requests SET grant_scope = :g, policy_id = :p WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":g": grant_scope, ":p": policy, ":id": id, ":t": scope.tenant()})?;
+    Ok(())
+}
+
+/// A pending application request of this endpoint user for the same program, if any.
+pub fn pending_app(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    endpoint_user: &str,
+    sha256: &str,
+) -> Result<Option<RequestId>> {
+    Ok(r.conn
+        .prepare_cached(
+            "SELECT id FROM requests WHERE tenant_id = :t AND endpoint_user_id = :eu AND kind = 'application'
+               AND state = 'pending' AND app ->> '$.sha256' = :sha",
+        )?
+        .query_row(named_params! {":t": scope.tenant(), ":eu": endpoint_user, ":sha": sha256}, |r| r.get(0))
+        .optional()?)
+}
+
 /// Moves an active session's deadline (an approved extension).
 pub fn extend(
     tx: &WriteTx<'_>,
@@ -262,7 +306,7 @@ pub fn extend(
 pub fn due(r: &Reader<'_>, now: Timestamp, limit: u32) -> Result<Vec<Request>> {
     let mut st = r.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} {FROM} JOIN tenants t ON t.id = r.tenant_id
-         WHERE (r.state = 'approved' AND r.kind = 'admin' AND r.expires_at <= :now)
+         WHERE (r.state = 'approved' AND r.kind IN ('admin', 'application') AND r.expires_at <= :now)
             OR (r.state = 'pending' AND r.created_at + t.jit_pending_timeout_minutes * 60000 <= :now)
          LIMIT :n"
     ))?;

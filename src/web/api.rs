@@ -15,6 +15,7 @@ use crate::app::AppState;
 use crate::authz::{Permission, Principal};
 use crate::error::Error;
 use crate::ids::UserId;
+use crate::model::requests::Grant;
 use crate::model::tenants::{LoginMode, Settings, Tenant};
 use crate::service::{self, audit::Origin, users::Action};
 
@@ -530,6 +531,8 @@ pub async fn requests_list(
 pub struct Decision {
     duration_minutes: Option<i64>,
     reason: Option<String>,
+    /// Application requests: `once` (default), `user`, `device` or `tenant`.
+    grant: Option<String>,
 }
 
 pub async fn request_action(
@@ -546,12 +549,14 @@ pub async fn request_action(
     let b: Decision = body_or_default(&body)?;
     let r = match verb.as_str() {
         "approve" => {
+            let grant = Grant::parse(b.grant.as_deref().unwrap_or("once"))?;
             service::requests::approve(
                 &state.ctx,
                 &u.principal,
                 &t,
                 id,
                 b.duration_minutes,
+                grant,
                 &u.origin,
             )
             .await

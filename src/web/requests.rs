@@ -16,7 +16,7 @@ use crate::authz::Permission;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::ids::RequestId;
-use crate::model::requests::State;
+use crate::model::requests::{Grant, State};
 use crate::model::tenants::Tenant;
 use crate::service;
 use crate::service::requests::Filter;
@@ -51,6 +51,7 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                     br; span.warn.extension-of { "Extension of the running session"
                         @if let Some(p) = parent { " (" (left(p, now)) " left)" } }
                 }
+                @if let Some(a) = &r.app { br; (app_cell(a)) }
             }
             td { (r.justification) }
             td { (r.ticket.clone().unwrap_or_default()) }
@@ -59,6 +60,11 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                     form.inline.approve method="post" action=(format!("{base}/approve")) {
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
                         input id=(format!("minutes-{}", r.id)) hx-preserve type="number" name="duration_minutes" value=(r.minutes_requested.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes) aria-label="Minutes";
+                        @if r.kind == "application" {
+                            select id=(format!("grant-{}", r.id)) hx-preserve name="grant" aria-label="Approve as" {
+                                @for g in Grant::ALL { option value=(g.as_str()) { (g.label()) } }
+                            }
+                        }
                         button type="submit" { "Approve" }
                     }
                     form.inline.deny method="post" action=(format!("{base}/deny")) {
@@ -92,8 +98,8 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         }
         h2 { "Active sessions" }
         table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th {} } }
-            tbody { @for r in rs.iter().filter(|r| r.state == State::Approved && r.kind == "admin") { tr {
-                td { code { (r.account) } } td { (r.hostname) }
+            tbody { @for r in rs.iter().filter(|r| r.state == State::Approved && r.kind != "extension") { tr {
+                td { code { (r.account) } } td { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
                 td.countdown { (left(r, v.now)) }
                 td { (r.ticket.clone().unwrap_or_default()) }
                 td { @if v.can {
@@ -103,6 +109,19 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                         button.danger type="submit" { "Revoke" } }
                 } }
             } } } }
+    }
+}
+
+/// What an application request asks to run: the program, its package and whether dpkg
+/// vouches for it, and the start of its SHA-256.
+fn app_cell(a: &crate::model::policies::App) -> Markup {
+    html! {
+        span.app {
+            "Run " code { (a.path) }
+            @if !a.product.is_empty() { " (" (a.product) @if !a.vendor.is_empty() { ", " (a.vendor) } ")" }
+            @if a.verified { " · verified by " (a.signer) } @else { " · not verified" }
+            " · sha256 " code title=(a.sha256) { (a.sha256.get(..12).unwrap_or(&a.sha256)) "…" }
+        }
     }
 }
 
@@ -298,6 +317,9 @@ pub struct DecisionForm {
     duration_minutes: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    /// Application requests: approve `once` or as a rule (`user`, `device`, `tenant`).
+    #[serde(default)]
+    grant: Option<String>,
     #[serde(default)]
     confirm: Option<String>,
     /// Where to return: `all` (the cross-tenant queue) or the tenant's page.
@@ -336,7 +358,8 @@ pub async fn decide(
                     ))
                 })?),
             };
-            service::requests::approve(ctx, &cu.principal, &t, id, minutes, &cu.origin).await
+            let grant = Grant::parse(form.grant.as_deref().unwrap_or("once"))?;
+            service::requests::approve(ctx, &cu.principal, &t, id, minutes, grant, &cu.origin).await
         }
         "deny" => {
             service::requests::deny(

@@ -333,6 +333,7 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         reason: "install the scanner".into(),
         ticket: Some("INC-9".into()),
         kind: "admin".into(),
+        app: None,
     };
     hourglass::service::requests::create(s.ctx(), &d, ask, &Default::default())
         .await
@@ -359,6 +360,7 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         reason: "update the firmware".into(),
         ticket: None,
         kind: "admin".into(),
+        app: None,
     };
     hourglass::service::requests::create(s.ctx(), &d, ask, &Default::default())
         .await

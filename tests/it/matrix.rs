@@ -181,6 +181,7 @@ impl Fixture {
             reason: "matrix".into(),
             ticket: None,
             kind: "admin".into(),
+            app: None,
         };
         service::requests::create(self.s.ctx(), &d, ask, &Default::default())
             .await

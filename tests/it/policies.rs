@@ -379,3 +379,351 @@ async fn the_portal_edits_tests_and_audits_policies() {
     assert!(t.contains("No policy allows it"), "another user: {t}");
     s.stop().await;
 }
+
+/// Runs `agent run-elevated` for `user` in the background (it may wait for a decision).
+fn run_elevated(
+    ws: &crate::agent::Workstation,
+    user: &str,
+    extra: &[&str],
+    program: &[&str],
+) -> std::process::Child {
+    hourglass()
+        .args(["agent", "run-elevated", "--user", user])
+        .args(extra)
+        .args(ws.args())
+        .arg("--")
+        .args(program)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn finished(c: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || c.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn pending_app_request(s: &TestServer, token: &str, account: &str) -> Value {
+    for _ in 0..300 {
+        let (_, v) = api(
+            s,
+            token,
+            "GET",
+            "/api/v1/tenants/acme/requests?state=pending",
+            Value::Null,
+        )
+        .await;
+        if let Some(r) = v["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["kind"] == "application" && r["account"] == account)
+        {
+            return r.clone();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no pending application request of {account}");
+}
+
+/// `ask` → an application elevation request → approved just once (a temporary hash rule for
+/// that user on that device, gone when it runs out) or as a rule for the whole tenant (gone
+/// when revoked); the waiting `run-elevated` then runs the program as root.
+#[actix_web::test]
+async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let id_sha = sha256_file(std::path::Path::new("/usr/bin/id"));
+
+    // Bad input over the agent API: no program, no hash, a second ask for the same program.
+    let raw = crate::requests::Device::enroll(&s, &token).await;
+    let ask = |body: Value| {
+        let raw = &raw;
+        async move {
+            let r = raw
+                .c
+                .post(format!("{}/agent/v1/requests", raw.base))
+                .header("x-device-id", &raw.id)
+                .bearer_auth(&raw.secret)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+    let base = json!({"account": "eve", "minutes": 30, "reason": "setup", "kind": "application"});
+    let (st, e) = ask(base.clone()).await;
+    assert_eq!(st, 422, "{e}");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("describes the program")
+    );
+    let mut no_hash = base.clone();
+    no_hash["app"] = json!({"path": "/usr/bin/id", "sha256": "123"});
+    let (st, e) = ask(no_hash).await;
+    assert!(
+        st == 422 && e["message"].as_str().unwrap().contains("SHA-256"),
+        "{e}"
+    );
+    let mut good = base.clone();
+    good["app"] = json!({"path": "/usr/bin/id", "sha256": id_sha});
+    assert_eq!(ask(good.clone()).await.0, 201);
+    let (st, e) = ask(good).await;
+    assert!(
+        st == 409 && e["message"].as_str().unwrap().contains("already asked"),
+        "{e}"
+    );
+
+    // Bob asks and waits; approved once, the program runs as root.
+    let bob = run_elevated(
+        &ws,
+        "bob",
+        &[
+            "--reason",
+            "Vendor updater",
+            "--minutes",
+            "15",
+            "--wait-minutes",
+            "2",
+        ],
+        &["id", "-u"],
+    );
+    let r = pending_app_request(&s, &nik, "bob").await;
+    assert_eq!(r["app"]["sha256"], id_sha.as_str(), "{r}");
+    assert_eq!(r["app"]["path"], "/usr/bin/id");
+    let rid = r["id"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/tenants/acme/requests/{rid}/approve");
+    let (st, e) = api(&s, &nik, "POST", &path, json!({"grant": "forever"})).await;
+    assert!(
+        st == 422 && e["message"].as_str().unwrap().contains("once, user"),
+        "{e}"
+    );
+    let (st, v) = api(
+        &s,
+        &nik,
+        "POST",
+        &path,
+        json!({"duration_minutes": 10, "grant": "once"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["grant"], "once");
+    let temp = v["policy_id"].as_str().unwrap().to_string();
+    let out = finished(bob).await;
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "ran as root"
+    );
+
+    // The temporary rule: this user, this device, this hash, for the approved minutes.
+    let (_, p) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!("/api/v1/tenants/acme/policies/{temp}"),
+        Value::Null,
+    )
+    .await;
+    let p: Policy = serde_json::from_value(p).unwrap();
+    assert_eq!(p.users, vec!["bob".to_string()]);
+    assert_eq!(p.devices, vec![ws.device.to_string()]);
+    assert_eq!(p.rules[0].value, id_sha);
+    assert_eq!(p.span.until(), s.clock.now().millis() + 10 * 60_000);
+    // Carol, on the same machine, is not covered.
+    let carol = finished(run_elevated(
+        &ws,
+        "carol",
+        &["--wait-minutes", "0"],
+        &["id", "-u"],
+    ))
+    .await;
+    assert!(
+        !carol.status.success() && carol.stdout.is_empty(),
+        "{}",
+        text(&carol)
+    );
+
+    // It runs out: the sweep expires the request and removes the temporary rule.
+    s.clock.advance_secs(11 * 60);
+    service::requests::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    let (st, _) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!("/api/v1/tenants/acme/policies/{temp}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 404, "the one-off rule is gone");
+    let again = finished(run_elevated(
+        &ws,
+        "bob",
+        &["--wait-minutes", "0"],
+        &["id", "-u"],
+    ))
+    .await;
+    assert!(
+        !again.status.success() && again.stdout.is_empty(),
+        "{}",
+        text(&again)
+    );
+
+    // Carol asks without waiting (exit 2: pending); approved as a rule for the whole tenant.
+    let asked = finished(run_elevated(
+        &ws,
+        "carol",
+        &["--reason", "Printer driver", "--wait-minutes", "0"],
+        &["id", "-u"],
+    ))
+    .await;
+    assert_eq!(asked.status.code(), Some(2), "{}", text(&asked));
+    let r = pending_app_request(&s, &nik, "carol").await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let (st, v) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/requests/{rid}/approve"),
+        json!({"grant": "tenant"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    let rule = v["policy_id"].as_str().unwrap().to_string();
+    let (_, p) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!("/api/v1/tenants/acme/policies/{rule}"),
+        Value::Null,
+    )
+    .await;
+    let p: Policy = serde_json::from_value(p).unwrap();
+    assert!(p.users.is_empty() && p.devices.is_empty(), "{p:?}");
+    assert!(p.name.ends_with("for everyone"), "{}", p.name);
+    let dave = finished(run_elevated(
+        &ws,
+        "dave",
+        &["--wait-minutes", "0"],
+        &["id", "-u"],
+    ))
+    .await;
+    assert!(
+        dave.status.success(),
+        "the rule covers everyone: {}",
+        text(&dave)
+    );
+
+    // The request's own time runs out; the rule stays. Revoking the request takes it back.
+    s.clock.advance_secs(31 * 60);
+    service::requests::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    let (st, _) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!("/api/v1/tenants/acme/policies/{rule}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "a rule outlives its request");
+
+    // Audit: the policies were created and deleted with the request they came from.
+    let events = |e: &'static str| {
+        let s = &s;
+        async move {
+            s.ctx()
+                .db
+                .read(move |r| {
+                    hourglass::store::audit::list(
+                        r,
+                        &hourglass::store::audit::Filter {
+                            event: Some(e.into()),
+                            limit: 100,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(events("policy_created").await.len(), 2);
+    let deleted = events("policy_deleted").await;
+    assert_eq!(deleted.len(), 1);
+    assert_eq!(deleted[0].1.target_id.as_deref(), Some(temp.as_str()));
+    ws.kill();
+}
+
+/// Revoking an application request removes the rule it created, and the agent learns it.
+#[actix_web::test]
+async fn revoking_an_application_request_takes_its_rule_back() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let asked = finished(run_elevated(
+        &ws,
+        "bob",
+        &["--reason", "Driver", "--wait-minutes", "0"],
+        &["id", "-u"],
+    ))
+    .await;
+    assert_eq!(asked.status.code(), Some(2), "{}", text(&asked));
+    let rid = pending_app_request(&s, &nik, "bob").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (st, v) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/requests/{rid}/approve"),
+        json!({"grant": "user"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        eventually(15, || bundle_version(&ws) == 1).await,
+        "the rule reaches the agent"
+    );
+    let (st, v) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/requests/{rid}/revoke"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["state"], "revoked");
+    assert!(
+        eventually(15, || bundle_version(&ws) == 2).await,
+        "and so does its removal"
+    );
+    assert!(
+        ws.state_json()["policies"]["policies"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{}",
+        ws.state_json()
+    );
+    ws.kill();
+}
