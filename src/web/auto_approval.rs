@@ -1,10 +1,10 @@
 //! Auto-approval rules of a tenant in the portal (ManageEngine's autonomous approval).
 
 use actix_web::{HttpResponse, web};
-use maud::{Markup, html};
+use maud::html;
 
 use super::error::WebError;
-use super::home::html_response;
+use super::home::{fragment, html_response};
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
@@ -18,16 +18,6 @@ use crate::service;
 fn hhmm(m: Option<u32>) -> String {
     m.map(|m| format!("{:02}:{:02}", m / 60, m % 60))
         .unwrap_or_default()
-}
-
-fn result(m: Markup, ok: bool) -> HttpResponse {
-    let mut r = if ok {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::UnprocessableEntity()
-    };
-    r.content_type("text/html; charset=utf-8")
-        .body(m.into_string())
 }
 
 pub async fn rules_page(
@@ -139,7 +129,7 @@ pub async fn create(
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
     let f = form.into_inner();
     let Ok(max_minutes) = f.max_minutes.trim().parse::<i64>() else {
-        return Ok(result(
+        return Ok(fragment(
             ui::form_error(Some("max_minutes: must be a number of minutes")),
             false,
         ));
@@ -153,11 +143,11 @@ pub async fn create(
         to: f.to,
     };
     match service::requests::create_rule(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
-        Ok(r) => Ok(result(
+        Ok(r) => Ok(fragment(
             html! { div.flash.info { "Rule " (r.name) " added. " a href=(format!("/t/{}/auto-approval", t.slug)) { "Reload the list" } } },
             true,
         )),
-        Err(Error::Validation { field, msg }) => Ok(result(
+        Err(Error::Validation { field, msg }) => Ok(fragment(
             ui::form_error(Some(&format!("{field}: {msg}"))),
             false,
         )),

@@ -34,3 +34,14 @@ pub fn html_response(m: Markup) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .body(m.into_string())
 }
+
+/// An htmx fragment answering a form: 200, or 422 when it reports what was wrong.
+pub fn fragment(m: Markup, ok: bool) -> HttpResponse {
+    let mut r = if ok {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::UnprocessableEntity()
+    };
+    r.content_type("text/html; charset=utf-8")
+        .body(m.into_string())
+}

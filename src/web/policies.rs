@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 
 use super::error::WebError;
-use super::home::html_response;
+use super::home::{fragment, html_response};
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
@@ -19,16 +19,6 @@ use crate::model::tenants::Tenant;
 use crate::service;
 use crate::service::policies::{PolicyInput, RuleInput};
 use crate::store::devices::Device;
-
-fn fragment(m: Markup, ok: bool) -> HttpResponse {
-    let mut r = if ok {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::UnprocessableEntity()
-    };
-    r.content_type("text/html; charset=utf-8")
-        .body(m.into_string())
-}
 
 fn span_text(s: &Span) -> String {
     match s {

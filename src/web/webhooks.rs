@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use maud::html;
 
 use super::error::WebError;
-use super::home::html_response;
+use super::home::{fragment, html_response};
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
@@ -139,17 +139,8 @@ pub async fn create(
         url: f.url,
         format: f.format,
     };
-    let html = |m: maud::Markup, ok: bool| {
-        let mut r = if ok {
-            HttpResponse::Ok()
-        } else {
-            HttpResponse::UnprocessableEntity()
-        };
-        r.content_type("text/html; charset=utf-8")
-            .body(m.into_string())
-    };
     match service::webhooks::create(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
-        Ok((w, secret)) => Ok(html(
+        Ok((w, secret)) => Ok(fragment(
             html! { div.flash.info.webhook-secret {
                 p { "Webhook " (w.name) " added. Its signing secret is shown only now; give it to the receiver:" }
                 p { code.secret { (secret) } }
@@ -157,7 +148,7 @@ pub async fn create(
             } },
             true,
         )),
-        Err(Error::Validation { field, msg }) => Ok(html(
+        Err(Error::Validation { field, msg }) => Ok(fragment(
             ui::form_error(Some(&format!("{field}: {msg}"))),
             false,
         )),
