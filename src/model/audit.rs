@@ -108,6 +108,7 @@ events! {
     PolicyCreated => "policy_created",
     PolicyUpdated => "policy_updated",
     PolicyDeleted => "policy_deleted",
+    PoliciesImported => "policies_imported",
     ElevationAllowed => "elevation_allowed",
     ElevationDenied => "elevation_denied",
     ElevationAsked => "elevation_asked",

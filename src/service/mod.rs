@@ -8,6 +8,7 @@ pub mod devices;
 pub mod jobs;
 pub mod logins;
 pub mod policies;
+pub mod policy_files;
 pub mod requests;
 pub mod roles;
 pub mod setup;

@@ -22,7 +22,7 @@ use crate::store::{self, WriteTx, devices::Device, requests::Request};
 const BUNDLE_TTL_MS: i64 = 7 * 86_400_000;
 
 /// A policy as an admin writes it (ids and times are the appliance's).
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyInput {
     pub name: String,
@@ -36,11 +36,11 @@ pub struct PolicyInput {
     pub users: Vec<String>,
     /// `fixed` (with `hours`) or `window` (with `from` and `to`, RFC 3339).
     pub duration: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<String>,
     /// `all` or `specific`.
     pub access: String,
@@ -52,7 +52,7 @@ fn yes() -> bool {
     true
 }
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleInput {
     pub kind: String,
@@ -71,7 +71,7 @@ fn time(field: &str, v: &Option<String>) -> Result<i64> {
 }
 
 /// Builds and checks a policy; `id` and `deployed` come from the appliance.
-fn build(
+pub(super) fn build(
     r: &store::Reader<'_>,
     scope: &TenantScope,
     id: String,
@@ -263,7 +263,7 @@ pub fn wake(ctx: &Ctx, devices: Vec<DeviceId>) {
 }
 
 /// Sends the tenant's bundle (all its policies, with the version) to every active device.
-fn push(
+pub(super) fn push(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
     scope: &TenantScope,

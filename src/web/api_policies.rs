@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::api::{ApiResult, ApiUser, denied, tenant};
 use crate::app::AppState;
+use crate::error::Error;
 use crate::model::policies::App;
 use crate::service;
 use crate::service::policies::PolicyInput;
@@ -134,4 +135,70 @@ pub async fn test(
     )
     .await?;
     Ok(HttpResponse::Ok().json(d))
+}
+
+/// `GET /api/v1/tenants/{slug}/policies/export`: the tenant's policies as a file.
+pub async fn export(state: web::Data<AppState>, u: ApiUser, slug: web::Path<String>) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let f = denied(
+        &state,
+        &u,
+        &t,
+        service::policy_files::export(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((
+            "content-disposition",
+            format!("attachment; filename=\"policies-{}.json\"", t.slug),
+        ))
+        .json(f))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    #[serde(default)]
+    dry_run: bool,
+    /// `merge` (default: create and update by name) or `replace` (also delete the rest).
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+/// `POST /api/v1/tenants/{slug}/policies/import[?dry_run=true&mode=replace]`: the plan, and
+/// unless a dry run, applied. Read as raw bytes: a file may exceed the 64 KiB JSON limit.
+pub async fn import(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    q: web::Query<ImportQuery>,
+    body: web::Bytes,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let replace = match q.mode.as_deref().unwrap_or("merge") {
+        "merge" => false,
+        "replace" => true,
+        _ => {
+            return Err(Error::validation("mode", "must be merge or replace").into());
+        }
+    };
+    let file: service::policy_files::PolicyFile = serde_json::from_slice(&body)
+        .map_err(|e| Error::validation("body", format!("not a policy file: {e}")))?;
+    let plan = denied(
+        &state,
+        &u,
+        &t,
+        service::policy_files::import(
+            &state.ctx,
+            &u.principal,
+            &t,
+            file,
+            replace,
+            q.dry_run,
+            &u.origin,
+        )
+        .await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(plan))
 }

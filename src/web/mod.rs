@@ -20,6 +20,7 @@ pub mod logins;
 pub mod nav;
 pub mod ops;
 pub mod policies;
+pub mod policy_files;
 pub mod requests;
 pub mod roles;
 pub mod session;
@@ -87,6 +88,8 @@ route_table! {
     "/t/{slug}/requests/{id}/{action}" => { post: requests::decide },
     "/t/{slug}/policies" => { get: policies::policies_page, post: policies::create },
     "/t/{slug}/policies/test" => { post: policies::test },
+    "/t/{slug}/policies/export" => { get: policy_files::export },
+    "/t/{slug}/policies/import" => { post: policy_files::import },
     "/t/{slug}/policies/{id}" => { get: policies::policy_page, post: policies::update },
     "/t/{slug}/policies/{id}/delete" => { post: policies::delete },
     "/t/{slug}/auto-approval" => { get: auto_approval::rules_page, post: auto_approval::create },
@@ -111,6 +114,8 @@ route_table! {
     "/api/v1/tenants/{slug}/logins" => { get: api_logins::list },
     "/api/v1/tenants/{slug}/policies" => { get: api_policies::list, post: api_policies::create },
     "/api/v1/tenants/{slug}/policies/test" => { post: api_policies::test },
+    "/api/v1/tenants/{slug}/policies/export" => { get: api_policies::export },
+    "/api/v1/tenants/{slug}/policies/import" => { post: api_policies::import },
     "/api/v1/tenants/{slug}/policies/{id}" => { get: api_policies::get, put: api_policies::replace, delete: api_policies::delete },
     "/api/v1/tenants/{slug}/logins/{id}/end" => { post: api_logins::end },
 }

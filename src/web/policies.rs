@@ -155,7 +155,8 @@ pub async fn policies_page(
                 }
             }
             div #policy-result {}
-            @if can { (editor(&cu, &t, None, &devices)) }
+            p { a.button.secondary href=(format!("/t/{}/policies/export", t.slug)) download { "Export policies (JSON)" } }
+            @if can { (editor(&cu, &t, None, &devices)) (super::policy_files::import_form(&cu, &t)) }
             (test_form(&cu, &t, &devices))
         }
     };

@@ -727,3 +727,249 @@ async fn revoking_an_application_request_takes_its_rule_back() {
     );
     ws.kill();
 }
+
+async fn policy_names(s: &TestServer, token: &str) -> Vec<String> {
+    let (_, v) = api(
+        s,
+        token,
+        "GET",
+        "/api/v1/tenants/acme/policies",
+        Value::Null,
+    )
+    .await;
+    let mut names: Vec<String> = v["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Export, edit, import: a dry run answers the diff and writes nothing; applying creates,
+/// changes and (replace) deletes by name in one step; a bad file is refused whole.
+#[actix_web::test]
+async fn policies_export_and_import_with_a_dry_run_diff() {
+    let s = TestServer::start().await;
+    let (_, _, mut admin) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    for body in [
+        json!({"name": "Diagnostics", "duration": "fixed", "hours": 8, "access": "specific",
+               "rules": [{"kind": "path", "value": "/usr/bin/id"}]}),
+        json!({"name": "Old", "duration": "fixed", "hours": 8, "access": "all"}),
+    ] {
+        assert_eq!(
+            api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", body)
+                .await
+                .0,
+            201
+        );
+    }
+    let (_, before) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/policies",
+        Value::Null,
+    )
+    .await;
+    let diag_id = before["policies"][0]["id"].clone();
+
+    let (st, mut file) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/policies/export",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(file["format"], "hourglass-policies/1");
+    assert_eq!(file["policies"].as_array().unwrap().len(), 2, "{file}");
+    assert_eq!(file["policies"][0]["hours"], 8);
+
+    // Edit: Diagnostics gets 4 hours and a second rule, "New" appears, "Old" is left out.
+    file["policies"][0]["hours"] = json!(4);
+    file["policies"][0]["rules"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"kind": "vendor", "value": "Debian"}));
+    file["policies"][1] = json!({"name": "New", "duration": "window", "from": "2026-11-23T08:00:00Z",
+        "to": "2026-11-24T08:00:00Z", "access": "all"});
+    let import = "/api/v1/tenants/acme/policies/import";
+    let (st, plan) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("{import}?dry_run=true&mode=replace"),
+        file.clone(),
+    )
+    .await;
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(plan["dry_run"], true);
+    assert_eq!(plan["create"], json!(["New"]));
+    assert_eq!(
+        plan["update"],
+        json!([["Diagnostics", ["duration", "rules"]]])
+    );
+    assert_eq!(plan["delete"], json!(["Old"]));
+    assert_eq!(
+        policy_names(&s, &nik).await,
+        ["Diagnostics", "Old"],
+        "a dry run writes nothing"
+    );
+
+    // A bad file is refused whole, naming the policy.
+    let mut bad = file.clone();
+    bad["policies"][1]["rules"] = json!([{"kind": "hash", "value": "xyz"}]);
+    bad["policies"][1]["access"] = json!("specific");
+    let (st, e) = api(&s, &nik, "POST", &format!("{import}?mode=replace"), bad).await;
+    assert_eq!(st, 422, "{e}");
+    let msg = e["message"].as_str().unwrap();
+    assert!(
+        msg.contains("policies[1]") && msg.contains("New") && msg.contains("64 hexadecimal"),
+        "{msg}"
+    );
+    let mut twice = file.clone();
+    twice["policies"][1]["name"] = json!("Diagnostics");
+    let (st, e) = api(&s, &nik, "POST", import, twice).await;
+    assert!(
+        st == 422 && e["message"].as_str().unwrap().contains("twice"),
+        "{e}"
+    );
+    let (st, e) = api(
+        &s,
+        &nik,
+        "POST",
+        import,
+        json!({"format": "other/1", "policies": []}),
+    )
+    .await;
+    assert!(
+        st == 422
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("hourglass-policies/1"),
+        "{e}"
+    );
+    let (st, _) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("{import}?mode=everything"),
+        file.clone(),
+    )
+    .await;
+    assert_eq!(st, 422);
+    assert_eq!(
+        policy_names(&s, &nik).await,
+        ["Diagnostics", "Old"],
+        "nothing written half-way"
+    );
+
+    // Applied: one step, the id of a changed policy kept, audited once.
+    let (st, plan) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("{import}?mode=replace"),
+        file.clone(),
+    )
+    .await;
+    assert_eq!(st, 200, "{plan}");
+    assert_eq!(plan["dry_run"], false);
+    assert_eq!(policy_names(&s, &nik).await, ["Diagnostics", "New"]);
+    let (_, after) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/policies",
+        Value::Null,
+    )
+    .await;
+    let diag = &after["policies"][0];
+    assert_eq!(diag["id"], diag_id);
+    assert_eq!(diag["span"]["hours"], 4);
+    assert_eq!(diag["rules"].as_array().unwrap().len(), 2);
+    // The same file again changes nothing.
+    let (_, plan) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("{import}?mode=replace"),
+        file.clone(),
+    )
+    .await;
+    assert_eq!(plan["unchanged"].as_array().unwrap().len(), 2, "{plan}");
+    assert!(
+        plan["create"].as_array().unwrap().is_empty()
+            && plan["update"].as_array().unwrap().is_empty()
+    );
+
+    // The portal: a preview with an explicit apply, and a download.
+    let doc = serde_json::to_string(&json!({"format": "hourglass-policies/1",
+        "policies": [{"name": "Portal", "duration": "fixed", "hours": 2, "access": "all"}]}))
+    .unwrap();
+    let r = admin
+        .post(
+            "/t/acme/policies/import",
+            &[("document", doc.as_str()), ("dry_run", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Create <strong>Portal</strong>") && page.contains("Apply import"),
+        "{page}"
+    );
+    assert_eq!(policy_names(&s, &nik).await, ["Diagnostics", "New"]);
+    let r = admin
+        .post(
+            "/t/acme/policies/import",
+            &[("document", "{not json"), ("dry_run", "yes")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let r = admin
+        .post(
+            "/t/acme/policies/import",
+            &[("document", doc.as_str()), ("mode", "merge")],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        policy_names(&s, &nik).await,
+        ["Diagnostics", "New", "Portal"]
+    );
+    let r = admin.get("/t/acme/policies/export").await;
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("policies-acme.json")
+    );
+    let exported: Value = r.json().await.unwrap();
+    assert_eq!(exported["policies"].as_array().unwrap().len(), 3);
+    let events = s
+        .ctx()
+        .db
+        .read(|r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some("policies_imported".into()),
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        2,
+        "applied imports are audited; dry runs and no-ops are not"
+    );
+}
