@@ -148,6 +148,8 @@ pub struct Settings {
     pub jit_max_minutes: u32,
     pub jit_pending_timeout_minutes: u32,
     pub seats: u32,
+    /// IANA name: policy windows and auto-approval hours are in this zone.
+    pub time_zone: String,
 }
 
 impl Default for Settings {
@@ -160,6 +162,7 @@ impl Default for Settings {
             jit_max_minutes: 240,
             jit_pending_timeout_minutes: 1440,
             seats: 0,
+            time_zone: super::zones::DEFAULT.into(),
         }
     }
 }
@@ -180,6 +183,12 @@ impl Settings {
         }
         if self.seats > 100_000 {
             return Err(Error::validation("seats", "must be at most 100000"));
+        }
+        if super::zones::check(&self.time_zone)? != self.time_zone {
+            return Err(Error::validation(
+                "time_zone",
+                "must not have spaces around it",
+            ));
         }
         Ok(())
     }

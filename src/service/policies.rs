@@ -34,7 +34,8 @@ pub struct PolicyInput {
     pub devices: Vec<String>,
     #[serde(default)]
     pub users: Vec<String>,
-    /// `fixed` (with `hours`) or `window` (with `from` and `to`, RFC 3339).
+    /// `fixed` (with `hours`) or `window` (with `from` and `to`: local times in the tenant's
+    /// zone like `2026-11-23T08:00`, or RFC 3339 with an offset).
     pub duration: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hours: Option<u32>,
@@ -61,13 +62,13 @@ pub struct RuleInput {
     pub deny: bool,
 }
 
-fn time(field: &str, v: &Option<String>) -> Result<i64> {
+/// A window's end: local time in the tenant's zone, or RFC 3339 with an offset.
+fn time(field: &str, v: &Option<String>, zone: &str) -> Result<i64> {
     let v = v
         .as_deref()
+        .filter(|v| !v.trim().is_empty())
         .ok_or_else(|| Error::validation(field, "is required for a window"))?;
-    Timestamp::parse_rfc3339(v)
-        .map(|t| t.millis())
-        .ok_or_else(|| Error::validation(field, "must be a time like 2026-11-23T08:00:00Z"))
+    crate::model::zones::parse(field, v, zone)
 }
 
 /// Builds and checks a policy; `id` and `deployed` come from the appliance.
@@ -85,10 +86,13 @@ pub(super) fn build(
                 .ok_or_else(|| Error::validation("hours", "is required for a fixed duration"))?,
             from: deployed,
         },
-        "window" => Span::Window {
-            from: time("from", &i.from)?,
-            to: time("to", &i.to)?,
-        },
+        "window" => {
+            let zone = store::tenants::get(r, scope)?.settings.time_zone;
+            Span::Window {
+                from: time("from", &i.from, &zone)?,
+                to: time("to", &i.to, &zone)?,
+            }
+        }
         _ => return Err(Error::validation("duration", "must be fixed or window")),
     };
     let access = match i.access.as_str() {

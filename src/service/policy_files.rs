@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::audit::Event;
 use crate::model::policies::{Access, Policy, Span};
 use crate::model::tenants::Tenant;
+use crate::model::zones;
 use crate::store::{self, Reader};
 
 pub const FORMAT: &str = "hourglass-policies/1";
@@ -46,14 +47,14 @@ impl Plan {
     }
 }
 
-fn input_of(p: &Policy) -> PolicyInput {
+fn input_of(p: &Policy, zone: &str) -> PolicyInput {
     let (duration, hours, from, to) = match p.span {
         Span::Fixed { hours, .. } => ("fixed", Some(hours), None, None),
         Span::Window { from, to } => (
             "window",
             None,
-            Some(Timestamp(from).rfc3339()),
-            Some(Timestamp(to).rfc3339()),
+            Some(zones::rfc3339(from, zone)),
+            Some(zones::rfc3339(to, zone)),
         ),
     };
     PolicyInput {
@@ -90,7 +91,10 @@ pub async fn export(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<PolicyFile> 
         format: FORMAT.into(),
         tenant: t.slug.to_string(),
         exported_at: ctx.clock.now().rfc3339(),
-        policies: ps.iter().map(input_of).collect(),
+        policies: ps
+            .iter()
+            .map(|p| input_of(p, &t.settings.time_zone))
+            .collect(),
     })
 }
 

@@ -16,6 +16,7 @@ use crate::model::commands::{Action, SessionRef};
 use crate::model::policies::{self as engine, App};
 use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, State};
 use crate::model::tenants::Tenant;
+use crate::model::zones;
 pub use crate::store::requests::Filter;
 use crate::store::{self, WriteTx, devices::Device, requests::Request};
 
@@ -85,10 +86,6 @@ fn tell(
         now,
     )?;
     Ok(())
-}
-
-fn minute_of_day(now: Timestamp) -> u32 {
-    (now.millis().rem_euclid(86_400_000) / 60_000) as u32
 }
 
 /// Who approved: a person (user id) or an auto-approval rule (rule id).
@@ -301,7 +298,7 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                 .details(json!({"account": r.account, "minutes": minutes, "kind": kind, "justification": j, "app": r.app})).append(tx)?;
             let rule = store::requests::rules(&tx.reader(), &scope)?
                 .into_iter()
-                .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, minute_of_day(now)));
+                .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, zones::minute_of_day(now.millis(), &t.settings.time_zone)));
             match rule {
                 Some(rule) => {
                     let a = Approval { minutes, grant: Grant::Once };
@@ -751,7 +748,7 @@ pub async fn rules_of(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<rules:
         .await
 }
 
-/// What an admin sets for a rule; times of day as `HH:MM` (UTC).
+/// What an admin sets for a rule; times of day as `HH:MM` in the tenant's time zone.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewRule {

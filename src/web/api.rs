@@ -223,6 +223,7 @@ pub struct TenantPatch {
     jit_max_minutes: Option<u32>,
     jit_pending_timeout_minutes: Option<u32>,
     seats: Option<u32>,
+    time_zone: Option<String>,
 }
 
 pub async fn tenant_update(
@@ -246,6 +247,7 @@ pub async fn tenant_update(
             .jit_pending_timeout_minutes
             .unwrap_or(s0.jit_pending_timeout_minutes),
         seats: p.seats.unwrap_or(s0.seats),
+        time_zone: p.time_zone.unwrap_or_else(|| s0.time_zone.clone()),
     };
     let upd = service::tenants::TenantUpdate {
         name: p.name,

@@ -52,7 +52,7 @@ pub async fn rules_page(
     let content = html! {
         main {
             h1 { "Auto-approval rules" }
-            p.muted { "A request that every condition of a rule matches is approved at once and recorded as approved by that rule. Requests that break the tenant's rules (duration, justification, one open request) are never auto-approved. Times are UTC." }
+            p.muted { "A request that every condition of a rule matches is approved at once and recorded as approved by that rule. Requests that break the tenant's rules (duration, justification, one open request) are never auto-approved. Times of day are in the tenant's time zone (" (t.settings.time_zone) ", set in Settings)." }
             table #rules-table {
                 thead { tr { th { "Name" } th { "Endpoint user" } th { "Workstation" } th { "Up to" } th { "Time of day" } th {} } }
                 tbody {
@@ -87,8 +87,8 @@ pub async fn rules_page(
                         @for d in &devices { option value=(d.id) { (d.hostname) } }
                     } }
                     label { "Longest duration approved (minutes)" input type="number" name="max_minutes" min="5" max=(t.settings.jit_max_minutes) value="60" required; }
-                    label { "From (UTC, HH:MM; empty for any time)" input type="time" name="from"; }
-                    label { "To (UTC)" input type="time" name="to"; }
+                    label { "From (" (t.settings.time_zone) ", HH:MM; empty for any time)" input type="time" name="from"; }
+                    label { "To (" (t.settings.time_zone) ")" input type="time" name="to"; }
                     button type="submit" { "Add rule" }
                 }
             }

@@ -16,19 +16,21 @@ use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::model::policies::{Access, App, Decision, Policy, RuleKind, Span};
 use crate::model::tenants::Tenant;
+use crate::model::zones;
 use crate::service;
 use crate::service::policies::{PolicyInput, RuleInput};
 use crate::store::devices::Device;
 
-fn span_text(s: &Span) -> String {
+/// A span in the tenant's time zone.
+fn span_text(s: &Span, zone: &str) -> String {
     match s {
         Span::Fixed { hours, from } => {
-            format!("{hours} h from {}", Timestamp::from_millis(*from).rfc3339())
+            format!("{hours} h from {}", zones::rfc3339(*from, zone))
         }
         Span::Window { from, to } => format!(
             "{} – {}",
-            Timestamp::from_millis(*from).rfc3339(),
-            Timestamp::from_millis(*to).rfc3339()
+            zones::rfc3339(*from, zone),
+            zones::rfc3339(*to, zone)
         ),
     }
 }
@@ -59,7 +61,7 @@ fn editor(cu: &CurrentUser, t: &Tenant, p: Option<&Policy>, devices: &[Device]) 
         Some(Span::Window { from, to }) => ("8".to_string(), Some((*from, *to))),
         None => ("8".to_string(), None),
     };
-    let rfc = |ms: i64| Timestamp::from_millis(ms).rfc3339();
+    let rfc = |ms: i64| zones::local(ms, &t.settings.time_zone);
     html! {
         form.stack.card.policy-editor method="post" action=(action) hx-post=(action) hx-target="#policy-result" {
             h2 { @if p.is_some() { "Edit policy" } @else { "New policy" } }
@@ -70,7 +72,7 @@ fn editor(cu: &CurrentUser, t: &Tenant, p: Option<&Policy>, devices: &[Device]) 
             fieldset {
                 legend { "Duration" }
                 label { input type="radio" name="duration" value="fixed" checked[window.is_none()]; " Fixed: " input type="number" name="hours" min="1" max="8760" value=(fixed_hours) aria-label="Hours"; " hours from deployment" }
-                label { input type="radio" name="duration" value="window" checked[window.is_some()]; " Window, from " input type="text" name="from" placeholder="2026-11-23T08:00:00Z" value=(window.map(|w| rfc(w.0)).unwrap_or_default()); " to " input type="text" name="to" placeholder="2026-11-23T18:00:00Z" value=(window.map(|w| rfc(w.1)).unwrap_or_default()); }
+                label { input type="radio" name="duration" value="window" checked[window.is_some()]; " Window (" (t.settings.time_zone) "), from " input type="text" name="from" placeholder="2026-11-23T08:00" value=(window.map(|w| rfc(w.0)).unwrap_or_default()); " to " input type="text" name="to" placeholder="2026-11-23T18:00" value=(window.map(|w| rfc(w.1)).unwrap_or_default()); }
             }
             label { "Applications " select name="access" {
                 option value="specific" selected[p.is_none_or(|p| p.access == Access::Specific)] { "Specific applications (the allow rules below)" }
@@ -146,7 +148,7 @@ pub async fn policies_page(
                     @for p in &ps { tr {
                         td { a href=(format!("/t/{}/policies/{}", t.slug, p.id)) { (p.name) } }
                         td { (if p.enabled { "deployed" } else { "disabled" }) }
-                        td { (span_text(&p.span)) }
+                        td { (span_text(&p.span, &t.settings.time_zone)) }
                         td { (match p.access { Access::All => "all", Access::Specific => "specific" }) }
                         td { (p.rules.len()) }
                         td { (if p.devices.is_empty() { "all workstations".to_string() } else { format!("{} workstation(s)", p.devices.len()) }) ", "
@@ -197,7 +199,7 @@ pub async fn policy_page(
             p.muted { (p.description) }
             dl.kv {
                 dt { "State" } dd { (if p.enabled { "deployed" } else { "disabled" }) }
-                dt { "Duration" } dd { (span_text(&p.span)) }
+                dt { "Duration" } dd { (span_text(&p.span, &t.settings.time_zone)) }
                 dt { "Applications" } dd { (match p.access { Access::All => "all", Access::Specific => "specific" }) }
             }
             table.rules { thead { tr { th { "Rule" } th { "Type" } th { "Value" } th { "Effect" } } }

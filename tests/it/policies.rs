@@ -973,3 +973,83 @@ async fn policies_export_and_import_with_a_dry_run_diff() {
         "applied imports are audited; dry runs and no-ops are not"
     );
 }
+
+/// Policy windows are read in the tenant's time zone (Europe/Berlin: UTC+1 in November), and
+/// shown and exported with its offset; a zone that does not exist is refused.
+#[actix_web::test]
+async fn windows_follow_the_tenant_time_zone() {
+    let s = TestServer::start().await;
+    let (_, _, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let (st, e) = api(
+        &s,
+        &nik,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"time_zone": "Mars/Olympus"}),
+    )
+    .await;
+    assert!(
+        st == 422 && e["message"].as_str().unwrap().contains("IANA"),
+        "{e}"
+    );
+    let (st, t) = api(
+        &s,
+        &nik,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"time_zone": "Europe/Berlin"}),
+    )
+    .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["settings"]["time_zone"], "Europe/Berlin");
+
+    let (st, p) = api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", json!({
+        "name": "Office hours", "duration": "window", "from": "2026-11-23T08:00", "to": "2026-11-23 18:00",
+        "access": "all"})).await;
+    assert_eq!(st, 201, "{p}");
+    let h = 3_600_000;
+    assert_eq!(
+        p["span"]["from"],
+        T0.millis() + 7 * h,
+        "08:00 in Berlin is 07:00 UTC"
+    );
+    assert_eq!(p["span"]["to"], T0.millis() + 17 * h);
+    let test = || async {
+        api(
+            &s,
+            &nik,
+            "POST",
+            "/api/v1/tenants/acme/policies/test",
+            json!({"user": "bob", "app": {"path": "/usr/bin/id"}}),
+        )
+        .await
+        .1["decision"]
+            .clone()
+    };
+    s.clock.advance_secs(6 * 3600 + 1800); // 07:30 in Berlin
+    assert_eq!(test().await, "ask");
+    s.clock.advance_secs(3600); // 08:30 in Berlin
+    assert_eq!(test().await, "allow");
+    s.clock.advance_secs(10 * 3600); // 18:30 in Berlin
+    assert_eq!(test().await, "ask");
+
+    let (_, file) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/policies/export",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        file["policies"][0]["from"], "2026-11-23T08:00:00+01:00",
+        "{file}"
+    );
+    let (st, e) = api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", json!({
+        "name": "Bad", "duration": "window", "from": "23.11.2026", "to": "2026-11-24T08:00", "access": "all"})).await;
+    assert!(
+        st == 422 && e["message"].as_str().unwrap().contains("Europe/Berlin"),
+        "{e}"
+    );
+}

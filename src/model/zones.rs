@@ -1,0 +1,150 @@
+//! Tenant time zones (IANA names, the tz database bundled into the binary for air-gapped
+//! installs): policy windows and auto-approval hours are read in the tenant's zone.
+
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp as Instant, Zoned};
+
+use crate::error::{Error, Result};
+
+pub const DEFAULT: &str = "UTC";
+
+fn zone(name: &str) -> Result<TimeZone> {
+    TimeZone::get(name).map_err(|_| {
+        Error::validation(
+            "time_zone",
+            format!("{name:?} is not a time zone; use an IANA name like Europe/Berlin or UTC"),
+        )
+    })
+}
+
+/// Every zone name the bundled database knows, sorted (for pickers).
+pub fn names() -> Vec<String> {
+    let mut all: Vec<String> = jiff::tz::db().available().map(|n| n.to_string()).collect();
+    all.sort();
+    all
+}
+
+/// A valid IANA zone name, as given.
+pub fn check(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 64 {
+        return Err(Error::validation(
+            "time_zone",
+            "is required (at most 64 characters)",
+        ));
+    }
+    zone(n)?;
+    Ok(n.to_string())
+}
+
+/// Reads a moment: RFC 3339 with an offset (`2026-11-23T08:00:00Z`, `…+01:00`) as written,
+/// or a local date and time (`2026-11-23T08:00`, `2026-11-23 08:00`) in the tenant's zone.
+/// A local time a clock change skips or repeats takes the later reading.
+pub fn parse(field: &str, text: &str, zone_name: &str) -> Result<i64> {
+    let t = text.trim();
+    let bad = || {
+        Error::validation(
+            field,
+            format!("must be a time like 2026-11-23T08:00 ({zone_name}) or 2026-11-23T08:00:00Z"),
+        )
+    };
+    if let Ok(i) = t.parse::<Instant>() {
+        return Ok(i.as_millisecond());
+    }
+    let dt: DateTime = t.replacen(' ', "T", 1).parse().map_err(|_| bad())?;
+    let z = zone(zone_name)?;
+    dt.to_zoned(z)
+        .map(|z| z.timestamp().as_millisecond())
+        .map_err(|_| bad())
+}
+
+fn zoned(ms: i64, zone_name: &str) -> Option<Zoned> {
+    let z = TimeZone::get(zone_name).ok()?;
+    Some(Instant::from_millisecond(ms).ok()?.to_zoned(z))
+}
+
+/// RFC 3339 with the zone's offset at that moment (`2026-11-23T08:00:00+01:00`).
+pub fn rfc3339(ms: i64, zone_name: &str) -> String {
+    zoned(ms, zone_name)
+        .map(|z| z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        .unwrap_or_default()
+}
+
+/// The local `YYYY-MM-DDTHH:MM` a form shows and takes back.
+pub fn local(ms: i64, zone_name: &str) -> String {
+    zoned(ms, zone_name)
+        .map(|z| z.strftime("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
+}
+
+/// Minutes after local midnight.
+pub fn minute_of_day(ms: i64, zone_name: &str) -> u32 {
+    zoned(ms, zone_name)
+        .map(|z| u32::from(z.hour() as u8) * 60 + u32::from(z.minute() as u8))
+        .unwrap_or_else(|| (ms.rem_euclid(86_400_000) / 60_000) as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-11-23T00:00:00Z
+    const T0: i64 = 1_795_392_000_000;
+    const H: i64 = 3_600_000;
+
+    #[test]
+    fn local_times_are_read_in_the_zone_and_offsets_as_written() {
+        assert_eq!(
+            parse("from", "2026-11-23T08:00", "UTC").unwrap(),
+            T0 + 8 * H
+        );
+        // Berlin is UTC+1 in November.
+        assert_eq!(
+            parse("from", "2026-11-23T08:00", "Europe/Berlin").unwrap(),
+            T0 + 7 * H
+        );
+        assert_eq!(
+            parse("from", "2026-11-23 08:00", "Europe/Berlin").unwrap(),
+            T0 + 7 * H
+        );
+        assert_eq!(
+            parse("from", "2026-11-23T08:00:00Z", "Europe/Berlin").unwrap(),
+            T0 + 8 * H
+        );
+        assert_eq!(
+            parse("from", "2026-11-23T08:00:00-05:00", "UTC").unwrap(),
+            T0 + 13 * H
+        );
+        let e = parse("from", "tomorrow", "UTC").unwrap_err().to_string();
+        assert!(e.contains("2026-11-23T08:00 (UTC)"), "{e}");
+        assert!(parse("from", "23.11.2026", "UTC").is_err());
+    }
+
+    #[test]
+    fn moments_are_shown_in_the_zone() {
+        assert_eq!(
+            rfc3339(T0 + 7 * H, "Europe/Berlin"),
+            "2026-11-23T08:00:00+01:00"
+        );
+        assert_eq!(local(T0 + 7 * H, "Europe/Berlin"), "2026-11-23T08:00");
+        assert_eq!(rfc3339(T0, "UTC"), "2026-11-23T00:00:00+00:00");
+        assert_eq!(minute_of_day(T0 + 7 * H, "Europe/Berlin"), 8 * 60);
+        assert_eq!(minute_of_day(T0 + 7 * H, "America/New_York"), 2 * 60);
+        // A round trip through the form keeps the moment.
+        let ms = parse("f", &local(T0 + 5 * H, "Asia/Tokyo"), "Asia/Tokyo").unwrap();
+        assert_eq!(ms, T0 + 5 * H);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(check(" Europe/Berlin ").unwrap(), "Europe/Berlin");
+        assert!(
+            check("Mars/Olympus")
+                .unwrap_err()
+                .to_string()
+                .contains("IANA")
+        );
+        assert!(check("").is_err());
+    }
+}
