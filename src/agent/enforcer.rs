@@ -411,4 +411,30 @@ mod tests {
         );
         assert!(log.contains(&"logoff msp-nik".to_string()));
     }
+
+    #[test]
+    fn a_bad_or_older_bundle_leaves_the_last_good_one() {
+        let os = MemoryOs::default();
+        let mut s = state();
+        let good = serde_json::to_value(crate::model::policies::cases::policies()).unwrap();
+        let update =
+            |version: i64, bundle: serde_json::Value| Action::PolicyUpdate { version, bundle };
+        let c = cmd(&s, 1, update(3, good.clone()));
+        apply(&os, &mut s, &c, &update(3, good.clone()), 0).unwrap();
+        assert_eq!(s.policies.as_ref().unwrap().version, 3);
+        let n = s.policies.as_ref().unwrap().policies.len();
+        // A rule value that does not check, and a body that does not parse.
+        let mut bad = good.clone();
+        bad[0]["rules"] = serde_json::json!([{"id": "r", "kind": "hash", "value": "xyz"}]);
+        for b in [bad, serde_json::json!({"not": "a list"})] {
+            let c = cmd(&s, 2, update(4, b.clone()));
+            assert!(apply(&os, &mut s, &c, &update(4, b), 0).is_err());
+            assert_eq!(s.policies.as_ref().unwrap().version, 3);
+        }
+        // An older version arriving late does not replace a newer one.
+        let c = cmd(&s, 3, update(2, serde_json::json!([])));
+        apply(&os, &mut s, &c, &update(2, serde_json::json!([])), 0).unwrap();
+        assert_eq!(s.policies.as_ref().unwrap().version, 3);
+        assert_eq!(s.policies.as_ref().unwrap().policies.len(), n);
+    }
 }

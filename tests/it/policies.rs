@@ -670,11 +670,12 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
     ws.kill();
 }
 
-/// Revoking an application request removes the rule it created, and the agent learns it.
+/// Approved in the portal as a rule for the device; revoking the request removes the rule it
+/// created, and the agent learns it.
 #[actix_web::test]
 async fn revoking_an_application_request_takes_its_rule_back() {
     let s = TestServer::start().await;
-    let (_, token, _) = tenant_and_admin(&s).await;
+    let (_, token, mut admin) = tenant_and_admin(&s).await;
     let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
@@ -690,19 +691,63 @@ async fn revoking_an_application_request_takes_its_rule_back() {
         .as_str()
         .unwrap()
         .to_string();
-    let (st, v) = api(
+    // The portal queue shows what is asked and lets the approver choose the rule's reach.
+    let queue = admin.get("/t/acme/requests").await.text().await.unwrap();
+    assert!(
+        queue.contains("Run <code>/usr/bin/id</code>")
+            && queue.contains("Rule: everyone on this device"),
+        "{queue}"
+    );
+    let r = admin
+        .post(
+            &format!("/t/acme/requests/{rid}/approve"),
+            &[("duration_minutes", "15"), ("grant", "device")],
+        )
+        .await;
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    let (_, v) = api(
         &s,
         &nik,
-        "POST",
-        &format!("/api/v1/tenants/acme/requests/{rid}/approve"),
-        json!({"grant": "user"}),
+        "GET",
+        "/api/v1/tenants/acme/requests?state=approved",
+        Value::Null,
     )
     .await;
-    assert_eq!(st, 200, "{v}");
+    let r = &v["requests"][0];
+    assert_eq!(r["grant"], "device", "{v}");
+    let (_, p) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!(
+            "/api/v1/tenants/acme/policies/{}",
+            r["policy_id"].as_str().unwrap()
+        ),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(p["devices"], json!([ws.device.to_string()]));
+    assert_eq!(p["users"], json!([]));
     assert!(
         eventually(15, || bundle_version(&ws) == 1).await,
         "the rule reaches the agent"
     );
+    // A device cannot ask in another device's name.
+    let raw = crate::requests::Device::enroll(&s, &token).await;
+    let r = raw
+        .c
+        .post(format!("{}/agent/v1/decide", raw.base))
+        .header("x-device-id", ws.device.to_string())
+        .bearer_auth(&raw.secret)
+        .json(&json!({"user": "bob", "app": {"path": "/usr/bin/id"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
     let (st, v) = api(
         &s,
         &nik,
