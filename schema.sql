@@ -424,3 +424,17 @@ CREATE TABLE policy_versions (
     tenant_id TEXT PRIMARY KEY REFERENCES tenants (id),
     version   INTEGER NOT NULL
 ) STRICT;
+
+-- A managed account's log-on the agent saw outside any login session (CRED-03): its password
+-- is rotated and the account disabled when the grace period ends, unless a session covers it.
+CREATE TABLE stray_logons (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id),
+    device_id  TEXT NOT NULL REFERENCES devices (id),
+    account    TEXT NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    due_at     INTEGER NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'rotated', 'cleared'))
+) STRICT;
+CREATE UNIQUE INDEX stray_logons_one_pending ON stray_logons (device_id, account) WHERE state = 'pending';
+CREATE INDEX stray_logons_due ON stray_logons (state, due_at);

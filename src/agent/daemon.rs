@@ -132,6 +132,7 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
         end_users: Vec::new(),
         offline: None,
         policies: None,
+        seen_logons: vec![],
     };
     state.save(&o.state_dir)?;
     Ok(state)

@@ -232,6 +232,7 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
             }
         }
     }
+    events.extend(logons(os, state, server_now));
     for member in os.admin_members()? {
         if !state.baseline_admins.contains(&member) && !state.ordered_admins.contains(&member) {
             os.remove_admin(&member)?;
@@ -248,6 +249,36 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
         }
     }
     Ok(events)
+}
+
+/// New log-ons of managed accounts (CRED-03): each reported once, saying whether this agent
+/// knows a session for the account (an online login, or an offline one the appliance may
+/// not have heard of yet). The appliance decides whether to rotate.
+fn logons(os: &dyn Os, state: &mut State, server_now: i64) -> Vec<Event> {
+    let mut events = Vec::new();
+    for l in os.logged_on() {
+        if !is_managed_account(&l.user) {
+            continue;
+        }
+        let key = format!("{}|{}|{}", l.user, l.line, l.at);
+        if state.seen_logons.contains(&key) {
+            continue;
+        }
+        state.seen_logons.push(key);
+        let in_session = state.ordered_admins.contains(&l.user)
+            || state.grants.iter().any(|g| g.account == l.user);
+        events.push(event(
+            "logon",
+            server_now,
+            json!({"account": l.user, "line": l.line, "host": l.host, "logged_on_at": l.at,
+                   "observed": true, "in_session": in_session}),
+        ));
+    }
+    let n = state.seen_logons.len();
+    if n > 200 {
+        state.seen_logons.drain(..n - 200);
+    }
+    events
 }
 
 #[cfg(test)]

@@ -11,3 +11,4 @@ pub mod queue;
 pub mod requests;
 pub mod simulate;
 pub mod state;
+pub mod utmp;

@@ -21,6 +21,10 @@ pub trait Os: Send + Sync {
     fn admin_members(&self) -> Result<Vec<String>>;
     fn logoff(&self, name: &str) -> Result<()>;
     fn notify(&self, message: &str) -> Result<()>;
+    /// Who is logged on now (utmp); nothing where the back end cannot tell.
+    fn logged_on(&self) -> Vec<super::utmp::LoggedOn> {
+        Vec::new()
+    }
 }
 
 /// SHA-512-crypt, the format `chpasswd -e` expects; the plaintext never reaches a command line.
@@ -101,6 +105,9 @@ impl LinuxShadow {
 }
 
 impl Os for LinuxShadow {
+    fn logged_on(&self) -> Vec<super::utmp::LoggedOn> {
+        super::utmp::read(&self.root)
+    }
     fn ensure_account(&self, name: &str, password: &str, admin: bool) -> Result<()> {
         let p = self.prefix();
         if !self.user_exists(name)? {

@@ -125,6 +125,7 @@ async fn agent(
         end_users: vec![SIM_USER.into()],
         offline: None,
         policies: None,
+        seen_logons: vec![],
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {

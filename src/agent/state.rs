@@ -61,6 +61,9 @@ pub struct State {
     /// The tenant's application policies as last received (offline decisions).
     #[serde(default)]
     pub policies: Option<PolicyBundle>,
+    /// Log-ons of managed accounts already reported (`user|line|time`), newest last.
+    #[serde(default)]
+    pub seen_logons: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -147,6 +150,7 @@ impl State {
             end_users: vec![],
             offline: None,
             policies: None,
+            seen_logons: vec![],
         }
     }
 }

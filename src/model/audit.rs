@@ -105,6 +105,8 @@ events! {
     CredentialsPurged => "credential_history_purged",
     SharedModeEnabled => "login_shared_mode_enabled",
     OfflineSecretRotated => "offline_secret_rotated",
+    LoginOutsideSession => "login_outside_session",
+    StrayRotated => "login_outside_session_rotated",
     PolicyCreated => "policy_created",
     PolicyUpdated => "policy_updated",
     PolicyDeleted => "policy_deleted",

@@ -9,6 +9,9 @@ pub const DEFAULT_MINUTES: u32 = 60;
 pub const MIN_MINUTES: u32 = 5;
 /// How long an offline login lasts before the agent rotates and disables the account.
 pub const OFFLINE_MINUTES: u32 = 60;
+/// How long a managed account's log-on outside any session waits before the account is
+/// rotated and disabled (a session being started, or an offline login being reported).
+pub const STRAY_GRACE_SECS: i64 = 5 * 60;
 /// Old escrowed passwords kept per account and workstation (CRED-02).
 pub const HISTORY: usize = 3;
 /// The shared secret is rotated at least this often (MFA-07).

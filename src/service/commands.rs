@@ -245,6 +245,9 @@ pub async fn events(
                         )?);
                         continue;
                     }
+                    if e.kind == "logon" && e.data["observed"] == true {
+                        super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
+                    }
                     let code = match e.kind.as_str() {
                         "ppam" => Event::Ppam,
                         "logon" => Event::SessionLogon,

@@ -62,23 +62,41 @@ fn audit_for(e: Event, l: &Login, now: Timestamp) -> Audit {
         .target("login", l.id)
 }
 
+/// Whose password is escrowed: an account on a workstation, for a session or (a log-on seen
+/// outside any session) for none.
+#[derive(Clone, Copy)]
+struct Escrow<'a> {
+    device: DeviceId,
+    account: &'a str,
+    login: Option<&'a Login>,
+}
+
+impl<'a> From<&'a Login> for Escrow<'a> {
+    fn from(l: &'a Login) -> Self {
+        Escrow {
+            device: l.device_id,
+            account: &l.account,
+            login: Some(l),
+        }
+    }
+}
+
 /// Seals a new password for (device, account) as `pending` and queues the command setting it;
 /// the escrow row exists before the command does (CRED-01).
 fn escrow_and_order(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
     scope: &TenantScope,
-    l: &Login,
+    l: Escrow<'_>,
     reason: &str,
     action: impl FnOnce(String) -> Action,
     now: Timestamp,
 ) -> Result<Zeroizing<String>> {
     // A login order lives as long as the session (a workstation back after it must not
     // enable the account); a rotation waits for the workstation as long as it takes.
-    let ttl_ms = if reason == "login" {
-        l.expires_at.millis() - now.millis()
-    } else {
-        ORDER_TTL_MS
+    let ttl_ms = match l.login {
+        Some(s) if reason == "login" => s.expires_at.millis() - now.millis(),
+        _ => ORDER_TTL_MS,
     };
     let password = rules::new_password()?;
     let id = format!("cred-{}", uuid::Uuid::now_v7().simple());
@@ -90,9 +108,9 @@ fn escrow_and_order(
         ),
         id: id.clone(),
         tenant_id: scope.tenant(),
-        device_id: l.device_id,
-        account: l.account.clone(),
-        login_id: Some(l.id),
+        device_id: l.device,
+        account: l.account.to_string(),
+        login_id: l.login.map(|s| s.id),
         command_id: None,
         reason: reason.into(),
         state: "pending".into(),
@@ -104,7 +122,7 @@ fn escrow_and_order(
         tx,
         &ctx.crypto,
         scope,
-        l.device_id,
+        l.device,
         &action(password.to_string()),
         ttl_ms,
         now,
@@ -176,7 +194,7 @@ pub async fn start(
                 tx,
                 &ctx2,
                 &scope,
-                &l,
+                (&l).into(),
                 "login",
                 |password| Action::EnsureAccount {
                     account: account.clone(),
@@ -290,12 +308,25 @@ fn close_in(
     if !store::logins::transition(tx, scope, l, to, by, now)? {
         return Ok(false);
     }
-    let account = l.account.clone();
+    lock_down(tx, ctx, scope, l.into(), now)?;
+    Ok(true)
+}
+
+/// Rights removed, a new password escrowed and set (never shown), the account disabled and
+/// logged off.
+fn lock_down(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    e: Escrow<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let account = e.account.to_string();
     commands::enqueue(
         tx,
         &ctx.crypto,
         scope,
-        l.device_id,
+        e.device,
         &Action::RevokeAdmin {
             account: account.clone(),
         },
@@ -306,7 +337,7 @@ fn close_in(
         tx,
         ctx,
         scope,
-        l,
+        e,
         "rotation",
         |password| Action::RotatePassword {
             account: account.clone(),
@@ -318,12 +349,92 @@ fn close_in(
         tx,
         &ctx.crypto,
         scope,
-        l.device_id,
+        e.device,
         &Action::DisableAccount { account },
         ORDER_TTL_MS,
         now,
     )?;
-    Ok(true)
+    Ok(())
+}
+
+/// In the events transaction: a managed account's log-on the agent saw (CRED-03). Covered
+/// by a login session here, or by one the agent knows (an offline login not yet reported),
+/// it is only audited; otherwise the account is rotated and disabled after a grace period.
+pub fn observed_logon(
+    tx: &WriteTx<'_>,
+    tenant: TenantId,
+    device: DeviceId,
+    data: &serde_json::Value,
+    now: Timestamp,
+) -> Result<()> {
+    let account = data["account"].as_str().unwrap_or_default();
+    if !crate::model::commands::is_managed_account(account)
+        || data["in_session"].as_bool() == Some(true)
+        || store::logins::is_open(&tx.reader(), device, account)?
+    {
+        return Ok(());
+    }
+    let s = store::logins::Stray {
+        id: format!("stray-{}", uuid::Uuid::now_v7().simple()),
+        tenant_id: tenant,
+        device_id: device,
+        account: account.to_string(),
+        seen_at: now,
+    };
+    let due = now.plus_secs(rules::STRAY_GRACE_SECS);
+    if store::logins::insert_stray(tx, &s, due)? {
+        Audit::new(Event::LoginOutsideSession, now)
+            .tenant(tenant)
+            .device(device)
+            .target("account", account)
+            .failure()
+            .details(
+                json!({"account": account, "line": data["line"], "host": data["host"],
+                "rotate_at": due.rfc3339()}),
+            )
+            .append(tx)?;
+    }
+    Ok(())
+}
+
+/// Sweep: stray log-ons past their grace period — rotated and disabled, unless a session
+/// has covered the account since.
+async fn settle_strays(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let due = ctx
+        .db
+        .read(move |r| store::logins::due_strays(r, now, 200))
+        .await?;
+    let mut done = 0;
+    for s in due {
+        let (ctx2, device) = (ctx.clone(), s.device_id);
+        ctx.db
+            .write(move |tx| {
+                let scope = system_scope(s.tenant_id);
+                if store::logins::is_open(&tx.reader(), s.device_id, &s.account)? {
+                    store::logins::settle_stray(tx, &s.id, "cleared")?;
+                    return Ok(());
+                }
+                if store::logins::settle_stray(tx, &s.id, "rotated")? {
+                    let e = Escrow {
+                        device: s.device_id,
+                        account: &s.account,
+                        login: None,
+                    };
+                    lock_down(tx, &ctx2, &scope, e, now)?;
+                    Audit::new(Event::StrayRotated, now)
+                        .tenant(s.tenant_id)
+                        .device(s.device_id)
+                        .target("account", &s.account)
+                        .details(json!({"account": s.account, "seen_at": s.seen_at.rfc3339()}))
+                        .append(tx)?;
+                }
+                Ok(())
+            })
+            .await?;
+        ctx.wake.wake(device);
+        done += 1;
+    }
+    Ok(done)
 }
 
 /// Ends a session: one's own (`ended`), or someone else's with `devices.manage` (`revoked`).
@@ -463,6 +574,7 @@ pub fn on_ack(
 /// Job: sessions past their deadline expire with a rotation; shared secrets older than 30
 /// days are replaced (MFA-07).
 pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let strays = settle_strays(ctx, now).await?;
     let due = ctx
         .db
         .read(move |r| store::logins::due(r, now, 500))
@@ -511,7 +623,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         }
         done += 1;
     }
-    Ok(done)
+    Ok(done + strays)
 }
 
 // --- offline codes ---------------------------------------------------------------------------

@@ -404,3 +404,64 @@ pub fn claim_shared_account(
         .execute(named_params! {":t": scope.tenant(), ":a": account, ":now": now})?;
     Ok(n == 1)
 }
+
+/// Whether a login session (waiting or active) covers this account on this workstation.
+pub fn is_open(r: &Reader<'_>, device: DeviceId, account: &str) -> Result<bool> {
+    Ok(r.conn
+        .prepare_cached(
+            "SELECT 1 FROM logins WHERE device_id = :d AND account = :a AND state IN ('waiting', 'active')",
+        )?
+        .query_row(named_params! {":d": device, ":a": account}, |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// A managed account's log-on outside any session, waiting out its grace period.
+#[derive(Clone, Debug)]
+pub struct Stray {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub account: String,
+    pub seen_at: Timestamp,
+}
+
+/// Records a stray log-on unless one is already pending for (device, account).
+pub fn insert_stray(tx: &WriteTx<'_>, s: &Stray, due: Timestamp) -> Result<bool> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "INSERT INTO stray_logons (id, tenant_id, device_id, account, seen_at, due_at, state)
+             VALUES (:id, :t, :d, :a, :seen, :due, 'pending') ON CONFLICT DO NOTHING",
+        )?
+        .execute(named_params! {
+            ":id": s.id, ":t": s.tenant_id, ":d": s.device_id, ":a": s.account, ":seen": s.seen_at, ":due": due,
+        })?
+        == 1)
+}
+
+pub fn due_strays(r: &Reader<'_>, now: Timestamp, limit: u32) -> Result<Vec<Stray>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT id, tenant_id, device_id, account, seen_at FROM stray_logons
+         WHERE state = 'pending' AND due_at <= :now ORDER BY due_at LIMIT :n",
+    )?;
+    let rows = st.query_map(named_params! {":now": now, ":n": limit}, |r| {
+        Ok(Stray {
+            id: r.get(0)?,
+            tenant_id: r.get(1)?,
+            device_id: r.get(2)?,
+            account: r.get(3)?,
+            seen_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Settles a pending stray log-on (`rotated` or `cleared`); false when already settled.
+pub fn settle_stray(tx: &WriteTx<'_>, id: &str, to: &str) -> Result<bool> {
+    Ok(tx
+        .conn()
+        .prepare_cached("UPDATE stray_logons SET state = :to WHERE id = :id AND state = 'pending'")?
+        .execute(named_params! {":to": to, ":id": id})?
+        == 1)
+}

@@ -983,3 +983,174 @@ async fn a_login_on_an_offline_workstation_waits_and_expires_cleanly() {
     ws.kill();
     s.stop().await;
 }
+
+/// Every audit entry of `event` (details as JSON).
+async fn audit_details(s: &TestServer, event: &'static str) -> Vec<Value> {
+    s.ctx()
+        .db
+        .read(move |r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some(event.into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| serde_json::from_str(&e.details).unwrap_or_default())
+        .collect()
+}
+
+/// A log-on as login(1) records it in the root's utmp.
+fn log_on(root: &Path, account: &str, line: &str, at: i64) {
+    use std::io::Write;
+    std::fs::create_dir_all(root.join("run")).unwrap();
+    let rec = hourglass::agent::utmp::record(&hourglass::agent::utmp::LoggedOn {
+        user: account.into(),
+        line: line.into(),
+        host: "203.0.113.9".into(),
+        at,
+    });
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(root.join("run/utmp"))
+        .unwrap()
+        .write_all(&rec)
+        .unwrap();
+}
+
+/// CRED-03: the agent reports log-ons of managed accounts it sees in utmp. During a session
+/// that is fine; outside any session it is audited, and after the grace period the password
+/// is rotated and the account locked.
+#[actix_web::test]
+async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (st, l) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": 30}),
+    )
+    .await;
+    assert_eq!(st, 201, "{l}");
+    let id = l["id"].as_str().unwrap().to_string();
+    wait_state(&s, &api_token, &id, "active").await;
+
+    // During the session: reported, nothing else.
+    log_on(&root, "msp-nik", "pts/1", 1_795_392_000);
+    log_on(&root, "bob", "pts/2", 1_795_392_001); // not a managed account: not reported
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen = audit_details(&s, "300").await;
+        if seen.iter().any(|d| d["data"]["observed"] == true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let observed: Vec<_> = seen
+        .iter()
+        .filter(|d| d["data"]["observed"] == true)
+        .collect();
+    assert_eq!(observed.len(), 1, "{seen:?}");
+    assert_eq!(observed[0]["data"]["account"], "msp-nik");
+    assert_eq!(observed[0]["data"]["line"], "pts/1");
+    assert!(audit_details(&s, "login_outside_session").await.is_empty());
+
+    let (st, _) = api(
+        &s,
+        &api_token,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(eventually(15, || locked(&root, "msp-nik")).await);
+    let after_end = shadow(&root, "msp-nik");
+
+    // Outside any session: audited at once, rotated and locked when the grace period ends.
+    log_on(&root, "msp-nik", "pts/3", 1_795_392_600);
+    let mut stray = Vec::new();
+    for _ in 0..300 {
+        stray = audit_details(&s, "login_outside_session").await;
+        if !stray.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stray.len(), 1, "reported once");
+    assert_eq!(stray[0]["line"], "pts/3");
+    service::logins::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    assert!(
+        audit_details(&s, "login_outside_session_rotated")
+            .await
+            .is_empty(),
+        "not before the grace period"
+    );
+    s.clock.advance_secs(5 * 60 + 1);
+    service::logins::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(
+        audit_details(&s, "login_outside_session_rotated")
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        eventually(15, || shadow(&root, "msp-nik") != after_end
+            && locked(&root, "msp-nik"))
+        .await,
+        "rotated and locked: {}",
+        shadow(&root, "msp-nik")
+    );
+    // The rotation is escrowed like any other, with no session behind it.
+    let p = crate::people::admin_principal(&s).await;
+    let t = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut history = Vec::new();
+    for _ in 0..100 {
+        // The acknowledgement may land just after the shadow file changed.
+        history = service::logins::history(s.ctx(), &p, &t, ws.device)
+            .await
+            .unwrap();
+        if history
+            .iter()
+            .any(|c| c.login_id.is_none() && c.state == "current")
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let rotations: Vec<_> = history.iter().filter(|c| c.reason == "rotation").collect();
+    assert_eq!(
+        rotations.len(),
+        2,
+        "the end of the session, and the stray log-on"
+    );
+    assert!(
+        rotations
+            .iter()
+            .any(|c| c.login_id.is_none() && c.state == "current")
+    );
+    ws.kill();
+}

@@ -1,4 +1,5 @@
--- Migration 8: application elevation requests (DESIGN §4) and tenant time zones.
+-- Migration 8: application elevation requests (DESIGN §4), tenant time zones, and log-ons
+-- of managed accounts seen outside a session.
 
 -- A request may now be for one program (`application`, its attributes in `app`); approving
 -- it creates a policy (`policy_id`) for just this request or as a rule (`grant_scope`).
@@ -42,3 +43,17 @@ CREATE INDEX requests_due ON requests (state, expires_at);
 
 -- Policy windows and auto-approval times are read in the tenant's time zone (IANA name).
 ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64);
+
+-- A managed account's log-on the agent saw outside any login session (CRED-03): its password
+-- is rotated and the account disabled when the grace period ends, unless a session covers it.
+CREATE TABLE stray_logons (
+    id         TEXT PRIMARY KEY,
+    tenant_id  TEXT NOT NULL REFERENCES tenants (id),
+    device_id  TEXT NOT NULL REFERENCES devices (id),
+    account    TEXT NOT NULL,
+    seen_at    INTEGER NOT NULL,
+    due_at     INTEGER NOT NULL,
+    state      TEXT NOT NULL CHECK (state IN ('pending', 'rotated', 'cleared'))
+) STRICT;
+CREATE UNIQUE INDEX stray_logons_one_pending ON stray_logons (device_id, account) WHERE state = 'pending';
+CREATE INDEX stray_logons_due ON stray_logons (state, due_at);
