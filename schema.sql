@@ -73,6 +73,7 @@ CREATE TABLE health_probe (
 ) STRICT;
 
 -- Tenants, people, roles, sign-in (DESIGN §1).
+-- time_zone and offline_login_minutes came with migration 8, written as ALTER TABLE writes them.
 CREATE TABLE tenants (
     id                       TEXT PRIMARY KEY,
     kind                     TEXT NOT NULL CHECK (kind IN ('msp', 'customer')),
@@ -88,7 +89,7 @@ CREATE TABLE tenants (
     seats                    INTEGER NOT NULL CHECK (seats >= 0),
     created_at               INTEGER NOT NULL,
     updated_at               INTEGER NOT NULL
-    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64)) STRICT;
+    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64), offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440)) STRICT;
 CREATE UNIQUE INDEX tenants_one_msp ON tenants (kind) WHERE kind = 'msp';
 
 -- Email is the login identifier, unique per appliance (stored lower-cased); the username is

@@ -150,6 +150,8 @@ pub struct Settings {
     pub seats: u32,
     /// IANA name: policy windows and auto-approval hours are in this zone.
     pub time_zone: String,
+    /// How long an offline login lasts on a workstation (MFA-06).
+    pub offline_login_minutes: u32,
 }
 
 impl Default for Settings {
@@ -163,6 +165,7 @@ impl Default for Settings {
             jit_pending_timeout_minutes: 1440,
             seats: 0,
             time_zone: super::zones::DEFAULT.into(),
+            offline_login_minutes: super::logins::OFFLINE_MINUTES,
         }
     }
 }
@@ -183,6 +186,12 @@ impl Settings {
         }
         if self.seats > 100_000 {
             return Err(Error::validation("seats", "must be at most 100000"));
+        }
+        if !(5..=1440).contains(&self.offline_login_minutes) {
+            return Err(Error::validation(
+                "offline_login_minutes",
+                "must be between 5 minutes and 24 hours (1440)",
+            ));
         }
         if super::zones::check(&self.time_zone)? != self.time_zone {
             return Err(Error::validation(

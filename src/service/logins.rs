@@ -672,7 +672,12 @@ fn send_secret(
         device,
         &Action::SetOfflineSecret {
             secret,
-            minutes: Some(rules::OFFLINE_MINUTES),
+            // Read in the transaction: a settings change resends with the new length.
+            minutes: Some(
+                store::tenants::get(&tx.reader(), scope)?
+                    .settings
+                    .offline_login_minutes,
+            ),
         },
         ORDER_TTL_MS,
         now,

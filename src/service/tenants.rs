@@ -181,7 +181,10 @@ pub async fn update(
     if changed.is_empty() {
         return Ok(out);
     }
-    let mode_change = (s_mode(&u.settings) != s_mode(&t.settings)).then_some(u.settings.login_mode);
+    // A new login mode, or a new offline session length, is resent with the secrets.
+    let mode_change = (s_mode(&u.settings) != s_mode(&t.settings)
+        || u.settings.offline_login_minutes != t.settings.offline_login_minutes)
+        .then_some(u.settings.login_mode);
     let (p, o, s, ctx2) = (p.clone(), origin.clone(), u.settings, ctx.clone());
     let woken = ctx
         .db

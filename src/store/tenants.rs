@@ -10,7 +10,7 @@ use crate::ids::TenantId;
 use crate::model::tenants::{LoginMode, Settings, Slug, Tenant, TenantKind};
 
 const COLUMNS: &str = "id, kind, name, slug, status, co_management, login_mode, jit_enabled, jit_justification_required,
-    jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone";
+    jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone, offline_login_minutes";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     let bad = |i, what: &str| {
@@ -39,6 +39,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
             jit_pending_timeout_minutes: r.get(10)?,
             seats: r.get(11)?,
             time_zone: r.get(12)?,
+            offline_login_minutes: r.get(13)?,
         },
     })
 }
@@ -88,14 +89,15 @@ pub fn insert(tx: &WriteTx<'_>, t: &Tenant, now: Timestamp) -> Result<()> {
     tx.conn()
         .prepare_cached(
             "INSERT INTO tenants (id, kind, name, slug, status, co_management, login_mode, jit_enabled,
-                jit_justification_required, jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone, created_at, updated_at)
-             VALUES (:id, :kind, :name, :slug, 'active', :co, :mode, :jit, :just, :max, :timeout, :seats, :tz, :now, :now)",
+                jit_justification_required, jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone, offline_login_minutes,
+                created_at, updated_at)
+             VALUES (:id, :kind, :name, :slug, 'active', :co, :mode, :jit, :just, :max, :timeout, :seats, :tz, :off, :now, :now)",
         )?
         .execute(named_params! {
             ":id": t.id, ":kind": t.kind.as_str(), ":name": t.name, ":slug": t.slug.as_str(),
             ":co": s.co_management, ":mode": s.login_mode.as_str(), ":jit": s.jit_enabled,
             ":just": s.jit_justification_required, ":max": s.jit_max_minutes, ":timeout": s.jit_pending_timeout_minutes,
-            ":seats": s.seats, ":tz": s.time_zone, ":now": now,
+            ":seats": s.seats, ":tz": s.time_zone, ":off": s.offline_login_minutes, ":now": now,
         })
         .map_err(|e| unique_slug(e, t.slug.as_str()))?;
     Ok(())
@@ -128,14 +130,15 @@ pub fn update(
         .prepare_cached(
             "UPDATE tenants SET name = :name, slug = :slug, status = :status, co_management = :co, login_mode = :mode,
                 jit_enabled = :jit, jit_justification_required = :just, jit_max_minutes = :max,
-                jit_pending_timeout_minutes = :timeout, seats = :seats, time_zone = :tz, updated_at = :now
+                jit_pending_timeout_minutes = :timeout, seats = :seats, time_zone = :tz,
+                offline_login_minutes = :off, updated_at = :now
              WHERE id = :id",
         )?
         .execute(named_params! {
             ":id": scope.tenant(), ":name": name, ":slug": slug.as_str(), ":status": if active { "active" } else { "disabled" },
             ":co": s.co_management, ":mode": s.login_mode.as_str(), ":jit": s.jit_enabled,
             ":just": s.jit_justification_required, ":max": s.jit_max_minutes, ":timeout": s.jit_pending_timeout_minutes,
-            ":seats": s.seats, ":tz": s.time_zone, ":now": now,
+            ":seats": s.seats, ":tz": s.time_zone, ":off": s.offline_login_minutes, ":now": now,
         })
         .map_err(|e| unique_slug(e, slug.as_str()))?;
     Ok(())

@@ -224,6 +224,7 @@ pub struct TenantPatch {
     jit_pending_timeout_minutes: Option<u32>,
     seats: Option<u32>,
     time_zone: Option<String>,
+    offline_login_minutes: Option<u32>,
 }
 
 pub async fn tenant_update(
@@ -248,6 +249,7 @@ pub async fn tenant_update(
             .unwrap_or(s0.jit_pending_timeout_minutes),
         seats: p.seats.unwrap_or(s0.seats),
         time_zone: p.time_zone.unwrap_or_else(|| s0.time_zone.clone()),
+        offline_login_minutes: p.offline_login_minutes.unwrap_or(s0.offline_login_minutes),
     };
     let upd = service::tenants::TenantUpdate {
         name: p.name,

@@ -157,6 +157,7 @@ pub async fn settings_page(
                     label { input type="checkbox" name="jit_justification_required" value="true" checked[s.jit_justification_required]; " Justification required" }
                     (ui::field("Maximum session (minutes, ≤ 1440)", "jit_max_minutes", "number", &s.jit_max_minutes.to_string(), None))
                     (ui::field("Pending requests time out after (minutes)", "jit_pending_timeout_minutes", "number", &s.jit_pending_timeout_minutes.to_string(), None))
+                    (ui::field("Offline login lasts (minutes, ≤ 1440)", "offline_login_minutes", "number", &s.offline_login_minutes.to_string(), None))
                     label { "Time zone (policy windows, auto-approval hours) "
                         input type="text" name="time_zone" value=(s.time_zone) list="time-zones" required;
                         datalist #time-zones { @for z in crate::model::zones::names() { option value=(z) {} } }
@@ -209,6 +210,7 @@ pub async fn update(
             "acknowledge_shared" => ack = v == "true",
             "seats" => s.seats = num("seats", &v)?,
             "time_zone" => s.time_zone = v.trim().to_string(),
+            "offline_login_minutes" => s.offline_login_minutes = num("offline_login_minutes", &v)?,
             "jit_max_minutes" => s.jit_max_minutes = num("jit_max_minutes", &v)?,
             "jit_pending_timeout_minutes" => {
                 s.jit_pending_timeout_minutes = num("jit_pending_timeout_minutes", &v)?

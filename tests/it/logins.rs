@@ -1154,3 +1154,67 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
     );
     ws.kill();
 }
+
+/// The offline session length is a tenant setting; a change reaches the workstations with
+/// their (unchanged) offline secret.
+#[actix_web::test]
+async fn the_offline_session_length_is_a_tenant_setting() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let (st, _) = api(
+        &s,
+        &api_token,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"login_mode": "shared", "acknowledge_shared": true}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let offline = |ws: &crate::agent::Workstation| ws.state_json()["offline"].clone();
+    assert!(
+        eventually(15, || offline(&ws)["minutes"] == 60).await,
+        "{}",
+        offline(&ws)
+    );
+    let secret = offline(&ws)["secret"].clone();
+    let (st, e) = api(
+        &s,
+        &api_token,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"offline_login_minutes": 2}),
+    )
+    .await;
+    assert!(
+        st == 422
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("offline_login_minutes"),
+        "{e}"
+    );
+    let (st, t) = api(
+        &s,
+        &api_token,
+        "PATCH",
+        "/api/v1/tenants/acme",
+        json!({"offline_login_minutes": 90}),
+    )
+    .await;
+    assert_eq!(st, 200, "{t}");
+    assert_eq!(t["settings"]["offline_login_minutes"], 90);
+    assert!(
+        eventually(15, || offline(&ws)["minutes"] == 90).await,
+        "{}",
+        offline(&ws)
+    );
+    assert_eq!(
+        offline(&ws)["secret"],
+        secret,
+        "the same secret, a new length"
+    );
+    ws.kill();
+}

@@ -43,6 +43,8 @@ CREATE INDEX requests_due ON requests (state, expires_at);
 
 -- Policy windows and auto-approval times are read in the tenant's time zone (IANA name).
 ALTER TABLE tenants ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64);
+-- How long an offline login lasts before the agent rotates and disables the account.
+ALTER TABLE tenants ADD COLUMN offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440);
 
 -- A managed account's log-on the agent saw outside any login session (CRED-03): its password
 -- is rotated and the account disabled when the grace period ends, unless a session covers it.
