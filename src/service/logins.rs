@@ -520,6 +520,20 @@ pub async fn history(
         .await
 }
 
+/// Who revealed what on a workstation, and when (`audit.view`): the credential history's
+/// other half. Entries with the reader's email.
+pub async fn reveals(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    device: DeviceId,
+) -> Result<Vec<(crate::model::audit::Entry, Option<String>)>> {
+    let scope = p.scope(t, Permission::AuditView)?;
+    ctx.db
+        .read(move |r| store::audit::sensitive_reads(r, &scope, &device.to_string(), 100))
+        .await
+}
+
 /// Called in the transaction of a command's acknowledgement: a confirmed password becomes
 /// current (a waiting session active); a refused or failed one fails its session.
 pub fn on_ack(

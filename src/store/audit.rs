@@ -218,6 +218,41 @@ pub fn about(
         .collect()
 }
 
+/// The sensitive reads (password reveals, offline-code views) on one workstation, newest
+/// first, with the reader's email when it was a person.
+pub fn sensitive_reads(
+    r: &Reader<'_>,
+    scope: &crate::authz::TenantScope,
+    device: &str,
+    limit: u32,
+) -> Result<Vec<(Entry, Option<String>)>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE tenant_id = :t AND device_id = :d AND event = 'sensitive_read'
+         ORDER BY seq DESC LIMIT :limit"
+    ))?;
+    let rows = st
+        .query_map(
+            named_params! {":t": scope.tenant().to_string(), ":d": device, ":limit": limit.clamp(1, 500)},
+            entry_from_row,
+        )?
+        .map(|r| r.map(|(_, e, _, _)| e))
+        .collect::<rusqlite::Result<Vec<Entry>>>()?;
+    let mut email = r
+        .conn
+        .prepare_cached("SELECT email FROM users WHERE id = :id")?;
+    rows.into_iter()
+        .map(|e| {
+            let who = match &e.actor_id {
+                Some(id) => email
+                    .query_row(named_params! {":id": id}, |r| r.get(0))
+                    .optional()?,
+                None => None,
+            };
+            Ok((e, who))
+        })
+        .collect()
+}
+
 /// How many entries carry `event` (all tenants).
 pub fn count_event(r: &Reader<'_>, event: &str) -> Result<i64> {
     let mut st = r

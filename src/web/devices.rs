@@ -192,6 +192,10 @@ pub async fn detail_page(
     let retire = format!("/t/{}/devices/{}/retire", t.slug, d.id);
     let logins = service::logins::list(&state.ctx, &cu.principal, &t, Some(id)).await?;
     let history = service::logins::history(&state.ctx, &cu.principal, &t, id).await?;
+    // Who revealed what: shown to those who may read the audit log.
+    let reveals = service::logins::reveals(&state.ctx, &cu.principal, &t, id)
+        .await
+        .ok();
     let content = html! {
         main {
             h1 { (d.hostname) }
@@ -204,6 +208,7 @@ pub async fn detail_page(
                 dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
             }
             (super::logins::device_section(&cu, &t, d.id, d.active, &logins, &history, now))
+            @if let Some(r) = &reveals { (super::logins::reveals_table(r)) }
             h2 { "Recent commands" }
             table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
                 tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } }

@@ -98,6 +98,28 @@ pub fn device_section(
     }
 }
 
+/// Who revealed a password or viewed an offline code on this workstation, and when.
+pub fn reveals_table(reveals: &[(crate::model::audit::Entry, Option<String>)]) -> Markup {
+    html! {
+        h3 { "Revealed" }
+        table.reveals {
+            thead { tr { th { "When" } th { "Who" } th { "What" } th { "Account" } } }
+            tbody {
+                @if reveals.is_empty() { tr { td colspan="4" { span.muted { "Nothing has been revealed here." } } } }
+                @for (e, who) in reveals {
+                    @let d: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+                    tr {
+                        td { (e.at.rfc3339()) }
+                        td { (who.clone().or_else(|| e.actor_id.clone()).unwrap_or_default()) }
+                        td { (match d["what"].as_str() { Some("password") => "password (its one view)", Some("offline_code") => "offline code", _ => "secret" }) }
+                        td { code { (d["account"].as_str().unwrap_or_default()) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StartForm {

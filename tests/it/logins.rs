@@ -297,6 +297,15 @@ async fn named_login_end_to_end_with_the_real_agent() {
         "{dev}"
     );
     assert!(!dev.contains(&password) && !dev.contains(&shown));
+    // ... and who revealed what when: the password's one view and the offline code.
+    let revealed = &dev[dev.find("<h3>Revealed</h3>").expect("a Revealed table")..];
+    assert!(
+        revealed.contains("nik@nikpot.com")
+            && revealed.contains("password (its one view)")
+            && revealed.contains("offline code")
+            && revealed.contains("msp-nik"),
+        "{revealed}"
+    );
     drop(ws3);
     ws.kill();
     ws2.kill();
