@@ -54,6 +54,14 @@ fn justification(given: Option<String>) -> Option<String> {
     Some(line.trim().to_string()).filter(|l| !l.is_empty())
 }
 
+/// Runs the program (as this process's user: root under `run-elevated`); its exit code is ours.
+fn run_program(path: &std::path::Path, args: &[String]) -> Result<ExitCode> {
+    let status = std::process::Command::new(path).args(args).status()?;
+    Ok(ExitCode::from(
+        u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
+    ))
+}
+
 /// `agent run-elevated`: the program runs as root only on an `allow`; its exit code is ours.
 /// On `ask` it asks for the program through the approval flow, waits, and decides again.
 fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result<ExitCode> {
@@ -67,6 +75,16 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
     let path = elevate::resolve(program)?;
     let app = elevate::describe(&path)?;
     let dir = &place.state_dir;
+    let wall = Clock::system().now().millis();
+    if let Some(session) = elevate::session(dir, &user, wall)? {
+        // An administrator for now anyway: no policy needed, the session's trail records it.
+        elevate::record_in_session(dir, &user, &app, &session, wall)?;
+        eprintln!(
+            "hourglass: {} runs in your administrator session",
+            path.display()
+        );
+        return run_program(&path, &command[1..]);
+    }
     let mut asked = false;
     loop {
         let now = Clock::system().now().millis();
@@ -81,12 +99,7 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
                         .map(|r| format!(", rule {r}"))
                         .unwrap_or_default()
                 );
-                let status = std::process::Command::new(&path)
-                    .args(&command[1..])
-                    .status()?;
-                return Ok(ExitCode::from(
-                    u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
-                ));
+                return run_program(&path, &command[1..]);
             }
             Decision::Deny { policy, rule } => {
                 return Err(Error::Forbidden(format!(

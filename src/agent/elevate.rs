@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::state::State;
 use crate::error::{Error, Result};
+use crate::model::commands::SessionRef;
 use crate::model::policies::{self as engine, App, Decision};
 
 /// Finds the executable: a path as given, else the first match on `PATH`.
@@ -160,6 +161,48 @@ pub fn wait(dir: &Path, id: &str, wait: Duration) -> Result<serde_json::Value> {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
         }
+    })
+}
+
+/// The user's running JIT admin session on this machine, if any (its grant has not ended).
+pub fn session(dir: &Path, user: &str, wall_ms: i64) -> Result<Option<SessionRef>> {
+    let s = State::load(dir)?;
+    let now = s.server_now(wall_ms);
+    Ok(s.grants
+        .iter()
+        .find(|g| g.account == user && g.expires_at > now)
+        .map(|g| {
+            g.session.clone().unwrap_or(SessionRef {
+                request_id: String::new(),
+                ticket: None,
+            })
+        }))
+}
+
+/// During a JIT admin session the user's rights are already raised: launching a program
+/// elevated raises the passive token event (106) and elevate on demand (101), both stamped
+/// with the session's RequestIdentifier and TicketIdentifier (BeyondTrust's JIT audit).
+pub fn record_in_session(
+    dir: &Path,
+    user: &str,
+    app: &App,
+    session: &SessionRef,
+    at: i64,
+) -> Result<()> {
+    let s = (!session.request_id.is_empty()).then_some(session);
+    let data = |kind: &str| {
+        super::enforcer::stamped(
+            serde_json::json!({"user": user, "path": app.path, "sha256": app.sha256, "via": kind}),
+            s,
+        )
+    };
+    let events = [
+        super::enforcer::event("passive_token", at, data("jit_session")),
+        super::enforcer::event("elevate_on_demand", at, data("jit_session")),
+    ];
+    super::offline::with(dir, |o| {
+        o.outbox.extend(events);
+        Ok(())
     })
 }
 

@@ -70,7 +70,10 @@ fn ordered(state: &mut State, account: &str, on: bool) {
 }
 
 /// Adds the session's RequestIdentifier and TicketIdentifier to an event's data.
-fn stamped(mut data: serde_json::Value, session: Option<&SessionRef>) -> serde_json::Value {
+pub(super) fn stamped(
+    mut data: serde_json::Value,
+    session: Option<&SessionRef>,
+) -> serde_json::Value {
     if let (Some(s), Some(map)) = (session, data.as_object_mut()) {
         map.insert("request_id".into(), json!(s.request_id));
         if let Some(t) = &s.ticket {

@@ -1098,3 +1098,97 @@ async fn windows_follow_the_tenant_time_zone() {
         "{e}"
     );
 }
+
+/// During a JIT admin session, launching a program elevated needs no policy and raises the
+/// passive token event (106) and elevate on demand (101), stamped with the session's
+/// RequestIdentifier and TicketIdentifier.
+#[actix_web::test]
+async fn in_a_jit_session_elevation_raises_106_and_101_with_the_request() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    // Bob is a local user of the workstation.
+    let passwd = ws.root.path().join("etc/passwd");
+    let users = std::fs::read_to_string(&passwd).unwrap();
+    std::fs::write(&passwd, users + "bob:x:1001:1001::/home/bob:/bin/bash\n").unwrap();
+    ws.start();
+    let out = hourglass()
+        .args(["agent", "request-admin", "--user", "bob", "--minutes", "30"])
+        .args(["--reason", "Install a driver", "--ticket", "INC-106"])
+        .args(ws.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let (_, v) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/requests?state=pending",
+        Value::Null,
+    )
+    .await;
+    let rid = v["requests"][0]["id"].as_str().unwrap().to_string();
+    let (st, _) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/requests/{rid}/approve"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200);
+    let root = ws.root.path().to_path_buf();
+    assert!(
+        eventually(15, || crate::agent::sudoers(&root)
+            .contains(&"bob".to_string()))
+        .await,
+        "the session started"
+    );
+    let run = hourglass()
+        .args(["agent", "run-elevated", "--user", "bob"])
+        .args(ws.args())
+        .args(["--", "id", "-u"])
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(
+        text(&run).contains("administrator session"),
+        "{}",
+        text(&run)
+    );
+    let stamped = |event: &'static str| {
+        let s = &s;
+        async move {
+            s.ctx()
+                .db
+                .read(move |r| {
+                    hourglass::store::audit::list(
+                        r,
+                        &hourglass::store::audit::Filter {
+                            event: Some(event.into()),
+                            limit: 10,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|(_, e)| (e.request_identifier, e.ticket_identifier))
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut got = Vec::new();
+    for _ in 0..300 {
+        got = stamped("106").await;
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let want = (Some(rid.clone()), Some("INC-106".to_string()));
+    assert_eq!(got, vec![want.clone()], "passive token (106)");
+    assert_eq!(stamped("101").await, vec![want], "elevate on demand (101)");
+    ws.kill();
+}
