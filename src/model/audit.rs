@@ -106,6 +106,7 @@ events! {
     SharedModeEnabled => "login_shared_mode_enabled",
     OfflineSecretRotated => "offline_secret_rotated",
     LoginOutsideSession => "login_outside_session",
+    EndpointUserLinked => "endpoint_user_linked",
     StrayRotated => "login_outside_session_rotated",
     PolicyCreated => "policy_created",
     PolicyUpdated => "policy_updated",

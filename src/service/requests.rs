@@ -321,11 +321,11 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
     Ok(r)
 }
 
-fn is_self(p: &Principal, r: &Request, approver_username: &str) -> bool {
+fn is_self(p: &Principal, r: &Request, approver_username: &str, linked: Option<&str>) -> bool {
     // Linked to the approver, or the approver's own workstation account.
-    r.account == approver_username
+    linked == Some(p.user_id.to_string().as_str())
+        || r.account == approver_username
         || r.account == format!("msp-{approver_username}")
-        || r.decided_by.as_deref() == Some(&p.user_id.to_string())
 }
 
 /// Approve (`requests.approve`, step-up): the approver sets the duration (≤ tenant maximum);
@@ -361,7 +361,8 @@ pub async fn approve(
             let me = store::users::credentials_by_id(&tx.reader(), p2.user_id)?
                 .map(|c| c.user.username)
                 .unwrap_or_default();
-            if is_self(&p2, &r, &me) {
+            let linked = store::requests::linked_user(&tx.reader(), &r.endpoint_user_id)?;
+            if is_self(&p2, &r, &me, linked.as_deref()) {
                 return Err(Error::Forbidden("nobody approves their own request".into()));
             }
             let minutes = rules::check_minutes(
@@ -854,6 +855,61 @@ pub async fn delete_rule(
                 .tenant(scope.tenant())
                 .by(&p2, &o)
                 .target("auto_rule", &id)
+                .append(tx)?;
+            Ok(())
+        })
+        .await
+}
+
+/// The tenant's endpoint users (`users.view`): who asked for rights from which workstation.
+pub async fn endpoint_users(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+) -> Result<Vec<store::requests::EndpointUser>> {
+    let scope = p.scope(t, Permission::UsersView)?;
+    ctx.db
+        .read(move |r| store::requests::endpoint_users(r, &scope))
+        .await
+}
+
+/// Links an endpoint user to a user of the same tenant, or unlinks it (`users.manage`,
+/// audited). A linked person can never approve that account's requests.
+pub async fn link_endpoint_user(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: &str,
+    user: Option<&str>,
+    origin: &Origin,
+) -> Result<()> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::UsersManage)?;
+    let user = match user.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => Some(
+            crate::ids::UserId::parse(u)
+                .ok_or_else(|| Error::validation("user_id", "unknown user of this tenant"))?,
+        ),
+        None => None,
+    };
+    let (p2, o, id) = (p.clone(), origin.clone(), id.to_string());
+    ctx.db
+        .write(move |tx| {
+            let email = match user {
+                Some(u) => Some(
+                    store::users::get(&tx.reader(), &scope, u)
+                        .map_err(|_| Error::validation("user_id", "unknown user of this tenant"))?
+                        .email,
+                ),
+                None => None,
+            };
+            let uid = user.map(|u| u.to_string());
+            store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref())?;
+            Audit::new(Event::EndpointUserLinked, now)
+                .tenant(scope.tenant())
+                .by(&p2, &o)
+                .target("endpoint_user", &id)
+                .details(json!({"user_id": uid, "email": email}))
                 .append(tx)?;
             Ok(())
         })

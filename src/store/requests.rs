@@ -360,3 +360,62 @@ pub fn delete_rule(tx: &WriteTx<'_>, scope: &TenantScope, id: &str) -> Result<()
     }
     Ok(())
 }
+
+/// A local account that asked for rights on a workstation, and the tenant user it belongs
+/// to when an admin linked one.
+#[derive(Clone, Debug)]
+pub struct EndpointUser {
+    pub id: String,
+    pub device_id: DeviceId,
+    pub hostname: String,
+    pub account: String,
+    pub user_id: Option<String>,
+    pub user_email: Option<String>,
+    pub created_at: Timestamp,
+}
+
+pub fn endpoint_users(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<EndpointUser>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT e.id, e.device_id, d.hostname, e.account, e.user_id, u.email, e.created_at
+         FROM endpoint_users e JOIN devices d ON d.id = e.device_id LEFT JOIN users u ON u.id = e.user_id
+         WHERE e.tenant_id = :t ORDER BY e.account, d.hostname LIMIT 1000",
+    )?;
+    let rows = st.query_map(named_params! {":t": scope.tenant()}, |r| {
+        Ok(EndpointUser {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            hostname: r.get(2)?,
+            account: r.get(3)?,
+            user_id: r.get(4)?,
+            user_email: r.get(5)?,
+            created_at: r.get(6)?,
+        })
+    })?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}
+
+/// Links an endpoint user to a tenant user (None unlinks); NotFound outside the tenant.
+pub fn link_endpoint_user(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: &str,
+    user: Option<&str>,
+) -> Result<()> {
+    let n = tx
+        .conn()
+        .prepare_cached("UPDATE endpoint_users SET user_id = :u WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":u": user, ":id": id, ":t": scope.tenant()})?;
+    if n == 0 {
+        return Err(Error::NotFound);
+    }
+    Ok(())
+}
+
+/// The tenant user an endpoint user is linked to, if any.
+pub fn linked_user(r: &Reader<'_>, endpoint_user: &str) -> Result<Option<String>> {
+    Ok(r.conn
+        .prepare_cached("SELECT user_id FROM endpoint_users WHERE id = :id")?
+        .query_row(named_params! {":id": endpoint_user}, |r| r.get(0))
+        .optional()?
+        .flatten())
+}

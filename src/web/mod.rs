@@ -12,6 +12,7 @@ pub mod auto_approval;
 pub mod csrf;
 pub mod dashboard;
 pub mod devices;
+pub mod endpoint_users;
 pub mod error;
 pub mod headers;
 pub mod home;
@@ -87,6 +88,8 @@ route_table! {
     "/t/{slug}/requests/queue" => { get: requests::queue_fragment },
     "/t/{slug}/requests/{id}/{action}" => { post: requests::decide },
     "/t/{slug}/policies" => { get: policies::policies_page, post: policies::create },
+    "/t/{slug}/endpoint-users" => { get: endpoint_users::page },
+    "/t/{slug}/endpoint-users/{id}/link" => { post: endpoint_users::link },
     "/t/{slug}/policies/test" => { post: policies::test },
     "/t/{slug}/policies/export" => { get: policy_files::export },
     "/t/{slug}/policies/import" => { post: policy_files::import },

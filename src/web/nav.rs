@@ -40,6 +40,7 @@ pub fn page(
             Permission::PoliciesView,
         );
         add("Users", "/users", Permission::UsersView);
+        add("Endpoint users", "/endpoint-users", Permission::UsersView);
         add("Roles", "/roles", Permission::UsersView);
         add("Settings", "/settings", Permission::SettingsView);
         add("Audit", "/audit", Permission::AuditView);

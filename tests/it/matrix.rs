@@ -189,6 +189,30 @@ impl Fixture {
             .id
             .to_string()
     }
+    async fn fresh_endpoint_user(&self, t: &Tenant) -> String {
+        let id = DeviceId::parse(&self.fresh_device(t).await).unwrap();
+        let d = self
+            .s
+            .ctx()
+            .db
+            .read(move |r| hourglass::store::devices::credentials(r, id))
+            .await
+            .unwrap()
+            .unwrap()
+            .0;
+        let ask = service::requests::Ask {
+            account: format!("u{}", self.next()),
+            minutes: 30,
+            reason: "matrix".into(),
+            ticket: None,
+            kind: "admin".into(),
+            app: None,
+        };
+        service::requests::create(self.s.ctx(), &d, ask, &Default::default())
+            .await
+            .unwrap()
+            .endpoint_user_id
+    }
     async fn fresh_rule(&self, t: &Tenant) -> String {
         let n = service::requests::NewRule {
             name: format!("Rule {}", self.next()),
@@ -599,6 +623,18 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
                             "missing object",
                             OWN.into(),
                             hourglass::ids::RequestId::new().to_string(),
+                            gated(Want::Missing),
+                        ));
+                    }
+                    Some("endpoint_user") => {
+                        let own = f.fresh_endpoint_user(&f.a).await;
+                        plan.push(("own", OWN.into(), own, own_want));
+                        let foreign = f.fresh_endpoint_user(&b).await;
+                        plan.push(("foreign object", OWN.into(), foreign, gated(Want::Hidden)));
+                        plan.push((
+                            "missing object",
+                            OWN.into(),
+                            "eu-0000".into(),
                             gated(Want::Missing),
                         ));
                     }

@@ -635,3 +635,95 @@ async fn an_approved_extension_moves_the_deadline() {
     );
     s.stop().await;
 }
+
+/// Endpoint users are listed per tenant and can be linked to a user of that tenant; a linked
+/// person cannot approve the account's requests. A user of another tenant cannot be linked.
+#[actix_web::test]
+async fn endpoint_users_are_listed_and_a_linked_person_cannot_approve() {
+    let s = TestServer::start().await;
+    let (acme, _, mut admin) = crate::agent::tenant_and_admin(&s).await;
+    let p = crate::people::admin_principal(&s).await;
+    let msp = s
+        .ctx()
+        .db
+        .read(hourglass::store::tenants::msp)
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, secret, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &msp,
+        service::devices::NewToken { hours: 24, uses: 1 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let d = Device::enroll(&s, &secret).await;
+    let (st, r) = d.ask("carol", 30, "printer driver").await;
+    assert_eq!(st, 201, "{r}");
+    let rid = r["id"].as_str().unwrap().to_string();
+
+    let page = admin
+        .get("/t/nikpot-it/endpoint-users")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("<code>carol</code>") && page.contains("W11-REQ"),
+        "{page}"
+    );
+    let i = page.find("/t/nikpot-it/endpoint-users/eu-").unwrap();
+    let link = page[i..i + page[i..].find('"').unwrap()].to_string();
+
+    // A user of another tenant: refused, nothing linked.
+    let other = service::users::create(
+        s.ctx(),
+        &p,
+        &acme,
+        service::users::NewUser {
+            first_name: "Ann".into(),
+            last_name: "A".into(),
+            email: "ann@acme.com".into(),
+            username: String::new(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let r = admin
+        .post(&link, &[("user_id", &other.user.id.to_string())])
+        .await;
+    assert_eq!(r.status(), 422);
+
+    let r = admin
+        .post(&link, &[("user_id", &p.user_id.to_string())])
+        .await;
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+    let page = admin
+        .get("/t/nikpot-it/endpoint-users")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("selected>nik@nikpot.com"), "{page}");
+
+    let token = api_token(&s).await;
+    let approve = format!("/api/v1/tenants/nikpot-it/requests/{rid}/approve");
+    let (st, e) = crate::logins::api(&s, &token, "POST", &approve, json!({})).await;
+    assert_eq!(st, 403, "linked to the approver: {e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("own request"),
+        "{e}"
+    );
+    // Unlinked, the same person may approve.
+    admin.post(&link, &[("user_id", "")]).await;
+    let (st, v) = crate::logins::api(&s, &token, "POST", &approve, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+}
