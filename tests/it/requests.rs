@@ -727,3 +727,82 @@ async fn endpoint_users_are_listed_and_a_linked_person_cannot_approve() {
     let (st, v) = crate::logins::api(&s, &token, "POST", &approve, json!({})).await;
     assert_eq!(st, 200, "{v}");
 }
+
+/// Approving in the portal asks for a fresh TOTP code when the last one is older than five
+/// minutes; after the step-up the same approval goes through.
+#[actix_web::test]
+async fn a_portal_approval_needs_a_fresh_code_after_five_minutes() {
+    let s = TestServer::start().await;
+    let (mut admin, secret) = crate::people::setup(&s).await;
+    let p = crate::people::admin_principal(&s).await;
+    let t = service::tenants::create(
+        s.ctx(),
+        &p,
+        service::tenants::NewTenant {
+            name: "Acme".into(),
+            slug: "acme".into(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (_, enroll_token, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 24, uses: 1 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let d = Device::enroll(&s, &enroll_token).await;
+    let (_, r) = d.ask("bob", 30, "update the printer driver").await;
+    let rid = r["id"].as_str().unwrap().to_string();
+
+    s.clock.advance_secs(6 * 60);
+    let approve = format!("/t/acme/requests/{rid}/approve");
+    let r = admin.post(&approve, &[("duration_minutes", "30")]).await;
+    assert_eq!(r.status(), 401);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("action=\"/step-up\""),
+        "a step-up form: {body}"
+    );
+    let token = api_token(&s).await;
+    let state = |token: String| {
+        let s = &s;
+        async move {
+            let (_, v) = crate::logins::api(
+                s,
+                &token,
+                "GET",
+                "/api/v1/tenants/acme/requests",
+                Value::Null,
+            )
+            .await;
+            v["requests"][0]["state"].as_str().unwrap().to_string()
+        }
+    };
+    assert_eq!(
+        state(token.clone()).await,
+        "pending",
+        "nothing decided without the code"
+    );
+
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    let r = admin
+        .post(
+            "/step-up",
+            &[("code", code.as_str()), ("next", "/t/acme/requests")],
+        )
+        .await;
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let r = admin.post(&approve, &[("duration_minutes", "30")]).await;
+    assert!(
+        r.status().is_redirection() || r.status().is_success(),
+        "{}",
+        r.status()
+    );
+    assert_eq!(state(token).await, "approved");
+}
