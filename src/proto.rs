@@ -42,6 +42,10 @@ pub struct PollRequest {
     /// Hold the request up to this many seconds when nothing is queued (≤ 25).
     #[serde(default)]
     pub wait_secs: Option<u64>,
+    /// Managed account → the version id of the password this agent last set (CRED-05): a
+    /// version the appliance has moved past means a rolled-back machine or state.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub password_versions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -133,6 +133,7 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
         offline: None,
         policies: None,
         seen_logons: vec![],
+        password_versions: Default::default(),
     };
     state.save(&o.state_dir)?;
     Ok(state)
@@ -297,6 +298,7 @@ async fn poll_loop(
                 admin_members: os.admin_members().unwrap_or_default(),
                 last_seq: s.state.last_seq,
                 wait_secs: quick.then_some(0),
+                password_versions: s.state.password_versions.clone(),
             }
         };
         let resp: PollResponse = match api.post("/poll").json(&req).send().await {

@@ -91,6 +91,14 @@ fn session_of<'a>(state: &'a State, account: &str) -> Option<&'a SessionRef> {
         .and_then(|g| g.session.as_ref())
 }
 
+fn remember_version(state: &mut State, account: &str, version: &Option<String>) {
+    if let Some(v) = version {
+        state
+            .password_versions
+            .insert(account.to_string(), v.clone());
+    }
+}
+
 pub fn event(kind: &str, at: i64, data: serde_json::Value) -> Event {
     Event {
         id: uuid::Uuid::now_v7().to_string(),
@@ -153,13 +161,22 @@ pub fn apply(
             account,
             password,
             admin,
+            version,
         } => {
             if *admin {
                 ordered(state, account, true);
             }
             os.ensure_account(account, password, *admin)?;
+            remember_version(state, account, version);
         }
-        Action::RotatePassword { account, password } => os.set_password(account, password)?,
+        Action::RotatePassword {
+            account,
+            password,
+            version,
+        } => {
+            os.set_password(account, password)?;
+            remember_version(state, account, version);
+        }
         Action::DisableAccount { account } => {
             ordered(state, account, false);
             state.grants.retain(|g| g.account != *account);
@@ -371,6 +388,7 @@ mod tests {
                 account: "root".into(),
                 password: "x".into(),
                 admin: true,
+                version: None,
             },
         );
         assert!(matches!(check(&s, &root, 0), Verdict::Refuse(_)));

@@ -126,6 +126,7 @@ async fn agent(
         offline: None,
         policies: None,
         seen_logons: vec![],
+        password_versions: Default::default(),
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {
@@ -139,6 +140,7 @@ async fn agent(
             admin_members: Vec::new(),
             last_seq: state.last_seq,
             wait_secs: Some(hold),
+            password_versions: Default::default(),
         };
         let t = Instant::now();
         let resp: PollResponse = match post("/poll".into()).json(&req).send().await {

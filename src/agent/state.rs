@@ -64,6 +64,9 @@ pub struct State {
     /// Log-ons of managed accounts already reported (`user|line|time`), newest last.
     #[serde(default)]
     pub seen_logons: Vec<String>,
+    /// Managed account → version id of the password last set here (CRED-05).
+    #[serde(default)]
+    pub password_versions: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -151,6 +154,7 @@ impl State {
             offline: None,
             policies: None,
             seen_logons: vec![],
+            password_versions: Default::default(),
         }
     }
 }

@@ -107,6 +107,7 @@ events! {
     OfflineSecretRotated => "offline_secret_rotated",
     LoginOutsideSession => "login_outside_session",
     EndpointUserLinked => "endpoint_user_linked",
+    CredentialRollback => "credential_rollback_detected",
     StrayRotated => "login_outside_session_rotated",
     PolicyCreated => "policy_created",
     PolicyUpdated => "policy_updated",

@@ -52,10 +52,15 @@ pub enum Action {
         account: String,
         password: String,
         admin: bool,
+        /// The escrowed password's version id, kept by the agent (CRED-05).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     RotatePassword {
         account: String,
         password: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<String>,
     },
     DisableAccount {
         account: String,
@@ -189,6 +194,7 @@ mod tests {
             account: "root".into(),
             password: "x".into(),
             admin: true,
+            version: None,
         };
         assert!(
             !may_touch(&root, &["root".into()]),

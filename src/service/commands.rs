@@ -137,6 +137,7 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
             "the appliance is shutting down; retry shortly".into(),
         ));
     }
+    super::logins::check_versions(ctx, d, &req.password_versions).await?;
     let hold = Duration::from_secs(
         req.wait_secs
             .unwrap_or(MAX_POLL_HOLD_SECS)

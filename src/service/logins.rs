@@ -89,7 +89,7 @@ fn escrow_and_order(
     scope: &TenantScope,
     l: Escrow<'_>,
     reason: &str,
-    action: impl FnOnce(String) -> Action,
+    action: impl FnOnce(String, Option<String>) -> Action,
     now: Timestamp,
 ) -> Result<Zeroizing<String>> {
     // A login order lives as long as the session (a workstation back after it must not
@@ -123,7 +123,7 @@ fn escrow_and_order(
         &ctx.crypto,
         scope,
         l.device,
-        &action(password.to_string()),
+        &action(password.to_string(), Some(id.clone())),
         ttl_ms,
         now,
     )?;
@@ -196,10 +196,11 @@ pub async fn start(
                 &scope,
                 (&l).into(),
                 "login",
-                |password| Action::EnsureAccount {
+                |password, version| Action::EnsureAccount {
                     account: account.clone(),
                     password,
                     admin: true,
+                    version,
                 },
                 now,
             )?;
@@ -339,9 +340,10 @@ fn lock_down(
         scope,
         e,
         "rotation",
-        |password| Action::RotatePassword {
+        |password, version| Action::RotatePassword {
             account: account.clone(),
             password,
+            version,
         },
         now,
     )?;
@@ -395,6 +397,79 @@ pub fn observed_logon(
             .append(tx)?;
     }
     Ok(())
+}
+
+/// The reported versions the escrow has moved past, with no newer one on its way.
+fn stale(
+    r: &store::Reader<'_>,
+    device: DeviceId,
+    reported: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, String, String)>> {
+    Ok(store::logins::versions(r, device)?
+        .into_iter()
+        .filter_map(|(account, current, pending)| {
+            let seen = reported.get(&account)?;
+            let current = current?;
+            (!pending && *seen != current).then(|| (account, seen.clone(), current))
+        })
+        .collect())
+}
+
+/// CRED-05 (LAPS's image-rollback check), at each poll: an agent reporting a password
+/// version the appliance has moved past runs on a rolled-back machine or state. The password
+/// is rotated at once — and outside a session the account is also disabled — and audited.
+pub async fn check_versions(
+    ctx: &Ctx,
+    d: &store::devices::Device,
+    reported: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
+    let now = ctx.clock.now();
+    if reported.is_empty() || reported.len() > 100 {
+        return Ok(());
+    }
+    let (device, r2) = (d.id, reported.clone());
+    if ctx
+        .db
+        .read(move |r| stale(r, device, &r2))
+        .await?
+        .is_empty()
+    {
+        return Ok(());
+    }
+    let (ctx2, tenant, reported) = (ctx.clone(), d.tenant_id, reported.clone());
+    ctx.db
+        .write(move |tx| {
+            let scope = system_scope(tenant);
+            for (account, seen, current) in stale(&tx.reader(), device, &reported)? {
+                let e = Escrow { device, account: &account, login: None };
+                if store::logins::is_open(&tx.reader(), device, &account)? {
+                    escrow_and_order(
+                        tx,
+                        &ctx2,
+                        &scope,
+                        e,
+                        "rotation",
+                        |password, version| Action::RotatePassword {
+                            account: account.clone(),
+                            password,
+                            version,
+                        },
+                        now,
+                    )?;
+                } else {
+                    lock_down(tx, &ctx2, &scope, e, now)?;
+                }
+                Audit::new(Event::CredentialRollback, now)
+                    .tenant(tenant)
+                    .device(device)
+                    .target("account", &account)
+                    .failure()
+                    .details(json!({"account": account, "reported_version": seen, "current_version": current}))
+                    .append(tx)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Sweep: stray log-ons past their grace period — rotated and disabled, unless a session

@@ -465,3 +465,16 @@ pub fn settle_stray(tx: &WriteTx<'_>, id: &str, to: &str) -> Result<bool> {
         .execute(named_params! {":to": to, ":id": id})?
         == 1)
 }
+
+/// Per account escrowed for a workstation: the current password's version id (if any) and
+/// whether a newer one is on its way to the agent (CRED-05).
+pub fn versions(r: &Reader<'_>, device: DeviceId) -> Result<Vec<(String, Option<String>, bool)>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT account, max(CASE WHEN state = 'current' THEN id END), max(state = 'pending')
+         FROM credentials WHERE device_id = :d GROUP BY account",
+    )?;
+    let rows = st.query_map(named_params! {":d": device}, |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

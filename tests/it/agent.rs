@@ -248,6 +248,7 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
             account: "msp-nik".into(),
             password: "pw-one-3489".into(),
             admin: false,
+            version: None,
         },
     )
     .await
@@ -425,6 +426,7 @@ async fn offline_expiry_and_events_that_survive_a_restart() {
             account: "msp-nik".into(),
             password: "pw-2".into(),
             admin: false,
+            version: None,
         },
     )
     .await

@@ -1227,3 +1227,82 @@ async fn the_offline_session_length_is_a_tenant_setting() {
     );
     ws.kill();
 }
+
+/// CRED-05: restoring an older copy of the agent's state (a VM snapshot) makes it report a
+/// password version the appliance has moved past; at that first poll the password is
+/// rotated and the account disabled, audited once.
+#[actix_web::test]
+async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (_, l) = api(
+        &s,
+        &api_token,
+        "POST",
+        &path,
+        json!({"duration_minutes": 30}),
+    )
+    .await;
+    let id = l["id"].as_str().unwrap().to_string();
+    wait_state(&s, &api_token, &id, "active").await;
+    let version = |ws: &crate::agent::Workstation| {
+        ws.state_json()["password_versions"]["msp-nik"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let v1 = version(&ws);
+    assert!(
+        v1.starts_with("cred-"),
+        "the agent keeps the version: {v1:?}"
+    );
+    let snapshot = std::fs::read(ws.state.path().join("state.json")).unwrap();
+
+    let (st, _) = api(
+        &s,
+        &api_token,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert!(eventually(15, || locked(&root, "msp-nik") && version(&ws) != v1).await);
+    let rollbacks = || audit_details(&s, "credential_rollback_detected");
+    // Let the rotation's acknowledgement land, then check nothing was flagged.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        rollbacks().await.is_empty(),
+        "an up-to-date agent is not a rollback"
+    );
+    let after_end = shadow(&root, "msp-nik");
+
+    ws.kill();
+    std::fs::write(ws.state.path().join("state.json"), snapshot).unwrap();
+    ws.start();
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen = rollbacks().await;
+        if !seen.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0]["reported_version"], v1.as_str());
+    assert!(
+        eventually(15, || shadow(&root, "msp-nik") != after_end
+            && locked(&root, "msp-nik"))
+        .await,
+        "rotated again and locked"
+    );
+    assert!(eventually(15, || version(&ws) != v1).await);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(rollbacks().await.len(), 1, "once");
+    ws.kill();
+}
