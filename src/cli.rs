@@ -70,7 +70,16 @@ pub enum CertCommand {
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Recompute the hash chain; exit 1 naming the first bad sequence number.
-    Verify,
+    Verify {
+        /// A signed checkpoint kept outside the database: also prove the log still extends it
+        /// (not truncated, not rewritten).
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The verifier key (`name+id+key`) to check the checkpoint with, instead of the one
+        /// recorded in the database; a file holding it is accepted too.
+        #[arg(long, value_name = "KEY", requires = "checkpoint")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -347,14 +347,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Agent { .. } => {}
         Command::Audit {
-            command: AuditCommand::Verify,
-        } => match ops::audit_verify(&cfg)? {
-            Ok(n) => println!("audit chain OK: {n} entries verified"),
-            Err((seq, why)) => {
-                println!("audit chain BROKEN at sequence {seq}: {why}");
-                return Ok(ExitCode::from(1));
+            command: AuditCommand::Verify { checkpoint, key },
+        } => {
+            match ops::audit_verify(&cfg)? {
+                Ok(n) => println!("audit chain OK: {n} entries verified"),
+                Err((seq, why)) => {
+                    println!("audit chain BROKEN at sequence {seq}: {why}");
+                    return Ok(ExitCode::from(1));
+                }
             }
-        },
+            if let Some(file) = checkpoint {
+                match ops::audit_verify_checkpoint(&cfg, &file, key.as_deref())? {
+                    Ok(what) => println!("checkpoint OK: {what}"),
+                    Err(why) => {
+                        println!("checkpoint FAILED: {why}");
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

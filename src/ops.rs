@@ -42,6 +42,30 @@ pub fn audit_verify(cfg: &Config) -> Result<std::result::Result<u64, (i64, &'sta
     service::system::verify_audit(&db)
 }
 
+/// Ok(what the checkpoint proves) or Err(why the log does not extend it).
+pub fn audit_verify_checkpoint(
+    cfg: &Config,
+    file: &Path,
+    key: Option<&str>,
+) -> Result<std::result::Result<String, String>> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map_err(|e| Error::startup(format!("cannot read {}: {e}", p.display())))
+    };
+    let text = read(file)?;
+    // `--key` takes the verifier key itself or a file that holds it.
+    let key = match key {
+        Some(k) if Path::new(k).is_file() => Some(read(Path::new(k))?),
+        Some(k) => Some(k.to_string()),
+        None => None,
+    };
+    let db = Db::open_read_only(&cfg.db_path())?;
+    service::checkpoints::verify_against(&db, &text, key.as_deref()).map_err(|e| match e {
+        Error::Startup(m) => Error::startup(format!("{}: {m}", file.display())),
+        other => other,
+    })
+}
+
 /// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.
 pub fn public_base(cfg: &Config, port: Option<u16>) -> String {
     if !cfg.server.public_url.is_empty() {

@@ -11,6 +11,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 pub mod passwords;
+pub mod signing;
 pub mod totp;
 
 use crate::error::{Error, Result};

@@ -18,6 +18,11 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     done += super::commands::expire(ctx, now).await?;
     done += super::requests::sweep(ctx, now).await?;
     done += super::logins::sweep(ctx, now).await?;
+    // A checkpoint that cannot be signed must not hold up expiry; it is retried next sweep.
+    match super::checkpoints::sweep(ctx, now).await {
+        Ok(n) => done += n,
+        Err(e) => tracing::error!(error = %e, "cannot sign an audit checkpoint"),
+    }
     // Sent beside the sweep: a slow receiver must not hold up expiry.
     super::webhooks::kick(ctx);
     Ok(done)

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod certificates;
+pub mod checkpoints;
 pub mod commands;
 pub mod devices;
 pub mod jobs;

@@ -121,6 +121,22 @@ pub fn verify(r: &Reader<'_>) -> Result<VerifyReport> {
     })
 }
 
+/// The chain head: (size of the log, hash of its last entry).
+pub fn head(r: &Reader<'_>) -> Result<Option<(i64, Vec<u8>)>> {
+    Ok(r.conn
+        .prepare_cached("SELECT seq, hash FROM audit_head WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// The stored chain hash of entry `seq`, if there is one.
+pub fn hash_at(r: &Reader<'_>, seq: i64) -> Result<Option<Vec<u8>>> {
+    Ok(r.conn
+        .prepare_cached("SELECT hash FROM audit WHERE seq = :seq")?
+        .query_row(named_params! {":seq": seq}, |r| r.get(0))
+        .optional()?)
+}
+
 /// Filters for listing entries; every field narrows the result.
 #[derive(Debug, Default, Clone)]
 pub struct Filter {

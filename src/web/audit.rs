@@ -56,6 +56,12 @@ pub async fn audit_page(
     };
     let rows = service::audit::list(&state.ctx, &scope, all_tenants, filter).await?;
     let report = service::audit::verify(&state.ctx.db).await?;
+    // The checkpoint covers every tenant's entries: MSP admins only.
+    let checkpoint = if cu.principal.is_msp_admin() {
+        service::checkpoints::latest(&state.ctx.db).await?
+    } else {
+        None
+    };
     let next = rows.last().map(|(seq, _)| *seq);
     let base = format!("/t/{}/audit", t.slug);
     let content = html! {
@@ -65,6 +71,12 @@ pub async fn audit_page(
                 @match &report.broken {
                     None => { "Hash chain verified: " (report.checked) " entries intact." }
                     Some(b) => { "Hash chain BROKEN at entry " (b.seq) ": " (b.reason) }
+                }
+            }
+            @if let Some((size, at, vkey)) = &checkpoint {
+                p #checkpoint-status {
+                    "Last signed checkpoint: " (size) " entries at " (at.rfc3339()) ", in "
+                    code { (service::checkpoints::FILE) } " and the service log. Verifier key: " code { (vkey) }
                 }
             }
             form.inline method="get" action=(base) {

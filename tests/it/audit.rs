@@ -212,3 +212,162 @@ fn server_start_and_configuration_changes_are_audited() {
         );
     });
 }
+
+fn write_entries(db: &Db, n: usize, tag: &str) {
+    for i in 0..n {
+        db.write_blocking(|tx| {
+            Audit::new(Event::ConfigChanged, T0)
+                .details(serde_json::json!({ tag: i }))
+                .append(tx)
+                .map(|_| ())
+        })
+        .unwrap();
+    }
+}
+
+fn head_seq(data: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    c.query_row("SELECT seq FROM audit_head", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn checkpoint_size(file: &std::path::Path) -> i64 {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .nth(1)
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(-1)
+}
+
+fn verify_checkpoint(
+    data: &std::path::Path,
+    file: &std::path::Path,
+    extra: &[&str],
+) -> (i32, String) {
+    let mut args = vec![
+        "audit",
+        "verify",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--checkpoint",
+        file.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    (o.status.code().unwrap(), text(&o))
+}
+
+/// AUD-04: the scheduler signs a checkpoint when five minutes have passed (manual clock) and
+/// the log grew; a checkpoint kept elsewhere catches a cut-off tail that plain verify cannot,
+/// a truncate-and-refill rewrite, a forged checkpoint and a foreign key.
+#[actix_web::test]
+async fn signed_checkpoints_catch_truncation_and_rewrites() {
+    let mut s = TestServer::start_with(|c| c.jobs.sweep_seconds = 1).await;
+    let data = s.data_dir();
+    let file = data.join("audit-checkpoint.txt");
+    // The start-up sweep signs the first one.
+    assert!(crate::agent::eventually(10, || checkpoint_size(&file) == head_seq(&data)).await);
+    let first = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        first.starts_with("hourglass.test/hourglass-audit\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains("\n\n\u{2014} hourglass.test/hourglass-audit "),
+        "{first}"
+    );
+
+    let (mut portal, _) = crate::people::setup(&s).await;
+    write_entries(&s.ctx().db, 20, "before");
+    // Not yet due: the log grew, but five minutes have not passed.
+    let now = s.clock.now();
+    assert_eq!(
+        hourglass::service::checkpoints::sweep(s.ctx(), now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first);
+    s.clock.advance_secs(300);
+    let size = head_seq(&data);
+    assert!(crate::agent::eventually(10, || checkpoint_size(&file) == size).await);
+    let page = portal.get("/t/nikpot-it/audit").await.text().await.unwrap();
+    assert!(
+        page.contains(&format!("Last signed checkpoint: {size} entries")),
+        "{page}"
+    );
+    assert!(page.contains("hourglass.test/hourglass-audit+"), "{page}");
+    s.stop().await;
+    let kept = data.parent().unwrap().join("kept.ckpt");
+    std::fs::copy(&file, &kept).unwrap();
+
+    let (code, out) = verify_checkpoint(&data, &kept, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "checkpoint OK: the log extends the signed checkpoint of {size} entries"
+        )),
+        "{out}"
+    );
+
+    // Cut off the last 10 entries and move the head back: the chain alone still verifies.
+    tamper(
+        &data,
+        &format!(
+            "DELETE FROM audit WHERE seq > {cut};
+             UPDATE audit_head SET seq = {cut}, hash = (SELECT hash FROM audit WHERE seq = {cut});",
+            cut = size - 10
+        ),
+    );
+    let (code, out) = verify(&data);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains(&format!("{} entries verified", size - 10)),
+        "{out}"
+    );
+    let (code, out) = verify_checkpoint(&data, &kept, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("log shorter than checkpoint"), "{out}");
+
+    // Refill past the old size with other entries: long enough, but not the signed log.
+    let (db, _) = Db::open(
+        &data.join("hourglass.db"),
+        std::time::Duration::from_secs(5),
+        2,
+    )
+    .unwrap();
+    write_entries(&db, 15, "forged");
+    let (code, out) = verify(&data);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = verify_checkpoint(&data, &kept, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("log rewritten: entry {size} differs")),
+        "{out}"
+    );
+
+    // A checkpoint edited to claim less is refused by its signature.
+    let forged = data.parent().unwrap().join("forged.ckpt");
+    let body = std::fs::read_to_string(&kept).unwrap();
+    std::fs::write(
+        &forged,
+        body.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size - 10), 1),
+    )
+    .unwrap();
+    let (code, out) = verify_checkpoint(&data, &forged, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("signature does not verify"), "{out}");
+
+    // Checked with a key that is not the appliance's.
+    let other =
+        "hourglass.test/hourglass-audit+00000000+AQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUF";
+    let (code, out) = verify_checkpoint(&data, &kept, &["--key", other]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not signed by the key"), "{out}");
+
+    // Not a checkpoint at all: a clear error, not a verdict.
+    std::fs::write(&forged, "hello\n").unwrap();
+    let (code, out) = verify_checkpoint(&data, &forged, &[]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("not a signed checkpoint"), "{out}");
+}

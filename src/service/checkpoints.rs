@@ -1,0 +1,210 @@
+//! AUD-04: a hash chain cannot see its own tail cut off or the whole log rewritten, so the
+//! appliance signs a checkpoint (size + head hash, Ed25519, C2SP signed note) every five
+//! minutes or 1,000 entries and sends it out of the database: into the data directory's
+//! checkpoint file and the service log (journald → syslog/SIEM). `verify_against` proves the
+//! stored log still extends a checkpoint kept elsewhere.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+
+use super::Ctx;
+use crate::clock::Timestamp;
+use crate::crypto::signing::{self, SigningKey};
+use crate::crypto::{Crypto, SealContext};
+use crate::error::{Error, Result};
+use crate::model::checkpoint::{self as note, Checkpoint};
+use crate::store::{self, Db, WriteTx};
+
+const KEY: &str = "audit_signing_key";
+const VERIFIER_KEY: &str = "audit_verifier_key";
+const LAST: &str = "audit_checkpoint";
+const LAST_AT: &str = "audit_checkpoint_at";
+const EVERY_MS: i64 = 5 * 60_000;
+const EVERY_ENTRIES: u64 = 1000;
+/// The newest checkpoint, in the data directory (copy it off the machine to keep it safe).
+pub const FILE: &str = "audit-checkpoint.txt";
+
+fn seal_ctx() -> SealContext<'static> {
+    SealContext {
+        table: "settings",
+        column: "value",
+        row_id: KEY,
+        tenant_id: "",
+    }
+}
+
+/// Signs a checkpoint when the log has grown and one is due; returns how many were written.
+pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let crypto = ctx.crypto.clone();
+    let host = match ctx.cfg.tls.hostname.as_str() {
+        "" => gethostname::gethostname().to_string_lossy().to_lowercase(),
+        h => h.to_lowercase(),
+    };
+    let signed = ctx
+        .db
+        .write(move |tx| sign_if_due(tx, &crypto, &host, now))
+        .await?;
+    let Some(text) = signed else { return Ok(0) };
+    // The signed note on one line for the log: syslog records must not span lines.
+    tracing::info!(target: "hourglass::audit_checkpoint", checkpoint = %text.escape_debug(), "signed audit checkpoint");
+    if let Err(e) = write_file(&ctx.cfg.storage.data_dir.join(FILE), &text) {
+        tracing::warn!(error = %e, "cannot write the audit checkpoint file");
+    }
+    Ok(1)
+}
+
+fn sign_if_due(
+    tx: &WriteTx<'_>,
+    crypto: &Crypto,
+    host: &str,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    let r = tx.reader();
+    let Some((size, root)) = store::audit::head(&r)? else {
+        return Ok(None);
+    };
+    let size = u64::try_from(size).unwrap_or(0);
+    let last_size = store::settings::get(&r, LAST)?
+        .and_then(|t| note::parse(&t).ok())
+        .map_or(0, |c| c.checkpoint.size);
+    let last_at = store::settings::get(&r, LAST_AT)?
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(i64::MIN / 2);
+    let due = now.millis() - last_at >= EVERY_MS || size - last_size.min(size) >= EVERY_ENTRIES;
+    if size <= last_size || !due {
+        return Ok(None);
+    }
+    let (key, origin) = signing_key(tx, crypto, host, now)?;
+    let root: [u8; 32] = root
+        .try_into()
+        .map_err(|_| Error::internal("the chain head hash is not 32 bytes"))?;
+    let cp = Checkpoint { origin, size, root };
+    let id = note::key_id(&cp.origin, &key.public(), crate::crypto::sha256);
+    let text = cp.signed(id, &key.sign(cp.body().as_bytes()));
+    store::settings::put(tx, LAST, &text, now)?;
+    store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
+    Ok(Some(text))
+}
+
+/// The appliance's checkpoint key and its name (the checkpoint origin), created on first use.
+fn signing_key(
+    tx: &WriteTx<'_>,
+    crypto: &Crypto,
+    host: &str,
+    now: Timestamp,
+) -> Result<(SigningKey, String)> {
+    let r = tx.reader();
+    if let (Some(sealed), Some(vkey)) = (
+        store::settings::get(&r, KEY)?,
+        store::settings::get(&r, VERIFIER_KEY)?,
+    ) {
+        let blob = B64
+            .decode(sealed)
+            .map_err(|_| Error::internal("the stored audit signing key is not base64"))?;
+        let key = SigningKey::from_pkcs8(&crypto.open(&seal_ctx(), &blob)?)?;
+        let (name, _, _) = note::parse_verifier_key(&vkey).map_err(Error::internal)?;
+        return Ok((key, name));
+    }
+    let safe: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let name = format!("{safe}/hourglass-audit");
+    let pkcs8 = signing::generate_pkcs8()?;
+    let key = SigningKey::from_pkcs8(&pkcs8)?;
+    let id = note::key_id(&name, &key.public(), crate::crypto::sha256);
+    let vkey = note::verifier_key(&name, id, &key.public());
+    store::settings::put(tx, KEY, &B64.encode(crypto.seal(&seal_ctx(), &pkcs8)?), now)?;
+    store::settings::put(tx, VERIFIER_KEY, &vkey, now)?;
+    tracing::info!(verifier_key = %vkey, "created the audit checkpoint signing key; keep this verifier key with your checkpoints");
+    Ok((key, name))
+}
+
+/// Replaces the file atomically so a reader never sees half a checkpoint.
+fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The newest signed checkpoint: (entries it covers, when, verifier key), for the audit page.
+pub async fn latest(db: &Db) -> Result<Option<(u64, Timestamp, String)>> {
+    db.read(|r| {
+        let text = store::settings::get(r, LAST)?;
+        let at = store::settings::get(r, LAST_AT)?.and_then(|v| v.parse::<i64>().ok());
+        let vkey = store::settings::get(r, VERIFIER_KEY)?;
+        Ok(match (text.and_then(|t| note::parse(&t).ok()), at, vkey) {
+            (Some(c), Some(at), Some(k)) => Some((c.checkpoint.size, Timestamp(at), k)),
+            _ => None,
+        })
+    })
+    .await
+}
+
+/// The appliance's verifier key, once a checkpoint has been signed.
+pub fn verifier_key(db: &Db) -> Result<Option<String>> {
+    db.read_blocking(|r| store::settings::get(r, VERIFIER_KEY))
+}
+
+/// Checks the stored log against a signed checkpoint: Ok(what was proven) or Err(why not).
+/// `vkey` overrides the key recorded in the database (one kept off the machine is better).
+pub fn verify_against(
+    db: &Db,
+    text: &str,
+    vkey: Option<&str>,
+) -> Result<std::result::Result<String, String>> {
+    let signed =
+        note::parse(text).map_err(|e| Error::startup(format!("not a signed checkpoint: {e}")))?;
+    let vkey = match vkey {
+        Some(k) => k.to_string(),
+        None => verifier_key(db)?.ok_or_else(|| {
+            Error::startup(
+                "this database has no checkpoint key (no checkpoint was ever signed); pass --key",
+            )
+        })?,
+    };
+    let (name, id, public) = note::parse_verifier_key(&vkey)
+        .map_err(|e| Error::startup(format!("bad verifier key: {e}")))?;
+    let Some((_, _, sig)) = signed
+        .signatures
+        .iter()
+        .find(|(n, i, _)| *n == name && *i == id)
+    else {
+        return Ok(Err(format!(
+            "the checkpoint is not signed by the key {name}"
+        )));
+    };
+    if !signing::verify(&public, signed.text.as_bytes(), sig) {
+        return Ok(Err(
+            "the checkpoint's signature does not verify: it was altered or forged".into(),
+        ));
+    }
+    let cp = signed.checkpoint;
+    let size = i64::try_from(cp.size)
+        .map_err(|_| Error::startup("the checkpoint size is out of range"))?;
+    let (head, at) =
+        db.read_blocking(|r| Ok((store::audit::head(r)?, store::audit::hash_at(r, size)?)))?;
+    let log = head.map_or(0, |(s, _)| s);
+    if log < size {
+        return Ok(Err(format!(
+            "log shorter than checkpoint: the log has {log} entries, the checkpoint signed {size}"
+        )));
+    }
+    if at.as_deref() != Some(&cp.root[..]) {
+        return Ok(Err(format!(
+            "log rewritten: entry {size} differs from the checkpoint"
+        )));
+    }
+    Ok(Ok(format!(
+        "the log extends the signed checkpoint of {size} entries ({})",
+        cp.origin
+    )))
+}
