@@ -80,6 +80,24 @@ pub enum AuditCommand {
         #[arg(long, value_name = "KEY", requires = "checkpoint")]
         key: Option<String>,
     },
+    /// Write the log (oldest first) as CSV or NDJSON, with control characters escaped and
+    /// spreadsheet formulas neutralised.
+    Export {
+        #[arg(long, value_parser = ["csv", "ndjson"])]
+        format: String,
+        /// Only this tenant's entries (its slug); every tenant's by default.
+        #[arg(long, value_name = "SLUG")]
+        tenant: Option<String>,
+        /// First day (YYYY-MM-DD, UTC) to include.
+        #[arg(long, value_name = "DATE")]
+        from: Option<String>,
+        /// Last day (YYYY-MM-DD, UTC) to include.
+        #[arg(long, value_name = "DATE")]
+        to: Option<String>,
+        /// Write to this file (created, mode 0600) instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

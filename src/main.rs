@@ -366,6 +366,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
         }
+        Command::Audit {
+            command:
+                AuditCommand::Export {
+                    format,
+                    tenant,
+                    from,
+                    to,
+                    out,
+                },
+        } => {
+            let a = ops::AuditExport {
+                format: &format,
+                tenant: tenant.as_deref(),
+                from: from.as_deref(),
+                to: to.as_deref(),
+                out: out.as_deref(),
+            };
+            let n = ops::audit_export(&cfg, &a)?;
+            eprintln!("exported {n} audit entries");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,6 +66,65 @@ pub fn audit_verify_checkpoint(
     })
 }
 
+/// What `hourglass audit export` selects.
+pub struct AuditExport<'a> {
+    pub format: &'a str,
+    pub tenant: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub out: Option<&'a Path>,
+}
+
+/// Streams the matching entries to the file or standard output; returns how many.
+pub fn audit_export(cfg: &Config, a: &AuditExport<'_>) -> Result<u64> {
+    use std::io::Write;
+    let format = crate::model::audit_export::Format::parse(a.format)
+        .ok_or_else(|| Error::startup("--format: must be csv or ndjson"))?;
+    let day = |s: Option<&str>, flag: &str| match s {
+        None => Ok(None),
+        Some(d) => crate::clock::Timestamp::parse_date(d)
+            .map(Some)
+            .ok_or_else(|| Error::startup(format!("--{flag}: must be a date like 2026-11-23"))),
+    };
+    let filter = service::audit::ListFilter {
+        since: day(a.from, "from")?,
+        until: day(a.to, "to")?.map(|t| t.plus_secs(86_400)),
+        ..Default::default()
+    };
+    let db = Db::open_read_only(&cfg.db_path())?;
+    let scope = match a.tenant {
+        None => None,
+        Some(slug) => {
+            let t = db
+                .read_blocking(|r| crate::store::tenants::by_slug(r, slug))?
+                .ok_or_else(|| Error::startup(format!("--tenant: no tenant {slug:?}")))?;
+            Some(crate::authz::system_scope(t.id))
+        }
+    };
+    let n = match a.out {
+        Some(path) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| Error::startup(format!("cannot create {}: {e}", path.display())))?;
+            let mut w = std::io::BufWriter::new(f);
+            let n = service::audit::export_to(&db, scope, &filter, format, &mut w)?;
+            w.flush()?;
+            n
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = service::audit::export_to(&db, scope, &filter, format, &mut w)?;
+            w.flush()?;
+            n
+        }
+    };
+    Ok(n)
+}
+
 /// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.
 pub fn public_base(cfg: &Config, port: Option<u16>) -> String {
     if !cfg.server.public_url.is_empty() {

@@ -116,6 +116,7 @@ events! {
     ElevationAllowed => "elevation_allowed",
     ElevationDenied => "elevation_denied",
     ElevationAsked => "elevation_asked",
+    AuditExported => "audit_exported",
     WebhookCreated => "webhook_created",
     WebhookDeleted => "webhook_deleted",
     WebhookFailed => "webhook_delivery_failed",

@@ -1,6 +1,7 @@
 //! Pure types and rules: no I/O, no clock reads, no SQL.
 
 pub mod audit;
+pub mod audit_export;
 pub mod checkpoint;
 pub mod commands;
 pub mod logins;

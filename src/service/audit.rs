@@ -116,3 +116,83 @@ pub async fn list(
         })
         .await
 }
+
+/// Most entries the portal and API hand out in one export; the CLI has no limit.
+pub const EXPORT_MAX: u64 = 50_000;
+
+/// What an export covers: the scope (None = every tenant, MSP admins only) and the filter.
+pub struct ExportRequest {
+    pub scope: crate::authz::TenantScope,
+    pub all_tenants: bool,
+    pub filter: ListFilter,
+    pub format: crate::model::audit_export::Format,
+}
+
+/// The matching entries as one CSV or NDJSON document, oldest first. The export is audited
+/// before it is handed out: if that entry cannot be written, nothing is exported.
+pub async fn export(
+    ctx: &super::Ctx,
+    p: &crate::authz::Principal,
+    o: &Origin,
+    req: ExportRequest,
+) -> Result<Vec<u8>> {
+    let ExportRequest {
+        scope,
+        all_tenants,
+        filter,
+        format,
+    } = req;
+    let f2 = filter.clone();
+    let (doc, n) = ctx
+        .db
+        .read(move |r| {
+            let mut doc = format.header();
+            let n = store::audit::each(
+                r,
+                (!all_tenants).then_some(&scope),
+                &f2,
+                EXPORT_MAX,
+                |seq, e| {
+                    doc.push_str(&format.line(seq, e));
+                    Ok(())
+                },
+            )?;
+            Ok((doc, n))
+        })
+        .await?;
+    if n > EXPORT_MAX {
+        return Err(crate::error::Error::validation(
+            "range",
+            format!(
+                "more than {EXPORT_MAX} entries match: narrow the dates, or run `hourglass audit export` on the appliance"
+            ),
+        ));
+    }
+    let audit = Audit::new(Event::AuditExported, ctx.clock.now())
+        .tenant(scope.tenant())
+        .by(p, o)
+        .details(serde_json::json!({
+            "format": format.extension(), "entries": n, "all_tenants": all_tenants,
+            "event": filter.event, "actor": filter.actor,
+            "from": filter.since.map(|t| t.rfc3339()), "until": filter.until.map(|t| t.rfc3339()),
+        }));
+    ctx.db.write(move |tx| audit.append(tx).map(|_| ())).await?;
+    Ok(doc.into_bytes())
+}
+
+/// The operator's export from the command line: every matching entry, streamed to `out`.
+pub fn export_to(
+    db: &Db,
+    scope: Option<crate::authz::TenantScope>,
+    filter: &ListFilter,
+    format: crate::model::audit_export::Format,
+    out: &mut dyn std::io::Write,
+) -> Result<u64> {
+    out.write_all(format.header().as_bytes())?;
+    db.read_blocking(|r| {
+        store::audit::each(r, scope.as_ref(), filter, u64::MAX, |seq, e| {
+            out.write_all(format.line(seq, e).as_bytes())?;
+            Ok(())
+        })
+    })
+}

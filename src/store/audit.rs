@@ -214,6 +214,39 @@ pub fn list_scoped(
         .collect()
 }
 
+/// Every matching entry of one tenant (all tenants when `scope` is None), oldest first, one at
+/// a time. Returns how many were passed to `f`, or `max + 1` when more than `max` match.
+pub fn each(
+    r: &Reader<'_>,
+    scope: Option<&crate::authz::TenantScope>,
+    q: &Query,
+    max: u64,
+    mut f: impl FnMut(i64, &Entry) -> Result<()>,
+) -> Result<u64> {
+    let tenant = scope.map(|s| s.tenant().to_string());
+    let mut st = r.conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM audit
+         WHERE (:all OR tenant_id = :tenant) AND (:event IS NULL OR event = :event)
+           AND (:actor IS NULL OR actor_id = :actor)
+           AND at >= coalesce(:since, 0) AND at < coalesce(:until, 9223372036854775807)
+         ORDER BY seq"
+    ))?;
+    let mut rows = st.query(named_params! {
+        ":all": tenant.is_none(), ":tenant": tenant, ":event": q.event, ":actor": q.actor,
+        ":since": q.since, ":until": q.until,
+    })?;
+    let mut n = 0u64;
+    while let Some(row) = rows.next()? {
+        n += 1;
+        if n > max {
+            break;
+        }
+        let (seq, e, _, _) = entry_from_row(row)?;
+        f(seq, &e)?;
+    }
+    Ok(n)
+}
+
 /// Entries about one object of a tenant (a policy's audit tab), newest first.
 pub fn about(
     r: &Reader<'_>,

@@ -12,6 +12,7 @@ use super::session::CurrentUser;
 use super::users::denied;
 use crate::app::AppState;
 use crate::authz::Permission;
+use crate::model::audit_export::Format;
 use crate::service;
 
 #[derive(Deserialize, Default)]
@@ -29,6 +30,9 @@ pub struct AuditQuery {
     before: Option<i64>,
     #[serde(default)]
     all: Option<String>,
+    /// Export only: `csv` or `ndjson`.
+    #[serde(default)]
+    format: String,
 }
 
 pub async fn audit_page(
@@ -62,6 +66,18 @@ pub async fn audit_page(
     } else {
         None
     };
+    let can_export = cu
+        .principal
+        .permissions_in(&t)
+        .is_some_and(|p| p.contains(Permission::AuditExport));
+    let query = format!(
+        "event={}&actor={}&from={}&to={}{}",
+        enc(&q.event),
+        enc(&q.actor),
+        enc(&q.from),
+        enc(&q.to),
+        if all_tenants { "&all=1" } else { "" }
+    );
     let next = rows.last().map(|(seq, _)| *seq);
     let base = format!("/t/{}/audit", t.slug);
     let content = html! {
@@ -87,6 +103,13 @@ pub async fn audit_page(
                 @if cu.principal.is_msp_admin() { label { input type="checkbox" name="all" value="1" checked[all_tenants]; " All tenants" } }
                 button type="submit" { "Filter" }
             }
+            @if can_export {
+                p.actions {
+                    "Export these entries (oldest first, up to " (service::audit::EXPORT_MAX) "): "
+                    a href=(format!("{base}/export?format=csv&{query}")) download { "CSV" } " · "
+                    a href=(format!("{base}/export?format=ndjson&{query}")) download { "NDJSON" }
+                }
+            }
             table {
                 thead { tr { th { "#" } th { "Time (UTC)" } th { "Event" } th { "Outcome" } th { "Actor" } th { "Target" } th { "Details" } } }
                 tbody hx-disable {
@@ -101,7 +124,7 @@ pub async fn audit_page(
                 }
             }
             @if let Some(n) = next.filter(|_| rows.len() == 50) {
-                p { a href=(format!("{base}?event={}&actor={}&from={}&to={}&before={n}{}", q.event, q.actor, q.from, q.to, if all_tenants { "&all=1" } else { "" })) { "Older entries →" } }
+                p { a href=(format!("{base}?{query}&before={n}")) { "Older entries →" } }
             }
         }
     };
@@ -112,6 +135,62 @@ pub async fn audit_page(
         "Audit",
         content,
     )))
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Downloads the filtered entries as CSV or NDJSON (`audit.export`; audited).
+pub async fn export(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    slug: web::Path<String>,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, WebError> {
+    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let scope = denied(
+        &state,
+        &cu,
+        &t,
+        cu.principal.scope(&t, Permission::AuditExport),
+    )
+    .await?;
+    let format = Format::parse(&q.format).ok_or_else(|| {
+        WebError(crate::error::Error::validation(
+            "format",
+            "must be csv or ndjson",
+        ))
+    })?;
+    let req = service::audit::ExportRequest {
+        scope,
+        all_tenants: cu.principal.is_msp_admin() && q.all.as_deref() == Some("1"),
+        filter: service::audit::ListFilter {
+            event: Some(q.event.trim().to_string()).filter(|s| !s.is_empty()),
+            actor: Some(q.actor.trim().to_string()).filter(|s| !s.is_empty()),
+            before_seq: None,
+            since: date(&q.from, "from")?,
+            until: date(&q.to, "to")?.map(|t| t.plus_secs(86_400)),
+            limit: 0,
+        },
+        format,
+    };
+    let doc = service::audit::export(&state.ctx, &cu.principal, &cu.origin, req).await?;
+    Ok(download(t.slug.as_str(), format, doc))
+}
+
+/// The export as an attachment named after the tenant.
+pub fn download(slug: &str, format: Format, doc: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(format.content_type())
+        .insert_header((
+            "content-disposition",
+            format!(
+                "attachment; filename=\"audit-{slug}.{}\"",
+                format.extension()
+            ),
+        ))
+        .body(doc)
 }
 
 /// An optional `YYYY-MM-DD` filter value.

@@ -371,3 +371,205 @@ async fn signed_checkpoints_catch_truncation_and_rewrites() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("not a signed checkpoint"), "{out}");
 }
+
+/// AUD-05 through the real binary: a hostile ticket and justification stay inside their
+/// cells, every record is one line, and the file is private.
+#[test]
+fn the_cli_export_is_injection_safe_in_csv_and_ndjson() {
+    let (_d, data) = data_dir_with_entries(3);
+    let (db, _) = Db::open(
+        &data.join("hourglass.db"),
+        std::time::Duration::from_secs(5),
+        2,
+    )
+    .unwrap();
+    db.write_blocking(|tx| {
+        Audit::new(Event::RequestCreated, T0)
+            .request("req-1", Some("W11\n<14>1 FAKE".into()))
+            .details(
+                serde_json::json!({"justification": "=HYPERLINK(\"http://evil.test\",\"click\")"}),
+            )
+            .append(tx)
+            .map(|_| ())
+    })
+    .unwrap();
+    drop(db);
+    let d = data.to_str().unwrap();
+    let total = head_seq(&data) as usize;
+
+    let o = run(&["audit", "export", "--format", "csv", "--data-dir", d]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        total + 1,
+        "a header and one line per entry:\n{csv}"
+    );
+    assert!(csv.starts_with("seq,time,event,"), "{csv}");
+    let hostile = csv.lines().last().unwrap();
+    assert!(hostile.contains("W11\\n<14>1 FAKE"), "{hostile}");
+    assert!(
+        hostile.contains("\"'=HYPERLINK(\"\"http://evil.test\"\",\"\"click\"\")\""),
+        "{hostile}"
+    );
+    assert!(text(&o).contains(&format!("exported {total} audit entries")));
+
+    let out = data.parent().unwrap().join("audit.ndjson");
+    let o = run(&[
+        "audit",
+        "export",
+        "--format",
+        "ndjson",
+        "--data-dir",
+        d,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let nd = std::fs::read_to_string(&out).unwrap();
+    let lines: Vec<serde_json::Value> = nd
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), total);
+    assert_eq!(
+        lines.last().unwrap()["ticket_identifier"],
+        "W11\n<14>1 FAKE"
+    );
+    assert_eq!(lines[0]["seq"], 1);
+
+    // An existing file is never overwritten; bad options are named.
+    let o = run(&[
+        "audit",
+        "export",
+        "--format",
+        "ndjson",
+        "--data-dir",
+        d,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("cannot create"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--data-dir",
+        d,
+        "--tenant",
+        "nope",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--tenant: no tenant \"nope\""),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "audit",
+        "export",
+        "--format",
+        "csv",
+        "--data-dir",
+        d,
+        "--from",
+        "yesterday",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--from: must be a date"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["audit", "export", "--format", "xml", "--data-dir", d]);
+    assert!(
+        !o.status.success() && text(&o).contains("csv"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// The portal and API exports: a file of the tenant's entries, the export itself audited,
+/// a bad format refused with the reason.
+#[actix_web::test]
+async fn portal_and_api_exports_are_files_and_are_audited() {
+    let s = TestServer::start().await;
+    let (mut portal, _) = crate::people::setup(&s).await;
+    let r = portal
+        .get("/t/nikpot-it/audit/export?format=csv&event=&actor=&from=&to=")
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(
+        r.headers()["content-disposition"],
+        "attachment; filename=\"audit-nikpot-it.csv\""
+    );
+    let csv = r.text().await.unwrap();
+    assert!(
+        csv.starts_with("seq,time,event,") && csv.lines().count() > 2,
+        "{csv}"
+    );
+    let page = portal.get("/t/nikpot-it/audit").await.text().await.unwrap();
+    assert!(
+        page.contains("/t/nikpot-it/audit/export?format=ndjson&amp;"),
+        "{page}"
+    );
+
+    let token = crate::requests::api_token(&s).await;
+    let r = s
+        .client()
+        .get(s.url("/api/v1/tenants/nikpot-it/audit/export?format=ndjson&event=audit_exported"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let body = r.text().await.unwrap();
+    let first: serde_json::Value = serde_json::from_str(body.lines().next().unwrap()).unwrap();
+    assert_eq!(first["event"], "audit_exported");
+    assert_eq!(first["details"]["format"], "csv");
+    assert_eq!(first["actor_kind"], "user");
+    let all = s
+        .client()
+        .get(s.url("/api/v1/tenants/nikpot-it/audit/export?format=ndjson"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let tenants: std::collections::BTreeSet<String> = all
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["tenant_id"].to_string())
+        .collect();
+    assert_eq!(
+        tenants.len(),
+        1,
+        "only the tenant's own entries: {tenants:?}"
+    );
+    assert_eq!(
+        tenants.into_iter().next().unwrap(),
+        first["tenant_id"].to_string()
+    );
+
+    let (status, err) = crate::logins::api(
+        &s,
+        &token,
+        "GET",
+        "/api/v1/tenants/nikpot-it/audit/export?format=xml",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(err.to_string().contains("must be csv or ndjson"), "{err}");
+}
