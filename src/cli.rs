@@ -224,7 +224,7 @@ pub enum AgentCommand {
         #[arg(long)]
         ticket: Option<String>,
         /// How long to wait for a decision, in minutes (0: ask and return).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1440))]
         wait_minutes: u64,
         #[command(flatten)]
         place: AgentPlace,

@@ -73,8 +73,9 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
         .first()
         .ok_or_else(|| Error::validation("program", "give the program after --"))?;
     let path = elevate::resolve(program)?;
-    let app = elevate::describe(&path)?;
     let dir = &place.state_dir;
+    let staged = elevate::stage(&path, dir)?;
+    let app = elevate::describe(&path, &staged.bytes)?;
     let wall = Clock::system().now().millis();
     if let Some(session) = elevate::session(dir, &user, wall)? {
         // An administrator for now anyway: no policy needed, the session's trail records it.
@@ -83,7 +84,7 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
             "hourglass: {} runs in your administrator session",
             path.display()
         );
-        return run_program(&path, &command[1..]);
+        return run_program(&staged.run, &command[1..]);
     }
     let mut asked = false;
     loop {
@@ -99,7 +100,7 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
                         .map(|r| format!(", rule {r}"))
                         .unwrap_or_default()
                 );
-                return run_program(&path, &command[1..]);
+                return run_program(&staged.run, &command[1..]);
             }
             Decision::Deny { policy, rule } => {
                 return Err(Error::Forbidden(format!(

@@ -36,13 +36,82 @@ fn run_text(cmd: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// The attributes the engine matches on.
-pub fn describe(path: &Path) -> Result<App> {
+/// The program as it will run. What was hashed must be what runs as root: a file only root
+/// can change (root's file, in directories others cannot write to) runs in place; anything
+/// else is first copied into the agent's private directory and the copy is hashed and run,
+/// so swapping the file during the approval wait changes nothing.
+pub struct Staged {
+    pub run: PathBuf,
+    pub bytes: Vec<u8>,
+    copy: Option<PathBuf>,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if let Some(c) = &self.copy {
+            let _ = std::fs::remove_file(c);
+        }
+    }
+}
+
+pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let bytes = std::fs::read(path)?;
+    if only_root_can_change(path) {
+        return Ok(Staged {
+            run: path.to_path_buf(),
+            bytes,
+            copy: None,
+        });
+    }
+    let dir = state_dir.join("run");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let copy = dir.join(format!("{}-{name}", uuid::Uuid::now_v7().simple()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(&copy)?;
+    let staged = Staged {
+        run: copy.clone(),
+        bytes,
+        copy: Some(copy),
+    };
+    f.write_all(&staged.bytes)?;
+    f.sync_all()?;
+    Ok(staged)
+}
+
+/// Owned by root and not writable by group or others, and so is every directory above it
+/// (a sticky directory such as /tmp is fine: others cannot replace root's entry in it).
+fn only_root_can_change(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    if m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return false;
+    }
+    path.ancestors().skip(1).all(|d| {
+        std::fs::metadata(d)
+            .is_ok_and(|m| m.uid() == 0 && (m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0))
+    })
+}
+
+/// The attributes the engine matches on, from the program's path and the bytes that will run.
+pub fn describe(path: &Path, bytes: &[u8]) -> Result<App> {
     let p = path.display().to_string();
     let mut app = App {
         path: p.clone(),
-        sha256: hex::encode(crate::crypto::sha256(&bytes)),
+        sha256: hex::encode(crate::crypto::sha256(bytes)),
         ..App::default()
     };
     // The Debian package owning the file: product = package, vendor = its maintainer,
@@ -217,4 +286,49 @@ pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Resul
         o.outbox.push(e);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_file_others_can_change_runs_from_a_private_copy_of_what_was_hashed() {
+        let t = tempfile::tempdir().unwrap();
+        let (state, prog) = (t.path().join("state"), t.path().join("tool"));
+        std::fs::write(&prog, b"#!/bin/sh\necho good\n").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let staged = stage(&prog, &state).unwrap();
+        assert_ne!(staged.run, prog, "a world-writable file is copied");
+        // Swapped while the request waits: what runs is still what was hashed.
+        std::fs::write(&prog, b"#!/bin/sh\necho evil\n").unwrap();
+        assert_eq!(
+            std::fs::read(&staged.run).unwrap(),
+            b"#!/bin/sh\necho good\n"
+        );
+        assert_eq!(staged.bytes, b"#!/bin/sh\necho good\n");
+        let mode = std::fs::metadata(&staged.run).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let copy = staged.run.clone();
+        drop(staged);
+        assert!(!copy.exists(), "the copy is removed after the run");
+    }
+
+    #[test]
+    fn a_file_only_root_can_change_runs_in_place() {
+        // The tests run as root, in a private temporary directory under a sticky /tmp.
+        let t = tempfile::tempdir().unwrap();
+        let prog = t.path().join("tool");
+        std::fs::write(&prog, b"x").unwrap();
+        std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let staged = stage(&prog, &t.path().join("state")).unwrap();
+        assert_eq!(staged.run, prog);
+        std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_ne!(
+            stage(&prog, &t.path().join("state")).unwrap().run,
+            prog,
+            "a writable directory above it is not safe"
+        );
+    }
 }

@@ -77,13 +77,31 @@ pub(super) async fn call(
     Ok(v)
 }
 
-/// The user asking: `--user`, else the one who ran sudo, else the current user.
+/// The user asking: under sudo the one who ran it (a sudoers line for these commands must not
+/// let one user act in another's name), else `--user` (root itself), else the current user.
 pub fn invoking_user(explicit: Option<String>) -> Result<String> {
-    explicit
-        .or_else(|| std::env::var("SUDO_USER").ok())
-        .or_else(|| std::env::var("USER").ok())
-        .filter(|u| !u.is_empty() && u != "root")
-        .ok_or_else(|| Error::startup("say which local user asks with --user NAME"))
+    pick_user(
+        std::env::var("SUDO_USER").ok(),
+        explicit,
+        std::env::var("USER").ok(),
+    )
+}
+
+fn pick_user(
+    sudo: Option<String>,
+    explicit: Option<String>,
+    current: Option<String>,
+) -> Result<String> {
+    let real = |u: &Option<String>| u.clone().filter(|u| !u.is_empty() && u != "root");
+    match (real(&sudo), explicit) {
+        (Some(s), Some(e)) if s != e => Err(Error::Forbidden(format!(
+            "--user {e}: you are {s}; only root itself may ask in another user's name"
+        ))),
+        (Some(s), _) => Ok(s),
+        (None, e) => real(&e)
+            .or_else(|| real(&current))
+            .ok_or_else(|| Error::startup("say which local user asks with --user NAME")),
+    }
 }
 
 pub fn describe(v: &serde_json::Value) -> String {
@@ -166,4 +184,34 @@ pub fn end(dir: &Path) -> Result<serde_json::Value> {
         &format!("/requests/{id}/end"),
         None,
     ))
+}
+
+#[cfg(test)]
+mod user_tests {
+    use super::pick_user;
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn under_sudo_the_caller_cannot_name_someone_else() {
+        assert!(pick_user(some("alice"), some("bob"), some("root")).is_err());
+        assert_eq!(
+            pick_user(some("alice"), some("alice"), None).unwrap(),
+            "alice"
+        );
+        assert_eq!(
+            pick_user(some("alice"), None, some("root")).unwrap(),
+            "alice"
+        );
+        // Root itself (no sudo) may say for whom.
+        assert_eq!(pick_user(None, some("bob"), some("root")).unwrap(), "bob");
+        assert_eq!(
+            pick_user(some("root"), some("bob"), some("root")).unwrap(),
+            "bob"
+        );
+        assert!(pick_user(None, None, some("root")).is_err());
+        assert_eq!(pick_user(None, None, some("carol")).unwrap(), "carol");
+    }
 }

@@ -142,15 +142,23 @@ const RULE_HOURS: u32 = 8760;
 /// Inside the approval's transaction: the policy an application request becomes — a hash
 /// rule for this program, for this user on this device until `until` (`once`), or a standing
 /// rule for the user, the device or the whole tenant. Audited on the policy and pushed.
+/// How an approval turns into a policy: its scope, its end (for "once"), and who approved
+/// (None: an auto-approval rule).
+pub(super) struct FromRequest<'a> {
+    pub grant: Grant,
+    pub until: Timestamp,
+    pub by: Option<(&'a crate::authz::Principal, &'a super::audit::Origin)>,
+}
+
 pub(super) fn from_request(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
     scope: &TenantScope,
     r: &Request,
-    grant: Grant,
-    until: Timestamp,
+    made: FromRequest<'_>,
     now: Timestamp,
 ) -> Result<(String, Vec<DeviceId>)> {
+    let FromRequest { grant, until, by } = made;
     let app = r
         .app
         .as_ref()
@@ -198,11 +206,8 @@ pub(super) fn from_request(
     };
     let policy = Policy {
         id: format!("pol-{}", uuid::Uuid::now_v7().simple()),
-        name: name.chars().take(200).collect(),
-        description: format!("From request {}: {}", r.id, r.justification)
-            .chars()
-            .take(2000)
-            .collect(),
+        name: truncate(&name, 200),
+        description: truncate(&format!("From request {}: {}", r.id, r.justification), 2000),
         enabled: true,
         devices,
         users,
@@ -217,13 +222,26 @@ pub(super) fn from_request(
     };
     engine::check_policy(&policy)?;
     let version = store::policies::put(tx, scope, &policy, now)?;
-    Audit::new(Event::PolicyCreated, now)
+    let audit = Audit::new(Event::PolicyCreated, now)
         .tenant(scope.tenant())
         .target("policy", &policy.id)
         .request(r.id, r.ticket.clone())
-        .details(json!({"policy": policy, "version": version, "grant": grant.as_str()}))
-        .append(tx)?;
+        .details(json!({"policy": policy, "version": version, "grant": grant.as_str()}));
+    match by {
+        Some((p, o)) => audit.by(p, o),
+        None => audit,
+    }
+    .append(tx)?;
     Ok((policy.id, push(tx, ctx, scope, version, now)?))
+}
+
+/// At most `max` bytes (the policy limits count bytes), cut at a character boundary.
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }
 
 fn fixed(now: Timestamp) -> Span {

@@ -163,7 +163,15 @@ fn approve_in(
     let mut woken = vec![r.device_id];
     let mut policy = None;
     if r.kind == "application" {
-        let (id, pushed) = super::policies::from_request(tx, ctx, scope, r, a.grant, expires, now)?;
+        let made = super::policies::FromRequest {
+            grant: a.grant,
+            until: expires,
+            by: match decider {
+                Decider::Person(p, o) => Some((p, o)),
+                Decider::Rule(_) => None,
+            },
+        };
+        let (id, pushed) = super::policies::from_request(tx, ctx, scope, r, made, now)?;
         store::requests::set_policy(tx, scope, r.id, a.grant.as_str(), &id)?;
         woken.extend(pushed);
         policy = Some(id);
@@ -341,6 +349,10 @@ pub async fn approve(
 ) -> Result<Request> {
     let now = ctx.clock.now();
     let scope = p.scope(t, Permission::RequestsApprove)?;
+    if grant != Grant::Once {
+        // A standing rule is a policy: whoever makes one must be allowed to manage policies.
+        p.scope(t, Permission::PoliciesManage)?;
+    }
     p.require_fresh_mfa(now)?;
     let (ctx2, p2, o, max) = (
         ctx.clone(),
@@ -487,8 +499,11 @@ fn end_in(
     }
     let mut woken = vec![r.device_id];
     if r.kind == "application" {
-        // Ending an approval takes back what it created, a standing rule included.
-        woken.extend(super::policies::remove_for_request(tx, ctx, scope, r, now)?);
+        // A revoke takes back what the approval created, a standing rule included; the user
+        // ending it early only gives up a one-off approval, never an approver's rule.
+        if to == State::Revoked || r.grant_scope.as_deref().is_none_or(|g| g == "once") {
+            woken.extend(super::policies::remove_for_request(tx, ctx, scope, r, now)?);
+        }
     } else {
         commands::enqueue(
             tx,
@@ -895,16 +910,14 @@ pub async fn link_endpoint_user(
     let (p2, o, id) = (p.clone(), origin.clone(), id.to_string());
     ctx.db
         .write(move |tx| {
-            let email = match user {
-                Some(u) => Some(
-                    store::users::get(&tx.reader(), &scope, u)
-                        .map_err(|_| Error::validation("user_id", "unknown user of this tenant"))?
-                        .email,
-                ),
-                None => None,
-            };
+            // The endpoint user first, then the person: a foreign id of either is NotFound,
+            // answered 404 and audited like any other (AZ-02); the rollback undoes the link.
             let uid = user.map(|u| u.to_string());
             store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref())?;
+            let email = match user {
+                Some(u) => Some(store::users::get(&tx.reader(), &scope, u)?.email),
+                None => None,
+            };
             Audit::new(Event::EndpointUserLinked, now)
                 .tenant(scope.tenant())
                 .by(&p2, &o)

@@ -594,6 +594,27 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
     assert_eq!(asked.status.code(), Some(2), "{}", text(&asked));
     let r = pending_app_request(&s, &nik, "carol").await;
     let rid = r["id"].as_str().unwrap().to_string();
+    // A technician may approve requests but not manage policies: no standing rule from them.
+    let mut tech = crate::people::admin_principal(&s).await;
+    tech.builtin = vec![hourglass::model::roles::BuiltinRole::Technician];
+    tech.mfa_at = Some(s.clock.now());
+    let acme = service::tenants::resolve(s.ctx(), &tech, "acme", &Default::default())
+        .await
+        .unwrap();
+    let refused = service::requests::approve(
+        s.ctx(),
+        &tech,
+        &acme,
+        hourglass::ids::RequestId::parse(&rid).unwrap(),
+        None,
+        hourglass::model::requests::Grant::Tenant,
+        &Default::default(),
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(hourglass::error::Error::Forbidden(_))),
+        "{refused:?}"
+    );
     let (st, v) = api(
         &s,
         &nik,

@@ -524,6 +524,14 @@ async fn a_session_ends_on_time_with_the_appliance_stopped() {
 }
 
 /// (event code, RequestIdentifier, TicketIdentifier) of every audit entry.
+async fn authz_fails(s: &TestServer) -> i64 {
+    s.ctx()
+        .db
+        .read(|r| hourglass::store::audit::count_event(r, "authz_fail"))
+        .await
+        .unwrap()
+}
+
 async fn audit_trail(s: &TestServer) -> Vec<(String, Option<String>, Option<String>)> {
     s.ctx()
         .db
@@ -693,10 +701,12 @@ async fn endpoint_users_are_listed_and_a_linked_person_cannot_approve() {
     )
     .await
     .unwrap();
+    let before = authz_fails(&s).await;
     let r = admin
         .post(&link, &[("user_id", &other.user.id.to_string())])
         .await;
-    assert_eq!(r.status(), 422);
+    assert_eq!(r.status(), 404, "a foreign user id is hidden");
+    assert_eq!(authz_fails(&s).await, before + 1, "and audited");
 
     let r = admin
         .post(&link, &[("user_id", &p.user_id.to_string())])
