@@ -293,6 +293,9 @@ pub async fn events(
 /// Job: queued commands past their `not_after` stop being delivered.
 pub async fn expire(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     ctx.db
-        .write(move |tx| store::commands::expire(tx, now))
+        .write(move |tx| {
+            store::logins::fail_undelivered(tx, now)?;
+            store::commands::expire(tx, now)
+        })
         .await
 }

@@ -9,23 +9,36 @@ use crate::error::Result;
 use crate::model::audit::Event;
 use crate::store;
 
-/// The frequent sweep (start-up and every few seconds): everything due at `now`.
+/// The frequent sweep (start-up and every few seconds): everything due at `now`. Each part
+/// runs even when another fails (a failure there must not stop expiry here); the first
+/// error is returned after all have run.
 pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
-    let mut done = reload_certificate(ctx, now).await?;
-    done += cert_expiry_warning(ctx, now).await?;
-    done += prune_expired(ctx, now).await?;
-    done += super::devices::flush_heartbeats(ctx).await?;
-    done += super::commands::expire(ctx, now).await?;
-    done += super::requests::sweep(ctx, now).await?;
-    done += super::logins::sweep(ctx, now).await?;
-    // A checkpoint that cannot be signed must not hold up expiry; it is retried next sweep.
-    match super::checkpoints::sweep(ctx, now).await {
+    let mut done = 0;
+    let mut first_error = None;
+    let mut tally = |part: &'static str, r: Result<u64>| match r {
         Ok(n) => done += n,
-        Err(e) => tracing::error!(error = %e, "cannot sign an audit checkpoint"),
-    }
+        Err(e) => {
+            tracing::error!(part, error = %e, "sweep step failed");
+            first_error.get_or_insert(e);
+        }
+    };
+    tally("certificate", reload_certificate(ctx, now).await);
+    tally("certificate expiry", cert_expiry_warning(ctx, now).await);
+    tally("prune", prune_expired(ctx, now).await);
+    tally("heartbeats", super::devices::flush_heartbeats(ctx).await);
+    tally("commands", super::commands::expire(ctx, now).await);
+    tally("requests", super::requests::sweep(ctx, now).await);
+    tally("logins", super::logins::sweep(ctx, now).await);
+    tally(
+        "audit checkpoint",
+        super::checkpoints::sweep(ctx, now).await,
+    );
     // Sent beside the sweep: a slow receiver must not hold up expiry.
     super::webhooks::kick(ctx);
-    Ok(done)
+    match first_error {
+        None => Ok(done),
+        Some(e) => Err(e),
+    }
 }
 
 /// Forgets portal sessions past their limits and one-time links that can no longer be used.

@@ -481,8 +481,9 @@ async fn settle_strays(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         .await?;
     let mut done = 0;
     for s in due {
-        let (ctx2, device) = (ctx.clone(), s.device_id);
-        ctx.db
+        let (ctx2, device, id) = (ctx.clone(), s.device_id, s.id.clone());
+        let settled = ctx
+            .db
             .write(move |tx| {
                 let scope = system_scope(s.tenant_id);
                 if store::logins::is_open(&tx.reader(), s.device_id, &s.account)? {
@@ -505,9 +506,22 @@ async fn settle_strays(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                 }
                 Ok(())
             })
-            .await?;
-        ctx.wake.wake(device);
-        done += 1;
+            .await;
+        match settled {
+            Ok(()) => {
+                ctx.wake.wake(device);
+                done += 1;
+            }
+            // One that cannot be settled (its workstation was retired meanwhile) is set aside,
+            // so it cannot hold up this queue and the rest of the sweep at every run.
+            Err(e) => {
+                tracing::warn!(stray = %id, error = %e, "cannot lock down after a stray log-on; set aside");
+                let id2 = id.clone();
+                ctx.db
+                    .write(move |tx| store::logins::settle_stray(tx, &id2, "cleared").map(|_| ()))
+                    .await?;
+            }
+        }
     }
     Ok(done)
 }

@@ -293,6 +293,19 @@ pub fn activate(tx: &WriteTx<'_>, c: &Credential, now: Timestamp) -> Result<usiz
     Ok(purged)
 }
 
+/// Passwords whose command is about to expire undelivered never reached the workstation:
+/// they fail (and are forgotten), so they no longer count as on their way (CRED-05).
+pub fn fail_undelivered(tx: &WriteTx<'_>, now: crate::clock::Timestamp) -> Result<u64> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "UPDATE credentials SET state = 'failed', password_sealed = NULL
+             WHERE state = 'pending' AND command_id IN
+                 (SELECT id FROM commands WHERE state = 'queued' AND not_after <= :now)",
+        )?
+        .execute(named_params! {":now": now})? as u64)
+}
+
 pub fn fail_credential(tx: &WriteTx<'_>, id: &str) -> Result<()> {
     tx.conn()
         .prepare_cached(

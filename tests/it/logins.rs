@@ -951,6 +951,22 @@ async fn a_login_on_an_offline_workstation_waits_and_expires_cleanly() {
         cmds.contains(&("ensure_account".into(), "expired".into())),
         "never delivered: {cmds:?}"
     );
+    // Its password never reached the workstation: failed and forgotten, so it is no longer
+    // "on its way" and rollback detection (CRED-05) keeps watching the account.
+    let creds: Vec<(String, bool)> = {
+        let c = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
+        let mut st = c
+            .prepare(
+                "SELECT c.state, c.password_sealed IS NULL FROM credentials c
+                 JOIN commands m ON m.id = c.command_id WHERE m.kind = 'ensure_account'",
+            )
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(creds == [("failed".to_string(), true)], "{creds:?}");
 
     // Back online: the expired order is not delivered; the clean-up runs; nothing enabled.
     ws.start();
@@ -1305,4 +1321,49 @@ async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(rollbacks().await.len(), 1, "once");
     ws.kill();
+}
+
+/// A stray log-on whose workstation is retired during the grace period is set aside: the
+/// sweep still succeeds and goes on to everything else, instead of failing at every run.
+#[actix_web::test]
+async fn a_stray_on_a_retired_workstation_does_not_stall_the_sweep() {
+    let s = TestServer::start().await;
+    let (t, token, _) = tenant_and_admin(&s).await;
+    let d = crate::requests::Device::enroll(&s, &token).await;
+    let device = hourglass::ids::DeviceId::parse(&d.id).unwrap();
+    let now = s.clock.now();
+    s.ctx()
+        .db
+        .write(move |tx| {
+            service::logins::observed_logon(
+                tx,
+                t.id,
+                device,
+                &json!({"account": "msp-nik", "line": "pts/1", "observed": true}),
+                now,
+            )
+        })
+        .await
+        .unwrap();
+    let mut p = crate::people::admin_principal(&s).await;
+    p.mfa_at = Some(now);
+    let acme = service::tenants::resolve(s.ctx(), &p, "acme", &Default::default())
+        .await
+        .unwrap();
+    service::devices::retire(s.ctx(), &p, &acme, device, &Default::default())
+        .await
+        .unwrap();
+    s.clock.advance_secs(6 * 60);
+    let now = s.clock.now();
+    service::jobs::sweep(s.ctx(), now).await.unwrap();
+    let state: String = rusqlite::Connection::open(s.data_dir().join("hourglass.db"))
+        .unwrap()
+        .query_row("SELECT state FROM stray_logons", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(state, "cleared");
+    assert!(
+        audit_details(&s, "login_outside_session_rotated")
+            .await
+            .is_empty()
+    );
 }
