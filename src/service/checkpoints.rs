@@ -36,45 +36,103 @@ fn seal_ctx() -> SealContext<'static> {
 }
 
 /// Signs a checkpoint when the log has grown and one is due; returns how many were written.
+/// A log that no longer extends the last checkpoint (from the database or the file) is not
+/// signed: that would bless a truncated or rewritten log. It is reported every 5 minutes.
 pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     let crypto = ctx.crypto.clone();
     let host = match ctx.cfg.tls.hostname.as_str() {
         "" => gethostname::gethostname().to_string_lossy().to_lowercase(),
         h => h.to_lowercase(),
     };
-    let signed = ctx
+    let path = ctx.cfg.storage.data_dir.join(FILE);
+    let outside = std::fs::read_to_string(&path).ok();
+    let outcome = ctx
         .db
-        .write(move |tx| sign_if_due(tx, &crypto, &host, now))
+        .write(move |tx| sign_if_due(tx, &crypto, &host, outside.as_deref(), now))
         .await?;
-    let Some(text) = signed else { return Ok(0) };
-    // The signed note on one line for the log: syslog records must not span lines.
-    tracing::info!(target: "hourglass::audit_checkpoint", checkpoint = %text.escape_debug(), "signed audit checkpoint");
-    if let Err(e) = write_file(&ctx.cfg.storage.data_dir.join(FILE), &text) {
-        tracing::warn!(error = %e, "cannot write the audit checkpoint file");
+    match outcome {
+        Signing::Nothing => Ok(0),
+        Signing::Refused(why) => {
+            metrics::counter!("hourglass_audit_checkpoint_refused_total").increment(1);
+            tracing::error!(target: "hourglass::audit_checkpoint", "{why}");
+            Ok(0)
+        }
+        Signing::Signed(text) => {
+            // The signed note on one line for the log: syslog records must not span lines.
+            tracing::info!(target: "hourglass::audit_checkpoint", checkpoint = %text.escape_debug(), "signed audit checkpoint");
+            if let Err(e) = write_file(&path, &text) {
+                tracing::warn!(error = %e, "cannot write the audit checkpoint file");
+            }
+            Ok(1)
+        }
     }
-    Ok(1)
+}
+
+enum Signing {
+    Nothing,
+    Signed(String),
+    Refused(String),
+}
+
+/// A checkpoint note that verifies with this appliance's key (None for anything else).
+fn ours(r: &store::Reader<'_>, text: Option<&str>) -> Result<Option<Checkpoint>> {
+    let (Some(text), Some(vkey)) = (text, store::settings::get(r, VERIFIER_KEY)?) else {
+        return Ok(None);
+    };
+    let (Ok(signed), Ok((name, id, public))) = (note::parse(text), note::parse_verifier_key(&vkey))
+    else {
+        return Ok(None);
+    };
+    let valid = signed.signatures.iter().any(|(n, i, sig)| {
+        *n == name && *i == id && signing::verify(&public, signed.text.as_bytes(), sig)
+    });
+    Ok(valid.then_some(signed.checkpoint))
 }
 
 fn sign_if_due(
     tx: &WriteTx<'_>,
     crypto: &Crypto,
     host: &str,
+    outside: Option<&str>,
     now: Timestamp,
-) -> Result<Option<String>> {
+) -> Result<Signing> {
     let r = tx.reader();
     let Some((size, root)) = store::audit::head(&r)? else {
-        return Ok(None);
+        return Ok(Signing::Nothing);
     };
     let size = u64::try_from(size).unwrap_or(0);
-    let last_size = store::settings::get(&r, LAST)?
-        .and_then(|t| note::parse(&t).ok())
-        .map_or(0, |c| c.checkpoint.size);
+    // The newest checkpoint known, in the database or in the file outside it.
+    let stored = ours(&r, store::settings::get(&r, LAST)?.as_deref())?;
+    let prev = [stored, ours(&r, outside)?]
+        .into_iter()
+        .flatten()
+        .max_by_key(|c| c.size);
+    let last_size = prev.as_ref().map_or(0, |c| c.size);
     let last_at = store::settings::get(&r, LAST_AT)?
         .and_then(|v| v.parse::<i64>().ok())
         .unwrap_or(i64::MIN / 2);
-    let due = now.millis() - last_at >= EVERY_MS || size - last_size.min(size) >= EVERY_ENTRIES;
-    if size <= last_size || !due {
-        return Ok(None);
+    let elapsed = now.millis().saturating_sub(last_at);
+    // A clock set back counts as due, or no checkpoint would come until it caught up.
+    let due = !(0..EVERY_MS).contains(&elapsed) || size.saturating_sub(last_size) >= EVERY_ENTRIES;
+    if !due {
+        return Ok(Signing::Nothing);
+    }
+    if let Some(p) = &prev {
+        let at = i64::try_from(p.size)
+            .ok()
+            .map(|s| store::audit::hash_at(&r, s))
+            .transpose()?
+            .flatten();
+        if size < p.size || at.as_deref() != Some(&p.root[..]) {
+            store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
+            return Ok(Signing::Refused(format!(
+                "the audit log ({size} entries) does not extend the last signed checkpoint ({} entries): it was truncated or rewritten; no checkpoint is signed until this is investigated",
+                p.size
+            )));
+        }
+    }
+    if size <= last_size {
+        return Ok(Signing::Nothing);
     }
     let (key, origin) = signing_key(tx, crypto, host, now)?;
     let root: [u8; 32] = root
@@ -85,7 +143,7 @@ fn sign_if_due(
     let text = cp.signed(id, &key.sign(cp.body().as_bytes()));
     store::settings::put(tx, LAST, &text, now)?;
     store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
-    Ok(Some(text))
+    Ok(Signing::Signed(text))
 }
 
 /// The appliance's checkpoint key and its name (the checkpoint origin), created on first use.
@@ -163,6 +221,7 @@ pub fn verify_against(
 ) -> Result<std::result::Result<String, String>> {
     let signed =
         note::parse(text).map_err(|e| Error::startup(format!("not a signed checkpoint: {e}")))?;
+    let given = vkey.is_some();
     let vkey = match vkey {
         Some(k) => k.to_string(),
         None => verifier_key(db)?.ok_or_else(|| {
@@ -203,8 +262,13 @@ pub fn verify_against(
             "log rewritten: entry {size} differs from the checkpoint"
         )));
     }
+    let whose = if given {
+        "the key given"
+    } else {
+        "the key recorded in the database; pass --key with a copy kept elsewhere for a stronger check"
+    };
     Ok(Ok(format!(
-        "the log extends the signed checkpoint of {size} entries ({})",
+        "the log extends the signed checkpoint of {size} entries ({}), checked with {whose}",
         cp.origin
     )))
 }

@@ -345,6 +345,29 @@ async fn signed_checkpoints_catch_truncation_and_rewrites() {
         out.contains(&format!("log rewritten: entry {size} differs")),
         "{out}"
     );
+    drop(db);
+
+    // The appliance itself will not bless the forked log, even with the checkpoint row in
+    // the database gone: the file outside it still says what was signed.
+    rusqlite::Connection::open(data.join("hourglass.db"))
+        .unwrap()
+        .execute("DELETE FROM settings WHERE key = 'audit_checkpoint'", [])
+        .unwrap();
+    s.restart().await;
+    s.clock.advance_secs(600);
+    let now = s.clock.now();
+    assert_eq!(
+        hourglass::service::checkpoints::sweep(s.ctx(), now)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        checkpoint_size(&file),
+        size,
+        "the last good checkpoint stays"
+    );
+    s.stop().await;
 
     // A checkpoint edited to claim less is refused by its signature.
     let forged = data.parent().unwrap().join("forged.ckpt");
