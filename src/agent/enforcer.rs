@@ -252,7 +252,6 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
             }
         }
     }
-    events.extend(logons(os, state, server_now));
     for member in os.admin_members()? {
         if !state.baseline_admins.contains(&member) && !state.ordered_admins.contains(&member) {
             os.remove_admin(&member)?;
@@ -268,6 +267,9 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
             ));
         }
     }
+    // Last, after everything that can fail: log-ons are marked seen as they are reported,
+    // so a tick that fails must not have seen them.
+    events.extend(logons(os, state, server_now));
     Ok(events)
 }
 

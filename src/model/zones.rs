@@ -54,7 +54,8 @@ pub fn parse(field: &str, text: &str, zone_name: &str) -> Result<i64> {
     }
     let dt: DateTime = t.replacen(' ', "T", 1).parse().map_err(|_| bad())?;
     let z = zone(zone_name)?;
-    dt.to_zoned(z)
+    z.to_ambiguous_zoned(dt)
+        .later()
         .map(|z| z.timestamp().as_millisecond())
         .map_err(|_| bad())
 }
@@ -67,7 +68,7 @@ fn zoned(ms: i64, zone_name: &str) -> Option<Zoned> {
 /// RFC 3339 with the zone's offset at that moment (`2026-11-23T08:00:00+01:00`).
 pub fn rfc3339(ms: i64, zone_name: &str) -> String {
     zoned(ms, zone_name)
-        .map(|z| z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string())
+        .map(|z| z.strftime("%Y-%m-%dT%H:%M:%S%.f%:z").to_string())
         .unwrap_or_default()
 }
 
@@ -119,6 +120,24 @@ mod tests {
         let e = parse("from", "tomorrow", "UTC").unwrap_err().to_string();
         assert!(e.contains("2026-11-23T08:00 (UTC)"), "{e}");
         assert!(parse("from", "23.11.2026", "UTC").is_err());
+    }
+
+    #[test]
+    fn a_repeated_or_skipped_local_time_takes_the_later_reading() {
+        // Berlin, 2026-10-25: 02:30 happens twice (CEST then CET); the later is 01:30Z.
+        let fall = parse("to", "2026-10-25T02:30", "Europe/Berlin").unwrap();
+        assert_eq!(fall, parse("to", "2026-10-25T01:30:00Z", "UTC").unwrap());
+        // 2026-03-29: 02:30 does not exist; the later reading is 03:30 CEST = 01:30Z.
+        let spring = parse("to", "2026-03-29T02:30", "Europe/Berlin").unwrap();
+        assert_eq!(spring, parse("to", "2026-03-29T01:30:00Z", "UTC").unwrap());
+    }
+
+    #[test]
+    fn milliseconds_survive_a_round_trip() {
+        let t = T0 + 7 * H + 123;
+        let text = rfc3339(t, "Europe/Berlin");
+        assert_eq!(text, "2026-11-23T08:00:00.123+01:00");
+        assert_eq!(parse("from", &text, "UTC").unwrap(), t);
     }
 
     #[test]

@@ -177,6 +177,7 @@ pub(super) fn from_request(
         format!("{} ({file})", app.product)
     };
     let device = r.device_id.to_string();
+    // Every name carries its request: names stay unique, so an exported file imports again.
     let (name, devices, users, span) = match grant {
         Grant::Once => (
             format!(
@@ -191,18 +192,23 @@ pub(super) fn from_request(
             },
         ),
         Grant::User => (
-            format!("{what} for {}", r.account),
+            format!("Request {}: {what} for {}", r.id, r.account),
             vec![],
             vec![r.account.clone()],
             fixed(now),
         ),
         Grant::Device => (
-            format!("{what} on {}", r.hostname),
+            format!("Request {}: {what} on {}", r.id, r.hostname),
             vec![device],
             vec![],
             fixed(now),
         ),
-        Grant::Tenant => (format!("{what} for everyone"), vec![], vec![], fixed(now)),
+        Grant::Tenant => (
+            format!("Request {}: {what} for everyone", r.id),
+            vec![],
+            vec![],
+            fixed(now),
+        ),
     };
     let policy = Policy {
         id: format!("pol-{}", uuid::Uuid::now_v7().simple()),

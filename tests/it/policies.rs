@@ -635,7 +635,11 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
     .await;
     let p: Policy = serde_json::from_value(p).unwrap();
     assert!(p.users.is_empty() && p.devices.is_empty(), "{p:?}");
-    assert!(p.name.ends_with("for everyone"), "{}", p.name);
+    assert!(
+        p.name.ends_with("for everyone") && p.name.starts_with(&format!("Request {rid}: ")),
+        "names carry their request, so they stay unique: {}",
+        p.name
+    );
     let dave = finished(run_elevated(
         &ws,
         "dave",
