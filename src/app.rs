@@ -153,6 +153,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
     let key = service::certificates::certified_key(&db, &crypto, &cert, now)?;
     let certs = Arc::new(CertResolver::new(cert.id, key));
     let mail = crate::notify::Mailer::from_config(&cfg.smtp)?.map(Arc::new);
+    crate::service::syslog::target(&cfg.syslog)?;
     let ctx = Ctx {
         db,
         clock,

@@ -18,6 +18,15 @@ pub struct Config {
     pub tls: TlsConfig,
     pub jobs: JobsConfig,
     pub smtp: SmtpConfig,
+    pub syslog: SyslogConfig,
+}
+
+/// Audit forwarding to a SIEM as RFC 5424 syslog. An empty address means off.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SyslogConfig {
+    /// `udp://HOST:PORT` or `tcp://HOST:PORT` (octet-counted frames, RFC 6587).
+    pub address: String,
 }
 
 /// Outgoing mail (enrollment links). An empty host means no mail: the normal air-gapped case.

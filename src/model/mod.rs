@@ -9,6 +9,7 @@ pub mod passwords;
 pub mod policies;
 pub mod requests;
 pub mod roles;
+pub mod syslog;
 pub mod tenants;
 pub mod users;
 pub mod webhooks;

@@ -40,10 +40,7 @@ fn seal_ctx() -> SealContext<'static> {
 /// signed: that would bless a truncated or rewritten log. It is reported every 5 minutes.
 pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     let crypto = ctx.crypto.clone();
-    let host = match ctx.cfg.tls.hostname.as_str() {
-        "" => gethostname::gethostname().to_string_lossy().to_lowercase(),
-        h => h.to_lowercase(),
-    };
+    let host = super::system::hostname(&ctx.cfg);
     let path = ctx.cfg.storage.data_dir.join(FILE);
     let outside = std::fs::read_to_string(&path).ok();
     let outcome = ctx
@@ -63,6 +60,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
             if let Err(e) = write_file(&path, &text) {
                 tracing::warn!(error = %e, "cannot write the audit checkpoint file");
             }
+            super::syslog::send_checkpoint(ctx, now, &text).await;
             Ok(1)
         }
     }

@@ -33,6 +33,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         "audit checkpoint",
         super::checkpoints::sweep(ctx, now).await,
     );
+    tally("syslog", super::syslog::forward(ctx).await);
     // Sent beside the sweep: a slow receiver must not hold up expiry.
     super::webhooks::kick(ctx);
     match first_error {

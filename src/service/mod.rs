@@ -13,6 +13,7 @@ pub mod policy_files;
 pub mod requests;
 pub mod roles;
 pub mod setup;
+pub mod syslog;
 pub mod system;
 pub mod tenants;
 pub mod tokens;

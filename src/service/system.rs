@@ -79,3 +79,11 @@ pub fn verify_audit(db: &Db) -> Result<std::result::Result<u64, (i64, &'static s
         Some(b) => Err((b.seq, b.reason)),
     })
 }
+
+/// The name this appliance goes by in checkpoints and syslog: `tls.hostname`, else the host's.
+pub fn hostname(cfg: &Config) -> String {
+    match cfg.tls.hostname.as_str() {
+        "" => gethostname::gethostname().to_string_lossy().to_lowercase(),
+        h => h.to_lowercase(),
+    }
+}

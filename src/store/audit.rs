@@ -247,6 +247,16 @@ pub fn each(
     Ok(n)
 }
 
+/// Up to `limit` entries after `seq`, oldest first (forwarding resumes from a cursor).
+pub fn after(r: &Reader<'_>, seq: i64, limit: u32) -> Result<Vec<(i64, Entry)>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM audit WHERE seq > :seq ORDER BY seq LIMIT :limit"
+    ))?;
+    let rows = st.query_map(named_params! {":seq": seq, ":limit": limit}, entry_from_row)?;
+    rows.map(|r| r.map(|(seq, e, _, _)| (seq, e)).map_err(Error::from))
+        .collect()
+}
+
 /// Entries about one object of a tenant (a policy's audit tab), newest first.
 pub fn about(
     r: &Reader<'_>,

@@ -189,3 +189,22 @@ fn bad_certificate_files_are_explained() {
         .unwrap();
     assert_eq!(n, 1, "nothing installed");
 }
+
+#[test]
+fn a_bad_syslog_address_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hourglass()
+        .args([
+            "cert",
+            "fingerprint",
+            "--data-dir",
+            dir.path().join("d").to_str().unwrap(),
+        ])
+        .env("HOURGLASS__SYSLOG__ADDRESS", "siem.example:514")
+        .output()
+        .unwrap();
+    fails_with(
+        &out,
+        "syslog.address must look like udp://HOST:PORT or tcp://HOST:PORT",
+    );
+}
