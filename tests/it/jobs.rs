@@ -36,12 +36,11 @@ async fn the_certificate_expiry_warning_is_audited_once_a_day_when_due() {
         .unwrap()
         .not_after;
     s.clock.set(not_after.plus_secs(-10 * 86_400));
-    assert_eq!(jobs::sweep(&ctx, s.clock.now()).await.unwrap(), 1);
-    assert_eq!(
-        jobs::sweep(&ctx, s.clock.now()).await.unwrap(),
-        0,
-        "not twice in a day"
-    );
+    // Through the whole sweep (which also signs an audit checkpoint after the jump).
+    jobs::sweep(&ctx, s.clock.now()).await.unwrap();
+    assert_eq!(warnings(&s), 1);
+    jobs::sweep(&ctx, s.clock.now()).await.unwrap();
+    assert_eq!(warnings(&s), 1, "not twice in a day");
     s.clock.advance_secs(3600);
     assert_eq!(
         jobs::cert_expiry_warning(&ctx, s.clock.now())
