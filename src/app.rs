@@ -220,6 +220,32 @@ pub struct Running {
     handles: Vec<ServerHandle>,
     tasks: Vec<tokio::task::JoinHandle<std::io::Result<()>>>,
     scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    /// Held while serving, so a restore cannot swap the database underneath.
+    _lock: std::fs::File,
+}
+
+/// Takes the data directory's lock (released when the file is dropped, or the process ends).
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("hourglass.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::startup(format!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::startup(format!(
+            "{} is in use by a running appliance: stop it first",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::startup(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 fn bind_error(addr: &str, e: std::io::Error) -> Error {
@@ -231,6 +257,7 @@ fn bind_error(addr: &str, e: std::io::Error) -> Error {
 pub async fn start(appliance: Appliance) -> Result<Running> {
     let ctx = appliance.ctx;
     let cfg = ctx.cfg.clone();
+    let lock = lock_data_dir(&cfg.storage.data_dir)?;
     let state = web::Data::new(AppState::new(ctx.clone()));
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
     let shutdown = cfg.server.shutdown_timeout_secs;
@@ -289,6 +316,7 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
         handles,
         tasks,
         scheduler: Some(scheduler),
+        _lock: lock,
     })
 }
 

@@ -47,6 +47,16 @@ pub enum Command {
         #[command(subcommand)]
         command: AgentCommand,
     },
+    /// Write a checked online backup of the database and its manifest (the appliance may run).
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup (the appliance must be stopped; master.key in place).
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]

@@ -347,6 +347,26 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
         }
         Command::Agent { .. } => {}
+        Command::Backup { out } => {
+            let m = ops::backup(cfg, clock, &out)?;
+            println!(
+                "Backup written to {} ({} audit entries, sha256 {}), manifest beside it.",
+                out.display(),
+                m.audit_entries,
+                m.sha256
+            );
+            println!("master.key is not in it: keep a copy of the key file separately.");
+        }
+        Command::Restore { from } => {
+            let (kept, rotated) = ops::restore(cfg, clock, &from)?;
+            println!("Restored from {}.", from.display());
+            if let Some(k) = kept {
+                println!("The replaced database was kept as {}.", k.display());
+            }
+            println!(
+                "{rotated} escrowed password(s) will be rotated as workstations check in; start the appliance now."
+            );
+        }
         Command::Audit {
             command: AuditCommand::Verify { checkpoint, key },
         } => {

@@ -125,6 +125,67 @@ pub fn audit_export(cfg: &Config, a: &AuditExport<'_>) -> Result<u64> {
     Ok(n)
 }
 
+/// `hourglass backup --out F`: a checked online copy and its manifest (the appliance may run).
+pub fn backup(cfg: Config, clock: Clock, out: &Path) -> Result<service::backup::Manifest> {
+    let appliance = app::open(cfg, clock)?;
+    service::backup::create(&appliance.ctx, out)
+}
+
+/// `hourglass restore --from F`: checks the backup and the key first, then replaces the
+/// database (the old one is kept aside), and prepares the agents and passwords (DUR-04).
+/// Returns where the replaced database was kept and how many passwords will be rotated.
+pub fn restore(
+    cfg: Config,
+    clock: Clock,
+    from: &Path,
+) -> Result<(Option<std::path::PathBuf>, u64)> {
+    let manifest = service::backup::verify(from)?;
+    let dir = cfg.storage.data_dir.clone();
+    let key_path = cfg.key_path();
+    if !key_path.exists() {
+        return Err(Error::startup(format!(
+            "{} is missing: a restore needs the master.key backed up with this database (it is never inside the backup)",
+            key_path.display()
+        )));
+    }
+    let crypto = crate::crypto::Crypto::load_or_create(&key_path, false)?;
+    service::backup::key_opens(from, &crypto, clock.now())?;
+    let _lock = app::lock_data_dir(&dir)?;
+    let db_path = cfg.db_path();
+    let stamp = clock.now().millis();
+    let mut kept = None;
+    if db_path.exists() {
+        let aside = dir.join(format!("hourglass.db.before-restore-{stamp}"));
+        std::fs::rename(&db_path, &aside)?;
+        for ext in ["-wal", "-shm"] {
+            let side = dir.join(format!("hourglass.db{ext}"));
+            if side.exists() {
+                std::fs::rename(
+                    &side,
+                    dir.join(format!("hourglass.db{ext}.before-restore-{stamp}")),
+                )?;
+            }
+        }
+        kept = Some(aside);
+    }
+    std::fs::copy(from, &db_path)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    // The restored log is shorter than the last checkpoint, truthfully: signing resumes from it.
+    let ckpt = dir.join(service::checkpoints::FILE);
+    if ckpt.exists() {
+        std::fs::rename(
+            &ckpt,
+            dir.join(format!("audit-checkpoint.before-restore-{stamp}.txt")),
+        )?;
+    }
+    let appliance = app::open(cfg, clock)?;
+    let rotated = service::backup::after_restore(&appliance.ctx, &manifest, from)?;
+    Ok((kept, rotated))
+}
+
 /// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.
 pub fn public_base(cfg: &Config, port: Option<u16>) -> String {
     if !cfg.server.public_url.is_empty() {

@@ -117,6 +117,8 @@ events! {
     ElevationDenied => "elevation_denied",
     ElevationAsked => "elevation_asked",
     AuditExported => "audit_exported",
+    BackupCreated => "backup_created",
+    BackupRestored => "backup_restored",
     WebhookCreated => "webhook_created",
     WebhookDeleted => "webhook_deleted",
     WebhookFailed => "webhook_delivery_failed",

@@ -144,6 +144,25 @@ fn sign_if_due(
     Ok(Signing::Signed(text))
 }
 
+/// A signed checkpoint of another copy of the log (a backup's) at its head, for its manifest;
+/// nothing is recorded as the appliance's last checkpoint.
+pub fn sign_head(ctx: &Ctx, size: i64, root: Vec<u8>) -> Result<String> {
+    let host = super::system::hostname(&ctx.cfg);
+    let (crypto, now) = (ctx.crypto.clone(), ctx.clock.now());
+    ctx.db.write_blocking(move |tx| {
+        let (key, origin) = signing_key(tx, &crypto, &host, now)?;
+        let cp = Checkpoint {
+            origin,
+            size: u64::try_from(size).unwrap_or(0),
+            root: root
+                .try_into()
+                .map_err(|_| Error::internal("the chain head hash is not 32 bytes"))?,
+        };
+        let id = note::key_id(&cp.origin, &key.public(), crate::crypto::sha256);
+        Ok(cp.signed(id, &key.sign(cp.body().as_bytes())))
+    })
+}
+
 /// The appliance's checkpoint key and its name (the checkpoint origin), created on first use.
 fn signing_key(
     tx: &WriteTx<'_>,

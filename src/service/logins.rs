@@ -472,6 +472,34 @@ pub async fn check_versions(
         .await
 }
 
+/// After a restore (DUR-04): every escrowed password is replaced, since the restored copy
+/// may hold passwords that were since rotated away, or a copy of it may have leaked.
+pub(super) fn rotate_all_escrowed(tx: &WriteTx<'_>, ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let accounts = store::logins::escrowed_accounts(&tx.reader())?;
+    for (tenant, device, account) in &accounts {
+        let scope = system_scope(*tenant);
+        let e = Escrow {
+            device: *device,
+            account,
+            login: None,
+        };
+        escrow_and_order(
+            tx,
+            ctx,
+            &scope,
+            e,
+            "rotation",
+            |password, version| Action::RotatePassword {
+                account: account.clone(),
+                password,
+                version,
+            },
+            now,
+        )?;
+    }
+    Ok(accounts.len() as u64)
+}
+
 /// Sweep: stray log-ons past their grace period — rotated and disabled, unless a session
 /// has covered the account since.
 async fn settle_strays(ctx: &Ctx, now: Timestamp) -> Result<u64> {

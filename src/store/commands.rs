@@ -124,6 +124,14 @@ pub fn expire(tx: &WriteTx<'_>, now: Timestamp) -> Result<u64> {
     Ok(n as u64)
 }
 
+/// After a restore: orders still queued in the old copy are stale; none is delivered.
+pub fn expire_all_queued(tx: &WriteTx<'_>) -> Result<u64> {
+    Ok(tx
+        .conn()
+        .prepare_cached("UPDATE commands SET state = 'expired' WHERE state = 'queued'")?
+        .execute([])? as u64)
+}
+
 /// Stores an event unless its id was seen before; true when it is new.
 pub fn insert_event(
     tx: &WriteTx<'_>,

@@ -213,3 +213,12 @@ pub fn next_seq(tx: &WriteTx<'_>, device: DeviceId) -> Result<i64> {
         .query_row(named_params! {":id": device}, |r| r.get(0))?;
     Ok(seq)
 }
+
+/// After a restore: every workstation's command numbers jump ahead of anything it may have
+/// received from the newer, lost database (agents refuse an old sequence number).
+pub fn jump_sequences(tx: &WriteTx<'_>, by: i64) -> Result<u64> {
+    Ok(tx
+        .conn()
+        .prepare_cached("UPDATE devices SET next_seq = next_seq + :by")?
+        .execute(named_params! {":by": by})? as u64)
+}

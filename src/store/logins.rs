@@ -293,6 +293,18 @@ pub fn activate(tx: &WriteTx<'_>, c: &Credential, now: Timestamp) -> Result<usiz
     Ok(purged)
 }
 
+/// Every (tenant, workstation, account) with an escrowed current password, on active
+/// workstations.
+pub fn escrowed_accounts(r: &Reader<'_>) -> Result<Vec<(TenantId, DeviceId, String)>> {
+    let mut st = r.conn.prepare(
+        "SELECT DISTINCT c.tenant_id, c.device_id, c.account FROM credentials c
+         JOIN devices d ON d.id = c.device_id
+         WHERE c.state = 'current' AND d.status = 'active' ORDER BY c.device_id, c.account",
+    )?;
+    let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Passwords whose command is about to expire undelivered never reached the workstation:
 /// they fail (and are forgotten), so they no longer count as on their way (CRED-05).
 pub fn fail_undelivered(tx: &WriteTx<'_>, now: crate::clock::Timestamp) -> Result<u64> {

@@ -252,6 +252,16 @@ impl Db {
         Ok((mode, sync, fk))
     }
 
+    /// `PRAGMA integrity_check`: "ok", or the first problems SQLite found.
+    pub fn integrity_check(&self) -> Result<String> {
+        self.read_blocking(|r| {
+            let mut st = r.conn.prepare("PRAGMA integrity_check")?;
+            let rows = st.query_map([], |row| row.get::<_, String>(0))?;
+            let lines = rows.take(5).collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(lines.join("; "))
+        })
+    }
+
     /// Writes `path` as a consistent copy of the live database (SQLite `VACUUM INTO`).
     pub fn snapshot_to(&self, path: &Path) -> Result<()> {
         let conn = self.lock_writer()?;

@@ -10,7 +10,7 @@ use crate::agent::{enroll, eventually, sudoers, tenant_and_admin};
 use crate::support::*;
 
 /// The `/etc/shadow` hash of `account` in the root ("" when absent).
-fn shadow(root: &Path, account: &str) -> String {
+pub fn shadow(root: &Path, account: &str) -> String {
     std::fs::read_to_string(root.join("etc/shadow"))
         .unwrap()
         .lines()
@@ -21,7 +21,7 @@ fn shadow(root: &Path, account: &str) -> String {
 }
 
 /// Whether `password` opens the account (an unlocked SHA-512-crypt hash that verifies).
-fn opens(root: &Path, account: &str, password: &str) -> bool {
+pub fn opens(root: &Path, account: &str, password: &str) -> bool {
     use sha_crypt::{PasswordHash, PasswordVerifier, ShaCrypt};
     let h = shadow(root, account);
     if h.starts_with('!') {
@@ -37,7 +37,7 @@ fn opens(root: &Path, account: &str, password: &str) -> bool {
 }
 
 /// The hash no longer matches `old` (locked or not).
-fn rotated(root: &Path, account: &str, old: &str) -> bool {
+pub fn rotated(root: &Path, account: &str, old: &str) -> bool {
     use sha_crypt::{PasswordHash, PasswordVerifier, ShaCrypt};
     let h = shadow(root, account);
     PasswordHash::new(h.trim_start_matches('!'))
@@ -110,7 +110,7 @@ async fn login_state(s: &TestServer, token: &str, id: &str) -> String {
 }
 
 /// Waits until the API says the session is in `state` (the agent acknowledges on its own time).
-async fn wait_state(s: &TestServer, token: &str, id: &str, state: &str) {
+pub async fn wait_state(s: &TestServer, token: &str, id: &str, state: &str) {
     for _ in 0..300 {
         if login_state(s, token, id).await == state {
             return;
@@ -897,7 +897,7 @@ async fn no_secret_reaches_the_database_files_or_logs() {
     scan();
 }
 
-async fn commands_of(
+pub async fn commands_of(
     s: &TestServer,
     t: hourglass::ids::TenantId,
     d: hourglass::ids::DeviceId,

@@ -8,6 +8,7 @@ mod support;
 
 mod agent;
 mod audit;
+mod backup;
 mod browser;
 mod cli;
 mod database;

@@ -1,0 +1,203 @@
+//! Online backups and restores (DUR-03, DUR-04). A backup is a consistent copy made by SQLite
+//! (`VACUUM INTO`, never a file copy of the live database), checked (`integrity_check`, the
+//! audit chain) and described by a manifest beside it: its SHA-256 and a signed checkpoint of
+//! its audit log. The master key is not in it: it is backed up separately.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::Ctx;
+use super::audit::Audit;
+use crate::error::{Error, Result};
+use crate::model::audit::Event;
+use crate::store::{self, Db};
+
+/// Command numbers jump this far after a restore, past anything the lost newer copy issued.
+const SEQUENCE_JUMP: i64 = 1_000_000;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    pub created_at: String,
+    pub appliance_version: String,
+    pub schema_version: i64,
+    pub database: String,
+    pub sha256: String,
+    pub audit_entries: i64,
+    /// A signed checkpoint (C2SP note) of the backup's audit log at its last entry.
+    pub checkpoint: String,
+}
+
+pub fn manifest_path(backup: &Path) -> PathBuf {
+    let mut p = backup.as_os_str().to_owned();
+    p.push(".manifest.json");
+    PathBuf::from(p)
+}
+
+/// SHA-256 of a file, read in blocks.
+pub fn file_sha256(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+    }
+    Ok(hex::encode(ctx.finish().as_ref()))
+}
+
+/// What a copy of the database proves about itself: intact, its chain whole, and its size.
+pub fn check_copy(path: &Path) -> Result<(i64, Vec<u8>)> {
+    let db = Db::open_read_only(path)?;
+    let integrity = db.integrity_check()?;
+    if integrity != "ok" {
+        return Err(Error::startup(format!(
+            "{}: integrity check failed: {integrity}",
+            path.display()
+        )));
+    }
+    let report = db.read_blocking(store::audit::verify)?;
+    if let Some(b) = report.broken {
+        return Err(Error::startup(format!(
+            "{}: audit chain broken at sequence {}: {}",
+            path.display(),
+            b.seq,
+            b.reason
+        )));
+    }
+    db.read_blocking(store::audit::head)?
+        .ok_or_else(|| Error::startup(format!("{}: the audit log is empty", path.display())))
+}
+
+/// Writes a checked backup to `out` (mode 0600) and its manifest, and audits it.
+pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
+    use std::os::unix::fs::PermissionsExt;
+    if out.exists() || manifest_path(out).exists() {
+        return Err(Error::startup(format!(
+            "{} exists already: choose a new name",
+            out.display()
+        )));
+    }
+    let partial = out.with_extension("partial");
+    let _ = std::fs::remove_file(&partial);
+    ctx.db.snapshot_to(&partial)?;
+    let cleanup = |e: Error| {
+        let _ = std::fs::remove_file(&partial);
+        e
+    };
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| cleanup(e.into()))?;
+    let (entries, root) = check_copy(&partial).map_err(cleanup)?;
+    let checkpoint = super::checkpoints::sign_head(ctx, entries, root).map_err(cleanup)?;
+    let schema_version = store::inspect(&partial).map_err(cleanup)?.unwrap_or(0);
+    let sha256 = file_sha256(&partial).map_err(cleanup)?;
+    std::fs::rename(&partial, out).map_err(|e| cleanup(e.into()))?;
+    let m = Manifest {
+        format: 1,
+        created_at: ctx.clock.now().rfc3339(),
+        appliance_version: env!("CARGO_PKG_VERSION").into(),
+        schema_version,
+        database: out
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        sha256,
+        audit_entries: entries,
+        checkpoint,
+    };
+    write_private(&manifest_path(out), &serde_json::to_string_pretty(&m)?)?;
+    let details =
+        json!({"file": out.display().to_string(), "sha256": m.sha256, "audit_entries": entries});
+    let now = ctx.clock.now();
+    ctx.db.write_blocking(move |tx| {
+        Audit::new(Event::BackupCreated, now)
+            .details(details)
+            .append(tx)
+            .map(|_| ())
+    })?;
+    Ok(m)
+}
+
+pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::startup(format!("cannot create {}: {e}", path.display())))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Reads and checks a backup before anything is replaced: the manifest, the file's hash,
+/// its integrity and chain, and that its signed checkpoint matches its log.
+pub fn verify(backup: &Path) -> Result<Manifest> {
+    let mpath = manifest_path(backup);
+    let text = std::fs::read_to_string(&mpath).map_err(|e| {
+        Error::startup(format!("cannot read the manifest {}: {e}", mpath.display()))
+    })?;
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| Error::startup(format!("{}: not a backup manifest: {e}", mpath.display())))?;
+    if file_sha256(backup)? != m.sha256 {
+        return Err(Error::startup(format!(
+            "{}: its SHA-256 differs from the manifest: the file is damaged or not this backup",
+            backup.display()
+        )));
+    }
+    let (entries, _) = check_copy(backup)?;
+    let db = Db::open_read_only(backup)?;
+    match super::checkpoints::verify_against(&db, &m.checkpoint, None)? {
+        Ok(_) if entries == m.audit_entries => Ok(m),
+        Ok(_) => Err(Error::startup(format!(
+            "{}: {entries} audit entries, the manifest says {}",
+            backup.display(),
+            m.audit_entries
+        ))),
+        Err(why) => Err(Error::startup(format!("{}: {why}", backup.display()))),
+    }
+}
+
+/// Whether `crypto` opens the backup's secrets (its TLS key stands for all of them).
+pub fn key_opens(
+    backup: &Path,
+    crypto: &crate::crypto::Crypto,
+    now: crate::clock::Timestamp,
+) -> Result<()> {
+    let db = Db::open_read_only(backup)?;
+    let cert = super::certificates::active(&db)?
+        .ok_or_else(|| Error::startup(format!("{}: holds no TLS certificate", backup.display())))?;
+    super::certificates::certified_key(&db, crypto, &cert, now).map(|_| ()).map_err(|_| {
+        Error::startup(
+            "master.key does not belong to this backup (its secrets do not open): put the key file that was backed up with it in the data directory",
+        )
+    })
+}
+
+/// On the restored database, in one transaction (DUR-04): agents' command numbers jump ahead,
+/// stale queued orders are dropped, every escrowed password is rotated, and it is audited.
+pub fn after_restore(ctx: &Ctx, m: &Manifest, from: &Path) -> Result<u64> {
+    let now = ctx.clock.now();
+    let (ctx2, m, from) = (ctx.clone(), m.clone(), from.display().to_string());
+    ctx.db.write_blocking(move |tx| {
+        store::devices::jump_sequences(tx, SEQUENCE_JUMP)?;
+        let dropped = store::commands::expire_all_queued(tx)?;
+        let rotated = super::logins::rotate_all_escrowed(tx, &ctx2, now)?;
+        Audit::new(Event::BackupRestored, now)
+            .details(json!({
+                "file": from, "backup_created_at": m.created_at, "audit_entries": m.audit_entries,
+                "sha256": m.sha256, "stale_orders_dropped": dropped, "passwords_rotated": rotated,
+            }))
+            .append(tx)?;
+        Ok(rotated)
+    })
+}

@@ -1,0 +1,184 @@
+//! Backups and restores (DUR-03, DUR-04, BR-02..BR-04) with a real agent and real files:
+//! an online backup is checked and holds no readable secret; a restore needs its key, never
+//! runs under a live appliance, and afterwards agents accept new orders and every escrowed
+//! password is rotated.
+
+use hourglass::service;
+use serde_json::json;
+
+use crate::agent::{enroll, eventually, tenant_and_admin};
+use crate::logins::{api, commands_of, opens, shadow, wait_state};
+use crate::support::*;
+
+fn hg(args: &[&str], data: &std::path::Path) -> (bool, String) {
+    let mut a = args.to_vec();
+    a.extend(["--data-dir", data.to_str().unwrap()]);
+    let o = run(&a);
+    (o.status.success(), text(&o))
+}
+
+fn db(data: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(data.join("hourglass.db")).unwrap()
+}
+
+fn queued(data: &std::path::Path, device: &str) -> i64 {
+    db(data)
+        .query_row(
+            "SELECT count(*) FROM commands WHERE device_id = ?1 AND state = 'queued'",
+            [device],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
+    let mut s = TestServer::start().await;
+    let (t, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (st, l) = api(&s, &nik, "POST", &path, json!({"duration_minutes": 30})).await;
+    assert_eq!(st, 201, "{l}");
+    let password = l["password"].as_str().unwrap().to_string();
+    let id = l["id"].as_str().unwrap().to_string();
+    wait_state(&s, &nik, &id, "active").await;
+
+    // Online, while the appliance runs: a checked copy, private, with its manifest.
+    let data = s.data_dir();
+    let out = s.dir.path().join("nightly.db");
+    let (ok, said) = hg(&["backup", "--out", out.to_str().unwrap()], &data);
+    assert!(ok, "{said}");
+    assert!(said.contains("master.key is not in it"), "{said}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.path().join("nightly.db.manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["sha256"], sha256_file(&out));
+    assert!(
+        manifest["checkpoint"]
+            .as_str()
+            .unwrap()
+            .starts_with("hourglass.test/hourglass-audit\n")
+    );
+    // BR-04: the revealed password (a canary) is nowhere in the file.
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(
+        !bytes
+            .windows(password.len())
+            .any(|w| w == password.as_bytes())
+    );
+    let (ok, said) = hg(&["backup", "--out", out.to_str().unwrap()], &data);
+    assert!(!ok && said.contains("exists already"), "{said}");
+
+    // After the backup the session ends: the password is rotated, the agent's sequence moves on.
+    let (st, e) = api(
+        &s,
+        &nik,
+        "POST",
+        &format!("/api/v1/tenants/acme/logins/{id}/end"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 200, "{e}");
+    assert!(eventually(30, || !opens(&root, "msp-nik", &password)).await);
+    assert!(eventually(30, || queued(&data, &ws.device.to_string()) == 0).await);
+    let after_end = shadow(&root, "msp-nik");
+
+    // Never under a running appliance.
+    let (ok, said) = hg(&["restore", "--from", out.to_str().unwrap()], &data);
+    assert!(
+        !ok && said.contains("in use by a running appliance"),
+        "{said}"
+    );
+    s.stop().await;
+
+    // BR-04: not without the key that belongs to it.
+    let bare = tempfile::tempdir().unwrap();
+    let (ok, said) = hg(&["restore", "--from", out.to_str().unwrap()], bare.path());
+    assert!(!ok && said.contains("master.key is missing"), "{said}");
+    std::fs::write(bare.path().join("master.key"), [7u8; 32]).unwrap();
+    std::fs::set_permissions(
+        bare.path().join("master.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let (ok, said) = hg(&["restore", "--from", out.to_str().unwrap()], bare.path());
+    assert!(
+        !ok && said.contains("does not belong to this backup"),
+        "{said}"
+    );
+    // A damaged file is refused before anything is replaced.
+    let damaged = s.dir.path().join("damaged.db");
+    let mut b = bytes.clone();
+    let mid = b.len() / 2;
+    b[mid] ^= 0xff;
+    std::fs::write(&damaged, &b).unwrap();
+    std::fs::copy(
+        s.dir.path().join("nightly.db.manifest.json"),
+        s.dir.path().join("damaged.db.manifest.json"),
+    )
+    .unwrap();
+    let (ok, said) = hg(&["restore", "--from", damaged.to_str().unwrap()], &data);
+    assert!(!ok && said.contains("SHA-256 differs"), "{said}");
+
+    // The restore itself.
+    let (ok, said) = hg(&["restore", "--from", out.to_str().unwrap()], &data);
+    assert!(ok, "{said}");
+    assert!(
+        said.contains("1 escrowed password(s) will be rotated"),
+        "{said}"
+    );
+    assert!(said.contains("hourglass.db.before-restore-"), "{said}");
+    let (ok, said) = hg(&["audit", "verify"], &data);
+    assert!(ok, "{said}");
+
+    // Back up: the agent takes the new orders (numbers jumped ahead of what it has seen) and
+    // the password the backup knew is replaced.
+    s.restart().await;
+    let (seq, kind): (i64, String) = db(&data)
+        .query_row(
+            "SELECT seq, kind FROM commands WHERE device_id = ?1 AND state = 'queued' ORDER BY seq LIMIT 1",
+            [ws.device.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert!(seq > 1_000_000 && kind == "rotate_password", "{seq} {kind}");
+    assert!(
+        eventually(40, || shadow(&root, "msp-nik") != after_end).await,
+        "the rotation reached the agent"
+    );
+    let restored: Vec<serde_json::Value> = s
+        .ctx()
+        .db
+        .read(|r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some("backup_restored".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| serde_json::from_str(&e.details).unwrap())
+        .collect();
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored[0]["passwords_rotated"], 1);
+    assert!(
+        eventually(30, || queued(&data, &ws.device.to_string()) == 0).await,
+        "{:?}",
+        commands_of(&s, t.id, ws.device).await
+    );
+    ws.kill();
+    s.stop().await;
+}
