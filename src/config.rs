@@ -19,6 +19,29 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub smtp: SmtpConfig,
     pub syslog: SyslogConfig,
+    pub backup: BackupConfig,
+}
+
+/// Scheduled online backups (the same as `hourglass backup`), kept `keep` deep.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where they go; empty = `<data_dir>/backups`. Better: another disk or a mounted share.
+    pub dir: String,
+    /// How many to keep; 0 turns scheduled backups off.
+    pub keep: u32,
+    /// Hours between backups; the first one is taken this long after the first start.
+    pub every_hours: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            dir: String::new(),
+            keep: 7,
+            every_hours: 24,
+        }
+    }
 }
 
 /// Audit forwarding to a SIEM as RFC 5424 syslog. An empty address means off.

@@ -87,11 +87,11 @@ pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
     }
     let partial = out.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
-    ctx.db.snapshot_to(&partial)?;
     let cleanup = |e: Error| {
         let _ = std::fs::remove_file(&partial);
         e
     };
+    ctx.db.snapshot_to(&partial).map_err(cleanup)?;
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| cleanup(e.into()))?;
     let (entries, root) = check_copy(&partial).map_err(cleanup)?;
@@ -200,4 +200,89 @@ pub fn after_restore(ctx: &Ctx, m: &Manifest, from: &Path) -> Result<u64> {
             .append(tx)?;
         Ok(rotated)
     })
+}
+
+const NEXT: &str = "backup_next_at";
+/// A scheduled backup that failed is tried again after an hour.
+const RETRY_MS: i64 = 3_600_000;
+
+/// Sweep: starts a scheduled backup when one is due. The slot is claimed in the database first
+/// (a sweep meanwhile does not start another); the copy runs beside the sweep.
+pub async fn sweep(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<u64> {
+    let c = &ctx.cfg.backup;
+    if c.keep == 0 || c.every_hours == 0 {
+        return Ok(0);
+    }
+    let every = i64::from(c.every_hours) * 3_600_000;
+    let due = ctx
+        .db
+        .write(move |tx| {
+            let next =
+                store::settings::get(&tx.reader(), NEXT)?.and_then(|v| v.parse::<i64>().ok());
+            let claim = |at: i64| store::settings::put(tx, NEXT, &at.to_string(), now);
+            match next {
+                None => claim(now.millis() + every).map(|_| false),
+                Some(n) if now.millis() < n => Ok(false),
+                Some(_) => claim(now.millis() + every).map(|_| true),
+            }
+        })
+        .await?;
+    if !due {
+        return Ok(0);
+    }
+    let ctx2 = ctx.clone();
+    tokio::task::spawn_blocking(move || match scheduled(&ctx2, now) {
+        Ok(path) => tracing::info!(backup = %path.display(), "scheduled backup written"),
+        Err(e) => {
+            metrics::counter!("hourglass_backup_failures_total").increment(1);
+            tracing::error!(error = %e, "scheduled backup failed; trying again in an hour");
+            let retry = (now.millis() + RETRY_MS).to_string();
+            let _ = ctx2
+                .db
+                .write_blocking(move |tx| store::settings::put(tx, NEXT, &retry, now));
+        }
+    });
+    Ok(1)
+}
+
+/// Where scheduled backups go.
+pub fn scheduled_dir(cfg: &crate::config::Config) -> PathBuf {
+    if cfg.backup.dir.is_empty() {
+        cfg.storage.data_dir.join("backups")
+    } else {
+        PathBuf::from(&cfg.backup.dir)
+    }
+}
+
+fn scheduled(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = scheduled_dir(&ctx.cfg);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    // Names sort by time: hourglass-2026-11-23T02-00-00.000Z.db
+    let path = dir.join(format!("hourglass-{}.db", now.rfc3339().replace(':', "-")));
+    create(ctx, &path)?;
+    prune(&dir, ctx.cfg.backup.keep as usize)?;
+    Ok(path)
+}
+
+/// Keeps the newest `keep` scheduled backups (with their manifests).
+fn prune(dir: &Path, keep: usize) -> Result<()> {
+    let mut backups: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("hourglass-") && n.ends_with(".db"))
+        })
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(keep);
+    for old in backups.into_iter().take(excess) {
+        std::fs::remove_file(manifest_path(&old)).ok();
+        std::fs::remove_file(&old)?;
+    }
+    Ok(())
 }

@@ -34,6 +34,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         super::checkpoints::sweep(ctx, now).await,
     );
     tally("syslog", super::syslog::forward(ctx).await);
+    tally("backup", super::backup::sweep(ctx, now).await);
     // Sent beside the sweep: a slow receiver must not hold up expiry.
     super::webhooks::kick(ctx);
     match first_error {

@@ -263,12 +263,26 @@ impl Db {
     }
 
     /// Writes `path` as a consistent copy of the live database (SQLite `VACUUM INTO`).
+    /// On a connection of its own, not the writer's: VACUUM INTO only reads the database, so
+    /// in WAL mode writers go on while the copy is made (BR-01). (A read-only pooled
+    /// connection cannot, as it could not write the copy.)
     pub fn snapshot_to(&self, path: &Path) -> Result<()> {
-        let conn = self.lock_writer()?;
         let target = path
             .to_str()
             .ok_or_else(|| Error::validation("out", "path is not valid UTF-8"))?;
-        conn.execute("VACUUM INTO ?1", [target])?;
+        match self.path() {
+            Some(db) => {
+                let c = Connection::open_with_flags(
+                    db,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(Duration::from_secs(5))?;
+                c.execute("VACUUM INTO ?1", [target])?;
+            }
+            None => {
+                self.lock_writer()?.execute("VACUUM INTO ?1", [target])?;
+            }
+        }
         Ok(())
     }
 

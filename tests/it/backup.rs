@@ -182,3 +182,54 @@ async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
     ws.kill();
     s.stop().await;
 }
+
+/// Scheduled backups: the first one a day after the first start (manual clock), then one a
+/// day, the newest `keep` kept with their manifests, each one audited.
+#[actix_web::test]
+async fn scheduled_backups_are_taken_daily_and_kept_few() {
+    let s = TestServer::start_with(|c| c.backup.keep = 2).await;
+    let dir = s.data_dir().join("backups");
+    let files = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    hourglass::service::jobs::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    assert!(files().is_empty(), "not on the first day");
+    for day in 1..=3 {
+        s.clock.advance_secs(24 * 3600);
+        hourglass::service::jobs::sweep(s.ctx(), s.clock.now())
+            .await
+            .unwrap();
+        let want = (day as usize).min(2) * 2;
+        assert!(
+            eventually(20, || files().len() == want
+                && !files().iter().any(|f| f.ends_with(".partial")))
+            .await,
+            "day {day}: {:?}",
+            files()
+        );
+    }
+    let names = files();
+    assert!(
+        names[0].starts_with("hourglass-2026-11-25T")
+            && names[2].starts_with("hourglass-2026-11-26T"),
+        "{names:?}"
+    );
+    assert!(names[1].ends_with(".db.manifest.json"), "{names:?}");
+    let audited = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::audit::count_event(r, "backup_created"))
+        .await
+        .unwrap();
+    assert_eq!(audited, 3);
+}
