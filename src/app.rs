@@ -416,7 +416,12 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Runs a future on the actix system (the operator commands that serve: serve, demo).
+pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    actix_web::rt::System::new().block_on(f)
+}
+
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {

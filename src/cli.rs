@@ -57,6 +57,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
     },
+    /// Try it: the appliance on a fresh temporary data directory with a demo MSP, two customer
+    /// tenants, simulated workstations and requests waiting for approval (127.0.0.1:8443).
+    Demo {
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// The tamper-evident audit log.
     Audit {
         #[command(subcommand)]

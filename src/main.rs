@@ -284,6 +284,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         other => other,
     };
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let data_dir_given = cli.data_dir.clone();
     if let Some(d) = cli.data_dir {
         cfg.storage.data_dir = d;
     }
@@ -347,6 +348,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
         }
         Command::Agent { .. } => {}
+        Command::Demo { listen } => {
+            // Quiet by default: the demo's own lines are what matter on its console.
+            if std::env::var_os("HOURGLASS__LOG__LEVEL").is_none() {
+                cfg.log.level = "warn".into();
+            }
+            telemetry::init(&cfg.log);
+            // Its own simulated agents hold long polls: Ctrl-C should not wait them out.
+            if std::env::var_os("HOURGLASS__SERVER__SHUTDOWN_TIMEOUT_SECS").is_none() {
+                cfg.server.shutdown_timeout_secs = 2;
+            }
+            cfg.storage.data_dir = hourglass::demo::data_dir(data_dir_given);
+            cfg.server.listen = listen.unwrap_or_else(|| "127.0.0.1:8443".into());
+            hourglass::demo::run(cfg)?;
+        }
         Command::Backup { out } => {
             let m = ops::backup(cfg, clock, &out)?;
             println!(

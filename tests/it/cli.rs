@@ -208,3 +208,77 @@ fn a_bad_syslog_address_stops_start_up() {
         "syslog.address must look like udp://HOST:PORT or tcp://HOST:PORT",
     );
 }
+
+/// `hourglass demo`: a running appliance with two customer tenants, their simulated
+/// workstations enrolled and a request waiting in each; it stops cleanly on SIGTERM.
+#[test]
+fn the_demo_seeds_tenants_workstations_and_requests() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let mut child = hourglass()
+        .args([
+            "demo",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = Vec::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.contains("Press Ctrl-C");
+        out.push(line);
+        if done {
+            break;
+        }
+    }
+    let said = out.join("\n");
+    assert!(
+        said.contains("Sign in as admin@demo.test: open https://localhost:"),
+        "{said}"
+    );
+    assert!(said.contains("/enroll/"), "{said}");
+    assert!(
+        said.contains("Acme Corp") && said.contains("Globex"),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("3 simulated workstations, 1 request waiting")
+            .count(),
+        2,
+        "{said}"
+    );
+    let st = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(child.wait().unwrap().success(), "a clean stop");
+
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    let count = |sql: &str| -> i64 { c.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM devices WHERE status = 'active'"),
+        6
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM requests WHERE state = 'pending'"),
+        2
+    );
+    assert_eq!(count("SELECT count(*) FROM tenants"), 3);
+
+    // An existing database is never seeded over.
+    let o = run(&[
+        "demo",
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    fails_with(&o, "needs an empty data directory");
+}
