@@ -387,6 +387,7 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
     let fingerprint = appliance.fingerprint.clone();
     let data_dir = appliance.ctx.cfg.storage.data_dir.clone();
     let running = start(appliance).await?;
+    let stop = stop_signal()?;
     for a in &running.portal_addrs {
         println!(
             "Hourglass {} listening on https://{a}",
@@ -409,7 +410,7 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
             "existing database"
         }
     );
-    wait_for_signal().await;
+    stop.await;
     println!("Shutting down: finishing in-flight requests");
     running.shutdown().await?;
     println!("Stopped");
@@ -421,17 +422,17 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     actix_web::rt::System::new().block_on(f)
 }
 
-pub async fn wait_for_signal() {
+/// Registers for SIGTERM and SIGINT at once (a signal that arrives before the wait starts
+/// must not kill the process with its default action), then returns the wait.
+pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {},
-                _ = tokio::signal::ctrl_c() => {},
-            }
+    let cannot = |e: std::io::Error| Error::startup(format!("cannot handle signals: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(cannot)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(cannot)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }

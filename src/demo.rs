@@ -46,8 +46,8 @@ pub fn run(mut cfg: Config) -> Result<()> {
         let addr = running.portal_addrs[0];
         let base = format!("https://localhost:{}", addr.port());
         let summary = seed(&ctx, &base, &fingerprint).await;
-        match summary {
-            Ok(lines) => {
+        match summary.and_then(|l| app::stop_signal().map(|stop| (l, stop))) {
+            Ok((lines, stop)) => {
                 println!("Hourglass demo on {base} (certificate fingerprint {fingerprint})");
                 println!("Data directory: {}", ctx.cfg.storage.data_dir.display());
                 println!(
@@ -57,7 +57,7 @@ pub fn run(mut cfg: Config) -> Result<()> {
                     println!("  {l}");
                 }
                 println!("Press Ctrl-C to stop.");
-                app::wait_for_signal().await;
+                stop.await;
             }
             Err(e) => eprintln!("the demo could not be seeded: {e}"),
         }

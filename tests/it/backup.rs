@@ -210,9 +210,16 @@ async fn scheduled_backups_are_taken_daily_and_kept_few() {
             .await
             .unwrap();
         let want = (day as usize).min(2) * 2;
+        // The newest manifest is written last, after its database file is in place.
+        let newest = format!(
+            "hourglass-2026-11-{}T00-00-00.000Z.db.manifest.json",
+            23 + day
+        );
         assert!(
-            eventually(20, || files().len() == want
-                && !files().iter().any(|f| f.ends_with(".partial")))
+            eventually(20, || {
+                let f = files();
+                f.len() == want && f.contains(&newest) && !f.iter().any(|f| f.ends_with(".partial"))
+            })
             .await,
             "day {day}: {:?}",
             files()
