@@ -424,6 +424,30 @@ mod tests {
     }
 
     #[test]
+    fn a_log_on_seen_in_a_failing_tick_is_reported_by_the_next() {
+        let os = MemoryOs::default();
+        let mut s = state();
+        {
+            let mut m = os.state.lock().unwrap();
+            m.logged_on.push(crate::agent::utmp::LoggedOn {
+                user: "msp-nik".into(),
+                line: "pts/1".into(),
+                host: String::new(),
+                at: 1,
+            });
+            m.admin_list_fails = true;
+        }
+        assert!(tick(&os, &mut s, 1000).is_err());
+        os.state.lock().unwrap().admin_list_fails = false;
+        let ev = tick(&os, &mut s, 2000).unwrap();
+        assert_eq!(
+            ev.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>(),
+            vec!["logon"]
+        );
+        assert!(tick(&os, &mut s, 3000).unwrap().is_empty(), "once");
+    }
+
+    #[test]
     fn grants_expire_on_the_agents_clock_with_warnings_and_intruders_are_reverted() {
         let os = MemoryOs::default();
         os.add_admin("alice").unwrap();

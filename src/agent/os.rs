@@ -236,6 +236,10 @@ pub struct MemoryState {
     pub accounts: BTreeMap<String, (String, bool)>,
     pub admins: BTreeSet<String>,
     pub log: Vec<String>,
+    /// What utmp would say is logged on.
+    pub logged_on: Vec<super::utmp::LoggedOn>,
+    /// Make listing the administrators fail (a broken `getent`), for tests.
+    pub admin_list_fails: bool,
 }
 
 impl MemoryOs {
@@ -282,7 +286,11 @@ impl Os for MemoryOs {
         })
     }
     fn admin_members(&self) -> Result<Vec<String>> {
-        self.with(|s| s.admins.iter().cloned().collect())
+        self.with(|s| (!s.admin_list_fails).then(|| s.admins.iter().cloned().collect()))?
+            .ok_or_else(|| Error::internal("cannot list the administrators"))
+    }
+    fn logged_on(&self) -> Vec<super::utmp::LoggedOn> {
+        self.with(|s| s.logged_on.clone()).unwrap_or_default()
     }
     fn logoff(&self, name: &str) -> Result<()> {
         self.with(|s| s.log.push(format!("logoff {name}")))

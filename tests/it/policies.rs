@@ -653,6 +653,32 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
         text(&dave)
     );
 
+    // Carol ending her request early gives up only her own approval, not the approver's rule.
+    let device = s
+        .ctx()
+        .db
+        .read_blocking(|r| hourglass::store::devices::credentials(r, ws.device))
+        .unwrap()
+        .unwrap()
+        .0;
+    service::requests::end_by_device(
+        s.ctx(),
+        &device,
+        hourglass::ids::RequestId::parse(&rid).unwrap(),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (st, _) = api(
+        &s,
+        &nik,
+        "GET",
+        &format!("/api/v1/tenants/acme/policies/{rule}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 200, "ending the request keeps the rule");
+
     // The request's own time runs out; the rule stays. Revoking the request takes it back.
     s.clock.advance_secs(31 * 60);
     service::requests::sweep(s.ctx(), s.clock.now())
@@ -688,7 +714,12 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
                 .unwrap()
         }
     };
-    assert_eq!(events("policy_created").await.len(), 2);
+    let created = events("policy_created").await;
+    assert_eq!(created.len(), 2);
+    assert!(
+        created.iter().all(|(_, e)| e.actor_id.is_some()),
+        "each names its approver"
+    );
     let deleted = events("policy_deleted").await;
     assert_eq!(deleted.len(), 1);
     assert_eq!(deleted[0].1.target_id.as_deref(), Some(temp.as_str()));
