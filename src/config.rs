@@ -20,6 +20,16 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub syslog: SyslogConfig,
     pub backup: BackupConfig,
+    pub webhooks: WebhooksConfig,
+}
+
+/// Outgoing webhooks. Addresses of this machine itself (loopback) are refused unless allowed
+/// here; link-local ones (cloud metadata services) always are.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Let webhooks reach a relay on the appliance's own host (127.0.0.1, ::1, localhost).
+    pub allow_loopback: bool,
 }
 
 /// Scheduled online backups (the same as `hourglass backup`), kept `keep` deep.

@@ -47,9 +47,25 @@ pub fn backoff_secs(n: u32) -> i64 {
     }
 }
 
-/// A webhook URL: http or https, a host, no credentials in it, ≤ 2,000 characters.
+/// Whether a webhook may connect to `ip`: never link-local (cloud metadata), unspecified or
+/// multicast; loopback (this machine) only when allowed.
+pub fn reachable(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    !(link_local || ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() && !allow_loopback)
+}
+
+/// A webhook URL: http or https, a host, no credentials in it, ≤ 2,000 characters, and not
+/// an address it may not reach (see `reachable`; names are checked again when resolved).
 /// Returns the host shown in the portal (the URL itself may be a secret).
-pub fn check_url(raw: &str) -> Result<String> {
+pub fn check_url(raw: &str, allow_loopback: bool) -> Result<String> {
     let bad = |why: &str| Error::validation("url", why.to_string());
     let raw = raw.trim();
     if raw.len() > 2000 {
@@ -65,6 +81,21 @@ pub fn check_url(raw: &str) -> Result<String> {
         return Err(bad("must not contain a user name or password"));
     }
     let host = u.host_str().ok_or_else(|| bad("must name a host"))?;
+    let ip = match u.host() {
+        Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
+        Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
+        _ if host.eq_ignore_ascii_case("localhost")
+            || host.to_ascii_lowercase().ends_with(".localhost") =>
+        {
+            Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+        }
+        _ => None,
+    };
+    if ip.is_some_and(|ip| !reachable(ip, allow_loopback)) {
+        return Err(bad(
+            "must not point at this appliance itself or a link-local address (such as a cloud metadata service)",
+        ));
+    }
     Ok(match u.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.to_string(),
@@ -162,16 +193,46 @@ mod tests {
     #[test]
     fn urls_are_checked_and_only_the_host_is_shown() {
         assert_eq!(
-            check_url("https://hooks.slack.com/services/T0/B0/secret").unwrap(),
+            check_url("https://hooks.slack.com/services/T0/B0/secret", false).unwrap(),
             "hooks.slack.com"
         );
         assert_eq!(
-            check_url("http://10.0.0.5:8080/x").unwrap(),
+            check_url("http://10.0.0.5:8080/x", false).unwrap(),
             "10.0.0.5:8080"
         );
         for bad in ["", "ftp://x/y", "hooks.slack.com/x", "https://u:p@x/y"] {
-            assert!(check_url(bad).is_err(), "{bad}");
+            assert!(check_url(bad, false).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_appliance_itself_and_metadata_services_are_out_of_reach() {
+        for own in [
+            "http://127.0.0.1:8443/metrics",
+            "http://localhost/x",
+            "http://api.localhost/x",
+            "http://[::1]/x",
+            "http://[::ffff:127.0.0.1]/x",
+        ] {
+            let e = check_url(own, false).unwrap_err().to_string();
+            assert!(e.contains("this appliance itself"), "{own}: {e}");
+            assert!(
+                check_url(own, true).is_ok(),
+                "allowed for a local relay: {own}"
+            );
+        }
+        for never in [
+            "http://169.254.169.254/latest/meta-data",
+            "http://[fe80::1]/x",
+            "http://0.0.0.0/x",
+            "http://224.0.0.1/x",
+        ] {
+            assert!(check_url(never, true).is_err(), "{never}");
+        }
+        assert!(
+            check_url("https://192.168.1.20/hook", false).is_ok(),
+            "the internal network is fine"
+        );
     }
 
     #[test]

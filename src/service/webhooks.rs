@@ -52,7 +52,7 @@ pub async fn create(
     let scope = p.scope(t, Permission::SettingsManage)?;
     p.require_fresh_mfa(now)?;
     let name = crate::model::tenants::parse_name("name", &n.name)?;
-    let host = hooks::check_url(&n.url)?;
+    let host = hooks::check_url(&n.url, ctx.cfg.webhooks.allow_loopback)?;
     let format = Format::parse(n.format.as_deref().unwrap_or("generic"))
         .ok_or_else(|| Error::validation("format", "must be generic, slack or teams"))?;
     let id = format!("wh-{}", uuid::Uuid::now_v7().simple());
@@ -166,7 +166,33 @@ pub fn announce(
     Ok(())
 }
 
-fn http_client() -> Result<reqwest::Client> {
+/// Resolves names like the system does, then drops addresses a webhook may not reach, so a
+/// name that points at the appliance itself (or a metadata service) cannot be used to probe it.
+struct GuardedResolver {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_loopback;
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| hooks::reachable(a.ip(), allow))
+                .collect();
+            if addrs.is_empty() {
+                return Err(
+                    format!("{host} resolves only to addresses a webhook may not reach").into(),
+                );
+            }
+            let out: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(out)
+        })
+    }
+}
+
+fn http_client(allow_loopback: bool) -> Result<reqwest::Client> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -178,6 +204,7 @@ fn http_client() -> Result<reqwest::Client> {
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(std::sync::Arc::new(GuardedResolver { allow_loopback }))
         .build()
         .map_err(|e| Error::internal(format!("http client: {e}")))
 }
@@ -207,6 +234,8 @@ async fn send(
         .open(&seal_ctx("secret_sealed", &w.id, &tenant), &w.secret_sealed)
         .map_err(|e| e.to_string())?;
     let url = String::from_utf8_lossy(&url).to_string();
+    // Checked again at each send: the setting may have changed since the webhook was made.
+    hooks::check_url(&url, ctx.cfg.webhooks.allow_loopback).map_err(|e| e.to_string())?;
     let ts = now.millis() / 1000;
     let sig = crypto::hmac_sha256_hex(&secret, hooks::signed_content(ts, &d.payload).as_bytes());
     let res = client
@@ -233,7 +262,7 @@ pub async fn deliver_due(ctx: &Ctx) -> Result<u64> {
     if due.is_empty() {
         return Ok(0);
     }
-    let client = http_client()?;
+    let client = http_client(ctx.cfg.webhooks.allow_loopback)?;
     let mut delivered = 0;
     for d in due {
         let outcome = send(&client, ctx, &d, now).await;
@@ -342,4 +371,30 @@ fn approver_emails(r: &store::Reader<'_>, t: &Tenant) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::dns::Resolve;
+
+    #[tokio::test]
+    async fn names_resolving_to_this_machine_are_dropped_unless_allowed() {
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        let guarded = GuardedResolver {
+            allow_loopback: false,
+        };
+        let err = guarded
+            .resolve(name("localhost"))
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("may not reach"), "{err}");
+        let open = GuardedResolver {
+            allow_loopback: true,
+        };
+        let addrs: Vec<_> = open.resolve(name("localhost")).await.unwrap().collect();
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
+    }
 }

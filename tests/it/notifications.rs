@@ -150,7 +150,8 @@ async fn add_hook(
 /// delivery is retried after its back-off on the (manual) clock, and the log shows it all.
 #[actix_web::test]
 async fn webhooks_are_signed_retried_and_logged() {
-    let mut s = TestServer::start().await;
+    // The receivers run on this machine: a relay on the appliance's host must be allowed.
+    let mut s = TestServer::start_with(|c| c.webhooks.allow_loopback = true).await;
     let (_, token, mut admin) = tenant_and_admin(&s).await;
     let (slack_url, slack) = receiver(vec![500]).await;
     let (msp_url, msp) = receiver(vec![]).await;
@@ -459,4 +460,39 @@ async fn the_portal_shows_counts_rules_extensions_and_history() {
         "{dash}"
     );
     s.stop().await;
+}
+
+/// By default a webhook cannot point at the appliance itself (its loopback services, such as
+/// /metrics) or at a link-local metadata service: refused with the reason, nothing stored.
+#[actix_web::test]
+async fn webhooks_cannot_reach_the_appliance_itself() {
+    let s = TestServer::start().await;
+    let (_, _, mut admin) = tenant_and_admin(&s).await;
+    for url in [
+        format!(
+            "https://127.0.0.1:{}/metrics",
+            s.base.rsplit(':').next().unwrap()
+        ),
+        "http://localhost:9090/".to_string(),
+        "http://169.254.169.254/latest/meta-data/".to_string(),
+    ] {
+        let r = admin
+            .post(
+                "/t/acme/webhooks",
+                &[
+                    ("name", "Probe"),
+                    ("url", url.as_str()),
+                    ("format", "generic"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{url}");
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("must not point at this appliance itself"),
+            "{body}"
+        );
+    }
+    let page = admin.get("/t/acme/webhooks").await.text().await.unwrap();
+    assert!(!page.contains("Probe"), "nothing stored");
 }
