@@ -25,16 +25,34 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Sign-in attempts per client address.
     pub limiter: crate::web::limiter::Limiter,
+    /// Reverse proxies whose X-Forwarded-For is believed (checked at start-up).
+    pub proxies: Vec<ipnet::IpNet>,
 }
 
 impl AppState {
     pub fn new(ctx: Ctx) -> Self {
         AppState {
-            ctx,
             metrics: metrics_handle(),
             limiter: crate::web::limiter::Limiter::new(30, 60_000),
+            proxies: crate::model::net::parse_proxies(&ctx.cfg.server.trusted_proxies)
+                .unwrap_or_default(),
+            ctx,
         }
     }
+}
+
+/// The client's address (behind a trusted proxy, the one it forwarded).
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    let peer = req.peer_addr()?.ip();
+    let proxies = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.proxies.as_slice())
+        .unwrap_or_default();
+    let xff = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(crate::model::net::client_ip(peer, xff, proxies).to_string())
 }
 
 /// The portal (and, unless it has its own listener, the agent API).
@@ -154,6 +172,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
     let certs = Arc::new(CertResolver::new(cert.id, key));
     let mail = crate::notify::Mailer::from_config(&cfg.smtp)?.map(Arc::new);
     crate::service::syslog::target(&cfg.syslog)?;
+    crate::model::net::parse_proxies(&cfg.server.trusted_proxies)?;
     let ctx = Ctx {
         db,
         clock,

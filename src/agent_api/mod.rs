@@ -62,7 +62,7 @@ type AgentResult = Result<HttpResponse, AgentError>;
 
 fn origin(req: &HttpRequest) -> Origin {
     Origin {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: crate::app::client_ip(req),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     }
 }

@@ -5,6 +5,7 @@ pub mod audit_export;
 pub mod checkpoint;
 pub mod commands;
 pub mod logins;
+pub mod net;
 pub mod passwords;
 pub mod policies;
 pub mod requests;

@@ -136,10 +136,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let f = form.into_inner();
-    let ip = req
-        .peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+    let ip = crate::app::client_ip(&req).unwrap_or_default();
     let old = token_of(&req);
     let csrf = old
         .as_deref()

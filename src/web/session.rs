@@ -42,7 +42,7 @@ pub fn token_of(req: &HttpRequest) -> Option<String> {
 
 pub fn origin_of(req: &HttpRequest) -> Origin {
     Origin {
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: crate::app::client_ip(req),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     }
 }

@@ -1141,3 +1141,64 @@ async fn relogin(s: &TestServer) -> Http {
     assert_eq!(h.post("/login/mfa", &[("code", &code)]).await.status(), 303);
     h
 }
+
+/// Behind a trusted reverse proxy the audit (and the sign-in limiter) see the client it
+/// forwarded; from anyone else `X-Forwarded-For` is ignored, so nobody picks their own address.
+#[actix_web::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    async fn failed_login_ip(s: &TestServer, xff: &str) -> Option<String> {
+        let mut h = Http::new(s);
+        h.get("/login").await;
+        let r =
+            h.c.post(format!("{}/login", h.base))
+                .header("cookie", format!("__Host-hg_session={}", h.cookie))
+                .header("x-csrf-token", h.csrf())
+                .header("origin", h.base.clone())
+                .header("x-forwarded-for", xff)
+                .form(&[
+                    ("email", "nik@nikpot.com"),
+                    ("password", "wrong password here"),
+                ])
+                .send()
+                .await
+                .unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        s.ctx()
+            .db
+            .read(|r| {
+                hourglass::store::audit::list(
+                    r,
+                    &hourglass::store::audit::Filter {
+                        event: Some("authn_login_fail".into()),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+            })
+            .await
+            .unwrap()
+            .remove(0)
+            .1
+            .ip
+    }
+    let mut direct = TestServer::start().await;
+    setup(&direct).await;
+    assert_eq!(
+        failed_login_ip(&direct, "203.0.113.7").await.as_deref(),
+        Some("127.0.0.1"),
+        "not a trusted proxy: the header is ignored"
+    );
+    direct.stop().await;
+
+    let mut proxied =
+        TestServer::start_with(|c| c.server.trusted_proxies = "127.0.0.1".into()).await;
+    setup(&proxied).await;
+    assert_eq!(
+        failed_login_ip(&proxied, "198.51.100.1, 203.0.113.7")
+            .await
+            .as_deref(),
+        Some("203.0.113.7"),
+        "the address the proxy appended, not one the client made up"
+    );
+    proxied.stop().await;
+}
