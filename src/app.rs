@@ -48,11 +48,14 @@ pub fn client_ip(req: &HttpRequest) -> Option<String> {
         .app_data::<web::Data<AppState>>()
         .map(|s| s.proxies.as_slice())
         .unwrap_or_default();
-    let xff = req
+    // Every X-Forwarded-For line, in order: a proxy may add its own line after the client's.
+    let xff: Vec<&str> = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    Some(crate::model::net::client_ip(peer, xff, proxies).to_string())
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let xff = (!xff.is_empty()).then(|| xff.join(","));
+    Some(crate::model::net::client_ip(peer, xff.as_deref(), proxies).to_string())
 }
 
 /// The portal (and, unless it has its own listener, the agent API).
@@ -277,6 +280,7 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     let ctx = appliance.ctx;
     let cfg = ctx.cfg.clone();
     let lock = lock_data_dir(&cfg.storage.data_dir)?;
+    service::backup::check_dir(&cfg)?;
     let state = web::Data::new(AppState::new(ctx.clone()));
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
     let shutdown = cfg.server.shutdown_timeout_secs;
@@ -374,8 +378,14 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // Graceful first, within the configured time (plus a margin); a stop that does not
+        // come back (seen rarely) is made forceful rather than hanging the shutdown.
+        let grace = Duration::from_secs(self.ctx.cfg.server.shutdown_timeout_secs + 5);
         for h in &self.handles {
-            h.stop(true).await;
+            if tokio::time::timeout(grace, h.stop(true)).await.is_err() {
+                tracing::warn!("graceful stop timed out; stopping at once");
+                let _ = tokio::time::timeout(Duration::from_secs(5), h.stop(false)).await;
+            }
         }
         // Bounded: a stop must not hang on a job or task that does not finish.
         for t in self.tasks.drain(..) {

@@ -8,6 +8,25 @@ use ipnet::IpNet;
 
 use crate::error::{Error, Result};
 
+/// An IPv4 address seen through a dual-stack socket (`::ffff:a.b.c.d`) as plain IPv4.
+fn plain(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One X-Forwarded-For entry: an address, possibly with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`), as some gateways send.
+fn entry(s: &str) -> Result<IpAddr, ()> {
+    let s = s.trim();
+    let ip = s
+        .parse::<IpAddr>()
+        .or_else(|_| s.parse::<std::net::SocketAddr>().map(|a| a.ip()))
+        .map_err(|_| ())?;
+    Ok(plain(ip))
+}
+
 /// `server.trusted_proxies`: addresses or CIDRs, comma-separated; empty = none.
 pub fn parse_proxies(s: &str) -> Result<Vec<IpNet>> {
     s.split(',')
@@ -29,6 +48,7 @@ pub fn parse_proxies(s: &str) -> Result<Vec<IpNet>> {
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
+    let peer = plain(peer);
     if !is_trusted(&peer) {
         return peer;
     }
@@ -37,7 +57,7 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
     };
     let mut last = peer;
     for part in xff.rsplit(',') {
-        match part.trim().parse::<IpAddr>() {
+        match entry(part) {
             Ok(ip) if is_trusted(&ip) => last = ip,
             Ok(ip) => return ip,
             // Garbage in the chain: stop at the last address we could vouch for.
@@ -79,6 +99,15 @@ mod tests {
             ip("203.0.113.7")
         );
         assert_eq!(client_ip(ip("10.0.0.5"), None, &t), ip("10.0.0.5"));
+        // A dual-stack listener sees the proxy as ::ffff:10.0.0.5; gateways may add ports.
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.5"), Some("203.0.113.7:4711"), &t),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_ip(ip("10.0.0.5"), Some("[2001:db8::7]:443"), &t),
+            ip("2001:db8::7")
+        );
         assert_eq!(client_ip(ip("10.0.0.5"), Some("junk"), &t), ip("10.0.0.5"));
         assert!(parse_proxies("").unwrap().is_empty());
         assert!(parse_proxies("10.0.0.0/33").is_err());

@@ -59,7 +59,14 @@ pub fn reachable(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     };
-    !(link_local || ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() && !allow_loopback)
+    // Cloud metadata services outside link-local space (AWS over IPv6, Alibaba).
+    let metadata = ip == IpAddr::from([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254])
+        || ip == IpAddr::from([100, 100, 100, 200]);
+    !(link_local
+        || metadata
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || ip.is_loopback() && !allow_loopback)
 }
 
 /// A webhook URL: http or https, a host, no credentials in it, ≤ 2,000 characters, and not
@@ -223,6 +230,8 @@ mod tests {
         }
         for never in [
             "http://169.254.169.254/latest/meta-data",
+            "http://[fd00:ec2::254]/latest/meta-data",
+            "http://100.100.100.200/",
             "http://[fe80::1]/x",
             "http://0.0.0.0/x",
             "http://224.0.0.1/x",

@@ -87,6 +87,16 @@ pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
     }
     let partial = out.with_extension("partial");
     let _ = std::fs::remove_file(&partial);
+    // Private from the first byte: SQLite fills an empty file it is given.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&partial)
+            .map_err(|e| Error::startup(format!("cannot create {}: {e}", partial.display())))?;
+    }
     let cleanup = |e: Error| {
         let _ = std::fs::remove_file(&partial);
         e
@@ -190,6 +200,7 @@ pub fn after_restore(ctx: &Ctx, m: &Manifest, from: &Path) -> Result<u64> {
     let (ctx2, m, from) = (ctx.clone(), m.clone(), from.display().to_string());
     ctx.db.write_blocking(move |tx| {
         store::devices::jump_sequences(tx, SEQUENCE_JUMP)?;
+        store::logins::fail_all_undelivered(tx)?;
         let dropped = store::commands::expire_all_queued(tx)?;
         let rotated = super::logins::rotate_all_escrowed(tx, &ctx2, now)?;
         Audit::new(Event::BackupRestored, now)
@@ -243,6 +254,29 @@ pub async fn sweep(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<u64> {
         }
     });
     Ok(1)
+}
+
+/// At start-up: the scheduled backups' directory exists and takes files, so a wrong setting
+/// (or a read-only path under systemd's sandbox) stops the start instead of every backup.
+pub fn check_dir(cfg: &crate::config::Config) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if cfg.backup.keep == 0 {
+        return Ok(());
+    }
+    let dir = scheduled_dir(cfg);
+    let probe = dir.join(".write-test");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .and_then(|()| std::fs::write(&probe, b""))
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            Error::startup(format!(
+                "backup.dir {} cannot take files: {e} (under systemd, add it to ReadWritePaths=; or set backup.keep = 0)",
+                dir.display()
+            ))
+        })
 }
 
 /// Where scheduled backups go.

@@ -205,9 +205,17 @@ fn signing_key(
 
 /// Replaces the file atomically so a reader never sees half a checkpoint.
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, path)
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    // The rename itself survives a power cut only once the directory is synced.
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The newest signed checkpoint: (entries it covers, when, verifier key), for the audit page.

@@ -205,6 +205,8 @@ fn http_client(allow_loopback: bool) -> Result<reqwest::Client> {
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(std::sync::Arc::new(GuardedResolver { allow_loopback }))
+        // Straight to the receiver: an environment proxy would resolve and fetch unchecked.
+        .no_proxy()
         .build()
         .map_err(|e| Error::internal(format!("http client: {e}")))
 }

@@ -305,6 +305,18 @@ pub fn escrowed_accounts(r: &Reader<'_>) -> Result<Vec<(TenantId, DeviceId, Stri
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// After a restore: passwords whose orders are still queued in the copy will never be sent
+/// (the orders are dropped), so they fail and are forgotten.
+pub fn fail_all_undelivered(tx: &WriteTx<'_>) -> Result<u64> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "UPDATE credentials SET state = 'failed', password_sealed = NULL
+             WHERE state = 'pending' AND command_id IN (SELECT id FROM commands WHERE state = 'queued')",
+        )?
+        .execute([])? as u64)
+}
+
 /// Passwords whose command is about to expire undelivered never reached the workstation:
 /// they fail (and are forgotten), so they no longer count as on their way (CRED-05).
 pub fn fail_undelivered(tx: &WriteTx<'_>, now: crate::clock::Timestamp) -> Result<u64> {

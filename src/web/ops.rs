@@ -27,7 +27,11 @@ pub async fn metrics(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, WebError> {
-    let loopback = req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    // The client's address: behind a reverse proxy on this host every request comes from
+    // loopback, so the forwarded address decides.
+    let loopback = crate::app::client_ip(&req)
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
     if !loopback && !state.ctx.cfg.server.metrics_remote {
         return Err(WebError(Error::NotFound));
     }

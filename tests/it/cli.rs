@@ -282,3 +282,22 @@ fn the_demo_seeds_tenants_workstations_and_requests() {
     ]);
     fails_with(&o, "needs an empty data directory");
 }
+
+#[test]
+fn a_backup_directory_that_cannot_take_files_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"x").unwrap();
+    let out = hourglass()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().join("d").to_str().unwrap(),
+        ])
+        .env("HOURGLASS__BACKUP__DIR", blocker.join("backups"))
+        .output()
+        .unwrap();
+    fails_with(&out, "backup.dir");
+}

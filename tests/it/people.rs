@@ -1146,22 +1146,25 @@ async fn relogin(s: &TestServer) -> Http {
 /// forwarded; from anyone else `X-Forwarded-For` is ignored, so nobody picks their own address.
 #[actix_web::test]
 async fn forwarded_addresses_count_only_from_trusted_proxies() {
-    async fn failed_login_ip(s: &TestServer, xff: &str) -> Option<String> {
+    async fn failed_login_ip(s: &TestServer, xff: &[&str]) -> Option<String> {
         let mut h = Http::new(s);
         h.get("/login").await;
-        let r =
+        let mut rb =
             h.c.post(format!("{}/login", h.base))
                 .header("cookie", format!("__Host-hg_session={}", h.cookie))
                 .header("x-csrf-token", h.csrf())
-                .header("origin", h.base.clone())
-                .header("x-forwarded-for", xff)
-                .form(&[
-                    ("email", "nik@nikpot.com"),
-                    ("password", "wrong password here"),
-                ])
-                .send()
-                .await
-                .unwrap();
+                .header("origin", h.base.clone());
+        for line in xff {
+            rb = rb.header("x-forwarded-for", *line);
+        }
+        let r = rb
+            .form(&[
+                ("email", "nik@nikpot.com"),
+                ("password", "wrong password here"),
+            ])
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_client_error(), "{}", r.status());
         s.ctx()
             .db
@@ -1184,7 +1187,7 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
     let mut direct = TestServer::start().await;
     setup(&direct).await;
     assert_eq!(
-        failed_login_ip(&direct, "203.0.113.7").await.as_deref(),
+        failed_login_ip(&direct, &["203.0.113.7"]).await.as_deref(),
         Some("127.0.0.1"),
         "not a trusted proxy: the header is ignored"
     );
@@ -1194,11 +1197,18 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         TestServer::start_with(|c| c.server.trusted_proxies = "127.0.0.1".into()).await;
     setup(&proxied).await;
     assert_eq!(
-        failed_login_ip(&proxied, "198.51.100.1, 203.0.113.7")
+        failed_login_ip(&proxied, &["198.51.100.1, 203.0.113.7"])
             .await
             .as_deref(),
         Some("203.0.113.7"),
         "the address the proxy appended, not one the client made up"
+    );
+    assert_eq!(
+        failed_login_ip(&proxied, &["198.51.100.1", "203.0.113.8"])
+            .await
+            .as_deref(),
+        Some("203.0.113.8"),
+        "a proxy that adds its own header line"
     );
     proxied.stop().await;
 }

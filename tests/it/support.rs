@@ -97,7 +97,11 @@ impl TestServer {
 
     pub async fn stop(&mut self) {
         if let Some(r) = self.running.take() {
-            r.shutdown().await.unwrap();
+            // Bounded here too: a stop that hangs fails its test instead of the whole run.
+            tokio::time::timeout(std::time::Duration::from_secs(60), r.shutdown())
+                .await
+                .expect("the server did not stop within 60 s")
+                .unwrap();
         }
     }
 }
