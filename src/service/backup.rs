@@ -104,8 +104,10 @@ pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
     ctx.db.snapshot_to(&partial).map_err(cleanup)?;
     std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| cleanup(e.into()))?;
-    let (entries, root) = check_copy(&partial).map_err(cleanup)?;
-    let checkpoint = super::checkpoints::sign_head(ctx, entries, root).map_err(cleanup)?;
+    let (entries, _) = check_copy(&partial).map_err(cleanup)?;
+    let checkpoint = Db::open_read_only(&partial)
+        .and_then(|copy| super::checkpoints::sign_head(ctx, &copy))
+        .map_err(cleanup)?;
     let schema_version = store::inspect(&partial).map_err(cleanup)?.unwrap_or(0);
     let sha256 = file_sha256(&partial).map_err(cleanup)?;
     std::fs::rename(&partial, out).map_err(|e| cleanup(e.into()))?;

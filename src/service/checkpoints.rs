@@ -72,19 +72,42 @@ enum Signing {
     Refused(String),
 }
 
-/// A checkpoint note that verifies with this appliance's key (None for anything else).
-fn ours(r: &store::Reader<'_>, text: Option<&str>) -> Result<Option<Checkpoint>> {
-    let (Some(text), Some(vkey)) = (text, store::settings::get(r, VERIFIER_KEY)?) else {
-        return Ok(None);
-    };
-    let (Ok(signed), Ok((name, id, public))) = (note::parse(text), note::parse_verifier_key(&vkey))
-    else {
-        return Ok(None);
-    };
+/// A checkpoint note that verifies with `key` (None for anything else).
+fn ours(key: &Signer, text: Option<&str>) -> Option<Checkpoint> {
+    let signed = note::parse(text?).ok()?;
     let valid = signed.signatures.iter().any(|(n, i, sig)| {
-        *n == name && *i == id && signing::verify(&public, signed.text.as_bytes(), sig)
+        *n == key.name && *i == key.id && signing::verify(&key.public, signed.text.as_bytes(), sig)
     });
-    Ok(valid.then_some(signed.checkpoint))
+    valid.then_some(signed.checkpoint)
+}
+
+/// The newest checkpoint this appliance signed, from the database or the file outside it.
+fn previous(
+    r: &store::Reader<'_>,
+    key: &Signer,
+    outside: Option<&str>,
+) -> Result<Option<Checkpoint>> {
+    let stored = ours(key, store::settings::get(r, LAST)?.as_deref());
+    Ok([stored, ours(key, outside)]
+        .into_iter()
+        .flatten()
+        .max_by_key(|c| c.size))
+}
+
+/// Why a log (the live one, or a backup's copy) does not extend checkpoint `p`, if it does not.
+fn not_extending(r: &store::Reader<'_>, p: &Checkpoint) -> Result<Option<String>> {
+    let size = store::audit::head(r)?.map_or(0, |(s, _)| u64::try_from(s).unwrap_or(0));
+    let at = i64::try_from(p.size)
+        .ok()
+        .map(|s| store::audit::hash_at(r, s))
+        .transpose()?
+        .flatten();
+    Ok((size < p.size || at.as_deref() != Some(&p.root[..])).then(|| {
+        format!(
+            "the audit log ({size} entries) does not extend the last signed checkpoint ({} entries): it was truncated or rewritten; no checkpoint is signed until this is investigated",
+            p.size
+        )
+    }))
 }
 
 fn sign_if_due(
@@ -99,12 +122,8 @@ fn sign_if_due(
         return Ok(Signing::Nothing);
     };
     let size = u64::try_from(size).unwrap_or(0);
-    // The newest checkpoint known, in the database or in the file outside it.
-    let stored = ours(&r, store::settings::get(&r, LAST)?.as_deref())?;
-    let prev = [stored, ours(&r, outside)?]
-        .into_iter()
-        .flatten()
-        .max_by_key(|c| c.size);
+    let key = signing_key(tx, crypto, host, now)?;
+    let prev = previous(&r, &key, outside)?;
     let last_size = prev.as_ref().map_or(0, |c| c.size);
     let last_at = store::settings::get(&r, LAST_AT)?
         .and_then(|v| v.parse::<i64>().ok())
@@ -115,72 +134,123 @@ fn sign_if_due(
     if !due {
         return Ok(Signing::Nothing);
     }
-    if let Some(p) = &prev {
-        let at = i64::try_from(p.size)
-            .ok()
-            .map(|s| store::audit::hash_at(&r, s))
-            .transpose()?
-            .flatten();
-        if size < p.size || at.as_deref() != Some(&p.root[..]) {
-            store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
-            return Ok(Signing::Refused(format!(
-                "the audit log ({size} entries) does not extend the last signed checkpoint ({} entries): it was truncated or rewritten; no checkpoint is signed until this is investigated",
-                p.size
-            )));
-        }
+    if let Some(why) = prev
+        .as_ref()
+        .map(|p| not_extending(&r, p))
+        .transpose()?
+        .flatten()
+    {
+        store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
+        return Ok(Signing::Refused(why));
     }
     if size <= last_size {
         return Ok(Signing::Nothing);
     }
-    let (key, origin) = signing_key(tx, crypto, host, now)?;
     let root: [u8; 32] = root
         .try_into()
         .map_err(|_| Error::internal("the chain head hash is not 32 bytes"))?;
-    let cp = Checkpoint { origin, size, root };
-    let id = note::key_id(&cp.origin, &key.public(), crate::crypto::sha256);
-    let text = cp.signed(id, &key.sign(cp.body().as_bytes()));
+    let text = key.sign(Checkpoint {
+        origin: key.name.clone(),
+        size,
+        root,
+    });
     store::settings::put(tx, LAST, &text, now)?;
     store::settings::put(tx, LAST_AT, &now.millis().to_string(), now)?;
     Ok(Signing::Signed(text))
 }
 
-/// A signed checkpoint of another copy of the log (a backup's) at its head, for its manifest;
-/// nothing is recorded as the appliance's last checkpoint.
-pub fn sign_head(ctx: &Ctx, size: i64, root: Vec<u8>) -> Result<String> {
+/// A signed checkpoint of a backup's copy of the log at its head, for its manifest; refused
+/// when the copy does not extend the appliance's last checkpoint. Nothing is recorded as the
+/// appliance's own last checkpoint.
+pub fn sign_head(ctx: &Ctx, copy: &Db) -> Result<String> {
     let host = super::system::hostname(&ctx.cfg);
+    let outside = std::fs::read_to_string(ctx.cfg.storage.data_dir.join(FILE)).ok();
     let (crypto, now) = (ctx.crypto.clone(), ctx.clock.now());
-    ctx.db.write_blocking(move |tx| {
-        let (key, origin) = signing_key(tx, &crypto, &host, now)?;
-        let cp = Checkpoint {
-            origin,
-            size: u64::try_from(size).unwrap_or(0),
-            root: root
-                .try_into()
-                .map_err(|_| Error::internal("the chain head hash is not 32 bytes"))?,
-        };
-        let id = note::key_id(&cp.origin, &key.public(), crate::crypto::sha256);
-        Ok(cp.signed(id, &key.sign(cp.body().as_bytes())))
+    let key = ctx.db.write_blocking(move |tx| {
+        let key = signing_key(tx, &crypto, &host, now)?;
+        Ok((previous(&tx.reader(), &key, outside.as_deref())?, key))
+    });
+    let (prev, key) = key?;
+    copy.read_blocking(|r| {
+        if let Some(why) = prev
+            .as_ref()
+            .map(|p| not_extending(r, p))
+            .transpose()?
+            .flatten()
+        {
+            return Err(Error::startup(why));
+        }
+        let (size, root) = store::audit::head(r)?
+            .ok_or_else(|| Error::startup("the backup's audit log is empty"))?;
+        let root: [u8; 32] = root
+            .try_into()
+            .map_err(|_| Error::internal("the chain head hash is not 32 bytes"))?;
+        let size = u64::try_from(size).unwrap_or(0);
+        Ok(key.sign(Checkpoint {
+            origin: key.name.clone(),
+            size,
+            root,
+        }))
     })
 }
 
-/// The appliance's checkpoint key and its name (the checkpoint origin), created on first use.
-fn signing_key(
-    tx: &WriteTx<'_>,
-    crypto: &Crypto,
-    host: &str,
-    now: Timestamp,
-) -> Result<(SigningKey, String)> {
+/// The appliance's checkpoint key: its name (the checkpoint origin), key id and public half,
+/// all derived from the sealed private key (the stored verifier key is only a copy for
+/// readers, and a replaced one changes nothing here).
+struct Signer {
+    key: SigningKey,
+    name: String,
+    id: [u8; 4],
+    public: Vec<u8>,
+}
+
+impl Signer {
+    fn new(key: SigningKey, name: String) -> Self {
+        let public = key.public();
+        let id = note::key_id(&name, &public, crate::crypto::sha256);
+        Signer {
+            key,
+            name,
+            id,
+            public,
+        }
+    }
+    fn sign(&self, cp: Checkpoint) -> String {
+        cp.signed(self.id, &self.key.sign(cp.body().as_bytes()))
+    }
+}
+
+/// The sealed form: 0x02, the name's length (2 bytes) and the name, then the PKCS#8 key; the
+/// name (the checkpoint origin) is sealed with the key so neither can be swapped alone.
+const SEALED_FORMAT: u8 = 2;
+
+/// The appliance's checkpoint key, created on first use. Everything about it comes from the
+/// sealed row; the readable verifier key is a copy for `audit verify` and is put right when it
+/// no longer matches.
+fn signing_key(tx: &WriteTx<'_>, crypto: &Crypto, host: &str, now: Timestamp) -> Result<Signer> {
     let r = tx.reader();
-    if let (Some(sealed), Some(vkey)) = (
-        store::settings::get(&r, KEY)?,
-        store::settings::get(&r, VERIFIER_KEY)?,
-    ) {
+    if let Some(sealed) = store::settings::get(&r, KEY)? {
         let blob = B64
             .decode(sealed)
             .map_err(|_| Error::internal("the stored audit signing key is not base64"))?;
-        let key = SigningKey::from_pkcs8(&crypto.open(&seal_ctx(), &blob)?)?;
-        let (name, _, _) = note::parse_verifier_key(&vkey).map_err(Error::internal)?;
-        return Ok((key, name));
+        let plain = crypto.open(&seal_ctx(), &blob)?;
+        let bad = || Error::internal("the stored audit signing key is malformed");
+        let (&format, rest) = plain.split_first().ok_or_else(bad)?;
+        if format != SEALED_FORMAT || rest.len() < 2 {
+            return Err(bad());
+        }
+        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let name = rest.get(2..2 + n).ok_or_else(bad)?;
+        let name = String::from_utf8(name.to_vec()).map_err(|_| bad())?;
+        let signer = Signer::new(SigningKey::from_pkcs8(&rest[2 + n..])?, name);
+        let vkey = note::verifier_key(&signer.name, signer.id, &signer.public);
+        if store::settings::get(&r, VERIFIER_KEY)?.as_deref() != Some(vkey.as_str()) {
+            tracing::error!(
+                "the stored audit verifier key did not match the sealed signing key; restored it"
+            );
+            store::settings::put(tx, VERIFIER_KEY, &vkey, now)?;
+        }
+        return Ok(signer);
     }
     let safe: String = host
         .chars()
@@ -191,16 +261,20 @@ fn signing_key(
                 '-'
             }
         })
+        .take(200)
         .collect();
     let name = format!("{safe}/hourglass-audit");
     let pkcs8 = signing::generate_pkcs8()?;
-    let key = SigningKey::from_pkcs8(&pkcs8)?;
-    let id = note::key_id(&name, &key.public(), crate::crypto::sha256);
-    let vkey = note::verifier_key(&name, id, &key.public());
-    store::settings::put(tx, KEY, &B64.encode(crypto.seal(&seal_ctx(), &pkcs8)?), now)?;
+    let mut plain = zeroize::Zeroizing::new(vec![SEALED_FORMAT]);
+    plain.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    plain.extend_from_slice(name.as_bytes());
+    plain.extend_from_slice(&pkcs8);
+    let signer = Signer::new(SigningKey::from_pkcs8(&pkcs8)?, name);
+    let vkey = note::verifier_key(&signer.name, signer.id, &signer.public);
+    store::settings::put(tx, KEY, &B64.encode(crypto.seal(&seal_ctx(), &plain)?), now)?;
     store::settings::put(tx, VERIFIER_KEY, &vkey, now)?;
     tracing::info!(verifier_key = %vkey, "created the audit checkpoint signing key; keep this verifier key with your checkpoints");
-    Ok((key, name))
+    Ok(signer)
 }
 
 /// Replaces the file atomically so a reader never sees half a checkpoint.

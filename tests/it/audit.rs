@@ -349,10 +349,22 @@ async fn signed_checkpoints_catch_truncation_and_rewrites() {
 
     // The appliance itself will not bless the forked log, even with the checkpoint row in
     // the database gone: the file outside it still says what was signed.
-    rusqlite::Connection::open(data.join("hourglass.db"))
-        .unwrap()
-        .execute("DELETE FROM settings WHERE key = 'audit_checkpoint'", [])
+    // Nor with its readable verifier key swapped for another: the key comes from the sealed row.
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    let vkey: String = c
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'audit_verifier_key'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
+    c.execute_batch(
+        "DELETE FROM settings WHERE key = 'audit_checkpoint';
+         UPDATE settings SET value = 'hourglass.test/hourglass-audit+00000000+AQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUF'
+         WHERE key = 'audit_verifier_key';",
+    )
+    .unwrap();
+    drop(c);
     s.restart().await;
     s.clock.advance_secs(600);
     let now = s.clock.now();
@@ -366,6 +378,18 @@ async fn signed_checkpoints_catch_truncation_and_rewrites() {
         checkpoint_size(&file),
         size,
         "the last good checkpoint stays"
+    );
+    let restored: String = rusqlite::Connection::open(data.join("hourglass.db"))
+        .unwrap()
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'audit_verifier_key'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        restored, vkey,
+        "the readable copy is put right from the sealed key"
     );
     s.stop().await;
 
