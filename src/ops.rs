@@ -131,15 +131,17 @@ pub fn backup(cfg: Config, clock: Clock, out: &Path) -> Result<service::backup::
     service::backup::create(&appliance.ctx, out)
 }
 
-/// `hourglass restore --from F`: checks the backup and the key first, then replaces the
-/// database (the old one is kept aside), and prepares the agents and passwords (DUR-04).
+/// `hourglass restore --from F`: the backup is copied into a staging directory, and that copy
+/// is checked (hash, integrity, chain, signed checkpoint, the key opens its secrets) and
+/// prepared (DUR-04: agents' command numbers, stale orders, password rotation) before the live
+/// database is swapped for it; a failure on the way leaves the data directory as it was.
 /// Returns where the replaced database was kept and how many passwords will be rotated.
 pub fn restore(
     cfg: Config,
     clock: Clock,
     from: &Path,
 ) -> Result<(Option<std::path::PathBuf>, u64)> {
-    let manifest = service::backup::verify(from)?;
+    let manifest = service::backup::read_manifest(from)?;
     let dir = cfg.storage.data_dir.clone();
     let key_path = cfg.key_path();
     if !key_path.exists() {
@@ -148,42 +150,97 @@ pub fn restore(
             key_path.display()
         )));
     }
-    let crypto = crate::crypto::Crypto::load_or_create(&key_path, false)?;
-    service::backup::key_opens(from, &crypto, clock.now())?;
     let _lock = app::lock_data_dir(&dir)?;
-    let db_path = cfg.db_path();
+    // The current log's key, if there is one: the backup's checkpoint must carry it.
+    let current_vkey = Db::open_read_only(&cfg.db_path())
+        .ok()
+        .and_then(|db| service::checkpoints::verifier_key(&db).ok().flatten());
     let stamp = clock.now().millis();
-    let mut kept = None;
-    if db_path.exists() {
-        let aside = dir.join(format!("hourglass.db.before-restore-{stamp}"));
-        std::fs::rename(&db_path, &aside)?;
-        for ext in ["-wal", "-shm"] {
-            let side = dir.join(format!("hourglass.db{ext}"));
-            if side.exists() {
-                std::fs::rename(
-                    &side,
-                    dir.join(format!("hourglass.db{ext}.before-restore-{stamp}")),
-                )?;
-            }
+    let staging = dir.join(format!("restore-{stamp}"));
+    let staged = staging.join("hourglass.db");
+    let result = stage_and_prepare(
+        &cfg,
+        &clock,
+        from,
+        &staging,
+        &manifest,
+        current_vkey.as_deref(),
+    );
+    let rotated = match result {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
         }
+    };
+    // The swap: the old files aside, the prepared ones in, the directory synced.
+    let mut kept = None;
+    if cfg.db_path().exists() {
+        let aside = dir.join(format!("hourglass.db.before-restore-{stamp}"));
+        std::fs::rename(cfg.db_path(), &aside)?;
         kept = Some(aside);
     }
-    std::fs::copy(from, &db_path)?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&db_path, std::fs::Permissions::from_mode(0o600))?;
+    for ext in ["-wal", "-shm"] {
+        let side = dir.join(format!("hourglass.db{ext}"));
+        if side.exists() {
+            std::fs::rename(
+                &side,
+                dir.join(format!("hourglass.db{ext}.before-restore-{stamp}")),
+            )?;
+        }
+        let new = staging.join(format!("hourglass.db{ext}"));
+        if new.exists() {
+            std::fs::rename(&new, &side)?;
+        }
     }
+    std::fs::rename(&staged, cfg.db_path())?;
     // The restored log is shorter than the last checkpoint, truthfully: signing resumes from it.
-    let ckpt = dir.join(service::checkpoints::FILE);
-    if ckpt.exists() {
-        std::fs::rename(
-            &ckpt,
-            dir.join(format!("audit-checkpoint.before-restore-{stamp}.txt")),
-        )?;
+    for name in [service::checkpoints::FILE, "audit-checkpoint.tmp"] {
+        let f = dir.join(name);
+        if f.exists() {
+            std::fs::rename(&f, dir.join(format!("{name}.before-restore-{stamp}")))?;
+        }
     }
-    let appliance = app::open(cfg, clock)?;
-    let rotated = service::backup::after_restore(&appliance.ctx, &manifest, from)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    let _ = std::fs::remove_dir_all(&staging);
     Ok((kept, rotated))
+}
+
+/// Copies the backup into `staging` (with the key beside it), checks the copy and prepares it.
+fn stage_and_prepare(
+    cfg: &Config,
+    clock: &Clock,
+    from: &Path,
+    staging: &Path,
+    manifest: &service::backup::Manifest,
+    current_vkey: Option<&str>,
+) -> Result<u64> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().mode(0o700).create(staging)?;
+    let staged = staging.join("hourglass.db");
+    let copy_private = |src: &Path, dst: &Path| -> Result<()> {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(dst)?;
+        let mut input = std::fs::File::open(src)
+            .map_err(|e| Error::startup(format!("cannot read {}: {e}", src.display())))?;
+        std::io::copy(&mut input, &mut out)?;
+        out.sync_all()?;
+        Ok(())
+    };
+    copy_private(from, &staged)?;
+    copy_private(&cfg.key_path(), &staging.join("master.key"))?;
+    service::backup::check_staged(&staged, manifest, current_vkey, from)?;
+    let crypto = crate::crypto::Crypto::load_or_create(&cfg.key_path(), false)?;
+    service::backup::key_opens(&staged, &crypto, clock.now())?;
+    let mut staged_cfg = cfg.clone();
+    staged_cfg.storage.data_dir = staging.to_path_buf();
+    let appliance = app::open(staged_cfg, clock.clone())?;
+    let rotated = service::backup::after_restore(&appliance.ctx, manifest, from)?;
+    drop(appliance);
+    Ok(rotated)
 }
 
 /// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.

@@ -151,31 +151,39 @@ pub fn write_private(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-/// Reads and checks a backup before anything is replaced: the manifest, the file's hash,
-/// its integrity and chain, and that its signed checkpoint matches its log.
-pub fn verify(backup: &Path) -> Result<Manifest> {
+/// A backup's manifest, read and parsed.
+pub fn read_manifest(backup: &Path) -> Result<Manifest> {
     let mpath = manifest_path(backup);
     let text = std::fs::read_to_string(&mpath).map_err(|e| {
         Error::startup(format!("cannot read the manifest {}: {e}", mpath.display()))
     })?;
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| Error::startup(format!("{}: not a backup manifest: {e}", mpath.display())))?;
-    if file_sha256(backup)? != m.sha256 {
+    serde_json::from_str(&text)
+        .map_err(|e| Error::startup(format!("{}: not a backup manifest: {e}", mpath.display())))
+}
+
+/// Checks the staged copy of a backup (the very bytes that will be installed): its hash, then
+/// (brought to this version's schema) its integrity, its chain, and that the manifest's signed
+/// checkpoint matches it, with `vkey` (the current appliance's key) when there is one.
+pub fn check_staged(staged: &Path, m: &Manifest, vkey: Option<&str>, shown: &Path) -> Result<()> {
+    if file_sha256(staged)? != m.sha256 {
         return Err(Error::startup(format!(
             "{}: its SHA-256 differs from the manifest: the file is damaged or not this backup",
-            backup.display()
+            shown.display()
         )));
     }
-    let (entries, _) = check_copy(backup)?;
-    let db = Db::open_read_only(backup)?;
-    match super::checkpoints::verify_against(&db, &m.checkpoint, None)? {
-        Ok(_) if entries == m.audit_entries => Ok(m),
+    // An older backup is brought up to this version's schema before it is judged.
+    drop(Db::open(staged, std::time::Duration::from_secs(5), 1)?);
+    let (entries, _) =
+        check_copy(staged).map_err(|e| Error::startup(format!("{}: {e}", shown.display())))?;
+    let db = Db::open_read_only(staged)?;
+    match super::checkpoints::verify_against(&db, &m.checkpoint, vkey)? {
+        Ok(_) if entries == m.audit_entries => Ok(()),
         Ok(_) => Err(Error::startup(format!(
             "{}: {entries} audit entries, the manifest says {}",
-            backup.display(),
+            shown.display(),
             m.audit_entries
         ))),
-        Err(why) => Err(Error::startup(format!("{}: {why}", backup.display()))),
+        Err(why) => Err(Error::startup(format!("{}: {why}", shown.display()))),
     }
 }
 

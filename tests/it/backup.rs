@@ -126,8 +126,21 @@ async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
         s.dir.path().join("damaged.db.manifest.json"),
     )
     .unwrap();
+    let before = sha256_file(&data.join("hourglass.db"));
     let (ok, said) = hg(&["restore", "--from", damaged.to_str().unwrap()], &data);
     assert!(!ok && said.contains("SHA-256 differs"), "{said}");
+    assert_eq!(
+        sha256_file(&data.join("hourglass.db")),
+        before,
+        "nothing replaced"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with("restore-") || n.contains("before-restore"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 
     // The restore itself.
     let (ok, said) = hg(&["restore", "--from", out.to_str().unwrap()], &data);
