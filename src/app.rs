@@ -147,6 +147,9 @@ pub struct Appliance {
     pub ctx: Ctx,
     pub opened: Opened,
     pub fingerprint: String,
+    /// The data directory's lock, when taken before opening (`serve`); `start` takes it
+    /// otherwise.
+    pub lock: Option<std::fs::File>,
 }
 
 /// Opens (creating on first start) the data directory, refusing anything it should not touch.
@@ -191,6 +194,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         ctx,
         opened,
         fingerprint: cert.fingerprint,
+        lock: None,
     })
 }
 
@@ -279,7 +283,10 @@ fn bind_error(addr: &str, e: std::io::Error) -> Error {
 pub async fn start(appliance: Appliance) -> Result<Running> {
     let ctx = appliance.ctx;
     let cfg = ctx.cfg.clone();
-    let lock = lock_data_dir(&cfg.storage.data_dir)?;
+    let lock = match appliance.lock {
+        Some(l) => l,
+        None => lock_data_dir(&cfg.storage.data_dir)?,
+    };
     service::backup::check_dir(&cfg)?;
     let state = web::Data::new(AppState::new(ctx.clone()));
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
@@ -409,9 +416,17 @@ pub fn serve_blocking(cfg: Config, clock: Clock) -> Result<()> {
 
 /// `hourglass serve`: runs until SIGTERM or Ctrl-C.
 pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
-    let appliance = tokio::task::spawn_blocking(move || open(cfg, clock))
-        .await
-        .map_err(Error::internal)??;
+    // Locked before anything is written: a restore in progress is not raced.
+    let appliance = tokio::task::spawn_blocking(move || {
+        ensure_data_dir(&cfg.storage.data_dir)?;
+        let lock = lock_data_dir(&cfg.storage.data_dir)?;
+        open(cfg, clock).map(|a| Appliance {
+            lock: Some(lock),
+            ..a
+        })
+    })
+    .await
+    .map_err(Error::internal)??;
     let created = appliance.opened == Opened::Created;
     let fingerprint = appliance.fingerprint.clone();
     let data_dir = appliance.ctx.cfg.storage.data_dir.clone();
