@@ -253,3 +253,25 @@ async fn scheduled_backups_are_taken_daily_and_kept_few() {
         .unwrap();
     assert_eq!(audited, 3);
 }
+
+/// A backup carries a checkpoint signed by the appliance it came from: restoring another
+/// appliance's backup over this one is refused before anything is replaced.
+#[test]
+fn another_appliances_backup_is_refused() {
+    let make = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let cfg = test_config(&data);
+        drop(hourglass::app::open(cfg, hourglass::clock::Clock::manual(T0)).unwrap());
+        let out = dir.path().join(format!("{name}.db"));
+        let (ok, said) = hg(&["backup", "--out", out.to_str().unwrap()], &data);
+        assert!(ok, "{said}");
+        (dir, data, out)
+    };
+    let (_a, _, backup_a) = make("a");
+    let (_b, data_b, _) = make("b");
+    let before = sha256_file(&data_b.join("hourglass.db"));
+    let (ok, said) = hg(&["restore", "--from", backup_a.to_str().unwrap()], &data_b);
+    assert!(!ok && said.contains("not signed by the key"), "{said}");
+    assert_eq!(sha256_file(&data_b.join("hourglass.db")), before);
+}
