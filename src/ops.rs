@@ -128,7 +128,7 @@ pub fn audit_export(cfg: &Config, a: &AuditExport<'_>) -> Result<u64> {
 /// `hourglass backup --out F`: a checked online copy and its manifest (the appliance may run).
 pub fn backup(cfg: Config, clock: Clock, out: &Path) -> Result<service::backup::Manifest> {
     let appliance = app::open(cfg, clock)?;
-    service::backup::create(&appliance.ctx, out)
+    service::backup::create(&appliance.ctx, out, None)
 }
 
 /// `hourglass restore --from F`: the backup is copied into a staging directory, and that copy

@@ -77,7 +77,7 @@ pub fn check_copy(path: &Path) -> Result<(i64, Vec<u8>)> {
 }
 
 /// Writes a checked backup to `out` (mode 0600) and its manifest, and audits it.
-pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
+pub fn create(ctx: &Ctx, out: &Path, by: Option<&By>) -> Result<Manifest> {
     use std::os::unix::fs::PermissionsExt;
     if out.exists() || manifest_path(out).exists() {
         return Err(Error::startup(format!(
@@ -128,14 +128,18 @@ pub fn create(ctx: &Ctx, out: &Path) -> Result<Manifest> {
     let details =
         json!({"file": out.display().to_string(), "sha256": m.sha256, "audit_entries": entries});
     let now = ctx.clock.now();
-    ctx.db.write_blocking(move |tx| {
-        Audit::new(Event::BackupCreated, now)
-            .details(details)
-            .append(tx)
-            .map(|_| ())
-    })?;
+    let audit = Audit::new(Event::BackupCreated, now).details(details);
+    let audit = match by {
+        Some((p, o)) => audit.by(p, o),
+        None => audit,
+    };
+    ctx.db
+        .write_blocking(move |tx| audit.append(tx).map(|_| ()))?;
     Ok(m)
 }
+
+/// Who asked for a backup from the portal.
+pub type By = (crate::authz::Principal, super::audit::Origin);
 
 pub fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
@@ -252,7 +256,7 @@ pub async fn sweep(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<u64> {
         return Ok(0);
     }
     let ctx2 = ctx.clone();
-    tokio::task::spawn_blocking(move || match scheduled(&ctx2, now) {
+    tokio::task::spawn_blocking(move || match scheduled(&ctx2, now, None) {
         Ok(path) => tracing::info!(backup = %path.display(), "scheduled backup written"),
         Err(e) => {
             metrics::counter!("hourglass_backup_failures_total").increment(1);
@@ -298,7 +302,7 @@ pub fn scheduled_dir(cfg: &crate::config::Config) -> PathBuf {
     }
 }
 
-fn scheduled(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<PathBuf> {
+fn scheduled(ctx: &Ctx, now: crate::clock::Timestamp, by: Option<&By>) -> Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = scheduled_dir(&ctx.cfg);
     std::fs::DirBuilder::new()
@@ -307,8 +311,10 @@ fn scheduled(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<PathBuf> {
         .create(&dir)?;
     // Names sort by time: hourglass-2026-11-23T02-00-00.000Z.db
     let path = dir.join(format!("hourglass-{}.db", now.rfc3339().replace(':', "-")));
-    create(ctx, &path)?;
-    prune(&dir, ctx.cfg.backup.keep as usize)?;
+    create(ctx, &path, by)?;
+    if ctx.cfg.backup.keep > 0 {
+        prune(&dir, ctx.cfg.backup.keep as usize)?;
+    }
     Ok(path)
 }
 
@@ -329,4 +335,70 @@ fn prune(dir: &Path, keep: usize) -> Result<()> {
         std::fs::remove_file(&old)?;
     }
     Ok(())
+}
+
+/// What the portal shows about backups (MSP admins).
+pub struct Status {
+    pub dir: PathBuf,
+    pub keep: u32,
+    pub every_hours: u32,
+    pub next_at: Option<crate::clock::Timestamp>,
+    /// Newest first: file name, size in bytes, audit entries (from its manifest).
+    pub recent: Vec<(String, u64, Option<i64>)>,
+}
+
+pub async fn status(ctx: &Ctx, p: &crate::authz::Principal) -> Result<Status> {
+    p.msp_scope()?;
+    let next_at = ctx
+        .db
+        .read(|r| store::settings::get(r, NEXT))
+        .await?
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(crate::clock::Timestamp);
+    let dir = scheduled_dir(&ctx.cfg);
+    let mut recent: Vec<(String, u64, Option<i64>)> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".db"))
+                .map(|e| {
+                    let m = read_manifest(&e.path()).ok().map(|m| m.audit_entries);
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    (e.file_name().to_string_lossy().to_string(), size, m)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    recent.sort_by(|a, b| b.0.cmp(&a.0));
+    recent.truncate(10);
+    Ok(Status {
+        dir,
+        keep: ctx.cfg.backup.keep,
+        every_hours: ctx.cfg.backup.every_hours,
+        next_at,
+        recent,
+    })
+}
+
+/// "Back up now" (MSP admins): the same checked backup as the scheduled one, audited with who
+/// asked. Waits for it, so the answer says whether it worked.
+pub async fn run_now(
+    ctx: &Ctx,
+    p: &crate::authz::Principal,
+    o: &super::audit::Origin,
+) -> Result<String> {
+    p.msp_scope()?;
+    let (ctx2, by, now) = (ctx.clone(), (p.clone(), o.clone()), ctx.clock.now());
+    let path = tokio::task::spawn_blocking(move || scheduled(&ctx2, now, Some(&by)))
+        .await
+        .map_err(Error::internal)?
+        // Shown to the admin: why it failed (a full disk, an unwritable directory).
+        .map_err(|e| match e {
+            Error::Startup(m) => Error::Unavailable(m),
+            Error::Internal(m) => Error::Unavailable(format!("the backup failed: {m}")),
+            e => e,
+        })?;
+    Ok(path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default())
 }

@@ -64,6 +64,7 @@ route_table! {
     "/tenants" => { get: tenants::tenants_page, post: tenants::create },
     "/t/{slug}/" => { get: dashboard::tenant_home },
     "/t/{slug}/settings" => { get: tenants::settings_page, post: tenants::update },
+    "/appliance/backup" => { post: tenants::backup_now },
     "/t/{slug}/users" => { get: users::users_page, post: users::create },
     "/t/{slug}/users/{id}" => { get: users::detail_page },
     "/t/{slug}/users/{id}/roles" => { post: users::roles },

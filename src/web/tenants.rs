@@ -131,6 +131,13 @@ pub async fn settings_page(
         .is_some_and(|p| p.contains(Permission::SettingsManage));
     let s = &t.settings;
     let action = format!("/t/{}/settings", t.slug);
+    // Appliance-wide: shown to MSP admins on the MSP tenant's page.
+    let backups = if t.kind == crate::model::tenants::TenantKind::Msp && cu.principal.is_msp_admin()
+    {
+        Some(service::backup::status(&state.ctx, &cu.principal).await?)
+    } else {
+        None
+    };
     let content = html! {
         main {
             h1 { "Settings of " (t.name) }
@@ -163,6 +170,36 @@ pub async fn settings_page(
                         datalist #time-zones { @for z in crate::model::zones::names() { option value=(z) {} } }
                     }
                     button type="submit" { "Save settings" }
+                }
+            }
+            @if let Some(b) = &backups {
+                section.card #backups {
+                    h2 { "Backups" }
+                    @if b.keep == 0 {
+                        p { "Scheduled backups are off (" code { "backup.keep = 0" } "). Backups made here go to " code { (b.dir.display()) } "." }
+                    } @else {
+                        p {
+                            "Every " (b.every_hours) " hours into " code { (b.dir.display()) } ", the newest " (b.keep) " kept"
+                            @if let Some(n) = b.next_at { "; the next one is due " (n.rfc3339()) }
+                            ". " code { "master.key" } " is never in them: keep a copy of it elsewhere."
+                        }
+                    }
+                    form.inline method="post" action="/appliance/backup" hx-post="/appliance/backup" hx-target="#backup-result" hx-indicator="#backup-busy" {
+                        (ui::csrf_input(&cu.csrf))
+                        button type="submit" { "Back up now" }
+                        span #backup-busy.htmx-indicator { " Backing up…" }
+                    }
+                    div #backup-result {}
+                    @if !b.recent.is_empty() {
+                        table {
+                            thead { tr { th { "File" } th { "Size" } th { "Audit entries" } } }
+                            tbody {
+                                @for (name, size, entries) in &b.recent {
+                                    tr { td { code { (name) } } td { (size / 1024) " KiB" } td { (entries.map(|e| e.to_string()).unwrap_or_else(|| "no manifest".into())) } }
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -246,5 +283,24 @@ pub async fn update(
                 ui::form_error(Some(&format!("{}: {msg}", field.replace('_', " ")))).into_string(),
             )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
+    }
+}
+
+/// "Back up now" (MSP admins only; anyone else gets the missing answer, audited).
+pub async fn backup_now(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+) -> Result<HttpResponse, WebError> {
+    match service::backup::run_now(&state.ctx, &cu.principal, &cu.origin).await {
+        Ok(name) => Ok(super::home::fragment(
+            html! { p.ok { "Backup written: " code { (name) } " (with its manifest). Keep a copy of master.key elsewhere." } },
+            true,
+        )),
+        Err(Error::NotFound) => {
+            service::tenants::authz_fail(&state.ctx, &cu.principal, None, "backup", &cu.origin)
+                .await?;
+            Err(WebError(Error::NotFound))
+        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -275,3 +275,49 @@ fn another_appliances_backup_is_refused() {
     assert!(!ok && said.contains("not signed by the key"), "{said}");
     assert_eq!(sha256_file(&data_b.join("hourglass.db")), before);
 }
+
+/// The MSP admin sees the backups on the MSP's settings page and can back up now; the copy
+/// is written, listed and audited with who asked.
+#[actix_web::test]
+async fn an_msp_admin_backs_up_from_the_portal() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = crate::people::setup(&s).await;
+    let page = admin
+        .get("/t/nikpot-it/settings")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Back up now") && page.contains("the newest 7 kept"),
+        "{page}"
+    );
+    let r = admin.post("/appliance/backup", &[]).await;
+    assert_eq!(r.status(), 200);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("Backup written: <code>hourglass-"), "{said}");
+    let page = admin
+        .get("/t/nikpot-it/settings")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(".db</code></td>"), "listed: {page}");
+    let by: Vec<_> = s
+        .ctx()
+        .db
+        .read(|r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some("backup_created".into()),
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap();
+    assert_eq!(by.len(), 1);
+    assert_eq!(by[0].1.actor_kind.as_str(), "user");
+    s.stop().await;
+}
