@@ -168,11 +168,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         cfg.storage.read_pool_size,
     )?;
     let now = clock.now();
-    let hostname = if cfg.tls.hostname.is_empty() {
-        system_hostname()
-    } else {
-        cfg.tls.hostname.clone()
-    };
+    let hostname = cfg.hostname();
     let cert = service::certificates::ensure(&db, &crypto, &hostname, now)?;
     let key = service::certificates::certified_key(&db, &crypto, &cert, now)?;
     let certs = Arc::new(CertResolver::new(cert.id, key));
@@ -189,6 +185,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         wake: Default::default(),
         beats: Default::default(),
         stopping: Default::default(),
+        bound: Default::default(),
     };
     Ok(Appliance {
         ctx,
@@ -196,10 +193,6 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         fingerprint: cert.fingerprint,
         lock: None,
     })
-}
-
-pub fn system_hostname() -> String {
-    gethostname::gethostname().to_string_lossy().to_lowercase()
 }
 
 fn ensure_data_dir(dir: &Path) -> Result<()> {
@@ -333,6 +326,9 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
         servers.push(redirect.run());
     }
 
+    let _ = ctx
+        .bound
+        .set(cfg.links_bound(portal_addrs.first().copied(), agent_addrs.first().copied()));
     service::system::record_start(&ctx.db, &cfg, env!("CARGO_PKG_VERSION"), ctx.clock.now())
         .await?;
     let scheduler = crate::jobs::start(ctx.clone()).await?;
@@ -454,6 +450,14 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
             "existing database"
         }
     );
+    // Until setup is done, each start prints a new one-time link (the previous one stops
+    // working) on the address actually listened on.
+    if let Some(token) = service::setup::setup_link_if_needed(&running.ctx).await? {
+        println!(
+            "First-run setup (one-time link, valid 24 hours): {}/setup/{token}",
+            running.ctx.links().portal
+        );
+    }
     stop.await;
     println!("Shutting down: finishing in-flight requests");
     running.shutdown().await?;

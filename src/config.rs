@@ -239,6 +239,38 @@ impl Config {
             .map_err(|e| Error::startup(format!("configuration: {}", one_line(&e))))
     }
 
+    /// The name in the self-signed certificate and in links: `tls.hostname`, else the
+    /// machine's hostname.
+    pub fn hostname(&self) -> String {
+        if self.tls.hostname.is_empty() {
+            gethostname::gethostname().to_string_lossy().to_lowercase()
+        } else {
+            self.tls.hostname.clone()
+        }
+    }
+
+    /// Link bases before (or without) binding: from the configured addresses.
+    pub fn links(&self) -> crate::model::links::Links {
+        self.links_bound(None, None)
+    }
+
+    /// Link bases from the addresses actually bound (`serve`).
+    pub fn links_bound(
+        &self,
+        bound: Option<std::net::SocketAddr>,
+        agent_bound: Option<std::net::SocketAddr>,
+    ) -> crate::model::links::Links {
+        let hostname = self.hostname();
+        crate::model::links::links(&crate::model::links::Where {
+            public_url: &self.server.public_url,
+            hostname: &hostname,
+            listen: &self.server.listen,
+            bound,
+            agent_listen: &self.server.agent_listen,
+            agent_bound,
+        })
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.storage.data_dir.join("hourglass.db")
     }

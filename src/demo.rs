@@ -43,8 +43,7 @@ pub fn run(mut cfg: Config) -> Result<()> {
         let ctx = appliance.ctx.clone();
         let link = service::setup::headless_setup(&ctx, "Demo MSP", "Dana", "Admin", ADMIN)?;
         let running = app::start(appliance).await?;
-        let addr = running.portal_addrs[0];
-        let base = format!("https://localhost:{}", addr.port());
+        let base = ctx.links().portal;
         let summary = seed(&ctx, &base, &fingerprint).await;
         match summary.and_then(|l| app::stop_signal().map(|stop| (l, stop))) {
             Ok((lines, stop)) => {

@@ -243,28 +243,6 @@ fn stage_and_prepare(
     Ok(rotated)
 }
 
-/// The base URL printed in links: `server.public_url`, or https://<hostname>:<port>.
-pub fn public_base(cfg: &Config, port: Option<u16>) -> String {
-    if !cfg.server.public_url.is_empty() {
-        return cfg.server.public_url.trim_end_matches('/').to_string();
-    }
-    let host = if cfg.tls.hostname.is_empty() {
-        app::system_hostname()
-    } else {
-        cfg.tls.hostname.clone()
-    };
-    let port = port
-        .or_else(|| {
-            cfg.server
-                .listen
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-        })
-        .unwrap_or(8443);
-    format!("https://{host}:{port}")
-}
-
 pub fn admin_setup(
     cfg: Config,
     clock: Clock,
@@ -273,7 +251,7 @@ pub fn admin_setup(
     last: &str,
     email: &str,
 ) -> Result<String> {
-    let base = public_base(&cfg, None);
+    let base = cfg.links().portal;
     let appliance = app::open(cfg, clock)?;
     let token = service::setup::headless_setup(&appliance.ctx, msp, first, last, email)
         .map_err(cli_error)?;
@@ -304,7 +282,7 @@ pub fn enrollment_token(
     hours: u32,
     uses: u32,
 ) -> Result<(String, String)> {
-    let base = public_base(&cfg, None);
+    let base = cfg.links().agent;
     let appliance = app::open(cfg, clock)?;
     let n = service::devices::NewToken { hours, uses };
     service::devices::create_token_for_slug(&appliance.ctx, tenant, n, &base).map_err(cli_error)

@@ -43,4 +43,16 @@ pub struct Ctx {
     pub wake: Arc<crate::notify::Wakeups>,
     pub beats: Arc<crate::notify::Heartbeats>,
     pub stopping: Arc<crate::notify::Stopping>,
+    /// Link bases from the addresses actually bound, set once the listeners are up.
+    pub bound: Arc<std::sync::OnceLock<crate::model::links::Links>>,
+}
+
+impl Ctx {
+    /// Where links point (DESIGN §7): `server.public_url`, else the address listened on.
+    pub fn links(&self) -> crate::model::links::Links {
+        self.bound
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.cfg.links())
+    }
 }

@@ -122,11 +122,7 @@ pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<(Vec<Webhook>,
 
 /// The portal link approvers follow.
 pub fn requests_link(ctx: &Ctx, t: &Tenant) -> String {
-    format!(
-        "{}/t/{}/requests",
-        crate::ops::public_base(&ctx.cfg, None),
-        t.slug
-    )
+    format!("{}/t/{}/requests", ctx.links().portal, t.slug)
 }
 
 /// Inside the request's transaction: one outbox row per listening webhook.

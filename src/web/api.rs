@@ -301,7 +301,6 @@ pub struct NewUser {
 
 pub async fn users_create(
     state: web::Data<AppState>,
-    req: HttpRequest,
     u: ApiUser,
     slug: web::Path<String>,
     body: web::Json<NewUser>,
@@ -321,11 +320,7 @@ pub async fn users_create(
         service::users::create(&state.ctx, &u.principal, &t, new, &u.origin).await,
     )
     .await?;
-    let link = super::users::link_url(
-        &state,
-        req.connection_info().host(),
-        &format!("/enroll/{}", c.enrollment_token),
-    );
+    let link = super::users::link_url(&state, &format!("/enroll/{}", c.enrollment_token));
     let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &link);
     Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link, "mailed": mailed})))
 }
@@ -478,7 +473,6 @@ fn device_json(
 
 pub async fn enrollment_token_create(
     state: web::Data<AppState>,
-    req: HttpRequest,
     u: ApiUser,
     slug: web::Path<String>,
     body: web::Json<NewEnrollmentToken>,
@@ -488,7 +482,7 @@ pub async fn enrollment_token_create(
         hours: body.hours.unwrap_or(24),
         uses: body.uses.unwrap_or(1),
     };
-    let base = super::devices::base_url(&state, &req);
+    let base = super::devices::base_url(&state);
     let (tok, secret, command) = denied(
         &state,
         &u,

@@ -1,7 +1,7 @@
 //! Workstations of a tenant: list with online state, add (enrollment command line), detail
 //! with administrators, commands and events, retire.
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -111,13 +111,13 @@ pub struct TokenForm {
     csrf_token: Option<String>,
 }
 
-pub fn base_url(state: &AppState, req: &HttpRequest) -> String {
-    super::users::link_url(state, req.connection_info().host(), "")
+/// Where agents reach the appliance (the enrollment command's `--server`).
+pub fn base_url(state: &AppState) -> String {
+    state.ctx.links().agent
 }
 
 pub async fn create_token(
     state: web::Data<AppState>,
-    req: HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
     form: web::Form<TokenForm>,
@@ -135,7 +135,7 @@ pub async fn create_token(
                 &cu.principal,
                 &t,
                 NewToken { hours, uses },
-                &base_url(&state, &req),
+                &base_url(&state),
                 &cu.origin,
             )
             .await

@@ -62,6 +62,7 @@ route_table! {
     "/account/tokens" => { post: account::create_token },
     "/account/tokens/{id}/revoke" => { post: account::revoke_token },
     "/tenants" => { get: tenants::tenants_page, post: tenants::create },
+    "/t/{slug}" => { get: dashboard::tenant_home },
     "/t/{slug}/" => { get: dashboard::tenant_home },
     "/t/{slug}/settings" => { get: tenants::settings_page, post: tenants::update },
     "/appliance/backup" => { post: tenants::backup_now },

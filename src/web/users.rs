@@ -132,13 +132,9 @@ pub struct AddUser {
     csrf_token: Option<String>,
 }
 
-pub fn link_url(state: &AppState, host: &str, path: &str) -> String {
-    let base = state.ctx.cfg.server.public_url.trim_end_matches('/');
-    if base.is_empty() {
-        format!("https://{host}{path}")
-    } else {
-        format!("{base}{path}")
-    }
+/// A link people follow: never built from the request's `Host` header.
+pub fn link_url(state: &AppState, path: &str) -> String {
+    format!("{}{path}", state.ctx.links().portal)
 }
 
 fn link_card(url: &str, who: &str, mailed: bool) -> Result<Markup, WebError> {
@@ -155,7 +151,6 @@ fn link_card(url: &str, who: &str, mailed: bool) -> Result<Markup, WebError> {
 
 pub async fn create(
     state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
     form: web::Form<AddUser>,
@@ -170,11 +165,7 @@ pub async fn create(
     };
     match service::users::create(&state.ctx, &cu.principal, &t, new, &cu.origin).await {
         Ok(c) => {
-            let url = link_url(
-                &state,
-                req.connection_info().host(),
-                &format!("/enroll/{}", c.enrollment_token),
-            );
+            let url = link_url(&state, &format!("/enroll/{}", c.enrollment_token));
             let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &url);
             let card = link_card(
                 &url,
@@ -333,7 +324,6 @@ pub struct ActionForm {
 
 pub async fn action(
     state: web::Data<AppState>,
-    req: actix_web::HttpRequest,
     cu: CurrentUser,
     path: web::Path<(String, String, String)>,
     form: web::Form<ActionForm>,
@@ -376,11 +366,7 @@ pub async fn action(
     .await?;
     let body = match token {
         Some(tok) => link_card(
-            &link_url(
-                &state,
-                req.connection_info().host(),
-                &format!("/enroll/{tok}"),
-            ),
+            &link_url(&state, &format!("/enroll/{tok}")),
             "this user",
             false,
         )?,
