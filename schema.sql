@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 8;
+PRAGMA user_version = 9;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -172,7 +172,7 @@ CREATE TABLE web_sessions (
     mfa_at        INTEGER NOT NULL DEFAULT 0,
     ip            TEXT,
     user_agent    TEXT
-) STRICT;
+    , csrf_seed BLOB) STRICT;
 CREATE INDEX web_sessions_user ON web_sessions (user_id);
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
 
@@ -281,7 +281,7 @@ CREATE TABLE requests (
     justification     TEXT NOT NULL,
     ticket            TEXT,
     state             TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'cancelled', 'timed_out',
-                          'declined', 'expired', 'ended_by_user', 'revoked')),
+                          'declined', 'expired', 'ended_by_user', 'revoked', 'failed')),
     version           INTEGER NOT NULL DEFAULT 1,
     decided_by        TEXT,
     decided_by_rule   TEXT,
@@ -292,7 +292,8 @@ CREATE TABLE requests (
     ended_at          INTEGER,
     app               TEXT,
     grant_scope       TEXT CHECK (grant_scope IN ('once', 'user', 'device', 'tenant')),
-    policy_id         TEXT
+    policy_id         TEXT,
+    failure           TEXT
 ) STRICT;
 -- JIT-04: one open (pending or active) admin request per endpoint user, enforced here.
 CREATE UNIQUE INDEX requests_one_open ON requests (tenant_id, endpoint_user_id)
@@ -364,7 +365,7 @@ CREATE TABLE logins (
     expires_at INTEGER NOT NULL,
     ended_at   INTEGER,
     ended_by   TEXT
-) STRICT;
+    , failure TEXT) STRICT;
 -- One open session per account and workstation: a second would change the first one's password.
 CREATE UNIQUE INDEX logins_one_open ON logins (device_id, account) WHERE state IN ('waiting', 'active');
 CREATE INDEX logins_tenant ON logins (tenant_id, created_at);

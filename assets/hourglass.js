@@ -1,4 +1,5 @@
-// Small page helpers the strict CSP allows (no inline script): copy buttons and countdowns.
+// Small page helpers the strict CSP allows (no inline script): copy buttons, countdowns, the
+// navigation menu on narrow screens, the step-up dialog, and forms that behave.
 "use strict";
 
 document.addEventListener("click", function (e) {
@@ -11,7 +12,17 @@ document.addEventListener("click", function (e) {
   });
 });
 
-// <span data-seconds-left="N">: counts down from the server's figure at page load.
+// The navigation collapses behind the menu button on narrow screens.
+document.addEventListener("click", function (e) {
+  var b = e.target.closest("[data-menu-toggle]");
+  if (!b) return;
+  var open = document.body.classList.toggle("nav-open");
+  b.setAttribute("aria-expanded", open ? "true" : "false");
+});
+
+// <span data-seconds-left="N">: counts down from the server's figure at page load. With
+// data-reload-at-zero the page (or its htmx fragment) is fetched again when it reaches zero,
+// e.g. the offline code page shows the next code.
 setInterval(function () {
   document.querySelectorAll("[data-seconds-left]").forEach(function (el) {
     if (!el.dataset.t0) el.dataset.t0 = String(Date.now());
@@ -19,5 +30,97 @@ setInterval(function () {
     left = Math.max(0, Math.round(left));
     var m = Math.floor(left / 60), s = left % 60;
     el.textContent = m > 0 ? m + " min " + s + " s" : s + " s";
+    if (left === 0 && el.hasAttribute("data-reload-at-zero") && !el.dataset.reloading) {
+      el.dataset.reloading = "1";
+      setTimeout(function () { window.location.reload(); }, 1500);
+    }
   });
 }, 1000);
+
+// --- step-up -----------------------------------------------------------------------------
+// A sensitive htmx request answered "fresh code needed" (X-Step-Up): the server put the code
+// form into the dialog. After a correct code (event hg-stepped-up) the original request is
+// sent again from its own element, so the page and what was typed in it stay as they were.
+var pendingStepUp = null;
+var replaying = null;
+
+function stepUpDialog() { return document.getElementById("step-up-dialog"); }
+
+document.addEventListener("htmx:beforeSwap", function (e) {
+  var x = e.detail.xhr;
+  if (!x || x.getResponseHeader("X-Step-Up") !== "required") return;
+  var c = e.detail.requestConfig || {};
+  var values = {};
+  if (c.formData && c.formData.forEach) {
+    c.formData.forEach(function (v, k) { values[k] = v; });
+  }
+  pendingStepUp = { elt: c.elt, verb: c.verb, path: c.path, values: values };
+});
+
+document.addEventListener("htmx:afterSwap", function (e) {
+  var d = stepUpDialog();
+  if (!d || e.detail.target !== d) return;
+  if (!d.open && d.showModal) d.showModal();
+  var input = d.querySelector("input[name=code]");
+  if (input) input.focus();
+});
+
+document.addEventListener("hg-stepped-up", function () {
+  var d = stepUpDialog();
+  if (d && d.open) d.close();
+  var p = pendingStepUp;
+  pendingStepUp = null;
+  if (!p || !window.htmx) return;
+  if (p.elt && document.body.contains(p.elt)) {
+    replaying = p.elt;
+    htmx.ajax(p.verb, p.path, { source: p.elt });
+  } else {
+    // The element was redrawn meanwhile (a live list): send what it held.
+    htmx.ajax(p.verb, p.path, { values: p.values, target: "#flash", swap: "innerHTML" });
+  }
+});
+
+// The person already confirmed the original request: do not ask twice.
+document.addEventListener("htmx:confirm", function (e) {
+  if (replaying && e.detail.elt === replaying) {
+    replaying = null;
+    e.preventDefault();
+    e.detail.issueRequest(true);
+  }
+});
+
+document.addEventListener("click", function (e) {
+  if (!e.target.closest("[data-close-dialog]")) return;
+  var d = stepUpDialog();
+  pendingStepUp = null;
+  if (d && d.open) d.close();
+});
+
+// --- forms -------------------------------------------------------------------------------
+// A create form (data-reset-on-success) is emptied once the server accepted it, so the next
+// entry starts clean; on an error it keeps what was typed.
+document.addEventListener("htmx:afterRequest", function (e) {
+  var f = e.detail.elt;
+  if (!f || !f.matches || !f.matches("form[data-reset-on-success]")) return;
+  if (e.detail.successful) f.reset();
+});
+
+// A plain form is sent once: its buttons are disabled while the next page loads (htmx forms
+// use hx-disabled-elt for the same).
+document.addEventListener("submit", function (e) {
+  var f = e.target;
+  if (!f || f.hasAttribute("hx-post") || f.hasAttribute("hx-get") || e.defaultPrevented) return;
+  if (f.dataset.sent) { e.preventDefault(); return; }
+  f.dataset.sent = "1";
+  setTimeout(function () {
+    f.querySelectorAll("button[type=submit], button:not([type])").forEach(function (b) { b.disabled = true; });
+  }, 0);
+});
+
+// Back-forward cache: a page shown again must not keep its forms locked.
+window.addEventListener("pageshow", function () {
+  document.querySelectorAll("form[data-sent]").forEach(function (f) {
+    delete f.dataset.sent;
+    f.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
+  });
+});

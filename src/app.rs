@@ -20,6 +20,14 @@ use crate::store::{self, Db, Opened};
 use crate::tls::{self, CertResolver};
 use crate::web::headers::Guard;
 
+/// Libraries whose start-up and shutdown lines ("Job creator created", "starting 2 workers")
+/// stay out of the service log unless they warn.
+pub const QUIET_LOGS: &[&str] = &[
+    "tokio_cron_scheduler=warn",
+    "actix_server=warn",
+    "actix_web::middleware=warn",
+];
+
 pub struct AppState {
     pub ctx: Ctx,
     pub metrics: PrometheusHandle,
@@ -76,9 +84,18 @@ pub fn build_app(
         .app_data(state)
         .app_data(
             web::FormConfig::default()
-                .limit(64 * 1024)
+                .limit(crate::web::csrf::FORM_LIMIT)
                 .error_handler(|e, _| {
-                    crate::web::error::WebError(Error::validation("form", e)).into()
+                    let e = match e {
+                        actix_web::error::UrlencodedError::Overflow { .. } => {
+                            Error::TooLarge(format!(
+                                "This form is too large (at most {} KiB).",
+                                crate::web::csrf::FORM_LIMIT / 1024
+                            ))
+                        }
+                        other => Error::validation("form", other),
+                    };
+                    crate::web::error::WebError(e).into()
                 }),
         )
         .app_data(
@@ -91,6 +108,7 @@ pub fn build_app(
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             crate::web::error::WebError(Error::validation("query", e)).into()
         }))
+        .wrap(crate::web::step_up::StepUp)
         .wrap(crate::web::csrf::Csrf)
         .wrap(Guard)
         .configure(|c| {

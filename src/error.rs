@@ -28,6 +28,9 @@ pub enum Error {
     InvalidState(String),
     #[error("{0}")]
     Gone(String),
+    /// A body over the surface's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// Temporarily unable to serve (shutting down, storage unavailable): try again later.
     #[error("{0}")]
     Unavailable(String),
@@ -64,6 +67,7 @@ impl Error {
             Error::StepUpRequired => "step_up_required",
             Error::InvalidState(_) => "invalid_state",
             Error::Gone(_) => "gone",
+            Error::TooLarge(_) => "too_large",
             Error::Unavailable(_) => "unavailable",
             Error::Startup(_) | Error::Internal(_) => "internal",
         }

@@ -300,7 +300,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(l) = agent_listen {
                 cfg.server.agent_listen = l;
             }
-            telemetry::init(&cfg.log);
+            telemetry::init(&cfg.log, app::QUIET_LOGS);
             app::serve_blocking(cfg, clock)?;
         }
         Command::Cert {
@@ -353,7 +353,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if std::env::var_os("HOURGLASS__LOG__LEVEL").is_none() {
                 cfg.log.level = "warn".into();
             }
-            telemetry::init(&cfg.log);
+            telemetry::init(&cfg.log, app::QUIET_LOGS);
             // Its own simulated agents hold long polls: Ctrl-C should not wait them out.
             if std::env::var_os("HOURGLASS__SERVER__SHUTDOWN_TIMEOUT_SECS").is_none() {
                 cfg.server.shutdown_timeout_secs = 2;

@@ -7,18 +7,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogConfig;
 
-/// Libraries whose start/stop chatter ("Job creator created", "starting 2 workers") is not
-/// news for an operator: warnings only, unless a filter names them.
-const QUIET: &[&str] = &[
-    "tokio_cron_scheduler=warn",
-    "actix_server=warn",
-    "actix_web::middleware=warn",
-];
-
-/// The filter for `level`, with the quiet libraries added unless `level` names them itself.
-pub fn filter(level: &str) -> String {
+/// The filter for `level`, with `quiet` (libraries whose start/stop chatter is not news for
+/// an operator, `target=warn`) added unless `level` names them itself.
+pub fn filter(level: &str, quiet: &[&str]) -> String {
     let mut f = level.trim().to_string();
-    for q in QUIET {
+    for q in quiet {
         let name = q.split('=').next().unwrap_or(q);
         if !f.contains(name) {
             f = format!("{f},{q}");
@@ -27,9 +20,9 @@ pub fn filter(level: &str) -> String {
     f
 }
 
-pub fn init(cfg: &LogConfig) {
+pub fn init(cfg: &LogConfig, quiet: &[&str]) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(filter(&cfg.level)))
+        .or_else(|_| EnvFilter::try_new(filter(&cfg.level, quiet)))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -48,9 +41,10 @@ pub fn init(cfg: &LogConfig) {
 mod tests {
     #[test]
     fn library_chatter_is_quiet_unless_asked_for() {
-        let f = super::filter("info");
-        assert!(f.starts_with("info,") && f.contains("tokio_cron_scheduler=warn"));
-        let own = super::filter("info,actix_server=debug");
-        assert!(own.contains("actix_server=debug") && !own.contains("actix_server=warn"));
+        let quiet = ["tokio_cron_scheduler=warn", "noisy=warn"];
+        let f = super::filter("info", &quiet);
+        assert_eq!(f, "info,tokio_cron_scheduler=warn,noisy=warn");
+        let own = super::filter("info,noisy=debug", &quiet);
+        assert!(own.contains("noisy=debug") && !own.contains("noisy=warn"));
     }
 }

@@ -23,6 +23,9 @@ const BLOB_FORMAT: u8 = 1;
 pub struct Crypto {
     version: u32,
     key: LessSafeKey,
+    /// Derived from the master key for MACs of values that must not be in the database
+    /// (CSRF tokens), so a stolen database alone does not yield them.
+    mac: ring::hmac::Key,
     rng: SystemRandom,
 }
 
@@ -59,9 +62,12 @@ impl Crypto {
     pub fn from_key(bytes: &[u8; KEY_LEN], version: u32) -> Result<Self> {
         let unbound =
             UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| Error::internal("bad key length"))?;
+        let derive = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, bytes);
+        let mac_key = ring::hmac::sign(&derive, b"hourglass-mac-key-v1");
         Ok(Self {
             version,
             key: LessSafeKey::new(unbound),
+            mac: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, mac_key.as_ref()),
             rng: SystemRandom::new(),
         })
     }
@@ -107,6 +113,15 @@ impl Crypto {
             ))
         })?;
         Self::from_key(key, 1)
+    }
+
+    /// HMAC-SHA-256 (hex) of `data` under the derived MAC key, separated by `label`.
+    pub fn mac_hex(&self, label: &str, data: &[u8]) -> String {
+        let mut msg = Vec::with_capacity(label.len() + 1 + data.len());
+        msg.extend_from_slice(label.as_bytes());
+        msg.push(0);
+        msg.extend_from_slice(data);
+        hex::encode(ring::hmac::sign(&self.mac, &msg).as_ref())
     }
 
     pub fn key_version(&self) -> u32 {

@@ -31,9 +31,22 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     crypto::sha256(token.as_bytes()).to_vec()
 }
 
-/// The CSRF synchronizer token of a session: derived from the cookie value, never stored.
-pub fn csrf_token(session_token: &str) -> String {
-    crypto::sha256_hex(format!("hourglass-csrf:{session_token}").as_bytes())[..40].to_string()
+/// The CSRF synchronizer token of a session (WEB-02): a MAC of the sign-in's random seed,
+/// so it survives a step-up's id renewal (the open page keeps working) and is not stored.
+pub fn csrf_token(ctx: &Ctx, s: &Session) -> String {
+    let seed = s.csrf_seed.as_deref().unwrap_or(&s.id_hash);
+    ctx.crypto.mac_hex("csrf", seed)[..40].to_string()
+}
+
+/// The sign-in form's CSRF token, from the pre-auth cookie (no database row behind it).
+pub fn pre_auth_csrf(ctx: &Ctx, pre_cookie: &str) -> String {
+    ctx.crypto.mac_hex("pre-auth-csrf", pre_cookie.as_bytes())[..40].to_string()
+}
+
+/// The CSRF token of the live session behind a cookie value.
+pub async fn csrf_for(ctx: &Ctx, token: &str) -> Result<Option<String>> {
+    let s = session(ctx, token, ctx.clock.now()).await?;
+    Ok(s.map(|s| csrf_token(ctx, &s)))
 }
 
 pub fn totp_ctx<'a>(user_id: &'a str, tenant_id: &'a str) -> SealContext<'a> {
@@ -77,6 +90,8 @@ pub fn new_session(
     } else {
         PRE_AUTH_MS
     };
+    let mut seed = vec![0u8; 16];
+    crypto::fill_random(&mut seed)?;
     store::sessions::insert(
         tx,
         &Session {
@@ -91,6 +106,26 @@ pub fn new_session(
             mfa_at: if stage == "full" { now } else { Timestamp(0) },
             ip: origin.ip.clone(),
             user_agent: None,
+            csrf_seed: Some(seed),
+        },
+    )?;
+    Ok(token)
+}
+
+/// Step-up's new session id (SESS-01): the same sign-in — its limits, its CSRF seed — with a
+/// fresh factor time. Returns the new cookie value.
+fn renew_session(tx: &WriteTx<'_>, old: &Session, now: Timestamp) -> Result<String> {
+    let token = crypto::random_token(32)?;
+    store::sessions::delete(tx, &old.id_hash)?;
+    store::sessions::insert(
+        tx,
+        &Session {
+            id_hash: token_hash(&token),
+            csrf_seed: Some(old.csrf_seed.clone().unwrap_or_else(|| old.id_hash.clone())),
+            last_seen_at: now,
+            mfa_at: now,
+            pending_totp: None,
+            ..old.clone()
         },
     )?;
     Ok(token)
@@ -442,12 +477,11 @@ pub async fn step_up(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> Res
         .await??;
     ctx.db
         .write(move |tx| {
-            store::sessions::delete(tx, &s.id_hash)?;
             Audit::new(Event::StepUp, now)
                 .actor(ActorKind::User, Some(user.to_string()))
                 .from(&o)
                 .append(tx)?;
-            new_session(tx, &ctx2, Some(user), "full", None, None, &o, now)
+            renew_session(tx, &s, now)
         })
         .await
 }

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("migrations/0006_logins.sql")),
     (7, include_str!("migrations/0007_policies.sql")),
     (8, include_str!("migrations/0008_applications.sql")),
+    (9, include_str!("migrations/0009_portal.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -20,9 +20,11 @@ pub struct Session {
     pub mfa_at: Timestamp,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// What the CSRF token is derived from; kept across a step-up's id renewal.
+    pub csrf_seed: Option<Vec<u8>>,
 }
 
-const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent";
+const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent, csrf_seed";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
@@ -37,6 +39,7 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         mfa_at: r.get(8)?,
         ip: r.get(9)?,
         user_agent: r.get(10)?,
+        csrf_seed: r.get(11)?,
     })
 }
 
@@ -52,11 +55,12 @@ pub fn get(r: &Reader<'_>, id_hash: &[u8]) -> Result<Option<Session>> {
 pub fn insert(tx: &WriteTx<'_>, s: &Session) -> Result<()> {
     tx.conn()
         .prepare_cached(&format!(
-            "INSERT INTO web_sessions ({COLUMNS}) VALUES (:h, :u, :stage, :p, :link, :c, :seen, :exp, :mfa, :ip, :ua)"
+            "INSERT INTO web_sessions ({COLUMNS}) VALUES (:h, :u, :stage, :p, :link, :c, :seen, :exp, :mfa, :ip, :ua, :seed)"
         ))?
         .execute(named_params! {
             ":h": s.id_hash, ":u": s.user_id, ":stage": s.stage, ":p": s.pending_totp, ":link": s.link_id,
             ":c": s.created_at, ":seen": s.last_seen_at, ":exp": s.expires_at, ":mfa": s.mfa_at, ":ip": s.ip, ":ua": s.user_agent,
+            ":seed": s.csrf_seed,
         })?;
     Ok(())
 }

@@ -38,20 +38,20 @@ pub async fn account_page(
             }
             div.card {
                 h2 { "Signed-in sessions" }
-                table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
-                    tbody { @for s in &sessions { tr { td { (s.created_at.rfc3339()) } td { (s.last_seen_at.rfc3339()) } td { (s.ip.clone().unwrap_or_default()) } } } } }
+                div.table-wrap { table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
+                    tbody { @for s in &sessions { tr { td { (s.created_at.rfc3339()) } td { (s.last_seen_at.rfc3339()) } td { (s.ip.clone().unwrap_or_default()) } } } } } }
                 p { a href="/account/totp" { "Replace my authenticator app" } }
             }
             div.card {
                 h2 { "API tokens" }
-                table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th {} } }
+                div.table-wrap { table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th {} } }
                     tbody hx-disable { @for t in &tokens { tr {
                         td { (t.name) } td { (t.created_at.rfc3339()) } td { (t.last_used_at.map(|x| x.rfc3339()).unwrap_or_default()) }
                         td { @if t.revoked_at.is_some() { "revoked" } @else {
                             form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) hx-post=(format!("/account/tokens/{}/revoke", t.id)) hx-target="#account-result" hx-confirm="Revoke this token?" {
                                 (ui::csrf_input(&cu.csrf)) button.secondary type="submit" { "Revoke" } }
                         } }
-                    } } } }
+                    } } } } }
                 form.stack method="post" action="/account/tokens" hx-post="/account/tokens" hx-target="#account-result" {
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("New token name", "name", "text", "", None))

@@ -110,7 +110,7 @@ pub async fn audit_page(
                     a href=(format!("{base}/export?format=ndjson&{query}")) download { "NDJSON" }
                 }
             }
-            table {
+            div.table-wrap { table {
                 thead { tr { th { "#" } th { "Time (UTC)" } th { "Event" } th { "Outcome" } th { "Actor" } th { "Target" } th { "Details" } } }
                 tbody hx-disable {
                     @for (seq, e) in &rows {
@@ -122,7 +122,7 @@ pub async fn audit_page(
                         }
                     }
                 }
-            }
+            } }
             @if let Some(n) = next.filter(|_| rows.len() == 50) {
                 p { a href=(format!("{base}?{query}&before={n}")) { "Older entries →" } }
             }

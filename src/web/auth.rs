@@ -52,23 +52,15 @@ fn ok_page(title: &str, body: Markup, cookie: Option<&str>) -> HttpResponse {
     page(actix_web::http::StatusCode::OK, title, body, cookie)
 }
 
-/// A pre-auth session, so even the sign-in form carries a CSRF token (login CSRF).
-async fn pre_auth(state: &AppState, req: &HttpRequest) -> Result<(String, bool), WebError> {
-    let now = state.ctx.clock.now();
-    if let Some(t) = token_of(req)
-        && service::auth::session(&state.ctx, &t, now).await?.is_some()
-    {
-        return Ok((t, false));
+/// The sign-in form's CSRF token and, when the browser has none yet, the pre-auth cookie to
+/// set. Nothing is written: an anonymous visitor costs no database row (login CSRF is still
+/// covered, by the cookie's MAC).
+fn pre_auth(state: &AppState, req: &HttpRequest) -> Result<(String, Option<String>), WebError> {
+    if let Some(v) = session::pre_token_of(req) {
+        return Ok((service::auth::pre_auth_csrf(&state.ctx, &v), None));
     }
-    let (ctx, o) = (state.ctx.clone(), origin_of(req));
-    let t = state
-        .ctx
-        .db
-        .write(move |tx| {
-            service::auth::new_session(tx, &ctx, None, "pre_auth", None, None, &o, now)
-        })
-        .await?;
-    Ok((t, true))
+    let v = crate::crypto::random_token(24)?;
+    Ok((service::auth::pre_auth_csrf(&state.ctx, &v), Some(v)))
 }
 
 fn login_form(csrf: &str, email: &str, error: Option<&str>) -> Markup {
@@ -112,13 +104,12 @@ pub async fn login_page(
             None,
         ));
     }
-    let (token, new) = pre_auth(&state, &req).await?;
-    let csrf = service::auth::csrf_token(&token);
-    Ok(ok_page(
-        "Sign in",
-        login_form(&csrf, "", None),
-        new.then_some(token.as_str()),
-    ))
+    let (csrf, new) = pre_auth(&state, &req)?;
+    let mut r = ok_page("Sign in", login_form(&csrf, "", None), None);
+    if let Some(v) = new {
+        let _ = r.add_cookie(&session::pre_cookie(&v));
+    }
+    Ok(r)
 }
 
 #[derive(Deserialize)]
@@ -138,10 +129,7 @@ pub async fn login(
     let f = form.into_inner();
     let ip = crate::app::client_ip(&req).unwrap_or_default();
     let old = token_of(&req);
-    let csrf = old
-        .as_deref()
-        .map(service::auth::csrf_token)
-        .unwrap_or_default();
+    let csrf = pre_auth(&state, &req)?.0;
     let fail = |status: actix_web::http::StatusCode, msg: &str| {
         HttpResponse::build(status)
             .content_type("text/html; charset=utf-8")
@@ -197,12 +185,12 @@ pub async fn mfa_page(
 ) -> Result<HttpResponse, WebError> {
     let token = token_of(&req).ok_or(WebError(Error::Unauthenticated))?;
     let s = service::auth::session(&state.ctx, &token, state.ctx.clock.now()).await?;
-    if s.is_none_or(|s| s.stage != "mfa") {
+    let Some(s) = s.filter(|s| s.stage == "mfa") else {
         return Ok(redirect(&req, "/login", None));
-    }
+    };
     Ok(ok_page(
         "Authenticator code",
-        mfa_form(&service::auth::csrf_token(&token), None),
+        mfa_form(&service::auth::csrf_token(&state.ctx, &s), None),
         None,
     ))
 }
@@ -211,8 +199,6 @@ pub async fn mfa_page(
 #[serde(deny_unknown_fields)]
 pub struct CodeForm {
     code: String,
-    #[serde(default)]
-    next: Option<String>,
     #[allow(dead_code)]
     csrf_token: Option<String>,
 }
@@ -223,7 +209,9 @@ pub async fn mfa(
     form: web::Form<CodeForm>,
 ) -> Result<HttpResponse, WebError> {
     let token = token_of(&req).ok_or(WebError(Error::Unauthenticated))?;
-    let csrf = service::auth::csrf_token(&token);
+    let csrf = service::auth::csrf_for(&state.ctx, &token)
+        .await?
+        .unwrap_or_default();
     match service::auth::mfa_login(&state.ctx, &token, &form.code, &origin_of(&req)).await {
         Ok(t) => Ok(redirect(&req, "/", Some(&t))),
         Err(e @ (Error::Validation { .. } | Error::RateLimited | Error::Locked(_))) => {
@@ -237,28 +225,6 @@ pub async fn mfa(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-pub async fn step_up(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    form: web::Form<CodeForm>,
-) -> Result<HttpResponse, WebError> {
-    let token = token_of(&req).ok_or(WebError(Error::Unauthenticated))?;
-    let t = service::auth::step_up(&state.ctx, &token, &form.code, &origin_of(&req)).await?;
-    if req.headers().get("hx-request").is_some() {
-        // The CSRF token follows the new session id: reload so the page carries it.
-        return Ok(HttpResponse::Ok()
-            .cookie(session::cookie(&t))
-            .insert_header(("HX-Refresh", "true"))
-            .finish());
-    }
-    let next = form
-        .next
-        .as_deref()
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
-        .unwrap_or("/");
-    Ok(redirect(&req, next, Some(&t)))
 }
 
 pub async fn logout(
@@ -367,7 +333,9 @@ async fn enroll_get(
     };
     let (session_token, secret) =
         service::setup::start_enrollment_session(&state.ctx, &link, &o).await?;
-    let csrf = service::auth::csrf_token(&session_token);
+    let csrf = service::auth::csrf_for(&state.ctx, &session_token)
+        .await?
+        .unwrap_or_default();
     let action = format!(
         "/{}/{token}",
         if kind == "setup" { "setup" } else { "enroll" }
@@ -451,7 +419,10 @@ async fn enroll_post(
                 "/{}/{link}",
                 if kind == "setup" { "setup" } else { "enroll" }
             );
-            let csrf = service::auth::csrf_token(&session_token);
+            let csrf = s
+                .as_ref()
+                .map(|s| service::auth::csrf_token(&state.ctx, s))
+                .unwrap_or_default();
             let view = enroll_view(
                 &action,
                 kind == "setup",

@@ -53,7 +53,7 @@ pub async fn rules_page(
         main {
             h1 { "Auto-approval rules" }
             p.muted { "A request that every condition of a rule matches is approved at once and recorded as approved by that rule. Requests that break the tenant's rules (duration, justification, one open request) are never auto-approved. Times of day are in the tenant's time zone (" (t.settings.time_zone) ", set in Settings)." }
-            table #rules-table {
+            div.table-wrap { table #rules-table {
                 thead { tr { th { "Name" } th { "Endpoint user" } th { "Workstation" } th { "Up to" } th { "Time of day" } th {} } }
                 tbody {
                     @if rules.is_empty() { tr { td colspan="6" { span.muted { "No rules: every request waits for a person." } } } }
@@ -74,7 +74,7 @@ pub async fn rules_page(
                         }
                     }
                 }
-            }
+            } }
             div #rules-result {}
             @if can {
                 form.stack.card method="post" action=(action) hx-post=(action) hx-target="#rules-result" {

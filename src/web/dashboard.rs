@@ -34,7 +34,7 @@ pub async fn index(
                 div.card.stat #active-count { strong { (active) } " active admin sessions" }
             }
             h2 { "Tenants" }
-            table {
+            div.table-wrap { table {
                 thead { tr { th { "Tenant" } th { "Kind" } th { "Status" } th { "Waiting" } th { "Active sessions" } } }
                 tbody {
                     @for t in &cu.tenants {
@@ -48,7 +48,7 @@ pub async fn index(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     Ok(html_response(nav::page(

@@ -54,7 +54,7 @@ pub async fn devices_page(
     let content = html! {
         main {
             h1 { "Workstations of " (t.name) }
-            table #devices-table {
+            div.table-wrap { table #devices-table {
                 thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen (UTC)" } } }
                 tbody hx-disable {
                     @for d in &devices {
@@ -67,7 +67,7 @@ pub async fn devices_page(
                         }
                     }
                 }
-            }
+            } }
             @if devices.is_empty() { p.muted { "No workstation is enrolled yet." } }
             @if can_manage {
                 form.stack.card #add-device method="post" action=(action) hx-post=(action) hx-target="#add-device-result" {
@@ -83,12 +83,12 @@ pub async fn devices_page(
                 @if !open.is_empty() {
                     h2 { "Open enrollment tokens" }
                     div #tokens-result {}
-                    table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th {} } }
+                    div.table-wrap { table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th {} } }
                         tbody { @for k in open { tr {
                             td { (k.created_at.rfc3339()) } td { (k.expires_at.rfc3339()) } td { (k.uses_left) }
                             td { form.inline method="post" action=(format!("{action}/{}/revoke", k.id)) hx-post=(format!("{action}/{}/revoke", k.id)) hx-target="#tokens-result" hx-confirm="Revoke this enrollment token?" {
                                 (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Revoke" } } }
-                        } } } }
+                        } } } } }
                 }
             }
         }
@@ -210,11 +210,11 @@ pub async fn detail_page(
             (super::logins::device_section(&cu, &t, d.id, d.active, &logins, &history, now))
             @if let Some(r) = &reveals { (super::logins::reveals_table(r)) }
             h2 { "Recent commands" }
-            table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
-                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } }
+            div.table-wrap { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
+                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } } }
             h2 { "Recent events" }
-            table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
-                tbody hx-disable { @for e in &events { tr { td { (e.at.rfc3339()) } td { code { (e.kind) } } td { code { (e.data) } } } } } }
+            div.table-wrap { table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
+                tbody hx-disable { @for e in &events { tr { td { (e.at.rfc3339()) } td { code { (e.kind) } } td { code { (e.data) } } } } } } }
             @if can_manage && d.active {
                 div #device-result {}
                 form.inline method="post" action=(retire) hx-post=(retire) hx-target="#device-result" hx-confirm="Retire this workstation? Its agent stops working at once." {

@@ -37,6 +37,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::StepUpRequired => StatusCode::UNAUTHORIZED,
         Error::InvalidState(_) => StatusCode::CONFLICT,
         Error::Gone(_) => StatusCode::GONE,
+        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -78,9 +79,8 @@ impl ResponseError for WebError {
         if htmx {
             let body = html! {
                 div.flash.error role="alert" {
-                    @if matches!(self.0, Error::StepUpRequired) { (ui::step_up_form(None)) } @else {
-                        (public_message(&self.0)) " " span.muted { "(request " (request_id) ")" }
-                    }
+                    (public_message(&self.0))
+                    @if self.0.is_internal() { " " span.muted { "(request " (request_id) ")" } }
                 }
             };
             return HttpResponse::build(status)
@@ -96,7 +96,6 @@ impl ResponseError for WebError {
                 main.error-page {
                     h1 { (status.as_u16()) " " (title) }
                     p { (public_message(&self.0)) }
-                    @if matches!(self.0, Error::StepUpRequired) { (ui::step_up_form(None)) }
                     p.muted { "Request id: " code { (request_id) } }
                     p { a href="/" { "Back to the start page" } }
                 }

@@ -31,7 +31,7 @@ pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Times
         .permissions_in(t)
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     html! {
-        table.logins {
+        div.table-wrap { table.logins {
             thead { tr { th { "Who" } th { "Workstation" } th { "Account" } th { "State" } th { "Time left" } th { "Ticket" } th {} } }
             tbody {
                 @if logins.is_empty() { tr { td colspan="7" { span.muted { "No technician sessions." } } } }
@@ -54,7 +54,7 @@ pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Times
                     }
                 }
             }
-        }
+        } }
     }
 }
 
@@ -87,14 +87,14 @@ pub fn device_section(
         (sessions_table(cu, t, logins, now))
         h3 { "Password history" }
         p.muted { "Escrowed passwords are sealed; they are never shown again after their one view." }
-        table.credentials {
+        div.table-wrap { table.credentials {
             thead { tr { th { "Created" } th { "Account" } th { "Why" } th { "State" } th { "Confirmed by the workstation" } th { "Kept" } } }
             tbody { @for c in history { tr {
                 td { (c.created_at.rfc3339()) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
                 td { (c.activated_at.map(|a| a.rfc3339()).unwrap_or_default()) }
                 td { (if c.password_sealed.is_some() { "sealed" } else { "purged" }) }
             } } }
-        }
+        } }
     }
 }
 
@@ -102,7 +102,7 @@ pub fn device_section(
 pub fn reveals_table(reveals: &[(crate::model::audit::Entry, Option<String>)]) -> Markup {
     html! {
         h3 { "Revealed" }
-        table.reveals {
+        div.table-wrap { table.reveals {
             thead { tr { th { "When" } th { "Who" } th { "What" } th { "Account" } } }
             tbody {
                 @if reveals.is_empty() { tr { td colspan="4" { span.muted { "Nothing has been revealed here." } } } }
@@ -116,7 +116,7 @@ pub fn reveals_table(reveals: &[(crate::model::audit::Entry, Option<String>)]) -
                     }
                 }
             }
-        }
+        } }
     }
 }
 

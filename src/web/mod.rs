@@ -25,6 +25,7 @@ pub mod policy_files;
 pub mod requests;
 pub mod roles;
 pub mod session;
+pub mod step_up;
 pub mod tenants;
 pub mod ui;
 pub mod users;
@@ -53,7 +54,7 @@ route_table! {
     "/login" => { get: auth::login_page, post: auth::login },
     "/login/mfa" => { get: auth::mfa_page, post: auth::mfa },
     "/logout" => { post: auth::logout },
-    "/step-up" => { post: auth::step_up },
+    "/step-up" => { post: step_up::step_up },
     "/setup/{token}" => { get: auth::setup_page, post: auth::setup },
     "/enroll/{token}" => { get: auth::enroll_page, post: auth::enroll },
     "/account" => { get: account::account_page },

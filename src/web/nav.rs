@@ -73,7 +73,7 @@ pub fn page(
                 ul { @for t in &cu.tenants { li { a href=(format!("/t/{}/", t.slug)) { (t.name) } } } }
             }
         } @else if let Some(t) = tenant { span { (t.name) } }
-        span.muted { (cu.user.first_name) " " (cu.user.last_name) }
+        span.who { (cu.user.first_name) " " (cu.user.last_name) }
         form method="post" action="/logout" hx-post="/logout" {
             (ui::csrf_input(&cu.csrf))
             button.secondary type="submit" { "Sign out" }
@@ -84,6 +84,7 @@ pub fn page(
             csrf: Some(cu.csrf.clone()),
             nav,
             topbar: Some(topbar),
+            banner: None,
         },
         title,
         content,

@@ -141,7 +141,7 @@ pub async fn policies_page(
         main {
             h1 { "Application policies" }
             p.muted { "Let people run the programs they need with administrator rights, without making them administrators. Deny rules win over allows; a program no policy allows is refused with advice. Workstations get every change at once and decide from their copy when the appliance is out of reach." }
-            table #policies-table {
+            div.table-wrap { table #policies-table {
                 thead { tr { th { "Name" } th { "State" } th { "Duration" } th { "Applications" } th { "Rules" } th { "Targets" } } }
                 tbody {
                     @if ps.is_empty() { tr { td colspan="6" { span.muted { "No policies yet." } } } }
@@ -155,7 +155,7 @@ pub async fn policies_page(
                              (if p.users.is_empty() { "all users".to_string() } else { p.users.join(", ") }) }
                     } }
                 }
-            }
+            } }
             div #policy-result {}
             p { a.button.secondary href=(format!("/t/{}/policies/export", t.slug)) download { "Export policies (JSON)" } }
             @if can { (editor(&cu, &t, None, &devices)) (super::policy_files::import_form(&cu, &t)) }
@@ -202,8 +202,8 @@ pub async fn policy_page(
                 dt { "Duration" } dd { (span_text(&p.span, &t.settings.time_zone)) }
                 dt { "Applications" } dd { (match p.access { Access::All => "all", Access::Specific => "specific" }) }
             }
-            table.rules { thead { tr { th { "Rule" } th { "Type" } th { "Value" } th { "Effect" } } }
-                tbody { @for r in &p.rules { tr { td { code { (r.id) } } td { (r.kind.label()) } td { code { (r.value) } } td { (if r.deny { "deny" } else { "allow" }) } } } } }
+            div.table-wrap { table.rules { thead { tr { th { "Rule" } th { "Type" } th { "Value" } th { "Effect" } } }
+                tbody { @for r in &p.rules { tr { td { code { (r.id) } } td { (r.kind.label()) } td { code { (r.value) } } td { (if r.deny { "deny" } else { "allow" }) } } } } } }
             div #policy-result {}
             @if perms.contains(Permission::PoliciesManage) {
                 (editor(&cu, &t, Some(&p), &devices))
@@ -214,8 +214,8 @@ pub async fn policy_page(
             }
             h2 { "Audit" }
             @if !perms.contains(Permission::AuditView) { p.muted { "Needs audit.view." } }
-            table.policy-audit { thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Details" } } }
-                tbody { @for e in &trail { tr { td { (e.at.rfc3339()) } td { code { (e.event) } } td { (e.outcome.as_str()) } td { code { (e.details) } } } } } }
+            div.table-wrap { table.policy-audit { thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Details" } } }
+                tbody { @for e in &trail { tr { td { (e.at.rfc3339()) } td { code { (e.event) } } td { (e.outcome.as_str()) } td { code { (e.details) } } } } } } }
         }
     };
     Ok(html_response(nav::page(

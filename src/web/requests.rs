@@ -86,7 +86,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         h2 { "Waiting for a decision" }
         @if pending.is_empty() { p.muted { "No request is waiting." } }
         @else {
-            table.queue {
+            div.table-wrap { table.queue {
                 thead { tr { th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
                 tbody hx-disable {
                     @for r in pending {
@@ -94,10 +94,10 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                         (pending_row(t, r, parent, v))
                     }
                 }
-            }
+            } }
         }
         h2 { "Active sessions" }
-        table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th {} } }
+        div.table-wrap { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th {} } }
             tbody { @for r in rs.iter().filter(|r| r.state == State::Approved && r.kind != "extension") { tr {
                 td { code { (r.account) } } td { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
                 td.countdown { (left(r, v.now)) }
@@ -108,7 +108,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                         (ui::csrf_input(v.csrf)) input type="hidden" name="confirm" value="yes";
                         button.danger type="submit" { "Revoke" } }
                 } }
-            } } } }
+            } } } } }
     }
 }
 
@@ -203,13 +203,13 @@ pub async fn requests_page(
                 label { "Account, workstation or ticket " input type="text" name="who" value=(q.who.clone().unwrap_or_default()); }
                 button.secondary type="submit" { "Filter" }
             }
-            table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
+            div.table-wrap { table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
                 tbody hx-disable { @for r in history.iter().filter(|r| !r.state.is_open() || f_is_set(&q)).take(100) { tr {
                     td { (r.created_at.rfc3339()) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind) }
                     td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.as_str()) }
                     td { @if let Some(rule) = &r.decided_by_rule { "rule " code { (rule) } } @else if r.decided_by.is_some() { "a person" } }
                     td { (r.reason.clone().unwrap_or_default()) } td { (r.ticket.clone().unwrap_or_default()) }
-                } } } }
+                } } } } }
         }
     };
     Ok(html_response(nav::page(
@@ -255,7 +255,7 @@ fn across_queue(cu: &CurrentUser, rows: &[(Tenant, Request)], now: Timestamp) ->
     html! {
         @if rows.is_empty() { p.muted { "No request is waiting in any of your tenants." } }
         @else {
-            table.queue {
+            div.table-wrap { table.queue {
                 thead { tr { th { "Tenant" } th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
                 tbody hx-disable {
                     @for (t, r) in rows {
@@ -263,7 +263,7 @@ fn across_queue(cu: &CurrentUser, rows: &[(Tenant, Request)], now: Timestamp) ->
                         (pending_row(t, r, None, &v))
                     }
                 }
-            }
+            } }
         }
     }
 }

@@ -37,7 +37,7 @@ pub async fn roles_page(
     let content = html! {
         main {
             h1 { "Roles" }
-            table {
+            div.table-wrap { table {
                 thead { tr { th { "Role" } th { "Kind" } th { "Permissions" } th {} } }
                 tbody hx-disable {
                     @for b in BuiltinRole::ALL.iter().filter(|b| b.for_msp() == (t.kind == TenantKind::Msp) || **b == BuiltinRole::MspAdmin && t.kind == TenantKind::Msp) {
@@ -51,7 +51,7 @@ pub async fn roles_page(
                             } } }
                     }
                 }
-            }
+            } }
             div #roles-result {}
             @if can {
                 form.stack.card method="post" action=(action) hx-post=(action) hx-target="#roles-result" {

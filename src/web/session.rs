@@ -28,13 +28,40 @@ pub fn cookie(token: &str) -> Cookie<'static> {
         .finish()
 }
 
+/// The sign-in page's pre-auth cookie: a random value whose MAC is the login form's CSRF
+/// token, so showing the page writes nothing to the database.
+pub const PRE_COOKIE: &str = "__Host-hg_pre";
+
+pub fn pre_cookie(value: &str) -> Cookie<'static> {
+    Cookie::build(PRE_COOKIE, value.to_string())
+        .secure(true)
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .finish()
+}
+
+pub fn pre_token_of(req: &HttpRequest) -> Option<String> {
+    req.cookie(PRE_COOKIE)
+        .map(|c| c.value().to_string())
+        .filter(|v| v.len() >= 22 && v.len() <= 64)
+}
+
 pub fn clear_cookie() -> Cookie<'static> {
     let mut c = cookie("");
     c.set_max_age(CookieDuration::ZERO);
     c
 }
 
+/// A session id renewed while this request is served (a step-up code sent with the form):
+/// the handler acts on it, and the response sets it as the cookie.
+#[derive(Clone, Debug)]
+pub struct Renewed(pub String);
+
 pub fn token_of(req: &HttpRequest) -> Option<String> {
+    if let Some(r) = req.extensions().get::<Renewed>() {
+        return Some(r.0.clone());
+    }
     req.cookie(COOKIE)
         .map(|c| c.value().to_string())
         .filter(|v| !v.is_empty())
@@ -79,6 +106,7 @@ impl FromRequest for CurrentUser {
             }
             let uid = s.user_id.ok_or(WebError(Error::Unauthenticated))?;
             let mfa_at = s.mfa_at;
+            let csrf = service::auth::csrf_token(ctx, &s);
             let (principal, user) = ctx
                 .db
                 .read(move |r| {
@@ -89,7 +117,6 @@ impl FromRequest for CurrentUser {
                 .await?
                 .ok_or(WebError(Error::Unauthenticated))?;
             let tenants = service::tenants::visible(ctx, &principal).await?;
-            let csrf = service::auth::csrf_token(&token);
             Ok(CurrentUser {
                 principal,
                 user,

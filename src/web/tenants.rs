@@ -31,7 +31,7 @@ pub async fn tenants_page(
     let content = html! {
         main {
             h1 { "Tenants" }
-            table {
+            div.table-wrap { table {
                 thead { tr { th { "Name" } th { "Slug" } th { "Kind" } th { "Status" } th { "Co-management" } th { "Seats" } } }
                 tbody hx-disable {
                     @for t in &cu.tenants {
@@ -45,7 +45,7 @@ pub async fn tenants_page(
                         }
                     }
                 }
-            }
+            } }
             form.stack.card #new-tenant method="post" action="/tenants" hx-post="/tenants" hx-target="#new-tenant-result" {
                 h2 { "New customer tenant" }
                 (ui::csrf_input(&cu.csrf))
@@ -191,14 +191,14 @@ pub async fn settings_page(
                     }
                     div #backup-result {}
                     @if !b.recent.is_empty() {
-                        table {
+                        div.table-wrap { table {
                             thead { tr { th { "File" } th { "Size" } th { "Audit entries" } } }
                             tbody {
                                 @for (name, size, entries) in &b.recent {
                                     tr { td { code { (name) } } td { (size / 1024) " KiB" } td { (entries.map(|e| e.to_string()).unwrap_or_else(|| "no manifest".into())) } }
                                 }
                             }
-                        }
+                        } }
                     }
                 }
             }

@@ -28,6 +28,8 @@ pub struct Chrome {
     pub nav: Vec<NavItem>,
     /// Right side of the top bar (account menu, tenant switcher).
     pub topbar: Option<Markup>,
+    /// A line under the top bar on every page (the demo's "demo data" notice).
+    pub banner: Option<Markup>,
 }
 
 fn head(title: &str) -> Markup {
@@ -44,7 +46,8 @@ fn head(title: &str) -> Markup {
     }
 }
 
-/// A full page with the top bar and, when there is navigation, the left bar.
+/// A full page with the top bar and, when there is navigation, the left bar (behind a menu
+/// button on narrow screens), a skip link, and the dialog step-up opens (`#step-up-dialog`).
 pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
     let hx_headers = chrome
         .csrf
@@ -55,24 +58,33 @@ pub fn layout(chrome: &Chrome, title: &str, content: Markup) -> Markup {
         html lang="en" {
             (head(title))
             body hx-headers=[hx_headers] {
+                a.skip-link href="#main" { "Skip to content" }
                 header.topbar {
-                    a.brand href="/" { "⧗ Hourglass" }
+                    @if !chrome.nav.is_empty() {
+                        button.menu-toggle type="button" aria-controls="side-nav" aria-expanded="false" data-menu-toggle { "Menu" }
+                    }
+                    a.brand href="/" {
+                        img src=(assets::url("brand.svg")) alt="" width="22" height="22";
+                        span { "Hourglass" }
+                    }
                     span.spacer {}
-                    @if let Some(t) = &chrome.topbar { (t) }
+                    @if let Some(t) = &chrome.topbar { div.topbar-items { (t) } }
                 }
-                div id=(FLASH_ID) {}
+                @if let Some(b) = &chrome.banner { div.banner role="status" { (b) } }
+                div id=(FLASH_ID) aria-live="polite" {}
                 @if chrome.nav.is_empty() {
-                    (content)
+                    div #main tabindex="-1" { (content) }
                 } @else {
                     div.layout {
-                        nav.side {
+                        nav.side #side-nav aria-label="Main" {
                             @for item in &chrome.nav {
-                                a href=(item.href) class=[item.active.then_some("active")] { (item.label) }
+                                a href=(item.href) class=[item.active.then_some("active")] aria-current=[item.active.then_some("page")] { (item.label) }
                             }
                         }
-                        div { (content) }
+                        div.content #main tabindex="-1" { (content) }
                     }
                 }
+                dialog #step-up-dialog aria-labelledby="step-up-title" {}
             }
         }
     }
@@ -91,18 +103,6 @@ pub fn csrf_input(token: &str) -> Markup {
 /// The only `PreEscaped` use: a constant non-breaking space.
 pub fn nbsp() -> Markup {
     PreEscaped("&nbsp;".to_string())
-}
-
-/// The fresh-code prompt for sensitive actions (SESS-05). htmx posts it with the CSRF header.
-pub fn step_up_form(next: Option<&str>) -> Markup {
-    html! {
-        form.stack.step-up hx-post="/step-up" hx-target="this" hx-swap="outerHTML" method="post" action="/step-up" {
-            p { "This action needs a fresh code from your authenticator app. Enter it, then repeat the action." }
-            @if let Some(n) = next { input type="hidden" name="next" value=(n); }
-            label { "Authenticator code" input name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6" required; }
-            button type="submit" { "Confirm" }
-        }
-    }
 }
 
 /// A labelled input with its validation message.

@@ -34,7 +34,7 @@ fn status_label(u: &User, roles: &[String]) -> String {
 
 fn users_table(t: &Tenant, users: &[(User, Vec<String>)]) -> Markup {
     html! {
-        table id=(USERS_TABLE_ID) {
+        div.table-wrap { table id=(USERS_TABLE_ID) {
             thead { tr { th { "Name" } th { "Email" } th { "Username" } th { "Status" } } }
             tbody hx-disable {
                 @for (u, roles) in users {
@@ -46,7 +46,7 @@ fn users_table(t: &Tenant, users: &[(User, Vec<String>)]) -> Markup {
                     }
                 }
             }
-        }
+        } }
     }
 }
 

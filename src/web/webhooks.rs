@@ -52,7 +52,7 @@ pub async fn webhooks_page(
                 "Failed deliveries are retried after 30 s, 2 min, 10 min, 1 h and 6 h."
                 @if t.kind == TenantKind::Msp { " Webhooks of the MSP tenant hear about requests in every tenant." }
             }
-            table #webhooks-table {
+            div.table-wrap { table #webhooks-table {
                 thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th {} } }
                 tbody {
                     @if hooks.is_empty() { tr { td colspan="5" { span.muted { "No webhooks." } } } }
@@ -72,7 +72,7 @@ pub async fn webhooks_page(
                         }
                     }
                 }
-            }
+            } }
             div #webhooks-result {}
             @if can {
                 form.stack.card method="post" action=(action) hx-post=(action) hx-target="#webhooks-result" {
@@ -87,7 +87,7 @@ pub async fn webhooks_page(
                 }
             }
             h2 { "Delivery log" }
-            table #deliveries-table {
+            div.table-wrap { table #deliveries-table {
                 thead { tr { th { "When" } th { "Webhook" } th { "Event" } th { "State" } th { "Attempts" } th { "Last answer" } th { "Next try" } } }
                 tbody {
                     @if deliveries.is_empty() { tr { td colspan="7" { span.muted { "Nothing sent yet." } } } }
@@ -103,7 +103,7 @@ pub async fn webhooks_page(
                         }
                     }
                 }
-            }
+            } }
         }
     };
     Ok(html_response(nav::page(

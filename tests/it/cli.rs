@@ -239,7 +239,7 @@ fn the_demo_seeds_tenants_workstations_and_requests() {
     }
     let said = out.join("\n");
     assert!(
-        said.contains("Sign in as admin@demo.test: open https://localhost:"),
+        said.contains("Sign in as admin@demo.test: open https://127.0.0.1:"),
         "{said}"
     );
     assert!(said.contains("/enroll/"), "{said}");

@@ -12,6 +12,9 @@ pub struct Http {
     pub c: reqwest::Client,
     pub base: String,
     pub cookie: String,
+    /// The sign-in page's pre-auth cookie.
+    pub pre: String,
+    ctx: hourglass::service::Ctx,
 }
 
 impl Http {
@@ -27,6 +30,8 @@ impl Http {
             c,
             base: s.base.clone(),
             cookie: String::new(),
+            pre: String::new(),
+            ctx: s.ctx().clone(),
         }
     }
     fn keep(&mut self, r: &reqwest::Response) {
@@ -35,16 +40,30 @@ impl Http {
             if let Some(rest) = v.strip_prefix("__Host-hg_session=") {
                 self.cookie = rest.split(';').next().unwrap().to_string();
             }
+            if let Some(rest) = v.strip_prefix("__Host-hg_pre=") {
+                self.pre = rest.split(';').next().unwrap().to_string();
+            }
         }
     }
-    pub fn csrf(&self) -> String {
-        service::auth::csrf_token(&self.cookie)
+    /// The session's CSRF token, as the page carries it.
+    pub async fn csrf(&self) -> String {
+        match service::auth::csrf_for(&self.ctx, &self.cookie).await.unwrap() {
+            Some(t) => t,
+            None => service::auth::pre_auth_csrf(&self.ctx, &self.pre),
+        }
+    }
+    /// The cookies a browser would send.
+    pub fn cookies(&self) -> String {
+        format!(
+            "__Host-hg_session={}; __Host-hg_pre={}",
+            self.cookie, self.pre
+        )
     }
     pub async fn get(&mut self, path: &str) -> reqwest::Response {
         let r = self
             .c
             .get(format!("{}{path}", self.base))
-            .header("cookie", format!("__Host-hg_session={}", self.cookie))
+            .header("cookie", self.cookies())
             .send()
             .await
             .unwrap();
@@ -55,8 +74,8 @@ impl Http {
         let r = self
             .c
             .post(format!("{}{path}", self.base))
-            .header("cookie", format!("__Host-hg_session={}", self.cookie))
-            .header("x-csrf-token", self.csrf())
+            .header("cookie", self.cookies())
+            .header("x-csrf-token", self.csrf().await)
             .header("origin", self.base.clone())
             .form(form)
             .send()
@@ -138,17 +157,13 @@ async fn the_session_cookie_has_the_required_attributes_and_rotates_at_login() {
     let mut h = Http::new(&s);
     let r = h.get("/login").await;
     let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
-    for attr in [
-        "__Host-hg_session=",
-        "Secure",
-        "HttpOnly",
-        "SameSite=Strict",
-        "Path=/",
-    ] {
+    let attrs = ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"];
+    assert!(set.starts_with("__Host-hg_pre="), "{set}");
+    for attr in attrs {
         assert!(set.contains(attr), "{attr} in {set}");
     }
     assert!(!set.to_lowercase().contains("domain="), "{set}");
-    let pre = h.cookie.clone();
+    let pre = h.pre.clone();
     let r = h
         .post(
             "/login",
@@ -156,7 +171,13 @@ async fn the_session_cookie_has_the_required_attributes_and_rotates_at_login() {
         )
         .await;
     assert_eq!(r.status(), 303);
-    assert_ne!(h.cookie, pre, "a new id after the password");
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set.starts_with("__Host-hg_session="), "{set}");
+    for attr in attrs {
+        assert!(set.contains(attr), "{attr} in {set}");
+    }
+    assert!(!set.to_lowercase().contains("domain="), "{set}");
+    assert!(!h.cookie.is_empty() && h.cookie != pre, "a new id after the password");
     use base64::Engine;
     assert!(
         base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -301,7 +322,7 @@ async fn cross_site_posts_are_refused_and_audited() {
         .post(&url)
         .header("cookie", &cookie)
         .header("sec-fetch-site", "cross-site")
-        .header("x-csrf-token", admin.csrf())
+        .header("x-csrf-token", admin.csrf().await)
         .form(&form)
         .send()
         .await
@@ -319,7 +340,7 @@ async fn cross_site_posts_are_refused_and_audited() {
         .post(&url)
         .header("cookie", &cookie)
         .header("origin", "https://evil.example")
-        .header("x-csrf-token", admin.csrf())
+        .header("x-csrf-token", admin.csrf().await)
         .form(&form)
         .send()
         .await
@@ -330,7 +351,7 @@ async fn cross_site_posts_are_refused_and_audited() {
         .post(&url)
         .header("cookie", &cookie)
         .header("origin", "null")
-        .header("x-csrf-token", admin.csrf())
+        .header("x-csrf-token", admin.csrf().await)
         .form(&form)
         .send()
         .await
@@ -1151,8 +1172,8 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         h.get("/login").await;
         let mut rb =
             h.c.post(format!("{}/login", h.base))
-                .header("cookie", format!("__Host-hg_session={}", h.cookie))
-                .header("x-csrf-token", h.csrf())
+                .header("cookie", h.cookies())
+                .header("x-csrf-token", h.csrf().await)
                 .header("origin", h.base.clone());
         for line in xff {
             rb = rb.header("x-forwarded-for", *line);

@@ -772,11 +772,17 @@ async fn a_portal_approval_needs_a_fresh_code_after_five_minutes() {
 
     s.clock.advance_secs(6 * 60);
     let approve = format!("/t/acme/requests/{rid}/approve");
-    let r = admin.post(&approve, &[("duration_minutes", "30")]).await;
+    let r = admin.post(&approve, &[("duration_minutes", "45")]).await;
     assert_eq!(r.status(), 401);
     let body = r.text().await.unwrap();
+    // A page in the portal layout (navigation, CSRF token) whose form re-sends the approval,
+    // with the typed duration kept, to the same URL with the code.
+    assert!(body.contains("nav class=\"side\""), "{body}");
     assert!(
-        body.contains("action=\"/step-up\""),
+        body.contains(&format!("action=\"{approve}\""))
+            && body.contains("name=\"duration_minutes\" value=\"45\"")
+            && body.contains("name=\"step_up_code\"")
+            && body.contains("name=\"csrf_token\""),
         "a step-up form: {body}"
     );
     let token = api_token(&s).await;
@@ -791,28 +797,50 @@ async fn a_portal_approval_needs_a_fresh_code_after_five_minutes() {
                 Value::Null,
             )
             .await;
-            v["requests"][0]["state"].as_str().unwrap().to_string()
+            v["requests"][0].clone()
         }
     };
     assert_eq!(
-        state(token.clone()).await,
+        state(token.clone()).await["state"],
         "pending",
         "nothing decided without the code"
     );
 
+    // A wrong code: the same prompt again, with what was typed, nothing decided.
+    let r = admin
+        .post(
+            &approve,
+            &[("duration_minutes", "45"), ("step_up_code", "000000")],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("That code did not work")
+            && body.contains("name=\"duration_minutes\" value=\"45\""),
+        "{body}"
+    );
+    assert_eq!(state(token.clone()).await["state"], "pending");
+
     let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
     let r = admin
         .post(
-            "/step-up",
-            &[("code", code.as_str()), ("next", "/t/acme/requests")],
+            &approve,
+            &[("duration_minutes", "45"), ("step_up_code", code.as_str())],
         )
         .await;
-    assert!(r.status().is_redirection(), "{}", r.status());
-    let r = admin.post(&approve, &[("duration_minutes", "30")]).await;
-    assert!(
-        r.status().is_redirection() || r.status().is_success(),
-        "{}",
-        r.status()
-    );
-    assert_eq!(state(token).await, "approved");
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let v = state(token.clone()).await;
+    assert_eq!(v["state"], "approved");
+    assert_eq!(v["minutes_approved"], 45, "{v}");
+
+    // The same code again (a replayed form) is refused and changes nothing more.
+    let r = admin
+        .post(
+            &format!("/t/acme/requests/{rid}/revoke"),
+            &[("confirm", "yes"), ("step_up_code", code.as_str())],
+        )
+        .await;
+    assert_eq!(r.status(), 422, "a used code does not count twice");
+    assert_eq!(state(token).await["state"], "approved");
 }
