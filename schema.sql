@@ -293,6 +293,9 @@ CREATE TABLE requests (
     app               TEXT,
     grant_scope       TEXT CHECK (grant_scope IN ('once', 'user', 'device', 'tenant')),
     policy_id         TEXT,
+    -- The workstation confirmed the grant (until then it is not shown as a running session).
+    granted_at        INTEGER,
+    -- Why the workstation could not carry the grant out (state `failed`).
     failure           TEXT
 ) STRICT;
 -- JIT-04: one open (pending or active) admin request per endpoint user, enforced here.

@@ -37,6 +37,18 @@ setInterval(function () {
   });
 }, 1000);
 
+// A live list redraws only when it changed: it tells the server which version it shows
+// (data-fragment-version) and the server answers 204 when that is still current.
+document.addEventListener("htmx:configRequest", function (e) {
+  var v = e.detail.elt && e.detail.elt.dataset && e.detail.elt.dataset.fragmentVersion;
+  if (v) e.detail.headers["X-Fragment-Version"] = v;
+});
+document.addEventListener("htmx:afterRequest", function (e) {
+  var x = e.detail.xhr, elt = e.detail.elt;
+  var v = x && x.getResponseHeader("X-Fragment-Version");
+  if (v && elt && elt.dataset) elt.dataset.fragmentVersion = v;
+});
+
 // --- step-up -----------------------------------------------------------------------------
 // A sensitive htmx request answered "fresh code needed" (X-Step-Up): the server put the code
 // form into the dialog. After a correct code (event hg-stepped-up) the original request is
@@ -105,6 +117,20 @@ document.addEventListener("htmx:afterRequest", function (e) {
   if (e.detail.successful) f.reset();
 });
 
+// An htmx form is sent once at a time: its buttons are disabled while its request is out, so
+// a double click creates one object.
+function formButtons(f) {
+  return f.querySelectorAll("button[type=submit], button:not([type])");
+}
+document.addEventListener("htmx:beforeRequest", function (e) {
+  var f = e.detail.elt;
+  if (f && f.tagName === "FORM") formButtons(f).forEach(function (b) { b.disabled = true; });
+});
+document.addEventListener("htmx:afterRequest", function (e) {
+  var f = e.detail.elt;
+  if (f && f.tagName === "FORM") formButtons(f).forEach(function (b) { b.disabled = false; });
+});
+
 // A plain form is sent once: its buttons are disabled while the next page loads (htmx forms
 // use hx-disabled-elt for the same).
 document.addEventListener("submit", function (e) {
@@ -113,7 +139,7 @@ document.addEventListener("submit", function (e) {
   if (f.dataset.sent) { e.preventDefault(); return; }
   f.dataset.sent = "1";
   setTimeout(function () {
-    f.querySelectorAll("button[type=submit], button:not([type])").forEach(function (b) { b.disabled = true; });
+    formButtons(f).forEach(function (b) { b.disabled = true; });
   }, 0);
 });
 

@@ -275,6 +275,7 @@ fn decisions(
         },
         access: Access::Specific,
         rules,
+        once: false,
     };
     sys.block_on(ctx.db.write(move |tx| {
         hourglass::store::policies::put(tx, &scope, &policy, now)?;

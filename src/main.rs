@@ -211,6 +211,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     place,
                 } => {
                     let user = hourglass::agent::requests::invoking_user(user)?;
+                    // Where the agent can tell, an account this machine does not have is not
+                    // asked for (its grant could only fail).
+                    use hourglass::agent::os::Os;
+                    let os =
+                        hourglass::agent::os::LinuxShadow::new(&place.root, &place.admin_group);
+                    if os.has_account(&user) == Some(false) {
+                        return Err(hourglass::agent::os::no_such_account(&user));
+                    }
                     let v = hourglass::agent::requests::request(
                         &place.state_dir,
                         user,

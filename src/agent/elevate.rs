@@ -171,18 +171,27 @@ async fn ask(s: &State, user: &str, app: &App) -> Result<Option<Decision>> {
 /// Returns it with where it came from.
 pub fn decide(dir: &Path, user: &str, app: &App, wall_ms: i64) -> Result<(Decision, &'static str)> {
     let s = State::load(dir)?;
+    let used = super::offline::with(dir, |o| Ok(o.used_once.clone()))?;
     let online = super::requests::runtime()?.block_on(ask(&s, user, app))?;
     Ok(match online {
+        // A one-off approval that already ran here does not run again.
+        Some(Decision::Allow { policy, .. }) if used.contains(&policy) => {
+            (Decision::Ask, "appliance (that approval was for one run)")
+        }
         Some(d) => (d, "appliance"),
         None => {
-            let ps = s
+            let ps: Vec<_> = s
                 .policies
                 .as_ref()
                 .map(|b| b.policies.as_slice())
-                .unwrap_or(&[]);
+                .unwrap_or(&[])
+                .iter()
+                .filter(|p| !used.contains(&p.id))
+                .cloned()
+                .collect();
             (
                 engine::decide(
-                    ps,
+                    &ps,
                     &s.device_id.to_string(),
                     user,
                     app,
@@ -192,6 +201,13 @@ pub fn decide(dir: &Path, user: &str, app: &App, wall_ms: i64) -> Result<(Decisi
             )
         }
     })
+}
+
+/// Whether the cached bundle marks `policy` as "just this request".
+fn is_once(s: &State, policy: &str) -> bool {
+    s.policies
+        .as_ref()
+        .is_some_and(|b| b.policies.iter().any(|p| p.id == policy && p.once))
 }
 
 /// On `ask`: an application elevation request for this program (justification, minutes,
@@ -276,14 +292,23 @@ pub fn record_in_session(
 }
 
 /// Queues event 101 for the daemon to upload (through the shared offline file).
+/// A "just this request" policy is marked used here, so it cannot run twice even offline.
 pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Result<()> {
     let e = super::enforcer::event(
         "elevate_on_demand",
         at,
         serde_json::json!({"user": user, "path": app.path, "sha256": app.sha256, "decision": d}),
     );
+    let s = State::load(dir)?;
+    let once = match d {
+        Decision::Allow { policy, .. } if is_once(&s, policy) => Some(policy.clone()),
+        _ => None,
+    };
     super::offline::with(dir, |o| {
         o.outbox.push(e);
+        if let Some(p) = once {
+            o.used_once.push(p);
+        }
         Ok(())
     })
 }

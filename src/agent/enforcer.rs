@@ -125,8 +125,8 @@ pub fn apply(
         } => {
             // The same session again is an extension: the deadline moves, rights stay.
             let extended = session.is_some() && session_of(state, account) == session.as_ref();
-            ordered(state, account, true);
             os.add_admin(account)?;
+            ordered(state, account, true);
             state.grants.retain(|g| g.account != *account);
             state.grants.push(Grant {
                 account: account.clone(),

@@ -45,6 +45,9 @@ pub struct Offline {
     pub sessions: Vec<Session>,
     /// Events for the daemon to queue for upload.
     pub outbox: Vec<Event>,
+    /// "Just this request" policies that have had their one run here.
+    #[serde(default)]
+    pub used_once: Vec<String>,
 }
 
 /// Runs `f` on the shared file under the lock and saves what it left when it changed, also

@@ -25,6 +25,17 @@ pub trait Os: Send + Sync {
     fn logged_on(&self) -> Vec<super::utmp::LoggedOn> {
         Vec::new()
     }
+    /// Whether a local account exists; None where the back end cannot tell.
+    fn has_account(&self, _name: &str) -> Option<bool> {
+        None
+    }
+}
+
+/// The refusal for an account the machine does not have (shown to the approver as is).
+pub fn no_such_account(name: &str) -> Error {
+    Error::InvalidState(format!(
+        "there is no local account {name} on this workstation"
+    ))
 }
 
 /// SHA-512-crypt, the format `chpasswd -e` expects; the plaintext never reaches a command line.
@@ -167,7 +178,13 @@ impl Os for LinuxShadow {
         Ok(())
     }
 
+    fn has_account(&self, name: &str) -> Option<bool> {
+        self.user_exists(name).ok()
+    }
     fn add_admin(&self, name: &str) -> Result<()> {
+        if !self.user_exists(name)? {
+            return Err(no_such_account(name));
+        }
         if self.admin_members()?.iter().any(|m| m == name) {
             return Ok(());
         }

@@ -91,6 +91,7 @@ events! {
     RequestTimedOut => "request_timed_out",
     RequestExpired => "request_expired",
     RequestEnded => "request_ended_by_user",
+    GrantFailed => "request_grant_failed",
     SessionExtended => "session_extended",
     AutoRuleCreated => "auto_rule_created",
     AutoRuleDeleted => "auto_rule_deleted",

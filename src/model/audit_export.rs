@@ -39,17 +39,25 @@ impl Format {
             Format::Ndjson => String::new(),
         }
     }
-    /// One entry, line ending included.
-    pub fn line(self, seq: i64, e: &Entry) -> String {
+    /// One entry with the names of its actor, target and workstation, line ending included.
+    pub fn line(self, seq: i64, e: &Entry, names: &Names) -> String {
         match self {
-            Format::Csv => csv_line(seq, e),
+            Format::Csv => csv_line(seq, e, names),
             // serde_json escapes every control character, so a line is always one line.
-            Format::Ndjson => format!("{}\n", ndjson(seq, e)),
+            Format::Ndjson => format!("{}\n", ndjson(seq, e, names)),
         }
     }
 }
 
-const COLUMNS: [&str; 17] = [
+/// What an entry's ids are called now (joined in at export, never part of the chain).
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    pub actor: Option<String>,
+    pub target: Option<String>,
+    pub device: Option<String>,
+}
+
+const COLUMNS: [&str; 20] = [
     "seq",
     "time",
     "event",
@@ -57,9 +65,12 @@ const COLUMNS: [&str; 17] = [
     "tenant_id",
     "actor_kind",
     "actor_id",
+    "actor_name",
     "target_kind",
     "target_id",
+    "target_name",
     "device_id",
+    "device_name",
     "request_identifier",
     "ticket_identifier",
     "ip",
@@ -69,13 +80,14 @@ const COLUMNS: [&str; 17] = [
     "id",
 ];
 
-fn ndjson(seq: i64, e: &Entry) -> serde_json::Value {
+fn ndjson(seq: i64, e: &Entry, n: &Names) -> serde_json::Value {
     let details: serde_json::Value =
         serde_json::from_str(&e.details).unwrap_or_else(|_| json!(e.details));
     json!({
         "seq": seq, "time": e.at.rfc3339(), "event": e.event, "outcome": e.outcome.as_str(),
         "tenant_id": e.tenant_id, "actor_kind": e.actor_kind.as_str(), "actor_id": e.actor_id,
-        "target_kind": e.target_kind, "target_id": e.target_id, "device_id": e.device_id,
+        "actor_name": n.actor, "target_kind": e.target_kind, "target_id": e.target_id,
+        "target_name": n.target, "device_id": e.device_id, "device_name": n.device,
         "request_identifier": e.request_identifier, "ticket_identifier": e.ticket_identifier,
         "ip": e.ip, "http_request_id": e.http_request_id, "details": details, "id": e.id,
     })
@@ -93,7 +105,7 @@ fn justification(e: &Entry) -> String {
         .unwrap_or_default()
 }
 
-fn csv_line(seq: i64, e: &Entry) -> String {
+fn csv_line(seq: i64, e: &Entry, n: &Names) -> String {
     let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let cells = [
         seq.to_string(),
@@ -103,9 +115,12 @@ fn csv_line(seq: i64, e: &Entry) -> String {
         o(&e.tenant_id),
         e.actor_kind.as_str().to_string(),
         o(&e.actor_id),
+        o(&n.actor),
         o(&e.target_kind),
         o(&e.target_id),
+        o(&n.target),
         o(&e.device_id),
+        o(&n.device),
         o(&e.request_identifier),
         o(&e.ticket_identifier),
         o(&e.ip),
@@ -192,7 +207,7 @@ mod tests {
     fn control_characters_never_break_a_record() {
         let e = entry("W11\n<14>1 FAKE\r\0\u{1b}");
         for f in [Format::Csv, Format::Ndjson] {
-            let line = f.line(7, &e);
+            let line = f.line(7, &e, &Names::default());
             assert_eq!(
                 line.trim_end_matches(['\r', '\n']).lines().count(),
                 1,
@@ -205,12 +220,12 @@ mod tests {
                 "{line:?}"
             );
         }
-        let csv = Format::Csv.line(7, &e);
+        let csv = Format::Csv.line(7, &e, &Names::default());
         assert!(csv.contains("W11\\n<14>1 FAKE\\r\\u{0}\\u{1b}"), "{csv}");
         assert_eq!(csv.split(',').next(), Some("7"));
         assert!(csv.contains(",\"'=HYPERLINK(\"\"http://x\"\")\","), "{csv}");
         let nd: serde_json::Value =
-            serde_json::from_str(Format::Ndjson.line(7, &e).trim_end()).unwrap();
+            serde_json::from_str(Format::Ndjson.line(7, &e, &Names::default()).trim_end()).unwrap();
         assert_eq!(nd["ticket_identifier"], "W11\n<14>1 FAKE\r\0\u{1b}");
         assert_eq!(nd["details"]["justification"], "=HYPERLINK(\"http://x\")");
         assert_eq!(nd["time"], "2026-09-21T14:13:20.123Z");
@@ -219,11 +234,18 @@ mod tests {
     #[test]
     fn the_header_names_every_column_once() {
         let h = Format::Csv.header();
-        assert_eq!(h.trim_end().split(',').count(), 17);
+        assert_eq!(h.trim_end().split(',').count(), 20);
         let e = Entry {
             details: r#"{"justification":"fix"}"#.into(),
             ..entry("T")
         };
-        assert_eq!(Format::Csv.line(1, &e).trim_end().split(',').count(), 17);
+        let names = Names {
+            actor: Some("Nik Potter".into()),
+            target: Some("bob on W11-PC".into()),
+            device: Some("W11-PC".into()),
+        };
+        let line = Format::Csv.line(1, &e, &names);
+        assert_eq!(line.trim_end().split(',').count(), 20);
+        assert!(line.contains(",bob on W11-PC,"), "{line}");
     }
 }

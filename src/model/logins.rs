@@ -126,7 +126,7 @@ impl State {
             State::Ended => "ended",
             State::Expired => "expired",
             State::Revoked => "revoked",
-            State::Failed => "failed",
+            State::Failed => "failed on the workstation",
         }
     }
 }

@@ -118,6 +118,14 @@ pub struct Policy {
     pub access: Access,
     #[serde(default)]
     pub rules: Vec<Rule>,
+    /// "Just this request": allows one run, then is used up (the appliance deletes it when
+    /// it decides, the agent remembers it ran when it decided offline).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub once: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// What the agent knows about the program to elevate.
@@ -422,6 +430,7 @@ pub mod cases {
                     rule("r-winpath", RuleKind::Path, "C:\\Tools\\**", false),
                     rule("r-no-shell", RuleKind::Path, "/usr/bin/bash", true),
                 ],
+                once: false,
             },
             Policy {
                 id: "p-window".into(),
@@ -436,6 +445,7 @@ pub mod cases {
                 },
                 access: Access::All,
                 rules: vec![],
+                once: false,
             },
         ]
     }

@@ -20,6 +20,8 @@ pub enum State {
     Expired,
     EndedByUser,
     Revoked,
+    /// Approved, but the workstation could not carry the grant out.
+    Failed,
 }
 
 impl State {
@@ -33,6 +35,7 @@ impl State {
         State::Expired,
         State::EndedByUser,
         State::Revoked,
+        State::Failed,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,6 +48,22 @@ impl State {
             State::Expired => "expired",
             State::EndedByUser => "ended_by_user",
             State::Revoked => "revoked",
+            State::Failed => "failed",
+        }
+    }
+    /// The state in words, as people read it.
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Pending => "waiting for a decision",
+            State::Approved => "active",
+            State::Denied => "denied",
+            State::Cancelled => "cancelled",
+            State::TimedOut => "timed out (nobody decided)",
+            State::Declined => "declined (requests are switched off)",
+            State::Expired => "expired",
+            State::EndedByUser => "ended by the user",
+            State::Revoked => "revoked",
+            State::Failed => "failed on the workstation",
         }
     }
     pub fn parse(s: &str) -> Option<State> {

@@ -79,6 +79,60 @@ pub fn local(ms: i64, zone_name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A moment as people read it, relative to `now`: "just now", "3 min ago", "in 12 min",
+/// "today 14:05", "yesterday 09:30", "tomorrow 08:00", "23 Nov 14:05", "23 Nov 2025 14:05".
+pub fn human(ms: i64, now_ms: i64, zone_name: &str) -> String {
+    let (Some(t), Some(now)) = (zoned(ms, zone_name), zoned(now_ms, zone_name)) else {
+        return String::new();
+    };
+    let d = ms - now_ms;
+    let mins = d.abs() / 60_000;
+    if d.abs() < 60_000 {
+        return "just now".into();
+    }
+    if mins < 60 {
+        return if d < 0 {
+            format!("{mins} min ago")
+        } else {
+            format!("in {mins} min")
+        };
+    }
+    let clock = t.strftime("%H:%M").to_string();
+    let day = |z: &Zoned| z.date();
+    let today = day(&now);
+    match (day(&t) - today).get_days() {
+        0 => return format!("today {clock}"),
+        -1 => return format!("yesterday {clock}"),
+        1 => return format!("tomorrow {clock}"),
+        _ => {}
+    }
+    if t.year() == now.year() {
+        t.strftime("%-d %b %H:%M").to_string()
+    } else {
+        t.strftime("%-d %b %Y %H:%M").to_string()
+    }
+}
+
+/// The exact moment for a tooltip: `Mon 23 Nov 2026 14:05:09 CET`.
+pub fn exact(ms: i64, zone_name: &str) -> String {
+    zoned(ms, zone_name)
+        .map(|z| z.strftime("%a %-d %b %Y %H:%M:%S %Z").to_string())
+        .unwrap_or_default()
+}
+
+/// A length of time in words: "45 s", "12 min", "2 h 5 min", "3 days".
+pub fn span(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 if (s / 60) % 60 == 0 => format!("{} h", s / 3600),
+        3600..86_400 => format!("{} h {} min", s / 3600, (s / 60) % 60),
+        _ if s / 86_400 == 1 => "1 day".into(),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
 /// Minutes after local midnight.
 pub fn minute_of_day(ms: i64, zone_name: &str) -> u32 {
     zoned(ms, zone_name)
@@ -153,6 +207,26 @@ mod tests {
         // A round trip through the form keeps the moment.
         let ms = parse("f", &local(T0 + 5 * H, "Asia/Tokyo"), "Asia/Tokyo").unwrap();
         assert_eq!(ms, T0 + 5 * H);
+    }
+
+    #[test]
+    fn moments_read_like_people_say_them() {
+        let now = T0 + 14 * H; // 14:00 UTC, 15:00 in Berlin
+        assert_eq!(human(now - 20_000, now, "UTC"), "just now");
+        assert_eq!(human(now - 3 * 60_000, now, "UTC"), "3 min ago");
+        assert_eq!(human(now + 12 * 60_000, now, "UTC"), "in 12 min");
+        assert_eq!(human(now - 3 * H, now, "UTC"), "today 11:00");
+        assert_eq!(human(now - 3 * H, now, "Europe/Berlin"), "today 12:00");
+        assert_eq!(human(now - 20 * H, now, "UTC"), "yesterday 18:00");
+        assert_eq!(human(now + 12 * H, now, "UTC"), "tomorrow 02:00");
+        assert_eq!(human(now - 72 * H, now, "UTC"), "20 Nov 14:00");
+        assert_eq!(human(now - 400 * 24 * H, now, "UTC"), "19 Oct 2025 14:00");
+        assert_eq!(exact(now, "Europe/Berlin"), "Mon 23 Nov 2026 15:00:00 CET");
+        assert_eq!(span(45_000), "45 s");
+        assert_eq!(span(12 * 60_000), "12 min");
+        assert_eq!(span(2 * H + 5 * 60_000), "2 h 5 min");
+        assert_eq!(span(8 * H), "8 h");
+        assert_eq!(span(72 * H), "3 days");
     }
 
     #[test]

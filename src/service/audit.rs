@@ -147,13 +147,15 @@ pub async fn export(
         .db
         .read(move |r| {
             let mut doc = format.header();
+            let mut names = NameCache::default();
             let n = store::audit::each(
                 r,
                 (!all_tenants).then_some(&scope),
                 &f2,
                 EXPORT_MAX,
                 |seq, e| {
-                    doc.push_str(&format.line(seq, e));
+                    let n = names.of(r, e)?;
+                    doc.push_str(&format.line(seq, e, &n));
                     Ok(())
                 },
             )?;
@@ -190,9 +192,66 @@ pub fn export_to(
 ) -> Result<u64> {
     out.write_all(format.header().as_bytes())?;
     db.read_blocking(|r| {
+        let mut names = NameCache::default();
         store::audit::each(r, scope.as_ref(), filter, u64::MAX, |seq, e| {
-            out.write_all(format.line(seq, e).as_bytes())?;
+            let n = names.of(r, e)?;
+            out.write_all(format.line(seq, e, &n).as_bytes())?;
             Ok(())
         })
     })
+}
+
+/// Names of the ids entries refer to, each looked up once per export.
+#[derive(Default)]
+pub struct NameCache {
+    known: std::collections::HashMap<String, Option<String>>,
+}
+
+impl NameCache {
+    fn name(&mut self, r: &store::Reader<'_>, id: &Option<String>) -> Result<Option<String>> {
+        let Some(id) = id.as_deref().filter(|i| !i.is_empty()) else {
+            return Ok(None);
+        };
+        if let Some(n) = self.known.get(id) {
+            return Ok(n.clone());
+        }
+        let n = store::names::labels(r, &[id.to_string()])?.remove(id);
+        self.known.insert(id.to_string(), n.clone());
+        Ok(n)
+    }
+
+    pub fn of(
+        &mut self,
+        r: &store::Reader<'_>,
+        e: &crate::model::audit::Entry,
+    ) -> Result<crate::model::audit_export::Names> {
+        Ok(crate::model::audit_export::Names {
+            actor: self.name(r, &e.actor_id)?,
+            target: self.name(r, &e.target_id)?,
+            device: self.name(r, &e.device_id)?,
+        })
+    }
+}
+
+/// Names for the ids of entries already read (the audit page).
+pub async fn names(
+    ctx: &super::Ctx,
+    entries: &[(i64, crate::model::audit::Entry)],
+) -> Result<std::collections::HashMap<String, String>> {
+    let ids = entries
+        .iter()
+        .flat_map(|(_, e)| [&e.actor_id, &e.target_id, &e.device_id])
+        .filter_map(|i| i.clone())
+        .collect();
+    labels(ctx, ids).await
+}
+
+/// Names for ids the caller read from rows it may see (people, rules, policies, …).
+pub async fn labels(
+    ctx: &super::Ctx,
+    mut ids: Vec<String>,
+) -> Result<std::collections::HashMap<String, String>> {
+    ids.sort();
+    ids.dedup();
+    ctx.db.read(move |r| store::names::labels(r, &ids)).await
 }

@@ -209,7 +209,9 @@ pub async fn ack(
                 a = a.failure();
             }
             a.append(tx)?;
-            super::logins::on_ack(tx, &c, req.result == proto::AckResult::Done, now)?;
+            let done = req.result == proto::AckResult::Done;
+            super::logins::on_ack(tx, &c, done, &details, now)?;
+            super::requests::on_ack(tx, &c, done, &details, now)?;
             Ok(())
         })
         .await
@@ -248,6 +250,14 @@ pub async fn events(
                     }
                     if e.kind == "logon" && e.data["observed"] == true {
                         super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
+                    }
+                    // A run the agent allowed offline uses up a "just this request" policy.
+                    if e.kind == "elevate_on_demand"
+                        && e.data["decision"]["decision"] == "allow"
+                        && let Some(p) = e.data["decision"]["policy"].as_str()
+                    {
+                        let scope = crate::authz::system_scope(tenant);
+                        woken.extend(super::policies::consume_once(tx, &ctx2, &scope, p, now)?);
                     }
                     let code = match e.kind.as_str() {
                         "ppam" => Event::Ppam,

@@ -653,10 +653,22 @@ pub async fn reveals(
 
 /// Called in the transaction of a command's acknowledgement: a confirmed password becomes
 /// current (a waiting session active); a refused or failed one fails its session.
+/// The agent's reason, as a person reads it (without the error kind's prefix).
+pub fn reason_of(details: &str) -> String {
+    let d = details.trim();
+    let d = d.strip_prefix("internal error: ").unwrap_or(d);
+    if d.is_empty() {
+        "the workstation gave no reason".into()
+    } else {
+        d.chars().take(500).collect()
+    }
+}
+
 pub fn on_ack(
     tx: &WriteTx<'_>,
     c: &store::commands::StoredCommand,
     done: bool,
+    details: &str,
     now: Timestamp,
 ) -> Result<()> {
     let Some(cred) = store::logins::credential_by_command(&tx.reader(), c.id)? else {
@@ -691,10 +703,12 @@ pub fn on_ack(
         if let Some(l) = login.filter(|l| cred.reason == "login" && l.state.is_open())
             && store::logins::transition(tx, &scope, &l, State::Failed, None, now)?
         {
+            store::logins::set_failure(tx, &scope, l.id, &reason_of(details))?;
             audit_for(Event::LoginFailed, &l, now)
                 .failure()
                 .details(
-                    json!({"line": line(&l, shared, "could not log in"), "account": l.account}),
+                    json!({"line": line(&l, shared, "could not log in"), "account": l.account,
+                    "reason": reason_of(details)}),
                 )
                 .append(tx)?;
         }

@@ -93,6 +93,12 @@ pub(super) fn build(
                 to: time("to", &i.to, &zone)?,
             }
         }
+        "" => {
+            return Err(Error::validation(
+                "duration",
+                "choose how long the policy applies: a fixed number of hours or a window",
+            ));
+        }
         _ => return Err(Error::validation("duration", "must be fixed or window")),
     };
     let access = match i.access.as_str() {
@@ -131,6 +137,7 @@ pub(super) fn build(
         span,
         access,
         rules,
+        once: false,
     };
     engine::check_policy(&p)?;
     Ok(p)
@@ -225,6 +232,7 @@ pub(super) fn from_request(
             value: engine::check_rule(RuleKind::Hash, &app.sha256)?,
             deny: false,
         }],
+        once: grant == Grant::Once,
     };
     engine::check_policy(&policy)?;
     let version = store::policies::put(tx, scope, &policy, now)?;
@@ -279,6 +287,28 @@ pub(super) fn remove_for_request(
         .target("policy", id)
         .request(r.id, r.ticket.clone())
         .details(json!({"version": version, "request_state": r.state.as_str()}))
+        .append(tx)?;
+    push(tx, ctx, scope, version, now)
+}
+
+/// A "just this request" policy has allowed its one run: it is deleted (audited) and the
+/// bundle without it goes to the workstations. Nothing for any other policy.
+pub(super) fn consume_once(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    policy: &str,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    let once = store::policies::get(&tx.reader(), scope, policy).is_ok_and(|p| p.once);
+    if !once {
+        return Ok(vec![]);
+    }
+    let version = store::policies::delete(tx, scope, policy)?;
+    Audit::new(Event::PolicyDeleted, now)
+        .tenant(scope.tenant())
+        .target("policy", policy)
+        .details(json!({"version": version, "why": "used once"}))
         .append(tx)?;
     push(tx, ctx, scope, version, now)
 }
@@ -397,22 +427,33 @@ pub async fn save(
         .db
         .write(move |tx| {
             let r = tx.reader();
-            let (pid, deployed, event) = match id {
+            let (pid, deployed, event, once) = match id {
                 Some(id) => {
                     let old = store::policies::get(&r, &scope, &id)?;
                     let from = match old.span {
                         Span::Fixed { from, .. } => from,
                         Span::Window { .. } => now.millis(),
                     };
-                    (id, from, Event::PolicyUpdated)
+                    (id, from, Event::PolicyUpdated, old.once)
                 }
                 None => (
                     format!("pol-{}", uuid::Uuid::now_v7().simple()),
                     now.millis(),
                     Event::PolicyCreated,
+                    false,
                 ),
             };
-            let policy = build(&r, &scope, pid, input, deployed)?;
+            let mut policy = build(&r, &scope, pid, input, deployed)?;
+            policy.once = once;
+            if store::policies::named(&r, &scope, &policy.name, &policy.id)?.is_some() {
+                return Err(Error::validation(
+                    "name",
+                    format!(
+                        "a policy named {:?} already exists in this tenant; choose another name",
+                        policy.name
+                    ),
+                ));
+            }
             let version = store::policies::put(tx, &scope, &policy, now)?;
             Audit::new(event, now)
                 .tenant(scope.tenant())
@@ -495,8 +536,9 @@ pub async fn decide(
         return Err(Error::validation("user", "must be a local account name"));
     }
     let now = ctx.clock.now();
-    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
-    ctx.db
+    let (device, tenant, o, ctx2) = (d.id, d.tenant_id, origin.clone(), ctx.clone());
+    let (decision, woken) = ctx
+        .db
         .write(move |tx| {
             let scope = system_scope(tenant);
             let ps = store::policies::list(&tx.reader(), &scope)?;
@@ -520,7 +562,14 @@ pub async fn decide(
                 a = a.failure();
             }
             a.append(tx)?;
-            Ok(decision)
+            // The one run a "just this request" approval allows is this one.
+            let woken = match &decision {
+                Decision::Allow { policy, .. } => consume_once(tx, &ctx2, &scope, policy, now)?,
+                _ => vec![],
+            };
+            Ok((decision, woken))
         })
-        .await
+        .await?;
+    wake(ctx, woken);
+    Ok(decision)
 }

@@ -218,6 +218,45 @@ fn approve_in(
     Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
 }
 
+/// The workstation's answer to a grant: confirmed (the session now runs there) or not carried
+/// out (the request ends `failed` with the agent's reason, and nobody sees a countdown for
+/// rights the user does not have). Inside the acknowledgement's transaction.
+pub fn on_ack(
+    tx: &WriteTx<'_>,
+    c: &store::commands::StoredCommand,
+    done: bool,
+    details: &str,
+    now: Timestamp,
+) -> Result<()> {
+    if c.kind != "grant_admin" {
+        return Ok(());
+    }
+    let args: serde_json::Value = serde_json::from_str(&c.args).unwrap_or_default();
+    let Some(id) = args["session"]["request_id"]
+        .as_str()
+        .and_then(RequestId::parse)
+    else {
+        return Ok(());
+    };
+    let scope = system_scope(c.tenant_id);
+    let Ok(r) = store::requests::get(&tx.reader(), &scope, id) else {
+        return Ok(());
+    };
+    if done {
+        store::requests::mark_granted(tx, &scope, id, now)?;
+        return Ok(());
+    }
+    let reason = super::logins::reason_of(details);
+    if store::requests::fail_grant(tx, &scope, id, &reason, now)? {
+        audit_for(Event::GrantFailed, &r, now)
+            .failure()
+            .actor(ActorKind::Device, Some(c.device_id.to_string()))
+            .details(json!({"account": r.account, "reason": reason}))
+            .append(tx)?;
+    }
+    Ok(())
+}
+
 /// A workstation's request: validated, recorded (declined at once when JIT is off), and
 /// approved at once when an auto-approval rule matches.
 pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<Request> {

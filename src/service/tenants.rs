@@ -126,6 +126,15 @@ pub async fn update(
             "only MSP admins rename, move or disable tenants".into(),
         ));
     }
+    // Co-management and its seats are what the MSP sells: only its staff change them.
+    if !p.is_msp_staff()
+        && (u.settings.co_management != t.settings.co_management
+            || u.settings.seats != t.settings.seats)
+    {
+        return Err(Error::Forbidden(
+            "co-management and its seats are set by the MSP".into(),
+        ));
+    }
     if t.kind == TenantKind::Msp && u.active == Some(false) {
         return Err(Error::validation(
             "active",

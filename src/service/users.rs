@@ -275,9 +275,11 @@ pub async fn act(
                         TenantKind::Msp => BuiltinRole::MspAdmin,
                         TenantKind::Customer => {
                             if !tenant.settings.co_management {
-                                return Err(Error::InvalidState(
-                                    "Co-management is off for this tenant: turn it on in the tenant settings before making anyone an admin.".into(),
-                                ));
+                                return Err(Error::InvalidState(if p2.is_msp_staff() {
+                                    "Co-management is off for this tenant: turn it on in the tenant settings before making anyone an admin.".into()
+                                } else {
+                                    "Co-management is off for this tenant; your MSP decides whether it is on.".into()
+                                }));
                             }
                             BuiltinRole::CoManaged
                         }
@@ -289,10 +291,17 @@ pub async fn act(
                     if role == BuiltinRole::CoManaged {
                         let used = store::users::count_with_role(&tx.reader(), &scope, role.key())?;
                         if used >= i64::from(tenant.settings.seats) {
-                            return Err(Error::InvalidState(format!(
-                                "All {} co-managed seats of this tenant are in use: raise the seat count in the tenant settings first.",
-                                tenant.settings.seats
-                            )));
+                            return Err(Error::InvalidState(if p2.is_msp_staff() {
+                                format!(
+                                    "All {} co-managed seats of this tenant are in use: raise the seat count in the tenant settings first.",
+                                    tenant.settings.seats
+                                )
+                            } else {
+                                format!(
+                                    "All {} co-managed seats of this tenant are in use; ask your MSP for more seats.",
+                                    tenant.settings.seats
+                                )
+                            }));
                         }
                     }
                     store::users::add_role(tx, &scope, id, role.key())?;

@@ -29,10 +29,12 @@ pub struct Login {
     pub expires_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub ended_by: Option<String>,
+    /// Why the workstation refused the login (state `failed`).
+    pub failure: Option<String>,
 }
 
 const COLUMNS: &str = "l.id, l.tenant_id, l.device_id, d.hostname, l.user_id, u.email, l.account, l.state,
-    l.minutes, l.ticket, l.revealed, l.version, l.created_at, l.started_at, l.expires_at, l.ended_at, l.ended_by";
+    l.minutes, l.ticket, l.revealed, l.version, l.created_at, l.started_at, l.expires_at, l.ended_at, l.ended_by, l.failure";
 const FROM: &str =
     "FROM logins l JOIN devices d ON d.id = l.device_id JOIN users u ON u.id = l.user_id";
 
@@ -56,6 +58,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Login> {
         expires_at: r.get(14)?,
         ended_at: r.get(15)?,
         ended_by: r.get(16)?,
+        failure: r.get(17)?,
     })
 }
 
@@ -169,6 +172,19 @@ pub fn transition(
         .execute(named_params! {":to": to.as_str(), ":now": now, ":by": ended_by, ":id": l.id,
             ":t": scope.tenant(), ":v": l.version})?;
     Ok(n == 1)
+}
+
+/// Keeps the workstation's reason for refusing a login.
+pub fn set_failure(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: LoginId,
+    failure: &str,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE logins SET failure = :f WHERE id = :id AND tenant_id = :t")?
+        .execute(named_params! {":f": failure, ":id": id, ":t": scope.tenant()})?;
+    Ok(())
 }
 
 /// Marks the one-time view of the password as used; false if it already was (CRED-06).

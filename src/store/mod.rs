@@ -8,6 +8,7 @@ pub mod devices;
 pub mod links;
 pub mod logins;
 pub mod migrate;
+pub mod names;
 pub mod policies;
 pub mod requests;
 pub mod roles;

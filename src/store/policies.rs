@@ -33,6 +33,16 @@ pub fn get(r: &Reader<'_>, scope: &TenantScope, id: &str) -> Result<Policy> {
         .ok_or(Error::NotFound)
 }
 
+/// Another policy of the tenant with this name (case-insensitive), if any.
+pub fn named(r: &Reader<'_>, scope: &TenantScope, name: &str, not: &str) -> Result<Option<String>> {
+    Ok(r.conn
+        .prepare_cached(
+            "SELECT id FROM policies WHERE tenant_id = :t AND lower(name) = lower(:n) AND id != :not LIMIT 1",
+        )?
+        .query_row(named_params! {":t": scope.tenant(), ":n": name.trim(), ":not": not}, |r| r.get(0))
+        .optional()?)
+}
+
 /// Inserts or replaces a policy and raises the bundle version; returns the new version.
 pub fn put(tx: &WriteTx<'_>, scope: &TenantScope, p: &Policy, now: Timestamp) -> Result<i64> {
     let body = serde_json::to_string(p)?;

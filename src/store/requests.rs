@@ -60,11 +60,15 @@ pub struct Request {
     pub grant_scope: Option<String>,
     /// The policy an approved application request created.
     pub policy_id: Option<String>,
+    /// When the workstation confirmed the grant.
+    pub granted_at: Option<Timestamp>,
+    /// Why the workstation could not carry the grant out.
+    pub failure: Option<String>,
 }
 
 const COLUMNS: &str = "r.id, r.tenant_id, r.device_id, r.endpoint_user_id, e.account, d.hostname, r.kind, r.parent_id,
     r.minutes_requested, r.minutes_approved, r.justification, r.ticket, r.state, r.version, r.decided_by, r.decided_by_rule,
-    r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at, r.app, r.grant_scope, r.policy_id";
+    r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at, r.app, r.grant_scope, r.policy_id, r.granted_at, r.failure";
 const FROM: &str = "FROM requests r JOIN endpoint_users e ON e.id = r.endpoint_user_id JOIN devices d ON d.id = r.device_id";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
@@ -96,6 +100,8 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
             .and_then(|a| serde_json::from_str(&a).ok()),
         grant_scope: r.get(22)?,
         policy_id: r.get(23)?,
+        granted_at: r.get(24)?,
+        failure: r.get(25)?,
     })
 }
 
@@ -418,4 +424,40 @@ pub fn linked_user(r: &Reader<'_>, endpoint_user: &str) -> Result<Option<String>
         .query_row(named_params! {":id": endpoint_user}, |r| r.get(0))
         .optional()?
         .flatten())
+}
+
+/// The workstation confirmed the grant of an approved request (its first confirmation counts).
+pub fn mark_granted(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: RequestId,
+    now: Timestamp,
+) -> Result<bool> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE requests SET granted_at = :now
+             WHERE id = :id AND tenant_id = :t AND state = 'approved' AND granted_at IS NULL",
+        )?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":now": now})?;
+    Ok(n == 1)
+}
+
+/// An approved request whose grant the workstation could not carry out ends `failed` with
+/// its reason; false when it was no longer approved.
+pub fn fail_grant(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    id: RequestId,
+    failure: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE requests SET state = 'failed', failure = :f, ended_at = :now, version = version + 1
+             WHERE id = :id AND tenant_id = :t AND state = 'approved'",
+        )?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":f": failure, ":now": now})?;
+    Ok(n == 1)
 }

@@ -25,6 +25,7 @@ pub async fn account_page(
         .db
         .read(move |r| crate::store::sessions::list_for_user(r, uid))
         .await?;
+    let (now, zone) = (state.ctx.clock.now(), cu.zone(None));
     let content = html! {
         main {
             h1 { "My account" }
@@ -39,20 +40,15 @@ pub async fn account_page(
             div.card {
                 h2 { "Signed-in sessions" }
                 div.table-wrap { table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
-                    tbody { @for s in &sessions { tr { td { (s.created_at.rfc3339()) } td { (s.last_seen_at.rfc3339()) } td { (s.ip.clone().unwrap_or_default()) } } } } } }
+                    tbody { @for s in &sessions { tr { td { (super::fmt::when(s.created_at, now, &zone)) } td { (super::fmt::when(s.last_seen_at, now, &zone)) } td { (s.ip.clone().unwrap_or_default()) } } } } } }
                 p { a href="/account/totp" { "Replace my authenticator app" } }
             }
             div.card {
                 h2 { "API tokens" }
-                div.table-wrap { table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th {} } }
-                    tbody hx-disable { @for t in &tokens { tr {
-                        td { (t.name) } td { (t.created_at.rfc3339()) } td { (t.last_used_at.map(|x| x.rfc3339()).unwrap_or_default()) }
-                        td { @if t.revoked_at.is_some() { "revoked" } @else {
-                            form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) hx-post=(format!("/account/tokens/{}/revoke", t.id)) hx-target="#account-result" hx-confirm="Revoke this token?" {
-                                (ui::csrf_input(&cu.csrf)) button.secondary type="submit" { "Revoke" } }
-                        } }
-                    } } } } }
-                form.stack method="post" action="/account/tokens" hx-post="/account/tokens" hx-target="#account-result" {
+                (tokens_table(&cu, &tokens, now, &zone, false))
+                div #token-result {}
+                form.stack #new-token method="post" action="/account/tokens" hx-post="/account/tokens" hx-target="#token-result" hx-swap="afterbegin" data-reset-on-success {
+                    div #new-token-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("New token name", "name", "text", "", None))
                     button type="submit" { "Create token" }
@@ -67,6 +63,28 @@ pub async fn account_page(
         "My account",
         content,
     )))
+}
+
+/// The person's API tokens; `oob` redraws the list in place after a new one.
+fn tokens_table(
+    cu: &CurrentUser,
+    tokens: &[crate::store::tokens::ApiToken],
+    now: crate::clock::Timestamp,
+    zone: &str,
+    oob: bool,
+) -> maud::Markup {
+    html! {
+        div.table-wrap #tokens-list hx-swap-oob=[oob.then_some("true")] { table #tokens-table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { span.sr-only { "Actions" } } } }
+            tbody hx-disable {
+                @if tokens.is_empty() { tr { td.empty colspan="4" { "No API tokens yet: create one below for a script or an RMM integration." } } }
+                @for t in tokens { tr {
+                td { (t.name) } td { (super::fmt::when(t.created_at, now, zone)) } td { (super::fmt::when_opt(t.last_used_at, now, zone)) }
+                td { @if t.revoked_at.is_some() { "revoked" } @else {
+                    form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) hx-post=(format!("/account/tokens/{}/revoke", t.id)) hx-target="#account-result" hx-confirm="Revoke this token?" {
+                        (ui::csrf_input(&cu.csrf)) button.secondary type="submit" { "Revoke" } }
+                } }
+            } } } } }
+    }
 }
 
 #[derive(Deserialize)]
@@ -107,7 +125,7 @@ pub async fn change_password(
         Err(Error::Validation { field, msg }) => Ok(flash(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "error",
-            &format!("{}: {msg}", field.replace('_', " ")),
+            &super::fmt::validation_message(&field, &msg),
         )),
         Err(e) => Err(e.into()),
     }
@@ -127,10 +145,21 @@ pub async fn create_token(
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, WebError> {
     match service::tokens::create(&state.ctx, &cu.principal, &form.name, &cu.origin).await {
-        Ok((_, secret)) => Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
-            html! { div.flash.info { "Copy this token now; it is not shown again: " code.token { (secret) } } }.into_string(),
+        Ok((t, secret)) => {
+            let tokens = service::tokens::list(&state.ctx, &cu.principal).await?;
+            let (now, zone) = (state.ctx.clock.now(), cu.zone(None));
+            Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+                html! {
+                    div.flash.info.new-token { "Token " strong { (t.name) } ": copy it now, it is not shown again: " code.token { (secret) } }
+                    (tokens_table(&cu, &tokens, now, &zone, true))
+                }
+                .into_string(),
+            ))
+        }
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "new-token-error",
+            &super::fmt::validation_message(&field, &msg),
         )),
-        Err(Error::Validation { field, msg }) => Ok(flash(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, "error", &format!("{field}: {msg}"))),
         Err(e) => Err(e.into()),
     }
 }
@@ -222,7 +251,7 @@ pub async fn change_totp(
         Err(Error::Validation { field, msg }) => Ok(flash(
             actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
             "error",
-            &format!("{field}: {msg}"),
+            &super::fmt::validation_message(&field, &msg),
         )),
         Err(e) => Err(e.into()),
     }

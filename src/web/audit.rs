@@ -79,6 +79,9 @@ pub async fn audit_page(
         if all_tenants { "&all=1" } else { "" }
     );
     let next = rows.last().map(|(seq, _)| *seq);
+    let names = service::audit::names(&state.ctx, &rows).await?;
+    let (now, zone) = (state.ctx.clock.now(), cu.zone(Some(&t)));
+    let name = |id: &Option<String>| id.as_ref().and_then(|i| names.get(i)).cloned();
     let base = format!("/t/{}/audit", t.slug);
     let content = html! {
         main {
@@ -91,7 +94,7 @@ pub async fn audit_page(
             }
             @if let Some((size, at, vkey)) = &checkpoint {
                 p #checkpoint-status {
-                    "Last signed checkpoint: " (size) " entries at " (at.rfc3339()) ", in "
+                    "Last signed checkpoint: " (size) " entries, " (super::fmt::when(*at, now, &zone)) ", in "
                     code { (service::checkpoints::FILE) } " and the service log. Verifier key: " code { (vkey) }
                 }
             }
@@ -111,13 +114,26 @@ pub async fn audit_page(
                 }
             }
             div.table-wrap { table {
-                thead { tr { th { "#" } th { "Time (UTC)" } th { "Event" } th { "Outcome" } th { "Actor" } th { "Target" } th { "Details" } } }
+                thead { tr { th { "#" } th { "When" } th { "Event" } th { "Outcome" } th { "Who" } th { "What" } th { "Workstation" } th { "Details" } } }
                 tbody hx-disable {
+                    @if rows.is_empty() { tr { td.empty colspan="8" { "No entries match these filters." } } }
                     @for (seq, e) in &rows {
                         tr {
-                            td { (seq) } td { (e.at.rfc3339()) } td { code { (e.event) } } td { (e.outcome.as_str()) }
-                            td { (e.actor_kind.as_str()) " " code { (e.actor_id.clone().unwrap_or_default()) } }
-                            td { (e.target_kind.clone().unwrap_or_default()) " " code { (e.target_id.clone().unwrap_or_default()) } }
+                            td { (seq) }
+                            td { (super::fmt::when(e.at, now, &zone)) }
+                            td { span title=(e.event) { (event_label(&e.event)) } }
+                            td { (e.outcome.as_str()) }
+                            td title=(e.actor_id.clone().unwrap_or_default()) {
+                                @match name(&e.actor_id) {
+                                    Some(n) => { (n) }
+                                    None => { (actor_label(e.actor_kind.as_str())) }
+                                }
+                            }
+                            td title=(e.target_id.clone().unwrap_or_default()) {
+                                @if let Some(k) = &e.target_kind { span.muted { (k.replace('_', " ")) " " } }
+                                (name(&e.target_id).unwrap_or_default())
+                            }
+                            td { (name(&e.device_id).unwrap_or_default()) }
                             td { code { (e.details) } }
                         }
                     }
@@ -135,6 +151,32 @@ pub async fn audit_page(
         "Audit",
         content,
     )))
+}
+
+/// An event code in words (`request_approved` → "Request approved"); the code stays on hover.
+fn event_label(code: &str) -> String {
+    let words = match code {
+        "101" => "Elevated on demand (101)".to_string(),
+        "106" => "Passive token (106)".to_string(),
+        "300" => "Logon (300)".to_string(),
+        c => c.replace('_', " "),
+    };
+    let mut it = words.chars();
+    match it.next() {
+        Some(f) => f.to_uppercase().chain(it).collect(),
+        None => words,
+    }
+}
+
+/// Who acted when no person or workstation is named.
+fn actor_label(kind: &str) -> &'static str {
+    match kind {
+        "system" => "the appliance",
+        "anonymous" => "someone not signed in",
+        "device" => "a workstation",
+        "api_token" => "an API token",
+        _ => "someone",
+    }
 }
 
 fn enc(s: &str) -> String {

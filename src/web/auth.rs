@@ -430,7 +430,7 @@ async fn enroll_post(
                 &secret,
                 &f.email,
                 Some(&f),
-                Some(&format!("{}: {msg}", field.replace('_', " "))),
+                Some(&super::fmt::validation_message(&field, &msg)),
             )?;
             Ok(HttpResponse::UnprocessableEntity()
                 .content_type("text/html; charset=utf-8")

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use maud::html;
 
 use super::error::WebError;
-use super::home::{fragment, html_response};
+use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
@@ -56,7 +56,7 @@ pub async fn rules_page(
             div.table-wrap { table #rules-table {
                 thead { tr { th { "Name" } th { "Endpoint user" } th { "Workstation" } th { "Up to" } th { "Time of day" } th {} } }
                 tbody {
-                    @if rules.is_empty() { tr { td colspan="6" { span.muted { "No rules: every request waits for a person." } } } }
+                    @if rules.is_empty() { tr { td.empty colspan="6" { "No rules: every request waits for a person. Add one below to approve routine requests at once." } } }
                     @for r in &rules {
                         tr {
                             td { (r.name) }
@@ -77,8 +77,9 @@ pub async fn rules_page(
             } }
             div #rules-result {}
             @if can {
-                form.stack.card method="post" action=(action) hx-post=(action) hx-target="#rules-result" {
+                form.stack.card #new-rule method="post" action=(action) hx-post=(action) hx-target="#rules-result" {
                     h2 { "New rule" }
+                    div #new-rule-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("Name", "name", "text", "", None))
                     (ui::field("Endpoint user (local account; empty for any)", "account", "text", "", None))
@@ -122,6 +123,7 @@ pub struct RuleForm {
 
 pub async fn create(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
     form: web::Form<RuleForm>,
@@ -129,9 +131,9 @@ pub async fn create(
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
     let f = form.into_inner();
     let Ok(max_minutes) = f.max_minutes.trim().parse::<i64>() else {
-        return Ok(fragment(
-            ui::form_error(Some("max_minutes: must be a number of minutes")),
-            false,
+        return Ok(super::home::invalid(
+            "new-rule-error",
+            &super::fmt::validation_message("max_minutes", "must be a number of minutes"),
         ));
     };
     let n = service::requests::NewRule {
@@ -143,13 +145,15 @@ pub async fn create(
         to: f.to,
     };
     match service::requests::create_rule(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
-        Ok(r) => Ok(fragment(
-            html! { div.flash.info { "Rule " (r.name) " added. " a href=(format!("/t/{}/auto-approval", t.slug)) { "Reload the list" } } },
-            true,
+        // The list, now with the new rule, and an empty form.
+        Ok(_) => Ok(super::auth::redirect(
+            &req,
+            &format!("/t/{}/auto-approval", t.slug),
+            None,
         )),
-        Err(Error::Validation { field, msg }) => Ok(fragment(
-            ui::form_error(Some(&format!("{field}: {msg}"))),
-            false,
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "new-rule-error",
+            &super::fmt::validation_message(&field, &msg),
         )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }

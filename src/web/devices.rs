@@ -45,6 +45,7 @@ pub async fn devices_page(
         .permissions_in(&t)
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     let now = state.ctx.clock.now();
+    let zone = cu.zone(Some(&t));
     let action = format!("/t/{}/devices/tokens", t.slug);
     let tokens = if can_manage {
         service::devices::tokens(&state.ctx, &cu.principal, &t).await?
@@ -55,41 +56,33 @@ pub async fn devices_page(
         main {
             h1 { "Workstations of " (t.name) }
             div.table-wrap { table #devices-table {
-                thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen (UTC)" } } }
+                thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen" } } }
                 tbody hx-disable {
+                    @if devices.is_empty() { tr { td.empty colspan="5" { "No workstation is enrolled yet"
+                        @if can_manage { ": create an enrollment command below and run it on the workstation" } "." } } }
                     @for d in &devices {
                         tr {
                             td { a href=(format!("/t/{}/devices/{}", t.slug, d.id)) { (d.hostname) } }
                             td { (online_label(d, now)) }
                             td { (d.os) " " (d.os_version) }
                             td { (d.agent_version) }
-                            td { (d.last_seen_at.rfc3339()) }
+                            td { (super::fmt::when(d.last_seen_at, now, &zone)) }
                         }
                     }
                 }
             } }
-            @if devices.is_empty() { p.muted { "No workstation is enrolled yet." } }
             @if can_manage {
-                form.stack.card #add-device method="post" action=(action) hx-post=(action) hx-target="#add-device-result" {
+                form.stack.card #add-device method="post" action=(action) hx-post=(action) hx-target="#add-device-result" hx-swap="afterbegin" {
                     h2 { "Add device" }
                     p.muted { "Creates an enrollment token and the command to run on the workstation." }
+                    div #add-device-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("Valid for (hours, at most 24)", "hours", "number", "24", None))
                     (ui::field("Number of workstations it may enroll", "uses", "number", "1", None))
                     button type="submit" { "Create enrollment command" }
                     div #add-device-result {}
                 }
-                @let open: Vec<_> = tokens.iter().filter(|k| k.revoked_at.is_none() && k.uses_left > 0 && k.expires_at > now).collect();
-                @if !open.is_empty() {
-                    h2 { "Open enrollment tokens" }
-                    div #tokens-result {}
-                    div.table-wrap { table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th {} } }
-                        tbody { @for k in open { tr {
-                            td { (k.created_at.rfc3339()) } td { (k.expires_at.rfc3339()) } td { (k.uses_left) }
-                            td { form.inline method="post" action=(format!("{action}/{}/revoke", k.id)) hx-post=(format!("{action}/{}/revoke", k.id)) hx-target="#tokens-result" hx-confirm="Revoke this enrollment token?" {
-                                (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Revoke" } } }
-                        } } } } }
-                }
+                (open_tokens(&cu, &t, &tokens, now, &zone, false))
             }
         }
     };
@@ -100,6 +93,36 @@ pub async fn devices_page(
         "Devices",
         content,
     )))
+}
+
+/// Enrollment tokens that still enroll; `oob` redraws the list after a new one.
+fn open_tokens(
+    cu: &CurrentUser,
+    t: &Tenant,
+    tokens: &[crate::store::devices::EnrollmentToken],
+    now: crate::clock::Timestamp,
+    zone: &str,
+    oob: bool,
+) -> Markup {
+    let action = format!("/t/{}/devices/tokens", t.slug);
+    let open: Vec<_> = tokens
+        .iter()
+        .filter(|k| k.revoked_at.is_none() && k.uses_left > 0 && k.expires_at > now)
+        .collect();
+    html! {
+        section #open-tokens hx-swap-oob=[oob.then_some("true")] {
+            @if !open.is_empty() {
+                h2 { "Open enrollment tokens" }
+                div #tokens-result {}
+                div.table-wrap { table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th { span.sr-only { "Actions" } } } }
+                    tbody { @for k in open { tr {
+                        td { (super::fmt::when(k.created_at, now, zone)) } td { (super::fmt::when(k.expires_at, now, zone)) } td { (k.uses_left) }
+                        td { form.inline method="post" action=(format!("{action}/{}/revoke", k.id)) hx-post=(format!("{action}/{}/revoke", k.id)) hx-target="#tokens-result" hx-confirm="Revoke this enrollment token?" {
+                            (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Revoke" } } }
+                    } } } } }
+            }
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -143,16 +166,25 @@ pub async fn create_token(
         (Err(e), _) | (_, Err(e)) => Err(e),
     };
     match made {
-        Ok((tok, _, command)) => Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
-            html! {
-                div.flash.info.enroll-command {
-                    p { "Run this on the workstation as root (shown once; valid until " (tok.expires_at.rfc3339()) ", " (tok.uses_left) " use(s)):" }
-                    pre { code.command { (command) } }
+        Ok((tok, _, command)) => {
+            let now = state.ctx.clock.now();
+            let zone = cu.zone(Some(&t));
+            let tokens = service::devices::tokens(&state.ctx, &cu.principal, &t).await?;
+            Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
+                html! {
+                    div.flash.info.enroll-command {
+                        p { "Run this on the workstation as root (shown once; valid until " (super::fmt::when(tok.expires_at, now, &zone)) ", " (tok.uses_left) " use(s)):" }
+                        pre { code.command { (command) } }
+                    }
+                    (open_tokens(&cu, &t, &tokens, now, &zone, true))
                 }
-            }
-            .into_string(),
+                .into_string(),
+            ))
+        }
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "add-device-error",
+            &super::fmt::validation_message(&field, &msg),
         )),
-        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity().content_type("text/html; charset=utf-8").body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }
 }
@@ -203,18 +235,18 @@ pub async fn detail_page(
                 dt { "State" } dd { (online_label(&d, now)) }
                 dt { "OS" } dd { (d.os) " " (d.os_version) }
                 dt { "Agent" } dd { (d.agent_version) }
-                dt { "Enrolled" } dd { (d.enrolled_at.rfc3339()) }
-                dt { "Last seen" } dd { (d.last_seen_at.rfc3339()) }
+                dt { "Enrolled" } dd { (super::fmt::when(d.enrolled_at, now, &cu.zone(Some(&t)))) }
+                dt { "Last seen" } dd { (super::fmt::when(d.last_seen_at, now, &cu.zone(Some(&t)))) }
                 dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
             }
-            (super::logins::device_section(&cu, &t, d.id, d.active, &logins, &history, now))
-            @if let Some(r) = &reveals { (super::logins::reveals_table(r)) }
+            (super::logins::device_section(&cu, &t, d.id, d.active, service::devices::is_online(&d, now), &logins, &history, now))
+            @if let Some(r) = &reveals { (super::logins::reveals_table(r, now, &cu.zone(Some(&t)))) }
             h2 { "Recent commands" }
             div.table-wrap { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
-                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (c.issued_at.rfc3339()) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } } }
+                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (super::fmt::when(c.issued_at, now, &cu.zone(Some(&t)))) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } } }
             h2 { "Recent events" }
             div.table-wrap { table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
-                tbody hx-disable { @for e in &events { tr { td { (e.at.rfc3339()) } td { code { (e.kind) } } td { code { (e.data) } } } } } } }
+                tbody hx-disable { @for e in &events { tr { td { (super::fmt::when(e.at, now, &cu.zone(Some(&t)))) } td { code { (e.kind) } } td { code { (e.data) } } } } } } }
             @if can_manage && d.active {
                 div #device-result {}
                 form.inline method="post" action=(retire) hx-post=(retire) hx-target="#device-result" hx-confirm="Retire this workstation? Its agent stops working at once." {

@@ -68,7 +68,7 @@ pub async fn page(
                                 (e.user_email.clone().unwrap_or_else(|| "not linked".into()))
                             }
                         }
-                        td { (e.created_at.rfc3339()) }
+                        td { (super::fmt::when(e.created_at, state.ctx.clock.now(), &cu.zone(Some(&t)))) }
                     } }
                 }
             } }

@@ -47,6 +47,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 pub fn public_message(e: &Error) -> String {
     match e {
         Error::NotFound => "The page or item you asked for does not exist.".into(),
+        Error::Validation { field, msg } => super::fmt::validation_message(field, msg),
         e if e.is_internal() => "Something went wrong on the appliance.".into(),
         e => e.to_string(),
     }

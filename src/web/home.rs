@@ -45,3 +45,13 @@ pub fn fragment(m: Markup, ok: bool) -> HttpResponse {
     r.content_type("text/html; charset=utf-8")
         .body(m.into_string())
 }
+
+/// A refused form (422): the message goes into the form's own error slot (`slot` is its id),
+/// so results shown next to the form (one-time secrets) stay where they are.
+pub fn invalid(slot: &str, msg: &str) -> HttpResponse {
+    HttpResponse::UnprocessableEntity()
+        .insert_header(("HX-Retarget", format!("#{slot}")))
+        .insert_header(("HX-Reswap", "innerHTML"))
+        .content_type("text/html; charset=utf-8")
+        .body(super::ui::form_error(Some(msg)).into_string())
+}

@@ -34,12 +34,12 @@ pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Times
         div.table-wrap { table.logins {
             thead { tr { th { "Who" } th { "Workstation" } th { "Account" } th { "State" } th { "Time left" } th { "Ticket" } th {} } }
             tbody {
-                @if logins.is_empty() { tr { td colspan="7" { span.muted { "No technician sessions." } } } }
+                @if logins.is_empty() { tr { td.empty colspan="7" { "No technician sessions yet: start one with Log in on a workstation's page." } } }
                 @for l in logins {
                     tr.login data-login=(l.id) data-state=(l.state.as_str()) {
                         td { (l.email) } td { (l.hostname) } td { code { (l.account) } }
-                        td { (l.state.label()) }
-                        td { @if l.state.is_open() { span data-seconds-left=(left(l, now)) { (left(l, now) / 60) " min" } } }
+                        td { (l.state.label()) @if let Some(f) = &l.failure { br; span.bad.failure { (f) } } }
+                        td { @if l.state == crate::model::logins::State::Active { span data-seconds-left=(left(l, now)) { (left(l, now) / 60) " min" } } }
                         td { (l.ticket.clone().unwrap_or_default()) }
                         td {
                             @let own = l.user_id == cu.principal.user_id;
@@ -59,11 +59,13 @@ pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Times
 }
 
 /// The device page's part: log in, the sessions there, the escrow history.
+#[allow(clippy::too_many_arguments)] // each is a separate part of the section
 pub fn device_section(
     cu: &CurrentUser,
     t: &Tenant,
     device: DeviceId,
     active: bool,
+    online: bool,
     logins: &[Login],
     history: &[Credential],
     now: Timestamp,
@@ -76,13 +78,21 @@ pub fn device_section(
     html! {
         h2 { "Technician login" }
         @if can_login && active {
+            @let offline_code = format!("/t/{}/devices/{device}/offline-code", t.slug);
+            @if !online {
+                div.flash.warn.offline-warning role="status" {
+                    "This workstation is offline: a login waits until it connects again, and expires if it does not. "
+                    "If it cannot reach the appliance, use the " a href=(offline_code) { "offline code" } " at the workstation instead."
+                }
+            }
             form.inline.login-start method="post" action=(start) {
                 (ui::csrf_input(&cu.csrf))
                 label { "Minutes " input type="number" name="duration_minutes" value=(crate::model::logins::DEFAULT_MINUTES.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes); }
                 label { "Ticket " input type="text" name="ticket" maxlength="64"; }
+                @if !online { label { input type="checkbox" name="offline_ack" value="yes" required; " Start it anyway" } }
                 button type="submit" { "Log in" }
             }
-            p { a href=(format!("/t/{}/devices/{device}/offline-code", t.slug)) { "Offline code" } span.muted { " (for when the workstation cannot reach the appliance)" } }
+            p { a href=(offline_code) { "Offline code" } span.muted { " (for when the workstation cannot reach the appliance)" } }
         }
         (sessions_table(cu, t, logins, now))
         h3 { "Password history" }
@@ -90,8 +100,8 @@ pub fn device_section(
         div.table-wrap { table.credentials {
             thead { tr { th { "Created" } th { "Account" } th { "Why" } th { "State" } th { "Confirmed by the workstation" } th { "Kept" } } }
             tbody { @for c in history { tr {
-                td { (c.created_at.rfc3339()) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
-                td { (c.activated_at.map(|a| a.rfc3339()).unwrap_or_default()) }
+                td { (super::fmt::when(c.created_at, now, &cu.zone(Some(t)))) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
+                td { (super::fmt::when_opt(c.activated_at, now, &cu.zone(Some(t)))) }
                 td { (if c.password_sealed.is_some() { "sealed" } else { "purged" }) }
             } } }
         } }
@@ -99,7 +109,11 @@ pub fn device_section(
 }
 
 /// Who revealed a password or viewed an offline code on this workstation, and when.
-pub fn reveals_table(reveals: &[(crate::model::audit::Entry, Option<String>)]) -> Markup {
+pub fn reveals_table(
+    reveals: &[(crate::model::audit::Entry, Option<String>)],
+    now: Timestamp,
+    zone: &str,
+) -> Markup {
     html! {
         h3 { "Revealed" }
         div.table-wrap { table.reveals {
@@ -109,7 +123,7 @@ pub fn reveals_table(reveals: &[(crate::model::audit::Entry, Option<String>)]) -
                 @for (e, who) in reveals {
                     @let d: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
                     tr {
-                        td { (e.at.rfc3339()) }
+                        td { (super::fmt::when(e.at, now, zone)) }
                         td { (who.clone().or_else(|| e.actor_id.clone()).unwrap_or_default()) }
                         td { (match d["what"].as_str() { Some("password") => "password (its one view)", Some("offline_code") => "offline code", _ => "secret" }) }
                         td { code { (d["account"].as_str().unwrap_or_default()) } }
@@ -127,6 +141,9 @@ pub struct StartForm {
     duration_minutes: Option<String>,
     #[serde(default)]
     ticket: Option<String>,
+    /// Starting on a workstation that is offline was acknowledged.
+    #[serde(default)]
+    offline_ack: Option<String>,
     #[allow(dead_code)]
     csrf_token: Option<String>,
 }
@@ -167,6 +184,16 @@ pub async fn start(
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
     let device = parse_device(&state, &cu, &t, &id).await?;
     let f = form.into_inner();
+    // An offline workstation: the person has been told, and said to go on.
+    if f.offline_ack.as_deref() != Some("yes")
+        && let Ok((d, _, _)) = service::devices::detail(&state.ctx, &cu.principal, &t, device).await
+        && !service::devices::is_online(&d, state.ctx.clock.now())
+    {
+        return Err(WebError(Error::validation(
+            "offline_ack",
+            "this workstation is offline: the login would wait until it connects. Tick \"Start it anyway\", or use its offline code",
+        )));
+    }
     let minutes = match f
         .duration_minutes
         .as_deref()
@@ -329,7 +356,7 @@ pub async fn offline_code(
             div.card {
                 p { "On the workstation, run:" }
                 pre { code.command { "sudo hourglass agent offline-login --account " (c.account) " --code " span #offline-code { (c.code) } } }
-                p.muted { "This code changes in " span data-seconds-left=(c.seconds_left) { (c.seconds_left) " s" } " and works once. Or add the workstation to an authenticator app:" }
+                p.muted { "This code changes in " span data-seconds-left=(c.seconds_left) data-reload-at-zero { (c.seconds_left) " s" } " (the page then shows the next one) and works once. Or add the workstation to an authenticator app:" }
                 img.qr src=(format!("data:image/png;base64,{qr}")) alt="Offline code QR" width="180" height="180";
             }
             p { a href=(format!("/t/{}/devices/{device}", t.slug)) { "Back to the workstation" } }

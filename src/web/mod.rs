@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod devices;
 pub mod endpoint_users;
 pub mod error;
+pub mod fmt;
 pub mod headers;
 pub mod home;
 pub mod limiter;

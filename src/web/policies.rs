@@ -56,10 +56,11 @@ fn editor(cu: &CurrentUser, t: &Tenant, p: Option<&Policy>, devices: &[Device]) 
         Some(p) => format!("/t/{}/policies/{}", t.slug, p.id),
         None => format!("/t/{}/policies", t.slug),
     };
-    let (fixed_hours, window) = match p.map(|p| &p.span) {
-        Some(Span::Fixed { hours, .. }) => (hours.to_string(), None),
-        Some(Span::Window { from, to }) => ("8".to_string(), Some((*from, *to))),
-        None => ("8".to_string(), None),
+    // A new policy has no duration until the admin picks one: nothing expires by surprise.
+    let (fixed_hours, fixed, window) = match p.map(|p| &p.span) {
+        Some(Span::Fixed { hours, .. }) => (hours.to_string(), true, None),
+        Some(Span::Window { from, to }) => (String::new(), false, Some((*from, *to))),
+        None => (String::new(), false, None),
     };
     let rfc = |ms: i64| zones::local(ms, &t.settings.time_zone);
     html! {
@@ -70,9 +71,9 @@ fn editor(cu: &CurrentUser, t: &Tenant, p: Option<&Policy>, devices: &[Device]) 
             (ui::field("Description", "description", "text", p.map(|p| p.description.as_str()).unwrap_or(""), None))
             label { input type="checkbox" name="enabled" value="true" checked[p.is_none_or(|p| p.enabled)]; " Deployed (enabled)" }
             fieldset {
-                legend { "Duration" }
-                label { input type="radio" name="duration" value="fixed" checked[window.is_none()]; " Fixed: " input type="number" name="hours" min="1" max="8760" value=(fixed_hours) aria-label="Hours"; " hours from deployment" }
-                label { input type="radio" name="duration" value="window" checked[window.is_some()]; " Window (" (t.settings.time_zone) "), from " input type="text" name="from" placeholder="2026-11-23T08:00" value=(window.map(|w| rfc(w.0)).unwrap_or_default()); " to " input type="text" name="to" placeholder="2026-11-23T18:00" value=(window.map(|w| rfc(w.1)).unwrap_or_default()); }
+                legend { "How long it applies (choose one)" }
+                label { input type="radio" name="duration" value="fixed" checked[fixed] required; " Fixed: " input type="number" name="hours" min="1" max="8760" value=(fixed_hours) placeholder="hours" aria-label="Hours"; " hours from deployment (at most 8760, a year)" }
+                label { input type="radio" name="duration" value="window" checked[window.is_some()]; " Window (" (t.settings.time_zone) "), from " input type="text" name="from" placeholder="2026-11-23T08:00" aria-label="From" value=(window.map(|w| rfc(w.0)).unwrap_or_default()); " to " input type="text" name="to" placeholder="2026-11-23T18:00" aria-label="To" value=(window.map(|w| rfc(w.1)).unwrap_or_default()); }
             }
             label { "Applications " select name="access" {
                 option value="specific" selected[p.is_none_or(|p| p.access == Access::Specific)] { "Specific applications (the allow rules below)" }
@@ -215,7 +216,7 @@ pub async fn policy_page(
             h2 { "Audit" }
             @if !perms.contains(Permission::AuditView) { p.muted { "Needs audit.view." } }
             div.table-wrap { table.policy-audit { thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Details" } } }
-                tbody { @for e in &trail { tr { td { (e.at.rfc3339()) } td { code { (e.event) } } td { (e.outcome.as_str()) } td { code { (e.details) } } } } } } }
+                tbody { @for e in &trail { tr { td { (super::fmt::when(e.at, state.ctx.clock.now(), &cu.zone(Some(&t)))) } td { code { (e.event) } } td { (e.outcome.as_str()) } td { code { (e.details) } } } } } } }
         }
     };
     Ok(html_response(nav::page(
@@ -235,7 +236,7 @@ fn input_from(form: Vec<(String, String)>) -> Result<PolicyInput, Error> {
         enabled: false,
         devices: Vec::new(),
         users: Vec::new(),
-        duration: "fixed".into(),
+        duration: String::new(),
         hours: None,
         from: None,
         to: None,
@@ -248,6 +249,7 @@ fn input_from(form: Vec<(String, String)>) -> Result<PolicyInput, Error> {
             "description" => i.description = v,
             "enabled" => i.enabled = v == "true",
             "duration" => i.duration = v,
+            "hours" if v.trim().is_empty() => {}
             "hours" => {
                 i.hours = Some(
                     v.trim()
@@ -306,6 +308,7 @@ fn input_from(form: Vec<(String, String)>) -> Result<PolicyInput, Error> {
 
 async fn save(
     state: &AppState,
+    req: &actix_web::HttpRequest,
     cu: &CurrentUser,
     t: &Tenant,
     id: Option<String>,
@@ -315,19 +318,26 @@ async fn save(
         Ok(i) => i,
         Err(Error::Validation { field, msg }) => {
             return Ok(fragment(
-                ui::form_error(Some(&format!("{field}: {msg}"))),
+                ui::form_error(Some(&super::fmt::validation_message(&field, &msg))),
                 false,
             ));
         }
         Err(e) => return Err(WebError(e)),
     };
+    let new = id.is_none();
     match service::policies::save(&state.ctx, &cu.principal, t, id, input, &cu.origin).await {
+        // A new policy opens on its own page, which lists it with the others.
+        Ok(p) if new => Ok(super::auth::redirect(
+            req,
+            &format!("/t/{}/policies/{}", t.slug, p.id),
+            None,
+        )),
         Ok(p) => Ok(fragment(
             html! { div.flash.info { "Policy " a href=(format!("/t/{}/policies/{}", t.slug, p.id)) { (p.name) } " saved and sent to the workstations." } },
             true,
         )),
         Err(Error::Validation { field, msg }) => Ok(fragment(
-            ui::form_error(Some(&format!("{field}: {msg}"))),
+            ui::form_error(Some(&super::fmt::validation_message(&field, &msg))),
             false,
         )),
         Err(e) => denied(state, cu, t, Err(e)).await,
@@ -336,23 +346,25 @@ async fn save(
 
 pub async fn create(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    save(&state, &cu, &t, None, form.into_inner()).await
+    save(&state, &req, &cu, &t, None, form.into_inner()).await
 }
 
 pub async fn update(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     path: web::Path<(String, String)>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    save(&state, &cu, &t, Some(id), form.into_inner()).await
+    save(&state, &req, &cu, &t, Some(id), form.into_inner()).await
 }
 
 pub async fn delete(
@@ -419,7 +431,7 @@ pub async fn test(
             true,
         )),
         Err(Error::Validation { field, msg }) => Ok(fragment(
-            ui::form_error(Some(&format!("{field}: {msg}"))),
+            ui::form_error(Some(&super::fmt::validation_message(&field, &msg))),
             false,
         )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,

@@ -102,7 +102,7 @@ pub async fn import(
             plan_view(&cu, &t, &plan, &f.document, &mode),
             true,
         )),
-        Err(Error::Validation { field, msg }) => bad(format!("{field}: {msg}")),
+        Err(Error::Validation { field, msg }) => bad(super::fmt::validation_message(&field, &msg)),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }
 }

@@ -24,42 +24,44 @@ use crate::store::requests::Request;
 
 pub const QUEUE_ID: &str = "request-queue";
 
-/// A pending request's row: requester, device, duration, justification, ticket and, for
-/// approvers, approve (duration picker) and deny (reason). Inputs keep what was typed across
-/// the queue's refreshes (`hx-preserve`).
 /// How a queue is drawn: for approvers or viewers, in one tenant or across tenants.
 struct View<'a> {
     can: bool,
     csrf: &'a str,
     now: Timestamp,
+    zone: &'a str,
     /// Across tenants: a tenant column, and decisions come back to `/requests`.
     across: bool,
 }
 
+/// A pending request's row: requester, device, duration, justification, ticket and, for
+/// approvers, approve (duration picker) and deny (reason). Inputs keep what was typed across
+/// the queue's refreshes (`hx-preserve`). Cells carry their labels for the phone layout.
 fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) -> Markup {
     let (can, csrf, now, show_tenant) = (v.can, v.csrf, v.now, v.across);
     let back = if v.across { "all" } else { "tenant" };
     let base = format!("/t/{}/requests/{}", t.slug, r.id);
     html! {
         tr.request data-request=(r.id) {
-            @if show_tenant { td { a href=(format!("/t/{}/requests", t.slug)) { (t.name) } } }
-            td { code { (r.account) } }
-            td { (r.hostname) }
-            td {
-                (r.minutes_requested) " min"
+            @if show_tenant { td data-label="Tenant" { a href=(format!("/t/{}/requests", t.slug)) { (t.name) } } }
+            td data-label="Requester" { code { (r.account) } }
+            td data-label="Workstation" { (r.hostname) }
+            td data-label="Asked" {
+                (r.minutes_requested) " min, " (super::fmt::when(r.created_at, now, v.zone))
                 @if r.kind == "extension" {
                     br; span.warn.extension-of { "Extension of the running session"
                         @if let Some(p) = parent { " (" (left(p, now)) " left)" } }
                 }
                 @if let Some(a) = &r.app { br; (app_cell(a)) }
             }
-            td { (r.justification) }
-            td { (r.ticket.clone().unwrap_or_default()) }
+            td data-label="Justification" { (r.justification) }
+            td data-label="Ticket" { (r.ticket.clone().unwrap_or_default()) }
             td {
                 @if can {
                     form.inline.approve method="post" action=(format!("{base}/approve")) {
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
-                        input id=(format!("minutes-{}", r.id)) hx-preserve type="number" name="duration_minutes" value=(r.minutes_requested.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes) aria-label="Minutes";
+                        label.sr-only for=(format!("minutes-{}", r.id)) { "Minutes" }
+                        input id=(format!("minutes-{}", r.id)) hx-preserve type="number" name="duration_minutes" value=(r.minutes_requested.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes) aria-label="Minutes" title="Minutes to grant";
                         @if r.kind == "application" {
                             select id=(format!("grant-{}", r.id)) hx-preserve name="grant" aria-label="Approve as" {
                                 @for g in Grant::ALL { option value=(g.as_str()) { (g.label()) } }
@@ -69,7 +71,7 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                     }
                     form.inline.deny method="post" action=(format!("{base}/deny")) {
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
-                        input id=(format!("reason-{}", r.id)) hx-preserve type="text" name="reason" placeholder="Reason" required aria-label="Reason";
+                        input id=(format!("reason-{}", r.id)) hx-preserve type="text" name="reason" placeholder="Reason" required aria-label="Reason for denying";
                         button.secondary type="submit" { "Deny" }
                     }
                 }
@@ -78,16 +80,29 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
     }
 }
 
-/// The live part of a tenant's page, re-fetched every 2 s: the queue and the active sessions
-/// with their time left.
+/// The live part of a tenant's page: the queue, the running sessions with their time left,
+/// and grants the workstation could not carry out. Re-fetched every 2 s, redrawn only when
+/// it changed (`X-Fragment-Version`).
 fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
     let pending: Vec<_> = rs.iter().filter(|r| r.state == State::Pending).collect();
+    let running: Vec<_> = rs
+        .iter()
+        .filter(|r| r.state == State::Approved && r.kind != "extension")
+        .collect();
+    let failed: Vec<_> = rs
+        .iter()
+        .filter(|r| {
+            r.state == State::Failed
+                && r.ended_at
+                    .is_some_and(|e| v.now.millis() - e.millis() < 24 * 3_600_000)
+        })
+        .collect();
     html! {
         h2 { "Waiting for a decision" }
-        @if pending.is_empty() { p.muted { "No request is waiting." } }
+        @if pending.is_empty() { p.muted.empty-queue { "No request is waiting. New requests appear here by themselves." } }
         @else {
             div.table-wrap { table.queue {
-                thead { tr { th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
+                thead { tr { th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th { span.sr-only { "Decision" } } } }
                 tbody hx-disable {
                     @for r in pending {
                         @let parent = r.parent_id.and_then(|p| rs.iter().find(|x| x.id == p));
@@ -96,11 +111,26 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                 }
             } }
         }
+        @if !failed.is_empty() {
+            h2 { "Could not be carried out" }
+            div.table-wrap { table.failed { thead { tr { th { "User" } th { "Workstation" } th { "When" } th { "The workstation said" } } }
+                tbody hx-disable { @for r in &failed { tr.failed-grant data-request=(r.id) {
+                    td { code { (r.account) } } td { (r.hostname) }
+                    td { (super::fmt::when_opt(r.ended_at, v.now, v.zone)) }
+                    td.bad { (r.failure.clone().unwrap_or_default()) }
+                } } } } }
+        }
         h2 { "Active sessions" }
-        div.table-wrap { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th {} } }
-            tbody { @for r in rs.iter().filter(|r| r.state == State::Approved && r.kind != "extension") { tr {
+        div.table-wrap { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th { span.sr-only { "Actions" } } } }
+            tbody hx-disable {
+                @if running.is_empty() { tr { td.empty colspan="5" { "No session is running." } } }
+                @for r in &running { tr.session data-request=(r.id) {
                 td { code { (r.account) } } td { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
-                td.countdown { (left(r, v.now)) }
+                @if r.kind == "admin" && r.granted_at.is_none() {
+                    td.waiting { "waiting for the workstation to confirm" }
+                } @else {
+                    td.countdown { span data-seconds-left=(seconds_left(r, v.now)) { (left(r, v.now)) } }
+                }
                 td { (r.ticket.clone().unwrap_or_default()) }
                 td { @if v.can {
                     @let url = format!("/t/{}/requests/{}/revoke", t.slug, r.id);
@@ -110,6 +140,26 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                 } }
             } } } } }
     }
+}
+
+/// What a queue shows changes only with these: a poll that finds them equal draws nothing.
+fn queue_version(rs: &[Request], now: Timestamp) -> String {
+    let mut h = String::new();
+    for r in rs
+        .iter()
+        .filter(|r| r.state.is_open() || r.state == State::Failed)
+    {
+        h.push_str(&format!(
+            "{}:{}:{}:{};",
+            r.id,
+            r.version,
+            r.granted_at.is_some(),
+            r.expires_at.map(|e| e.millis()).unwrap_or(0)
+        ));
+    }
+    // Relative times ("3 min ago") move on: redraw at least once a minute.
+    h.push_str(&(now.millis() / 60_000).to_string());
+    crate::crypto::sha256_hex(h.as_bytes())[..16].to_string()
 }
 
 /// What an application request asks to run: the program, its package and whether dpkg
@@ -125,13 +175,29 @@ fn app_cell(a: &crate::model::policies::App) -> Markup {
     }
 }
 
-fn left(r: &Request, now: Timestamp) -> String {
-    let ms = r
-        .expires_at
-        .map(|e| e.millis() - now.millis())
+fn seconds_left(r: &Request, now: Timestamp) -> i64 {
+    r.expires_at
+        .map(|e| (e.millis() - now.millis()) / 1000)
         .unwrap_or(0)
-        .max(0);
-    format!("{} min {} s", ms / 60_000, (ms / 1000) % 60)
+        .max(0)
+}
+
+fn left(r: &Request, now: Timestamp) -> String {
+    let s = seconds_left(r, now);
+    if s >= 60 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// A request's kind in words.
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "extension" => "more time",
+        "application" => "run a program",
+        _ => "admin session",
+    }
 }
 
 fn can_approve(cu: &CurrentUser, t: &Tenant) -> bool {
@@ -181,33 +247,53 @@ pub async fn requests_page(
         service::requests::list(ctx, &cu.principal, &t, f).await,
     )
     .await?;
+    let zone = cu.zone(Some(&t));
     let v = View {
         can: can_approve(&cu, &t),
         csrf: &cu.csrf,
         now: ctx.clock.now(),
+        zone: &zone,
         across: false,
     };
+    let shown: Vec<&Request> = history
+        .iter()
+        .filter(|r| !r.state.is_open() || f_is_set(&q))
+        .take(100)
+        .collect();
+    let names = service::audit::labels(
+        ctx,
+        shown
+            .iter()
+            .flat_map(|r| [r.decided_by.clone(), r.decided_by_rule.clone()])
+            .flatten()
+            .collect(),
+    )
+    .await?;
     let content = html! {
         main {
             h1 { "Requests" }
             p.muted { a href=(format!("/t/{}/auto-approval", t.slug)) { "Auto-approval rules" } " · " a href=(format!("/t/{}/webhooks", t.slug)) { "Notifications" } }
-            div id=(QUEUE_ID) hx-get=(format!("/t/{}/requests/queue", t.slug)) hx-trigger="every 2s" hx-swap="innerHTML" {
+            div id=(QUEUE_ID) hx-get=(format!("/t/{}/requests/queue", t.slug)) hx-trigger="every 2s" hx-swap="innerHTML"
+                data-fragment-version=(queue_version(&open, v.now)) {
                 (queue(&t, &open, &v))
             }
             h2 { "History" }
             form.inline.filters method="get" action=(format!("/t/{}/requests", t.slug)) {
                 label { "State " select name="state" {
                     option value="" { "any" }
-                    @for st in State::ALL { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.as_str()) } }
+                    @for st in State::ALL { option value=(st.as_str()) selected[q.state.as_deref() == Some(st.as_str())] { (st.label()) } }
                 } }
                 label { "Account, workstation or ticket " input type="text" name="who" value=(q.who.clone().unwrap_or_default()); }
                 button.secondary type="submit" { "Filter" }
             }
             div.table-wrap { table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
-                tbody hx-disable { @for r in history.iter().filter(|r| !r.state.is_open() || f_is_set(&q)).take(100) { tr {
-                    td { (r.created_at.rfc3339()) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind) }
-                    td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.as_str()) }
-                    td { @if let Some(rule) = &r.decided_by_rule { "rule " code { (rule) } } @else if r.decided_by.is_some() { "a person" } }
+                tbody hx-disable {
+                    @if shown.is_empty() { tr { td.empty colspan="9" { @if f_is_set(&q) { "Nothing matches these filters." } @else { "No finished requests yet: decided, ended and expired ones appear here." } } } }
+                    @for r in &shown { tr {
+                    td { (super::fmt::when(r.created_at, v.now, &zone)) } td { code { (r.account) } } td { (r.hostname) } td { (kind_label(&r.kind)) }
+                    td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.label()) @if let Some(f) = &r.failure { br; span.bad { (f) } } }
+                    td { @if let Some(rule) = &r.decided_by_rule { "rule " (names.get(rule).cloned().unwrap_or_else(|| "(deleted)".into())) }
+                         @else if let Some(p) = &r.decided_by { (names.get(p).cloned().unwrap_or_else(|| "a person".into())) } }
                     td { (r.reason.clone().unwrap_or_default()) } td { (r.ticket.clone().unwrap_or_default()) }
                 } } } } }
         }
@@ -228,9 +314,12 @@ fn f_is_set(q: &HistoryQuery) -> bool {
         .any(|v| v.as_deref().is_some_and(|s| !s.trim().is_empty()))
 }
 
-/// The queue fragment the page polls; new requests appear without a reload.
+/// The queue fragment the page polls; new requests appear without a reload. When nothing
+/// changed since the version the page holds, it answers 204 and the page stays as it is
+/// (typed text, focus, an open dialog).
 pub async fn queue_fragment(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
@@ -242,24 +331,50 @@ pub async fn queue_fragment(
         service::requests::list(&state.ctx, &cu.principal, &t, Filter::default()).await,
     )
     .await?;
+    let zone = cu.zone(Some(&t));
     let v = View {
         can: can_approve(&cu, &t),
         csrf: &cu.csrf,
         now: state.ctx.clock.now(),
+        zone: &zone,
         across: false,
     };
-    Ok(html_response(queue(&t, &rs, &v)))
+    Ok(versioned(
+        &req,
+        queue_version(&rs, v.now),
+        queue(&t, &rs, &v),
+    ))
+}
+
+/// 204 when the page already shows `version`, else the fragment with its version.
+fn versioned(req: &actix_web::HttpRequest, version: String, m: Markup) -> HttpResponse {
+    let held = req
+        .headers()
+        .get("x-fragment-version")
+        .and_then(|v| v.to_str().ok());
+    if held == Some(version.as_str()) {
+        return HttpResponse::NoContent().finish();
+    }
+    let mut r = html_response(m);
+    if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&version) {
+        r.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("x-fragment-version"),
+            v,
+        );
+    }
+    r
 }
 
 fn across_queue(cu: &CurrentUser, rows: &[(Tenant, Request)], now: Timestamp) -> Markup {
+    let zone = cu.zone(None);
     html! {
-        @if rows.is_empty() { p.muted { "No request is waiting in any of your tenants." } }
+        @if rows.is_empty() { p.muted.empty-queue { "No request is waiting in any of your tenants. New requests appear here by themselves." } }
         @else {
             div.table-wrap { table.queue {
                 thead { tr { th { "Tenant" } th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
                 tbody hx-disable {
                     @for (t, r) in rows {
-                        @let v = View { can: can_approve(cu, t), csrf: &cu.csrf, now, across: true };
+                        @let v = View { can: can_approve(cu, t), csrf: &cu.csrf, now, zone: &zone, across: true };
                         (pending_row(t, r, None, &v))
                     }
                 }
@@ -274,11 +389,14 @@ pub async fn across_page(
     cu: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
     let rows = service::requests::pending_across(&state.ctx, &cu.principal, &cu.tenants).await?;
+    let now = state.ctx.clock.now();
+    let version = across_version(&rows, now);
     let content = html! {
         main {
             h1 { "Requests in all tenants" }
-            div id=(QUEUE_ID) hx-get="/requests/queue" hx-trigger="every 2s" hx-swap="innerHTML" {
-                (across_queue(&cu, &rows, state.ctx.clock.now()))
+            div id=(QUEUE_ID) hx-get="/requests/queue" hx-trigger="every 2s" hx-swap="innerHTML"
+                data-fragment-version=(version) {
+                (across_queue(&cu, &rows, now))
             }
         }
     };
@@ -289,14 +407,21 @@ pub async fn across_page(
 
 pub async fn across_fragment(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
     let rows = service::requests::pending_across(&state.ctx, &cu.principal, &cu.tenants).await?;
-    Ok(html_response(across_queue(
-        &cu,
-        &rows,
-        state.ctx.clock.now(),
-    )))
+    let now = state.ctx.clock.now();
+    Ok(versioned(
+        &req,
+        across_version(&rows, now),
+        across_queue(&cu, &rows, now),
+    ))
+}
+
+fn across_version(rows: &[(Tenant, Request)], now: Timestamp) -> String {
+    let rs: Vec<Request> = rows.iter().map(|(_, r)| r.clone()).collect();
+    queue_version(&rs, now)
 }
 
 /// The navigation's badge: how many requests wait in the person's tenants.

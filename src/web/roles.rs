@@ -54,8 +54,9 @@ pub async fn roles_page(
             } }
             div #roles-result {}
             @if can {
-                form.stack.card method="post" action=(action) hx-post=(action) hx-target="#roles-result" {
+                form.stack.card #new-role method="post" action=(action) hx-post=(action) hx-target="#roles-result" {
                     h2 { "New custom role" }
+                    div #new-role-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("Name", "name", "text", "", None))
                     @for p in Permission::ALL { label { input type="checkbox" name="permission" value=(p.code()); " " code { (p.code()) } } }
@@ -75,6 +76,7 @@ pub async fn roles_page(
 
 pub async fn create(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
@@ -90,18 +92,23 @@ pub async fn create(
         }
     }
     match service::roles::create(&state.ctx, &cu.principal, &t, &name, &perms, &cu.origin).await {
-        Ok(r) => Ok(HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body(html! { div.flash.info { "Role " (r.name) " created." } }.into_string())),
-        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
-            .content_type("text/html; charset=utf-8")
-            .body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
+        // The list, now with the new role, and an empty form.
+        Ok(_) => Ok(super::auth::redirect(
+            &req,
+            &format!("/t/{}/roles", t.slug),
+            None,
+        )),
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "new-role-error",
+            &super::fmt::validation_message(&field, &msg),
+        )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }
 }
 
 pub async fn delete(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     cu: CurrentUser,
     path: web::Path<(String, String)>,
     form: web::Form<super::users::ActionFormPub>,
@@ -121,7 +128,9 @@ pub async fn delete(
         service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
     )
     .await?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(html! { div.flash.info { "Role deleted." } }.into_string()))
+    Ok(super::auth::redirect(
+        &req,
+        &format!("/t/{}/roles", t.slug),
+        None,
+    ))
 }

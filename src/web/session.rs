@@ -128,3 +128,19 @@ impl FromRequest for CurrentUser {
         })
     }
 }
+
+impl CurrentUser {
+    /// The zone a page shows times in: the tenant's own, or on the views across tenants the
+    /// person's home tenant's (the MSP's for its staff).
+    pub fn zone(&self, t: Option<&Tenant>) -> String {
+        let home = || {
+            self.tenants
+                .iter()
+                .find(|x| x.id == self.principal.tenant_id)
+                .map(|x| x.settings.time_zone.clone())
+        };
+        t.map(|t| t.settings.time_zone.clone())
+            .or_else(home)
+            .unwrap_or_else(|| crate::model::zones::DEFAULT.to_string())
+    }
+}

@@ -96,7 +96,9 @@ pub async fn create(
         )),
         Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
             .content_type("text/html; charset=utf-8")
-            .body(ui::form_error(Some(&format!("{field}: {msg}"))).into_string())),
+            .body(
+                ui::form_error(Some(&super::fmt::validation_message(&field, &msg))).into_string(),
+            )),
         Err(Error::NotFound) => {
             service::tenants::authz_fail(
                 &state.ctx,
@@ -153,8 +155,12 @@ pub async fn settings_page(
                             label { input type="checkbox" name="active" value="true" checked[t.active]; " Tenant active (disabled tenants cannot sign in)" }
                         }
                     }
-                    label { input type="checkbox" name="co_management" value="true" checked[s.co_management]; " Co-management (customer admins may be added)" }
-                    (ui::field("Co-managed seats", "seats", "number", &s.seats.to_string(), None))
+                    @if cu.principal.is_msp_staff() {
+                        label { input type="checkbox" name="co_management" value="true" checked[s.co_management]; " Co-management (customer admins may be added)" }
+                        (ui::field("Co-managed seats", "seats", "number", &s.seats.to_string(), None))
+                    } @else {
+                        p.muted.msp-owned { "Co-management is " (if s.co_management { "on" } else { "off" }) ", with " (s.seats) " co-managed seats. Your MSP sets these." }
+                    }
                     label { "Technician login mode" select name="login_mode" {
                         option value="named" selected[s.login_mode == LoginMode::Named] { "Named accounts (msp-<username>)" }
                         option value="shared" selected[s.login_mode == LoginMode::Shared] { "One shared account per tenant" }
@@ -180,7 +186,7 @@ pub async fn settings_page(
                     } @else {
                         p {
                             "Every " (b.every_hours) " hours into " code { (b.dir.display()) } ", the newest " (b.keep) " kept"
-                            @if let Some(n) = b.next_at { "; the next one is due " (n.rfc3339()) }
+                            @if let Some(n) = b.next_at { "; the next one is due " (super::fmt::when(n, state.ctx.clock.now(), &cu.zone(Some(&t)))) }
                             ". " code { "master.key" } " is never in them: keep a copy of it elsewhere."
                         }
                     }
@@ -221,8 +227,12 @@ pub async fn update(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    // Unticked checkboxes are not sent: absent means off. Co-management is the MSP's to set;
+    // a form without it (a customer's) keeps the tenant's value, and one that tries to change
+    // it is refused by the service.
+    let msp = cu.principal.is_msp_staff();
     let mut s = Settings {
-        co_management: false,
+        co_management: if msp { false } else { t.settings.co_management },
         jit_enabled: false,
         jit_justification_required: false,
         ..t.settings.clone()
@@ -280,7 +290,7 @@ pub async fn update(
         Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
             .content_type("text/html; charset=utf-8")
             .body(
-                ui::form_error(Some(&format!("{}: {msg}", field.replace('_', " ")))).into_string(),
+                ui::form_error(Some(&super::fmt::validation_message(&field, &msg))).into_string(),
             )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }

@@ -32,11 +32,12 @@ fn status_label(u: &User, roles: &[String]) -> String {
     s
 }
 
-fn users_table(t: &Tenant, users: &[(User, Vec<String>)]) -> Markup {
+fn users_table(t: &Tenant, users: &[(User, Vec<String>)], oob: bool) -> Markup {
     html! {
-        div.table-wrap { table id=(USERS_TABLE_ID) {
+        div.table-wrap #users-list hx-swap-oob=[oob.then_some("true")] { table id=(USERS_TABLE_ID) {
             thead { tr { th { "Name" } th { "Email" } th { "Username" } th { "Status" } } }
             tbody hx-disable {
+                @if users.is_empty() { tr { td.empty colspan="4" { "No users yet: add one below; they get a one-time link to set a password and an authenticator." } } }
                 @for (u, roles) in users {
                     tr {
                         td { a href=(format!("/t/{}/users/{}", t.slug, u.id)) { (u.first_name) " " (u.last_name) } }
@@ -53,8 +54,9 @@ fn users_table(t: &Tenant, users: &[(User, Vec<String>)]) -> Markup {
 fn add_form(t: &Tenant, csrf: &str) -> Markup {
     let action = format!("/t/{}/users", t.slug);
     html! {
-        form.stack.card #add-user method="post" action=(action) hx-post=(action) hx-target="#add-user-result" hx-swap="innerHTML" {
+        form.stack.card #add-user method="post" action=(action) hx-post=(action) hx-target="#add-user-result" hx-swap="afterbegin" data-reset-on-success {
             h2 { "Add a user" }
+            div #add-user-error {}
             (ui::csrf_input(csrf))
             (ui::field("First name", "first_name", "text", "", None))
             (ui::field("Last name", "last_name", "text", "", None))
@@ -87,7 +89,7 @@ pub async fn users_page(
     let content = html! {
         main {
             h1 { "Users of " (t.name) }
-            (users_table(&t, &users))
+            (users_table(&t, &users, false))
             @if can_manage { (add_form(&t, &cu.csrf)) }
         }
     };
@@ -172,16 +174,16 @@ pub async fn create(
                 &format!("{} ({})", c.user.email, c.user.username),
                 mailed,
             )?;
+            let users = service::users::list(&state.ctx, &cu.principal, &t).await?;
             Ok(HttpResponse::Ok()
                 .insert_header(("HX-Trigger", "user-added"))
                 .content_type("text/html; charset=utf-8")
-                .body(card.into_string()))
+                .body(html! { (card) (users_table(&t, &users, true)) }.into_string()))
         }
-        Err(Error::Validation { field, msg }) => Ok(HttpResponse::UnprocessableEntity()
-            .content_type("text/html; charset=utf-8")
-            .body(
-                ui::form_error(Some(&format!("{}: {msg}", field.replace('_', " ")))).into_string(),
-            )),
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "add-user-error",
+            &super::fmt::validation_message(&field, &msg),
+        )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }
 }

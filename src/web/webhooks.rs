@@ -35,6 +35,7 @@ pub async fn webhooks_page(
         .permissions_in(&t)
         .is_some_and(|p| p.contains(Permission::SettingsManage));
     let action = format!("/t/{}/webhooks", t.slug);
+    let (now, zone) = (state.ctx.clock.now(), cu.zone(Some(&t)));
     let name_of = |id: &str| {
         hooks
             .iter()
@@ -52,31 +53,12 @@ pub async fn webhooks_page(
                 "Failed deliveries are retried after 30 s, 2 min, 10 min, 1 h and 6 h."
                 @if t.kind == TenantKind::Msp { " Webhooks of the MSP tenant hear about requests in every tenant." }
             }
-            div.table-wrap { table #webhooks-table {
-                thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th {} } }
-                tbody {
-                    @if hooks.is_empty() { tr { td colspan="5" { span.muted { "No webhooks." } } } }
-                    @for h in &hooks {
-                        tr {
-                            td { (h.name) }
-                            td { (Format::parse(&h.format).map(|f| f.label()).unwrap_or("")) }
-                            td { code { (h.host) } }
-                            td { (h.created_at.rfc3339()) }
-                            td { @if can {
-                                @let url = format!("{action}/{}/delete", h.id);
-                                form.inline method="post" action=(url) hx-post=(url) hx-confirm="Delete this webhook and its delivery log?" {
-                                    (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes";
-                                    button.secondary type="submit" { "Delete" }
-                                }
-                            } }
-                        }
-                    }
-                }
-            } }
+            (webhooks_table(&cu, &t, &hooks, can, now, &zone, false))
             div #webhooks-result {}
             @if can {
-                form.stack.card method="post" action=(action) hx-post=(action) hx-target="#webhooks-result" {
+                form.stack.card #new-webhook method="post" action=(action) hx-post=(action) hx-target="#webhooks-result" hx-swap="afterbegin" data-reset-on-success {
                     h2 { "New webhook" }
+                    div #new-webhook-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("Name", "name", "text", "", None))
                     (ui::field("URL", "url", "url", "", None))
@@ -93,13 +75,13 @@ pub async fn webhooks_page(
                     @if deliveries.is_empty() { tr { td colspan="7" { span.muted { "Nothing sent yet." } } } }
                     @for d in &deliveries {
                         tr.delivery data-state=(d.state) {
-                            td { (d.created_at.rfc3339()) }
+                            td { (super::fmt::when(d.created_at, now, &zone)) }
                             td { (name_of(&d.webhook_id)) }
                             td { code { (d.event) } }
                             td { (d.state) }
                             td { (d.attempts) }
                             td { @if let Some(s) = d.last_status { "HTTP " (s) } @if let Some(e) = &d.last_error { " " span.muted { (e) } } }
-                            td { @if d.state == "pending" { (d.next_attempt_at.rfc3339()) } }
+                            td { @if d.state == "pending" { (super::fmt::when(d.next_attempt_at, now, &zone)) } }
                         }
                     }
                 }
@@ -113,6 +95,42 @@ pub async fn webhooks_page(
         "Notifications",
         content,
     )))
+}
+
+/// The webhooks list; `oob` redraws it in place after an addition.
+fn webhooks_table(
+    cu: &CurrentUser,
+    t: &crate::model::tenants::Tenant,
+    hooks: &[crate::store::webhooks::Webhook],
+    can: bool,
+    now: crate::clock::Timestamp,
+    zone: &str,
+    oob: bool,
+) -> maud::Markup {
+    let action = format!("/t/{}/webhooks", t.slug);
+    html! {
+        div.table-wrap #webhooks-list hx-swap-oob=[oob.then_some("true")] { table #webhooks-table {
+            thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th { span.sr-only { "Actions" } } } }
+            tbody {
+                @if hooks.is_empty() { tr { td.empty colspan="5" { "No webhooks yet: add one below to tell a chat channel or a ticketing system about new requests." } } }
+                @for h in hooks {
+                    tr {
+                        td { (h.name) }
+                        td { (Format::parse(&h.format).map(|f| f.label()).unwrap_or("")) }
+                        td { code { (h.host) } }
+                        td { (super::fmt::when(h.created_at, now, zone)) }
+                        td { @if can {
+                            @let url = format!("{action}/{}/delete", h.id);
+                            form.inline method="post" action=(url) hx-post=(url) hx-confirm="Delete this webhook and its delivery log?" {
+                                (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes";
+                                button.secondary type="submit" { "Delete" }
+                            }
+                        } }
+                    }
+                }
+            }
+        } }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -140,17 +158,23 @@ pub async fn create(
         format: f.format,
     };
     match service::webhooks::create(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
-        Ok((w, secret)) => Ok(fragment(
-            html! { div.flash.info.webhook-secret {
-                p { "Webhook " (w.name) " added. Its signing secret is shown only now; give it to the receiver:" }
-                p { code.secret { (secret) } }
-                p { a href=(format!("/t/{}/webhooks", t.slug)) { "Reload the list" } }
-            } },
-            true,
-        )),
-        Err(Error::Validation { field, msg }) => Ok(fragment(
-            ui::form_error(Some(&format!("{field}: {msg}"))),
-            false,
+        Ok((w, secret)) => {
+            let (hooks, _) = service::webhooks::list(&state.ctx, &cu.principal, &t).await?;
+            let (now, zone) = (state.ctx.clock.now(), cu.zone(Some(&t)));
+            Ok(fragment(
+                html! {
+                    div.flash.info.webhook-secret {
+                        p { "Webhook " strong { (w.name) } " added. Its signing secret is shown only now; give it to the receiver:" }
+                        p { code.secret { (secret) } }
+                    }
+                    (webhooks_table(&cu, &t, &hooks, true, now, &zone, true))
+                },
+                true,
+            ))
+        }
+        Err(Error::Validation { field, msg }) => Ok(super::home::invalid(
+            "new-webhook-error",
+            &super::fmt::validation_message(&field, &msg),
         )),
         Err(e) => denied(&state, &cu, &t, Err(e)).await,
     }

@@ -349,8 +349,9 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         .click()
         .await
         .unwrap();
-    let active = wait_for(c, "td.countdown").await.text().await.unwrap();
-    assert!(active.contains("min"), "{active}");
+    // No agent confirms it here: the session shows as waiting, never with a countdown.
+    let active = wait_for(c, "tr.session").await.text().await.unwrap();
+    assert!(active.contains("waiting for the workstation"), "{active}");
 
     // A second request: the badge counts it; a deny reason typed into the queue survives
     // the queue's refreshes, and the denial reaches the history with it.

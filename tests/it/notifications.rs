@@ -164,7 +164,7 @@ async fn webhooks_are_signed_retried_and_logged() {
         )
         .await;
     assert_eq!(r.status(), 422);
-    assert!(r.text().await.unwrap().contains("url"));
+    assert!(r.text().await.unwrap().contains("URL:"));
     let r = admin
         .post(
             "/t/acme/webhooks",
@@ -324,12 +324,18 @@ async fn the_portal_shows_counts_rules_extensions_and_history() {
 
     // Auto-approval in the portal: bad input first, then a rule for carol.
     for (form, field) in [
-        (vec![("name", "R"), ("max_minutes", "soon")], "max_minutes"),
+        (
+            vec![("name", "R"), ("max_minutes", "soon")],
+            "Longest session it approves:",
+        ),
         (
             vec![("name", "R"), ("max_minutes", "60"), ("from", "08:00")],
-            "to",
+            "To:",
         ),
-        (vec![("name", "R"), ("max_minutes", "9999")], "max_minutes"),
+        (
+            vec![("name", "R"), ("max_minutes", "9999")],
+            "Longest session it approves:",
+        ),
     ] {
         let r = admin.post("/t/acme/auto-approval", &form).await;
         assert_eq!(r.status(), 422);
@@ -345,7 +351,7 @@ async fn the_portal_shows_counts_rules_extensions_and_history() {
             ],
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 303, "back to the list, which shows the rule");
     let rules = admin
         .get("/t/acme/auto-approval")
         .await

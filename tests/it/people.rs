@@ -47,7 +47,10 @@ impl Http {
     }
     /// The session's CSRF token, as the page carries it.
     pub async fn csrf(&self) -> String {
-        match service::auth::csrf_for(&self.ctx, &self.cookie).await.unwrap() {
+        match service::auth::csrf_for(&self.ctx, &self.cookie)
+            .await
+            .unwrap()
+        {
             Some(t) => t,
             None => service::auth::pre_auth_csrf(&self.ctx, &self.pre),
         }
@@ -177,7 +180,10 @@ async fn the_session_cookie_has_the_required_attributes_and_rotates_at_login() {
         assert!(set.contains(attr), "{attr} in {set}");
     }
     assert!(!set.to_lowercase().contains("domain="), "{set}");
-    assert!(!h.cookie.is_empty() && h.cookie != pre, "a new id after the password");
+    assert!(
+        !h.cookie.is_empty() && h.cookie != pre,
+        "a new id after the password"
+    );
     use base64::Engine;
     assert!(
         base64::engine::general_purpose::URL_SAFE_NO_PAD

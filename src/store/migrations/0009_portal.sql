@@ -30,6 +30,9 @@ CREATE TABLE requests (
     app               TEXT,
     grant_scope       TEXT CHECK (grant_scope IN ('once', 'user', 'device', 'tenant')),
     policy_id         TEXT,
+    -- The workstation confirmed the grant (until then it is not shown as a running session).
+    granted_at        INTEGER,
+    -- Why the workstation could not carry the grant out (state `failed`).
     failure           TEXT
 ) STRICT;
 INSERT INTO requests (id, tenant_id, device_id, endpoint_user_id, kind, parent_id, minutes_requested, minutes_approved, justification, ticket, state, version, decided_by, decided_by_rule, reason, created_at, decided_at, expires_at, ended_at, app, grant_scope, policy_id)
