@@ -87,6 +87,27 @@ use crate::ids::DeviceId;
 #[derive(Default)]
 pub struct Wakeups {
     map: Mutex<HashMap<DeviceId, Arc<tokio::sync::Notify>>>,
+    /// Long-polls each device holds right now: a device waiting on one is connected.
+    held: Arc<Mutex<HashMap<DeviceId, usize>>>,
+}
+
+/// A held long-poll, counted for its device while it lives.
+pub struct HeldPoll {
+    held: Arc<Mutex<HashMap<DeviceId, usize>>>,
+    device: DeviceId,
+}
+
+impl Drop for HeldPoll {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.held.lock()
+            && let Some(n) = m.get_mut(&self.device)
+        {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.device);
+            }
+        }
+    }
 }
 
 impl Wakeups {
@@ -96,6 +117,24 @@ impl Wakeups {
             Ok(mut m) => m.entry(d).or_default().clone(),
             Err(_) => Arc::new(tokio::sync::Notify::new()),
         }
+    }
+    /// Counts a poll of `d` as held until the guard is dropped.
+    pub fn hold(&self, d: DeviceId) -> HeldPoll {
+        if let Ok(mut m) = self.held.lock() {
+            *m.entry(d).or_default() += 1;
+        }
+        HeldPoll {
+            held: self.held.clone(),
+            device: d,
+        }
+    }
+    /// Whether `d` is waiting on a long-poll now.
+    pub fn is_connected(&self, d: DeviceId) -> bool {
+        self.held.lock().is_ok_and(|m| m.contains_key(&d))
+    }
+    /// How many devices hold a long-poll now.
+    pub fn connected(&self) -> usize {
+        self.held.lock().map(|m| m.len()).unwrap_or(0)
     }
     pub fn wake(&self, d: DeviceId) {
         if let Ok(m) = self.map.lock()

@@ -290,6 +290,8 @@ async fn poll_loop(
     // The first poll after a start or an outage is answered at once, so queued events and
     // acknowledgements go out without waiting out a long-poll.
     let mut quick = true;
+    // Said once per start and once after each outage, so the log shows when it was reached.
+    let mut connected = false;
     loop {
         let req = {
             let s = lock(&shared)?;
@@ -312,6 +314,7 @@ async fn poll_loop(
                 Err(e) => {
                     eprintln!("hourglass agent: unreadable poll answer: {e}");
                     quick = true;
+                    connected = false;
                     wait_backoff(&mut backoff).await;
                     continue;
                 }
@@ -319,6 +322,7 @@ async fn poll_loop(
             Ok(r) => {
                 eprintln!("hourglass agent: poll answered {}", r.status());
                 quick = true;
+                connected = false;
                 wait_backoff(&mut backoff).await;
                 continue;
             }
@@ -328,12 +332,20 @@ async fn poll_loop(
                     describe(&e)
                 );
                 quick = true;
+                connected = false;
                 wait_backoff(&mut backoff).await;
                 continue;
             }
         };
         backoff = 1;
         quick = false;
+        if !connected {
+            eprintln!(
+                "hourglass agent: connected to {} (device {})",
+                api.server, api.device
+            );
+            connected = true;
+        }
         let acks = handle(&shared, os.as_ref(), &queue, &dir, resp)?;
         for (id, result, details) in acks {
             // A lost ack is harmless: the command comes again and is re-acknowledged.

@@ -150,6 +150,7 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
         req.admin_members.into_iter().take(200).collect(),
     );
     let _held = ctx.stopping.hold();
+    let _connected = ctx.wake.hold(d.id);
     let wake = ctx.wake.handle(d.id);
     let read = |id: DeviceId| {
         let (db, now) = (ctx.db.clone(), ctx.clock.now());

@@ -323,8 +323,15 @@ pub async fn detail(
     Ok((d, commands, events))
 }
 
-pub fn is_online(d: &Device, now: Timestamp) -> bool {
-    d.active && now.millis() - d.last_seen_at.millis() < ONLINE_MS
+/// Online: holding a long-poll now, or seen within the last 90 seconds (the heartbeat not
+/// yet written counts).
+pub fn is_online(ctx: &Ctx, d: &Device, now: Timestamp) -> bool {
+    let seen = ctx
+        .beats
+        .last_seen(d.id)
+        .unwrap_or(d.last_seen_at)
+        .max(d.last_seen_at);
+    d.active && (ctx.wake.is_connected(d.id) || now.millis() - seen.millis() < ONLINE_MS)
 }
 
 pub async fn retire(

@@ -463,11 +463,12 @@ pub struct NewEnrollmentToken {
 }
 
 fn device_json(
+    ctx: &service::Ctx,
     d: &crate::store::devices::Device,
     now: crate::clock::Timestamp,
 ) -> serde_json::Value {
     json!({"id": d.id, "hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version,
-        "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(d, now),
+        "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(ctx, d, now),
         "last_seen_at": d.last_seen_at.rfc3339(), "enrolled_at": d.enrolled_at.rfc3339(), "admin_members": d.admin_members})
 }
 
@@ -507,8 +508,9 @@ pub async fn devices_list(
     )
     .await?;
     let now = state.ctx.clock.now();
-    Ok(HttpResponse::Ok()
-        .json(json!({"devices": ds.iter().map(|d| device_json(d, now)).collect::<Vec<_>>()})))
+    Ok(HttpResponse::Ok().json(
+        json!({"devices": ds.iter().map(|d| device_json(&state.ctx, d, now)).collect::<Vec<_>>()}),
+    ))
 }
 
 pub async fn device_get(
@@ -528,7 +530,7 @@ pub async fn device_get(
         service::devices::detail(&state.ctx, &u.principal, &t, id).await,
     )
     .await?;
-    let mut v = device_json(&d, state.ctx.clock.now());
+    let mut v = device_json(&state.ctx, &d, state.ctx.clock.now());
     v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind, "state": c.state, "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
     v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
     Ok(HttpResponse::Ok().json(v))

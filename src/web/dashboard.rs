@@ -37,10 +37,13 @@ pub async fn index(
             div.table-wrap { table {
                 thead { tr { th { "Tenant" } th { "Kind" } th { "Status" } th { "Waiting" } th { "Active sessions" } } }
                 tbody {
+                    @if !cu.tenants.iter().any(|t| t.kind == crate::model::tenants::TenantKind::Customer) && cu.principal.is_msp_admin() {
+                        tr { td.empty colspan="5" { "No customers yet — " a href="/tenants" { "create one" } ", then add its workstations." } }
+                    }
                     @for t in &cu.tenants {
                         tr data-tenant=(t.slug) {
                             td { a href=(format!("/t/{}/", t.slug)) { (t.name) } }
-                            td { (t.kind.as_str()) }
+                            td { (if t.kind == crate::model::tenants::TenantKind::Msp { "your MSP" } else { "customer" }) }
                             td { (if t.active { "active" } else { "disabled" }) }
                             @if let Some((p, a)) = count(t) {
                                 td.pending { a href=(format!("/t/{}/requests", t.slug)) { (p) } } td.active { (a) }

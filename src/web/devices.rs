@@ -19,10 +19,10 @@ use crate::model::tenants::Tenant;
 use crate::service::{self, devices::NewToken};
 use crate::store::devices::Device;
 
-fn online_label(d: &Device, now: crate::clock::Timestamp) -> Markup {
+fn online_label(ctx: &service::Ctx, d: &Device, now: crate::clock::Timestamp) -> Markup {
     html! {
         @if !d.active { span.muted { "retired" } }
-        @else if service::devices::is_online(d, now) { span.ok { "online" } }
+        @else if service::devices::is_online(ctx, d, now) { span.ok { "online" } }
         @else { span.warn { "offline" } }
     }
 }
@@ -63,7 +63,7 @@ pub async fn devices_page(
                     @for d in &devices {
                         tr {
                             td { a href=(format!("/t/{}/devices/{}", t.slug, d.id)) { (d.hostname) } }
-                            td { (online_label(d, now)) }
+                            td { (online_label(&state.ctx, d, now)) }
                             td { (d.os) " " (d.os_version) }
                             td { (d.agent_version) }
                             td { (super::fmt::when(d.last_seen_at, now, &zone)) }
@@ -232,14 +232,14 @@ pub async fn detail_page(
         main {
             h1 { (d.hostname) }
             dl.kv {
-                dt { "State" } dd { (online_label(&d, now)) }
+                dt { "State" } dd { (online_label(&state.ctx, &d, now)) }
                 dt { "OS" } dd { (d.os) " " (d.os_version) }
                 dt { "Agent" } dd { (d.agent_version) }
                 dt { "Enrolled" } dd { (super::fmt::when(d.enrolled_at, now, &cu.zone(Some(&t)))) }
                 dt { "Last seen" } dd { (super::fmt::when(d.last_seen_at, now, &cu.zone(Some(&t)))) }
                 dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
             }
-            (super::logins::device_section(&cu, &t, d.id, d.active, service::devices::is_online(&d, now), &logins, &history, now))
+            (super::logins::device_section(&cu, &t, d.id, d.active, service::devices::is_online(&state.ctx, &d, now), &logins, &history, now))
             @if let Some(r) = &reveals { (super::logins::reveals_table(r, now, &cu.zone(Some(&t)))) }
             h2 { "Recent commands" }
             div.table-wrap { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }

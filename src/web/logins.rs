@@ -187,7 +187,7 @@ pub async fn start(
     // An offline workstation: the person has been told, and said to go on.
     if f.offline_ack.as_deref() != Some("yes")
         && let Ok((d, _, _)) = service::devices::detail(&state.ctx, &cu.principal, &t, device).await
-        && !service::devices::is_online(&d, state.ctx.clock.now())
+        && !service::devices::is_online(&state.ctx, &d, state.ctx.clock.now())
     {
         return Err(WebError(Error::validation(
             "offline_ack",

@@ -122,16 +122,16 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         }
         h2 { "Active sessions" }
         div.table-wrap { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th { span.sr-only { "Actions" } } } }
-            tbody hx-disable {
+            tbody {
                 @if running.is_empty() { tr { td.empty colspan="5" { "No session is running." } } }
                 @for r in &running { tr.session data-request=(r.id) {
-                td { code { (r.account) } } td { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
+                td hx-disable { code { (r.account) } } td hx-disable { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
                 @if r.kind == "admin" && r.granted_at.is_none() {
                     td.waiting { "waiting for the workstation to confirm" }
                 } @else {
                     td.countdown { span data-seconds-left=(seconds_left(r, v.now)) { (left(r, v.now)) } }
                 }
-                td { (r.ticket.clone().unwrap_or_default()) }
+                td hx-disable { (r.ticket.clone().unwrap_or_default()) }
                 td { @if v.can {
                     @let url = format!("/t/{}/requests/{}/revoke", t.slug, r.id);
                     form.inline method="post" action=(url) hx-post=(url) hx-confirm="Revoke this session? The user loses administrator rights and is logged off." {

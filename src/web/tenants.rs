@@ -34,11 +34,14 @@ pub async fn tenants_page(
             div.table-wrap { table {
                 thead { tr { th { "Name" } th { "Slug" } th { "Kind" } th { "Status" } th { "Co-management" } th { "Seats" } } }
                 tbody hx-disable {
+                    @if !cu.tenants.iter().any(|t| t.kind == crate::model::tenants::TenantKind::Customer) {
+                        tr { td.empty colspan="6" { "No customers yet — create one with the form below." } }
+                    }
                     @for t in &cu.tenants {
                         tr {
                             td { a href=(format!("/t/{}/settings", t.slug)) { (t.name) } }
                             td { code { (t.slug) } }
-                            td { (t.kind.as_str()) }
+                            td { (if t.kind == crate::model::tenants::TenantKind::Msp { "your MSP" } else { "customer" }) }
                             td { (if t.active { "active" } else { "disabled" }) }
                             td { (if t.settings.co_management { "on" } else { "off" }) }
                             td { (t.settings.seats) }
@@ -48,6 +51,7 @@ pub async fn tenants_page(
             } }
             form.stack.card #new-tenant method="post" action="/tenants" hx-post="/tenants" hx-target="#new-tenant-result" {
                 h2 { "New customer tenant" }
+                div #new-tenant-error {}
                 (ui::csrf_input(&cu.csrf))
                 (ui::field("Name", "name", "text", "", None))
                 (ui::field("Slug (used in URLs; empty = from the name)", "slug", "text", "", None))

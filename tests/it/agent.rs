@@ -533,7 +533,7 @@ async fn a_retired_device_is_refused_at_its_next_poll() {
     }
     let d = last_seen.expect("the heartbeat reached the database");
     assert_eq!(d.admin_members, vec!["alice".to_string()]);
-    assert!(service::devices::is_online(&d, s.clock.now()));
+    assert!(service::devices::is_online(s.ctx(), &d, s.clock.now()));
     service::devices::retire(s.ctx(), &p, &t, ws.device, &Default::default())
         .await
         .unwrap();

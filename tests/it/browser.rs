@@ -108,16 +108,16 @@ async fn csp_violations(s: &TestServer) -> u64 {
         .unwrap_or(0)
 }
 
-async fn fill(c: &Client, name: &str, value: &str) {
-    c.find(Locator::Css(&format!("[name={name}]")))
+pub async fn fill(c: &Client, name: &str, value: &str) {
+    let e = c
+        .find(Locator::Css(&format!("[name={name}]")))
         .await
-        .unwrap()
-        .send_keys(value)
-        .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("no field {name}: {e:?}"));
+    e.clear().await.unwrap();
+    e.send_keys(value).await.unwrap();
 }
 
-async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
+pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
     c.wait()
         .at_most(Duration::from_secs(15))
         .for_element(Locator::Css(css))
@@ -125,7 +125,53 @@ async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
         .unwrap_or_else(|e| panic!("{css}: {e:?}"))
 }
 
-const PASSWORD: &str = "violet-anchor-lantern-42";
+/// Waits until `css` holds `needle` (a live list redraws by itself), failing loudly with what
+/// the page showed instead.
+pub async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..300 {
+        if let Ok(es) = c.find_all(Locator::Css(css)).await {
+            for e in es {
+                if let Ok(t) = e.text().await {
+                    if t.contains(needle) {
+                        return t;
+                    }
+                    last = t;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = c.source().await.unwrap_or_default();
+    panic!("waited 15 s for {needle:?} in {css}; last seen {last:?}; page: {page}");
+}
+
+pub async fn click(c: &Client, css: &str) {
+    wait_for(c, css).await.click().await.unwrap();
+}
+
+/// Completes an enrollment (or setup) page in the browser: reads the authenticator key it
+/// shows, sets the password and the first code. Returns the TOTP secret.
+pub async fn complete_enrollment(c: &Client, now: hourglass::clock::Timestamp) -> Vec<u8> {
+    let key = wait_for(c, ".card code").await.text().await.unwrap();
+    let secret = totp_rs::Secret::try_from_base32(key.trim())
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+    fill(c, "password", PASSWORD).await;
+    fill(c, "password_confirm", PASSWORD).await;
+    fill(
+        c,
+        "code",
+        &hourglass::crypto::totp::code_at(&secret, now).unwrap(),
+    )
+    .await;
+    click(c, "#enroll button[type=submit]").await;
+    wait_for(c, "nav.side").await;
+    secret
+}
+
+pub const PASSWORD: &str = "violet-anchor-lantern-42";
 
 /// Enrollment → sign-out → sign-in with password and code → add a user, all through htmx
 /// under the strict CSP; then a deliberate violation proves the page itself caused none.

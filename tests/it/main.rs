@@ -14,6 +14,7 @@ mod cli;
 mod database;
 mod headers;
 mod jobs;
+mod journeys;
 mod layers;
 mod logins;
 mod matrix;

@@ -1,0 +1,425 @@
+//! Journeys in the real headless Chromium, walked as a person walks them: from what `serve`
+//! prints, through the step-up prompt after the five-minute window (the manual clock moved),
+//! at phone width, with a real agent on a throw-away root showing what happened there.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, Locator};
+use hourglass::clock::Clock;
+use hourglass::service;
+
+use crate::agent::{eventually, sudoers};
+use crate::browser::{browser, click, complete_enrollment, fill, wait_for, wait_text};
+use crate::support::*;
+
+/// A local account on a throw-away root (what `adduser` would leave behind).
+pub fn add_local_user(root: &Path, name: &str, uid: u32) {
+    use std::io::Write;
+    let append = |file: &str, line: String| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(root.join(file))
+            .unwrap();
+        writeln!(f, "{line}").unwrap();
+    };
+    append(
+        "etc/passwd",
+        format!("{name}:x:{uid}:{uid}::/home/{name}:/bin/bash"),
+    );
+    append("etc/shadow", format!("{name}:*:19000:0:99999:7:::"));
+    append("etc/group", format!("{name}:x:{uid}:"));
+    append("etc/gshadow", format!("{name}:!::"));
+}
+
+/// Accepts the browser's confirmation dialog (htmx's `hx-confirm`) once it is up.
+async fn accept_confirm(c: &Client) {
+    for _ in 0..60 {
+        if c.accept_alert().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no confirmation dialog appeared");
+}
+
+/// Removes a local account from a throw-away root (`userdel` without the home).
+pub fn remove_local_user(root: &Path, name: &str) {
+    for file in ["etc/passwd", "etc/shadow", "etc/group", "etc/gshadow"] {
+        let p = root.join(file);
+        let kept: Vec<String> = std::fs::read_to_string(&p)
+            .unwrap()
+            .lines()
+            .filter(|l| l.split(':').next() != Some(name))
+            .map(str::to_string)
+            .collect();
+        std::fs::write(&p, kept.join("\n") + "\n").unwrap();
+    }
+}
+
+/// Enters a fresh code into whichever step-up prompt is showing (the page or the dialog).
+async fn step_up(c: &Client, s: &TestServer, secret: &[u8]) {
+    let code = hourglass::crypto::totp::code_at(secret, s.clock.now()).unwrap();
+    let field = c
+        .wait()
+        .at_most(Duration::from_secs(15))
+        .for_element(Locator::Css(
+            "form.step-up input[name=step_up_code], #step-up-dialog[open] input[name=code], form.step-up input[name=code]",
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("no step-up prompt: {e:?}"));
+    field.send_keys(&code).await.unwrap();
+    let form = field
+        .find(Locator::XPath("./ancestor::form"))
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+}
+
+/// The admin of a fresh appliance, signed in through the enrollment page.
+async fn signed_in_admin(c: &Client, s: &TestServer) -> Vec<u8> {
+    let token =
+        service::setup::headless_setup(s.ctx(), "Nikpot IT", "Nik", "Potter", "nik@nikpot.com")
+            .unwrap();
+    c.goto(&s.url(&format!("/enroll/{token}"))).await.unwrap();
+    complete_enrollment(c, s.clock.now()).await
+}
+
+/// Tenant `acme` and an enrollment token for it.
+async fn acme(s: &TestServer) -> String {
+    let p = crate::people::admin_principal(s).await;
+    let t = service::tenants::create(
+        s.ctx(),
+        &p,
+        service::tenants::NewTenant {
+            name: "Acme".into(),
+            slug: "acme".into(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (_, token, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 24, uses: 5 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    token
+}
+
+/// `agent request-admin` on the workstation, as the end user.
+fn request_admin(ws: &crate::agent::Workstation, user: &str, minutes: &str, why: &str) {
+    let out = hourglass()
+        .args([
+            "agent",
+            "request-admin",
+            "--user",
+            user,
+            "--minutes",
+            minutes,
+        ])
+        .args(["--reason", why])
+        .args(ws.args())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The newest request of `account` in tenant acme.
+async fn latest_request(s: &TestServer, account: &str) -> hourglass::store::requests::Request {
+    let a = account.to_string();
+    s.ctx()
+        .db
+        .read(move |r| {
+            let t = hourglass::store::tenants::by_slug(r, "acme")?.unwrap();
+            let f = hourglass::store::requests::Filter {
+                state: None,
+                who: Some(a),
+            };
+            Ok(
+                hourglass::store::requests::list(r, &hourglass::authz::system_scope(t.id), &f, 1)?
+                    .remove(0),
+            )
+        })
+        .await
+        .unwrap()
+}
+
+async fn request_id_of(s: &TestServer, account: &str) -> String {
+    latest_request(s, account).await.id.to_string()
+}
+
+/// The state and approved minutes of `account`'s newest request.
+async fn request_row(s: &TestServer, account: &str) -> (String, Option<u32>) {
+    let r = latest_request(s, account).await;
+    (r.state.as_str().to_string(), r.minutes_approved)
+}
+
+/// First run as a new MSP meets it: the setup link is read from `serve`'s own output, setup
+/// is completed with a code, and the first customer is created from the dashboard's hint.
+#[actix_web::test]
+async fn first_run_from_the_link_serve_prints() {
+    let Some(b) = browser().await else { return };
+    let c = &b.client;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = hourglass()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut said = Vec::new();
+    let mut link = None;
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push(line.clone());
+        if let Some(l) = line.strip_prefix("First-run setup (one-time link, valid 24 hours): ") {
+            link = Some(l.to_string());
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    let link = link.unwrap_or_else(|| panic!("no setup link in: {said:?}"));
+    assert!(
+        link.starts_with("https://127.0.0.1:") && link.contains("/setup/"),
+        "the address actually listened on: {link}"
+    );
+    assert!(
+        said.iter()
+            .any(|l| l.contains("listening on https://127.0.0.1:")),
+        "{said:?}"
+    );
+
+    c.goto(&link).await.unwrap();
+    wait_for(c, "#enroll").await;
+    fill(c, "msp_name", "Nikpot IT").await;
+    fill(c, "first_name", "Nik").await;
+    fill(c, "last_name", "Potter").await;
+    fill(c, "email", "nik@nikpot.com").await;
+    complete_enrollment(c, Clock::system().now()).await;
+    let hint = wait_text(c, "main", "No customers yet").await;
+    assert!(hint.contains("create one"), "{hint}");
+    click(c, "main a[href='/tenants']").await;
+    fill(c, "name", "Acme Corp").await;
+    click(c, "#new-tenant button[type=submit]").await;
+    wait_text(c, "main h1", "Acme Corp").await;
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/t/acme-corp/settings"
+    );
+    // The tenant's start page, with and without the slash.
+    let base = link.split("/setup/").next().unwrap().to_string();
+    for path in ["/t/acme-corp", "/t/acme-corp/"] {
+        c.goto(&format!("{base}{path}")).await.unwrap();
+        wait_text(c, "main h1", "Acme Corp").await;
+    }
+    // The link was for one setup: used, it answers that it cannot be used again.
+    c.goto(&link).await.unwrap();
+    wait_text(c, "main", "cannot be used").await;
+
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let _ = child.wait();
+    b.client.clone().close().await.unwrap();
+}
+
+/// An approver's day, each action more than five minutes after the last code: approve with a
+/// changed duration, deny with a reason, revoke, and a technician login — each through the
+/// step-up prompt — and the real agent's throw-away root shows the result. A grant the
+/// workstation cannot carry out shows as failed with its reason.
+#[actix_web::test]
+async fn an_approvers_day_through_the_step_up_prompt() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    s.follow_real_time();
+    let c = &b.client;
+    let secret = signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let mut ws = crate::agent::enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    add_local_user(&root, "bob", 1001);
+    add_local_user(&root, "carol", 1002);
+    ws.start();
+
+    // Approve bob with 45 minutes instead of the 30 he asked for.
+    request_admin(&ws, "bob", "30", "install the label printer");
+    let bob = request_id_of(&s, "bob").await;
+    c.goto(&s.url("/t/acme/requests")).await.unwrap();
+    wait_text(c, "tr.request", "install the label printer").await;
+    s.clock.advance_secs(6 * 60);
+    let minutes = wait_for(c, &format!("#minutes-{bob}")).await;
+    minutes.clear().await.unwrap();
+    minutes.send_keys("45").await.unwrap();
+    click(c, &format!("tr[data-request='{bob}'] form.approve button")).await;
+    let prompt = wait_text(c, "main", "Confirm it is you").await;
+    assert!(prompt.contains("approve this request"), "{prompt}");
+    wait_for(c, "nav.side").await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "table.sessions", "bob").await;
+    assert_eq!(request_row(&s, "bob").await, ("approved".into(), Some(45)));
+    assert!(
+        eventually(20, || sudoers(&root).contains(&"bob".to_string())).await,
+        "the workstation granted bob"
+    );
+    wait_text(c, "tr.session td.countdown", "min").await;
+
+    // Deny carol with a reason.
+    request_admin(&ws, "carol", "60", "try a new browser");
+    let carol = request_id_of(&s, "carol").await;
+    wait_text(c, "tr.request", "try a new browser").await;
+    s.clock.advance_secs(6 * 60);
+    fill(c, "reason", "use the approved browser").await;
+    click(c, &format!("tr[data-request='{carol}'] form.deny button")).await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "table.history", "use the approved browser").await;
+    assert_eq!(request_row(&s, "carol").await.0, "denied");
+    assert!(!sudoers(&root).contains(&"carol".to_string()));
+
+    // Revoke bob's session: confirm, then the dialog asks for the code over the page.
+    s.clock.advance_secs(6 * 60);
+    click(c, "tr.session form button.danger").await;
+    accept_confirm(c).await;
+    wait_for(c, "#step-up-dialog[open] input[name=code]").await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "table.history", "revoked").await;
+    assert_eq!(request_row(&s, "bob").await.0, "revoked");
+    assert!(
+        eventually(20, || !sudoers(&root).contains(&"bob".to_string())).await,
+        "the workstation took bob's rights back"
+    );
+
+    // A technician login on the workstation's page.
+    s.clock.advance_secs(6 * 60);
+    c.goto(&s.url(&format!("/t/acme/devices/{}", ws.device)))
+        .await
+        .unwrap();
+    click(c, "form.login-start button").await;
+    wait_text(c, "main", "log in to this workstation").await;
+    step_up(c, &s, &secret).await;
+    let password = wait_for(c, "#login-password").await.text().await.unwrap();
+    let account = wait_for(c, "#login-account").await.text().await.unwrap();
+    assert_eq!(account, "msp-nik");
+    assert!(
+        eventually(20, || crate::logins::opens(&root, "msp-nik", &password)).await,
+        "the password shown once opens msp-nik on the workstation"
+    );
+
+    // Dave asks, then his account is removed from the workstation before anyone decides:
+    // approved, the workstation cannot carry the grant out, and the portal says so instead
+    // of showing a session with a countdown.
+    add_local_user(&root, "dave", 1003);
+    request_admin(&ws, "dave", "30", "old script");
+    remove_local_user(&root, "dave");
+    let dave = request_id_of(&s, "dave").await;
+    c.goto(&s.url("/t/acme/requests")).await.unwrap();
+    wait_text(c, "tr.request", "old script").await;
+    click(c, &format!("tr[data-request='{dave}'] form.approve button")).await;
+    let failed = wait_text(c, "table.failed", "dave").await;
+    assert!(
+        failed.contains("there is no local account dave on this workstation"),
+        "{failed}"
+    );
+    let sessions = wait_for(c, "table.sessions").await.text().await.unwrap();
+    assert!(!sessions.contains("dave"), "{sessions}");
+    assert_eq!(request_row(&s, "dave").await.0, "failed");
+
+    ws.kill();
+    b.client.clone().close().await.unwrap();
+    s.stop().await;
+}
+
+/// `document` is no wider than the window (nothing scrolls sideways).
+async fn fits(c: &Client) -> bool {
+    c.execute(
+        "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+        vec![],
+    )
+    .await
+    .unwrap()
+    .as_bool()
+    .unwrap()
+}
+
+/// A phone is enough to approve: at 400 px the queue, the request and Approve fit the screen,
+/// the navigation folds behind a menu button, and the step-up page fits too. At 800 px no
+/// page is wider than the window.
+#[actix_web::test]
+async fn a_phone_is_enough_to_approve() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    let secret = signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let d = crate::requests::Device::enroll(&s, &token).await;
+    d.ask(
+        "erin",
+        30,
+        "the scanner driver needs an administrator to install, and the vendor's updater too",
+    )
+    .await;
+    c.goto(&s.url("/t/acme/requests")).await.unwrap();
+    wait_text(c, "tr.request", "scanner driver").await;
+    assert!(fits(c).await, "the queue fits 400 px");
+    let nav = c.find(Locator::Css("nav.side")).await.unwrap();
+    assert!(!nav.is_displayed().await.unwrap(), "navigation folded away");
+    click(c, "button.menu-toggle").await;
+    assert!(
+        nav.is_displayed().await.unwrap(),
+        "the menu button opens it"
+    );
+    click(c, "button.menu-toggle").await;
+    let approve = wait_for(c, "tr.request form.approve button").await;
+    assert!(approve.is_displayed().await.unwrap());
+    let inside: bool = c
+        .execute(
+            "var r = arguments[0].getBoundingClientRect(); return r.left >= 0 && r.right <= window.innerWidth;",
+            vec![serde_json::to_value(&approve).unwrap()],
+        )
+        .await
+        .unwrap()
+        .as_bool()
+        .unwrap();
+    assert!(inside, "Approve is on the screen");
+    s.clock.advance_secs(6 * 60);
+    approve.click().await.unwrap();
+    wait_text(c, "main", "Confirm it is you").await;
+    assert!(fits(c).await, "the step-up page fits 400 px");
+    step_up(c, &s, &secret).await;
+    wait_text(c, "table.sessions", "erin").await;
+
+    c.set_window_size(800, 900).await.unwrap();
+    for path in [
+        "/",
+        "/t/acme/requests",
+        "/t/acme/devices",
+        "/t/acme/users",
+        "/t/acme/policies",
+        "/t/acme/settings",
+        "/t/acme/audit",
+        "/requests",
+        "/tenants",
+        "/account",
+    ] {
+        c.goto(&s.url(path)).await.unwrap();
+        wait_for(c, "main h1").await;
+        assert!(fits(c).await, "{path} is no wider than 800 px");
+    }
+    b.client.clone().close().await.unwrap();
+    s.stop().await;
+}
