@@ -564,10 +564,23 @@ async fn portal_and_api_exports_are_files_and_are_audited() {
         csv.starts_with("seq,time,event,") && csv.lines().count() > 2,
         "{csv}"
     );
+    // Names are joined in beside the ids: who acted, by name.
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let actor = header.iter().position(|h| *h == "actor_name").unwrap();
+    assert!(
+        csv.lines()
+            .skip(1)
+            .any(|l| l.split(',').nth(actor) == Some("Nik Potter")),
+        "{csv}"
+    );
     let page = portal.get("/t/nikpot-it/audit").await.text().await.unwrap();
     assert!(
         page.contains("/t/nikpot-it/audit/export?format=ndjson&amp;"),
         "{page}"
+    );
+    assert!(
+        page.contains("Nik Potter") && page.contains("User enrolled"),
+        "the audit page names people and events in words: {page}"
     );
 
     let token = crate::requests::api_token(&s).await;

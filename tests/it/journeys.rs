@@ -423,3 +423,81 @@ async fn a_phone_is_enough_to_approve() {
     b.client.clone().close().await.unwrap();
     s.stop().await;
 }
+
+/// A create form is sent once however fast it is clicked, empties itself after success, and a
+/// one-time secret stays on screen when the next one is made.
+#[actix_web::test]
+async fn forms_send_once_and_keep_their_secrets() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    let c = &b.client;
+    signed_in_admin(c, &s).await;
+    c.goto(&s.url("/account")).await.unwrap();
+    fill(c, "name", "backup script").await;
+    c.execute(
+        "var b = document.querySelector('#new-token button[type=submit]'); b.click(); b.click(); return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    let first = wait_text(c, ".new-token", "backup script").await;
+    let count = |s: &TestServer| {
+        let ctx = s.ctx().clone();
+        async move {
+            let p = crate::people::admin_principal_of(&ctx).await;
+            service::tokens::list(&ctx, &p).await.unwrap().len()
+        }
+    };
+    // Let a second request, if one had gone out, arrive before counting.
+    wait_text(c, "#tokens-table", "backup script").await;
+    assert_eq!(count(&s).await, 1, "a double click creates one token");
+    let name = wait_for(c, "#new-token input[name=name]").await;
+    assert_eq!(name.prop("value").await.unwrap().unwrap_or_default(), "");
+    fill(c, "name", "rmm").await;
+    click(c, "#new-token button[type=submit]").await;
+    wait_text(c, ".new-token", "rmm").await;
+    let cards = c.find_all(Locator::Css(".new-token")).await.unwrap();
+    assert_eq!(cards.len(), 2, "the first secret is still shown");
+    assert!(first.contains("hg"), "{first}");
+    assert_eq!(count(&s).await, 2);
+    b.client.clone().close().await.unwrap();
+    s.stop().await;
+}
+
+/// Where the agent can tell, a request for an account the workstation does not have is
+/// refused when it is made, not approved into a grant that must fail.
+#[actix_web::test]
+async fn a_request_for_an_account_the_workstation_lacks_is_refused_at_once() {
+    let mut s = TestServer::start().await;
+    crate::people::setup(&s).await;
+    let token = acme(&s).await;
+    let ws = crate::agent::enroll(&s, &token);
+    let out = hourglass()
+        .args([
+            "agent",
+            "request-admin",
+            "--user",
+            "nobody-here",
+            "--minutes",
+            "30",
+        ])
+        .args(["--reason", "test"])
+        .args(ws.args())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("there is no local account nobody-here on this workstation"),
+        "{}",
+        text(&out)
+    );
+    let p = crate::people::admin_principal(&s).await;
+    let t = service::tenants::resolve(s.ctx(), &p, "acme", &Default::default())
+        .await
+        .unwrap();
+    let none = service::requests::list(s.ctx(), &p, &t, Default::default())
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "nothing was asked: {none:?}");
+    s.stop().await;
+}

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod a11y;
 mod agent;
 mod audit;
 mod backup;
@@ -21,5 +22,6 @@ mod matrix;
 mod notifications;
 mod people;
 mod policies;
+mod portal;
 mod requests;
 mod server;

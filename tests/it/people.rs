@@ -467,16 +467,19 @@ async fn a_foreign_tenant_answers_404_like_a_missing_one_and_is_audited() {
 }
 
 pub async fn admin_principal(s: &TestServer) -> hourglass::authz::Principal {
-    let c = s
-        .ctx()
+    admin_principal_of(s.ctx()).await
+}
+
+/// The MSP admin (nik@nikpot.com) as a principal, from the appliance's context.
+pub async fn admin_principal_of(ctx: &hourglass::service::Ctx) -> hourglass::authz::Principal {
+    let c = ctx
         .db
         .read(|r| hourglass::store::users::credentials_by_email(r, "nik@nikpot.com"))
         .await
         .unwrap()
         .unwrap();
     let uid = c.user.id;
-    s.ctx()
-        .db
+    ctx.db
         .read(move |r| service::auth::principal(r, uid, None, None))
         .await
         .unwrap()
