@@ -419,13 +419,25 @@ pub async fn test(
             other => return Err(WebError(Error::validation(other, "unknown field"))),
         }
     }
-    match service::policies::test(&state.ctx, &cu.principal, &t, &device, &user, app).await {
+    let decided = service::policies::test(&state.ctx, &cu.principal, &t, &device, &user, app).await;
+    let policies = service::policies::list(&state.ctx, &cu.principal, &t)
+        .await
+        .unwrap_or_default();
+    let name = |id: &str| {
+        policies
+            .iter()
+            .find(|p| p.id == id)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    };
+    let (now, zone) = (state.ctx.clock.now(), cu.zone(Some(&t)));
+    match decided {
         Ok(d) => Ok(fragment(
             html! { div.flash.info.decision { @match d {
                 Decision::Allow { policy, rule, until } => {
-                    "Allowed by policy " code { (policy) } @if let Some(r) = rule { ", rule " code { (r) } } " until " (Timestamp::from_millis(until).rfc3339()) "."
+                    "Allowed by policy " strong { (name(&policy)) } @if let Some(r) = rule { ", rule " code { (r) } } " until " (super::fmt::when(Timestamp::from_millis(until), now, &zone)) "."
                 }
-                Decision::Deny { policy, rule } => { "Denied by policy " code { (policy) } ", rule " code { (rule) } "." }
+                Decision::Deny { policy, rule } => { "Denied by policy " strong { (name(&policy)) } ", rule " code { (rule) } "." }
                 Decision::Ask => { "No policy allows it: the user would be told to ask." }
             } } },
             true,

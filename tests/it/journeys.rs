@@ -338,7 +338,22 @@ async fn an_approvers_day_through_the_step_up_prompt() {
     assert!(!sessions.contains("dave"), "{sessions}");
     assert_eq!(request_row(&s, "dave").await.0, "failed");
 
-    ws.kill();
+    // The agent's own log says when it reached the appliance.
+    let mut agent = ws.agent.take().unwrap();
+    let _ = agent.kill();
+    let mut log = String::new();
+    use std::io::Read;
+    agent
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    let _ = agent.wait();
+    assert!(
+        log.contains("hourglass agent: connected to https://"),
+        "{log}"
+    );
     b.client.clone().close().await.unwrap();
     s.stop().await;
 }
