@@ -267,6 +267,17 @@ CREATE TABLE endpoint_users (
     UNIQUE (device_id, account)
 ) STRICT;
 CREATE INDEX endpoint_users_tenant ON endpoint_users (tenant_id, account);
+-- Every person an endpoint user was linked to, and when (JIT-01): an approval is refused to
+-- anyone linked to the requesting account at any time while the request was open, so
+-- unlinking oneself does not open a way to approve one's own request.
+CREATE TABLE endpoint_user_links (
+    endpoint_user_id TEXT NOT NULL REFERENCES endpoint_users (id),
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id),
+    user_id          TEXT NOT NULL REFERENCES users (id),
+    linked_at        INTEGER NOT NULL,
+    unlinked_at      INTEGER
+) STRICT;
+CREATE INDEX endpoint_user_links_of ON endpoint_user_links (endpoint_user_id, user_id);
 
 -- Requests: `admin` opens a session, `extension` asks more time for a running one.
 CREATE TABLE requests (

@@ -84,6 +84,10 @@ impl PermissionSet {
     pub fn union(self, other: PermissionSet) -> Self {
         PermissionSet(self.0 | other.0)
     }
+    /// Every permission of `self` is also in `other`.
+    pub fn is_subset(self, other: PermissionSet) -> bool {
+        self.0 & !other.0 == 0
+    }
     pub fn iter(self) -> impl Iterator<Item = Permission> {
         Permission::ALL
             .iter()
@@ -199,6 +203,13 @@ impl Principal {
             return Some(BuiltinRole::Technician.permissions());
         }
         None
+    }
+
+    /// The tenant-admin role in `t` (DESIGN §1): an MSP admin in any tenant they reach, a
+    /// co-managed admin in their own customer tenant. Promoting people needs it.
+    pub fn is_tenant_admin(&self, t: &Tenant) -> bool {
+        (self.is_msp_admin() && self.reaches(t))
+            || (t.id == self.tenant_id && self.builtin.contains(&BuiltinRole::CoManaged))
     }
 
     /// Whether `t` is reachable at all (tenant switcher, `/t/{slug}` routing).

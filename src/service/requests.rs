@@ -368,9 +368,10 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
     Ok(r)
 }
 
-fn is_self(p: &Principal, r: &Request, approver_username: &str, linked: Option<&str>) -> bool {
-    // Linked to the approver, or the approver's own workstation account.
-    linked == Some(p.user_id.to_string().as_str())
+fn is_self(p: &Principal, r: &Request, approver_username: &str, linked: &[String]) -> bool {
+    // Linked to the approver at any time the request was open, or the approver's own
+    // workstation account.
+    linked.iter().any(|u| *u == p.user_id.to_string())
         || r.account == approver_username
         || r.account == format!("msp-{approver_username}")
 }
@@ -412,8 +413,9 @@ pub async fn approve(
             let me = store::users::credentials_by_id(&tx.reader(), p2.user_id)?
                 .map(|c| c.user.username)
                 .unwrap_or_default();
-            let linked = store::requests::linked_user(&tx.reader(), &r.endpoint_user_id)?;
-            if is_self(&p2, &r, &me, linked.as_deref()) {
+            let linked =
+                store::requests::linked_since(&tx.reader(), &r.endpoint_user_id, r.created_at)?;
+            if is_self(&p2, &r, &me, &linked) {
                 return Err(Error::Forbidden("nobody approves their own request".into()));
             }
             let minutes = rules::check_minutes(
@@ -939,6 +941,8 @@ pub async fn link_endpoint_user(
 ) -> Result<()> {
     let now = ctx.clock.now();
     let scope = p.scope(t, Permission::UsersManage)?;
+    // Changing who an account belongs to decides who may approve its requests (JIT-01).
+    p.require_fresh_mfa(now)?;
     let user = match user.map(str::trim).filter(|u| !u.is_empty()) {
         Some(u) => Some(
             crate::ids::UserId::parse(u)
@@ -952,7 +956,14 @@ pub async fn link_endpoint_user(
             // The endpoint user first, then the person: a foreign id of either is NotFound,
             // answered 404 and audited like any other (AZ-02); the rollback undoes the link.
             let uid = user.map(|u| u.to_string());
-            store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref())?;
+            // A person never changes the link that identifies them: someone else must.
+            let current = store::requests::linked_user(&tx.reader(), &id)?;
+            if current.as_deref() == Some(p2.user_id.to_string().as_str()) && uid != current {
+                return Err(Error::Forbidden(
+                    "this account is linked to you: someone else must change that link".into(),
+                ));
+            }
+            store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref(), now)?;
             let email = match user {
                 Some(u) => Some(store::users::get(&tx.reader(), &scope, u)?.email),
                 None => None,

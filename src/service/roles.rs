@@ -39,6 +39,12 @@ pub async fn create(
             "choose at least one permission",
         ));
     }
+    // A role is a way to hand permissions out: only ones the author holds.
+    if !set.is_subset(p.permissions_in(t).unwrap_or_default()) {
+        return Err(Error::Forbidden(
+            "a role may hold only permissions you hold yourself".into(),
+        ));
+    }
     let role = CustomRole {
         id: format!("role-{}", uuid::Uuid::now_v7().simple()),
         name,

@@ -253,6 +253,7 @@ pub async fn act(
             "you cannot do this to your own account".into(),
         ));
     }
+    guard(ctx, p, t, &target, &action).await?;
     let (p2, o, tenant) = (p.clone(), origin.clone(), t.clone());
     let customer_roles: Vec<String> = if t.kind == TenantKind::Customer {
         let s = scope;
@@ -371,6 +372,8 @@ pub async fn act(
                 Action::ResetEnrollment => {
                     store::users::reset_enrollment(tx, &scope, id, now)?;
                     store::sessions::delete_for_user(tx, id)?;
+                    // A token made before the reset must not come back to life after it.
+                    store::tokens::revoke_all_for_user(tx, id, now)?;
                     token = Some(issue_link(tx, "enrollment", Some(id), ENROLL_LINK_MS, now)?);
                     audit(Event::UserEnrollmentReset).append(tx)?;
                 }
@@ -393,6 +396,95 @@ pub async fn act(
         .await
 }
 
+/// What a person holds in their tenant: their roles' permissions, and whether one of them
+/// is an admin role (MSP admin, co-managed admin).
+async fn standing(ctx: &Ctx, t: &Tenant, id: UserId) -> Result<(PermissionSet, bool)> {
+    let tenant = t.id;
+    ctx.db
+        .read(move |r| {
+            let keys = store::users::roles_of(r, id)?;
+            let mut set = PermissionSet::default();
+            let mut admin = false;
+            let mut custom = Vec::new();
+            for k in keys {
+                match BuiltinRole::parse(&k) {
+                    Some(b) => {
+                        admin |= matches!(b, BuiltinRole::MspAdmin | BuiltinRole::CoManaged);
+                        set = set.union(b.permissions());
+                    }
+                    None => custom.push(k),
+                }
+            }
+            Ok((
+                set.union(store::roles::permissions_of(r, tenant, &custom)?),
+                admin,
+            ))
+        })
+        .await
+}
+
+/// Nobody raises their own standing or anyone else's above their own (DESIGN §1): roles are
+/// changed only by a tenant admin, never one's own, and never to a permission the actor does
+/// not hold; locks, MFA pauses, enrollment resets and the like only for people no more
+/// privileged than the actor. A refusal is `Forbidden` (the portal and API audit it).
+async fn guard(ctx: &Ctx, p: &Principal, t: &Tenant, target: &User, action: &Action) -> Result<()> {
+    let mine = p.permissions_in(t).unwrap_or_default();
+    let own = target.id == p.user_id;
+    match action {
+        Action::MakeAdmin
+        | Action::AddRole(_)
+        | Action::RemoveRole(_)
+        | Action::AssignTenants { .. } => {
+            if own {
+                return Err(Error::Forbidden("nobody changes their own roles".into()));
+            }
+            if !p.is_tenant_admin(t) {
+                return Err(Error::Forbidden(
+                    "changing roles needs the tenant admin role (MSP admin or co-managed admin)"
+                        .into(),
+                ));
+            }
+            if let Action::AddRole(role) = action {
+                let (wanted, _) = role_standing(ctx, t, role).await?;
+                if !wanted.is_subset(mine) {
+                    return Err(Error::Forbidden(
+                        "you cannot grant a permission you do not hold yourself".into(),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ if own => Ok(()),
+        _ => {
+            let (theirs, admin) = standing(ctx, t, target.id).await?;
+            if !theirs.is_subset(mine) || (admin && !p.is_tenant_admin(t)) {
+                return Err(Error::Forbidden(
+                    "this person holds more rights than you: ask someone who holds at least theirs"
+                        .into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The permissions a role key grants in `t` (unknown keys grant nothing; they are refused
+/// later with a clear message).
+async fn role_standing(ctx: &Ctx, t: &Tenant, role: &str) -> Result<(PermissionSet, bool)> {
+    if let Some(b) = BuiltinRole::parse(role) {
+        return Ok((
+            b.permissions(),
+            matches!(b, BuiltinRole::MspAdmin | BuiltinRole::CoManaged),
+        ));
+    }
+    let (tenant, key) = (t.id, role.to_string());
+    let set = ctx
+        .db
+        .read(move |r| store::roles::permissions_of(r, tenant, &[key]))
+        .await?;
+    Ok((set, false))
+}
+
 /// A role that can be assigned in this tenant: its kind's built-in roles or its custom roles.
 fn check_role(t: &Tenant, role: &str, custom: &[String]) -> Result<()> {
     match BuiltinRole::parse(role) {
@@ -406,10 +498,12 @@ fn check_role(t: &Tenant, role: &str, custom: &[String]) -> Result<()> {
     }
 }
 
-/// Changing one's own password: the current one, then the policy; other sessions end.
+/// Changing one's own password: the current one, then the policy; every other session of
+/// the person ends (SESS-04), the one making the change (`session`, its cookie value) stays.
 pub async fn change_password(
     ctx: &Ctx,
     p: &Principal,
+    session: &str,
     current: zeroize::Zeroizing<String>,
     new: zeroize::Zeroizing<String>,
     origin: &Origin,
@@ -445,13 +539,16 @@ pub async fn change_password(
     crate::model::passwords::check(&new, &crate::model::passwords::Context::new(words))?;
     let hash = crate::crypto::passwords::hash(new).await?;
     let (p2, o) = (p.clone(), origin.clone());
+    let keep = super::auth::token_hash(session);
     ctx.db
         .write(move |tx| {
             store::users::set_password_hash(tx, uid, &hash, now)?;
+            let ended = store::sessions::delete_others(tx, uid, &keep)?;
             Audit::new(Event::PasswordChanged, now)
                 .tenant(tid)
                 .by(&p2, &o)
                 .target("user", uid)
+                .details(json!({"other_sessions_ended": ended}))
                 .append(tx)?;
             Ok(())
         })

@@ -400,12 +400,14 @@ pub fn endpoint_users(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<Endpoin
     rows.map(|r| r.map_err(Error::from)).collect()
 }
 
-/// Links an endpoint user to a tenant user (None unlinks); NotFound outside the tenant.
+/// Links an endpoint user to a tenant user (None unlinks), keeping the history of links;
+/// NotFound outside the tenant.
 pub fn link_endpoint_user(
     tx: &WriteTx<'_>,
     scope: &TenantScope,
     id: &str,
     user: Option<&str>,
+    now: Timestamp,
 ) -> Result<()> {
     let n = tx
         .conn()
@@ -414,7 +416,33 @@ pub fn link_endpoint_user(
     if n == 0 {
         return Err(Error::NotFound);
     }
+    tx.conn()
+        .prepare_cached(
+            "UPDATE endpoint_user_links SET unlinked_at = :now
+             WHERE endpoint_user_id = :id AND tenant_id = :t AND unlinked_at IS NULL",
+        )?
+        .execute(named_params! {":id": id, ":t": scope.tenant(), ":now": now})?;
+    if let Some(u) = user {
+        tx.conn()
+            .prepare_cached(
+                "INSERT INTO endpoint_user_links (endpoint_user_id, tenant_id, user_id, linked_at)
+                 VALUES (:id, :t, :u, :now)",
+            )?
+            .execute(named_params! {":id": id, ":t": scope.tenant(), ":u": u, ":now": now})?;
+    }
     Ok(())
+}
+
+/// Everyone the endpoint user has been linked to at any time since `since`.
+pub fn linked_since(r: &Reader<'_>, endpoint_user: &str, since: Timestamp) -> Result<Vec<String>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT DISTINCT user_id FROM endpoint_user_links
+         WHERE endpoint_user_id = :id AND (unlinked_at IS NULL OR unlinked_at >= :since)",
+    )?;
+    let rows = st.query_map(named_params! {":id": endpoint_user, ":since": since}, |r| {
+        r.get(0)
+    })?;
+    rows.map(|r| r.map_err(Error::from)).collect()
 }
 
 /// The tenant user an endpoint user is linked to, if any.

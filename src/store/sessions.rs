@@ -132,3 +132,10 @@ pub fn delete_others(tx: &WriteTx<'_>, user: UserId, keep: &[u8]) -> Result<u64>
         .execute(named_params! {":u": user, ":k": keep})?;
     Ok(n as u64)
 }
+
+/// How many session rows there are (tests and diagnostics).
+pub fn count(r: &Reader<'_>) -> Result<i64> {
+    Ok(r.conn
+        .prepare_cached("SELECT COUNT(*) FROM web_sessions")?
+        .query_row([], |r| r.get(0))?)
+}

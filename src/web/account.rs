@@ -111,6 +111,7 @@ pub async fn change_password(
     match service::users::change_password(
         &state.ctx,
         &cu.principal,
+        &cu.token,
         Zeroizing::new(f.current_password),
         Zeroizing::new(f.new_password),
         &cu.origin,

@@ -338,20 +338,33 @@ pub async fn user_action(
     let action = match verb.as_str() {
         "make-admin" => Action::MakeAdmin,
         "disable" => Action::Disable,
+        "enable" => Action::Enable,
         "erase" => Action::Erase,
+        "unlock" => Action::Unlock,
+        "reset-enrollment" => Action::ResetEnrollment,
+        "end-sessions" => Action::EndSessions,
+        "pause-mfa-next" => Action::PauseMfa {
+            next_login_only: true,
+        },
+        "pause-mfa-24h" => Action::PauseMfa {
+            next_login_only: false,
+        },
         _ => return Err(ApiError(Error::NotFound)),
     };
-    denied(
+    let link = denied(
         &state,
         &u,
         &t,
         service::users::act(&state.ctx, &u.principal, &t, id, action, &u.origin).await,
     )
-    .await?;
+    .await?
+    .map(|tok| super::users::link_url(&state, &format!("/enroll/{tok}")));
     let scope = u.principal.scope(&t, Permission::UsersView)?;
     let user = service::users::get(&state.ctx, &scope, id).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({"id": user.id, "username": user.username, "status": user.status.as_str()})))
+    Ok(
+        HttpResponse::Ok().json(json!({"id": user.id, "username": user.username,
+        "status": user.status.as_str(), "enrollment_link": link})),
+    )
 }
 
 #[derive(Deserialize)]

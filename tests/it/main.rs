@@ -8,6 +8,7 @@ mod support;
 
 mod a11y;
 mod agent;
+mod attacks;
 mod audit;
 mod backup;
 mod browser;

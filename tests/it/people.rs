@@ -1143,10 +1143,16 @@ async fn mfa_pauses_are_for_others_only_and_seats_limit_co_managed_admins() {
 }
 
 async fn relogin(s: &TestServer) -> Http {
+    relogin_as(s, "nik@nikpot.com").await
+}
+
+/// A second sign-in (password and a fresh code) of someone who has enrolled.
+pub async fn relogin_as(s: &TestServer, email: &str) -> Http {
+    let e = email.to_string();
     let c = s
         .ctx()
         .db
-        .read(|r| hourglass::store::users::credentials_by_email(r, "nik@nikpot.com"))
+        .read(move |r| hourglass::store::users::credentials_by_email(r, &e))
         .await
         .unwrap()
         .unwrap();
@@ -1161,11 +1167,8 @@ async fn relogin(s: &TestServer) -> Http {
         .unwrap();
     let mut h = Http::new(s);
     h.get("/login").await;
-    h.post(
-        "/login",
-        &[("email", "nik@nikpot.com"), ("password", PASSWORD)],
-    )
-    .await;
+    h.post("/login", &[("email", email), ("password", PASSWORD)])
+        .await;
     s.clock.advance_secs(30);
     let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
     assert_eq!(h.post("/login/mfa", &[("code", &code)]).await.status(), 303);

@@ -51,3 +51,17 @@ ALTER TABLE logins ADD COLUMN failure TEXT;
 -- and the open page's token stays valid. Only a random seed is stored; the token is a MAC of
 -- it under a key derived from master.key, so the database alone does not reveal it.
 ALTER TABLE web_sessions ADD COLUMN csrf_seed BLOB;
+
+-- Every person an endpoint user was linked to, and when (JIT-01): an approval is refused to
+-- anyone linked to the requesting account at any time while the request was open, so
+-- unlinking oneself does not open a way to approve one's own request.
+CREATE TABLE endpoint_user_links (
+    endpoint_user_id TEXT NOT NULL REFERENCES endpoint_users (id),
+    tenant_id        TEXT NOT NULL REFERENCES tenants (id),
+    user_id          TEXT NOT NULL REFERENCES users (id),
+    linked_at        INTEGER NOT NULL,
+    unlinked_at      INTEGER
+) STRICT;
+CREATE INDEX endpoint_user_links_of ON endpoint_user_links (endpoint_user_id, user_id);
+INSERT INTO endpoint_user_links (endpoint_user_id, tenant_id, user_id, linked_at)
+    SELECT id, tenant_id, user_id, created_at FROM endpoint_users WHERE user_id IS NOT NULL;

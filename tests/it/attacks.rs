@@ -1,0 +1,396 @@
+//! What an attack on the running appliance found, each kept closed by a test: promoting
+//! oneself, approving one's own request by unlinking, credentials that outlive a change,
+//! session rows for anonymous visitors, links from the Host header, open redirects.
+
+use hourglass::service;
+use hourglass::service::users::Action;
+use serde_json::{Value, json};
+
+use crate::people::{Http, admin_principal, enroll, setup};
+use crate::support::*;
+
+async fn count(s: &TestServer, event: &str) -> usize {
+    let e = event.to_string();
+    s.ctx()
+        .db
+        .read(move |r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some(e),
+                    limit: 10_000,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn fresh_admin(s: &TestServer) -> hourglass::authz::Principal {
+    let mut p = admin_principal(s).await;
+    p.mfa_at = Some(s.clock.now());
+    p
+}
+
+/// Tenant acme (co-management on, 3 seats).
+async fn acme(s: &TestServer) -> hourglass::model::tenants::Tenant {
+    let p = fresh_admin(s).await;
+    let t = service::tenants::create(
+        s.ctx(),
+        &p,
+        service::tenants::NewTenant {
+            name: "Acme".into(),
+            slug: "acme".into(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    service::tenants::update(
+        s.ctx(),
+        &p,
+        &t,
+        service::tenants::TenantUpdate {
+            name: None,
+            slug: None,
+            active: None,
+            settings: hourglass::model::tenants::Settings {
+                co_management: true,
+                seats: 3,
+                ..t.settings.clone()
+            },
+            acknowledge_shared: false,
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap()
+}
+
+/// A person of acme with `roles`, signed in (portal) and with an API token.
+async fn person(
+    s: &TestServer,
+    t: &hourglass::model::tenants::Tenant,
+    email: &str,
+    roles: &[&str],
+) -> (hourglass::ids::UserId, Http, String) {
+    let p = fresh_admin(s).await;
+    let c = service::users::create(
+        s.ctx(),
+        &p,
+        t,
+        service::users::NewUser {
+            first_name: "Pat".into(),
+            last_name: "Person".into(),
+            email: email.into(),
+            username: String::new(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (h, _) = enroll(s, &c.enrollment_token).await;
+    for r in roles {
+        let a = if *r == "co_managed" {
+            Action::MakeAdmin
+        } else {
+            Action::AddRole(r.to_string())
+        };
+        service::users::act(s.ctx(), &p, t, c.user.id, a, &Default::default())
+            .await
+            .unwrap();
+    }
+    let token = service::tokens::create_for_email(s.ctx(), email, "script").unwrap();
+    (c.user.id, h, token)
+}
+
+async fn api(s: &TestServer, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+    crate::logins::api(s, token, method, path, body).await
+}
+
+/// AZ (DESIGN §1): a custom role with users.manage cannot make itself (or anyone) admin,
+/// give itself a role, or reset, unlock or pause the MFA of someone more privileged; each
+/// refusal is a 403 and an audited authz_fail, through the portal and the API alike.
+#[actix_web::test]
+async fn users_manage_cannot_promote_anyone_or_touch_those_above() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let t = acme(&s).await;
+    let p = fresh_admin(&s).await;
+    let role = service::roles::create(
+        s.ctx(),
+        &p,
+        &t,
+        "Helpdesk",
+        &["users.manage".into(), "users.view".into()],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let (me, mut portal, token) = person(&s, &t, "helpdesk@acme.test", &[&role.id]).await;
+    let (boss, _, _) = person(&s, &t, "boss@acme.test", &["co_managed"]).await;
+    let (peer, _, _) = person(&s, &t, "peer@acme.test", &[]).await;
+
+    let before = count(&s, "authz_fail").await;
+    let base = "/api/v1/tenants/acme/users";
+    for path in [
+        format!("{base}/{me}/make-admin"),
+        format!("{base}/{peer}/make-admin"),
+        format!("{base}/{boss}/reset-enrollment"),
+        format!("{base}/{boss}/unlock"),
+        format!("{base}/{boss}/pause-mfa-next"),
+        format!("{base}/{boss}/disable"),
+    ] {
+        let (st, v) = api(&s, &token, "POST", &path, json!({"confirm": "yes"})).await;
+        assert_eq!(st, 403, "{path}: {v}");
+    }
+    for (path, form) in [
+        (format!("/t/acme/users/{me}/make-admin"), vec![]),
+        (
+            format!("/t/acme/users/{me}/roles"),
+            vec![("role", "auditor"), ("op", "add")],
+        ),
+        (
+            format!("/t/acme/users/{boss}/reset-enrollment"),
+            vec![("confirm", "yes")],
+        ),
+        (format!("/t/acme/users/{boss}/pause-mfa-24h"), vec![]),
+    ] {
+        let r = portal.post(&path, &form).await;
+        assert_eq!(r.status(), 403, "{path}: {}", r.text().await.unwrap());
+    }
+    assert_eq!(
+        count(&s, "authz_fail").await,
+        before + 10,
+        "every refusal audited"
+    );
+    let roles = |id| {
+        let ctx = s.ctx().clone();
+        async move {
+            ctx.db
+                .read(move |r| hourglass::store::users::roles_of(r, id))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        roles(me).await,
+        vec![role.id.clone()],
+        "still only Helpdesk"
+    );
+    assert!(roles(peer).await.is_empty());
+    // What the role is for still works on people no more privileged: pausing a peer's MFA.
+    let r = portal
+        .post(&format!("/t/acme/users/{peer}/pause-mfa-next"), &[])
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    // A role may hold only permissions its author holds.
+    let wider = service::roles::create(
+        s.ctx(),
+        &crate::people::admin_principal(&s).await,
+        &t,
+        "Everything",
+        &["settings.manage".into()],
+        &Default::default(),
+    )
+    .await;
+    assert!(wider.is_ok(), "the MSP admin holds everything: {wider:?}");
+    s.stop().await;
+}
+
+/// JIT-01: a co-managed admin whose endpoint user is linked to them cannot unlink it, and an
+/// approval refuses anyone the account was linked to while the request was open.
+#[actix_web::test]
+async fn unlinking_oneself_does_not_allow_approving_ones_own_request() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let t = acme(&s).await;
+    let (cora, mut portal, token) = person(&s, &t, "cora@acme.test", &["co_managed"]).await;
+    let p = fresh_admin(&s).await;
+    let (_, enroll_token, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 1, uses: 1 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let d = crate::requests::Device::enroll(&s, &enroll_token).await;
+    let (_, r) = d.ask("cora-laptop", 30, "my own request").await;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let eu = service::requests::endpoint_users(s.ctx(), &p, &t)
+        .await
+        .unwrap()
+        .remove(0);
+    // The MSP admin links the account to Cora.
+    service::requests::link_endpoint_user(
+        s.ctx(),
+        &p,
+        &t,
+        &eu.id,
+        Some(&cora.to_string()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let r = portal
+        .post(
+            &format!("/t/acme/endpoint-users/{}/link", eu.id),
+            &[("user_id", "")],
+        )
+        .await;
+    assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
+    // Someone else unlinks it; Cora still cannot approve the request that was open then.
+    service::requests::link_endpoint_user(s.ctx(), &p, &t, &eu.id, None, &Default::default())
+        .await
+        .unwrap();
+    let (st, v) = api(
+        &s,
+        &token,
+        "POST",
+        &format!("/api/v1/tenants/acme/requests/{rid}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(st, 403, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("own"), "{v}");
+    s.stop().await;
+}
+
+/// SESS-04: a password change ends the person's other sessions; reset-enrollment, disable
+/// and erase revoke their API tokens for good (re-enrolling does not revive one).
+#[actix_web::test]
+async fn credentials_do_not_outlive_a_change() {
+    let mut s = TestServer::start().await;
+    let (mut a, _) = setup(&s).await;
+    let t = acme(&s).await;
+    // Two sessions of the same person; changing the password in one ends the other.
+    let (id, mut first, token) = person(&s, &t, "dana@acme.test", &[]).await;
+    let mut second = crate::people::relogin_as(&s, "dana@acme.test").await;
+    assert_eq!(second.get("/account").await.status(), 200);
+    let r = first
+        .post(
+            "/account/password",
+            &[
+                ("current_password", crate::people::PASSWORD),
+                ("new_password", "a-brand-new-passphrase-77"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(first.get("/account").await.status(), 200, "this one stays");
+    assert_eq!(
+        second.get("/account").await.status(),
+        303,
+        "the other one ended"
+    );
+
+    // An API token dies with a reset of the enrollment and stays dead after re-enrolling.
+    let (st, _) = api(&s, &token, "GET", "/api/v1/tenants/acme/users", Value::Null).await;
+    assert_eq!(st, 403, "the token works (no users.view for this person)");
+    let p = fresh_admin(&s).await;
+    let link = service::users::act(
+        s.ctx(),
+        &p,
+        &t,
+        id,
+        Action::ResetEnrollment,
+        &Default::default(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    enroll(&s, &link).await;
+    let (st, _) = api(&s, &token, "GET", "/api/v1/tenants/acme/users", Value::Null).await;
+    assert_eq!(st, 401, "revoked by the reset, not revived by re-enrolling");
+
+    for action in [Action::Disable, Action::Erase] {
+        let email = format!(
+            "{}@acme.test",
+            if action == Action::Disable {
+                "ed"
+            } else {
+                "eli"
+            }
+        );
+        let (uid, _, tok) = person(&s, &t, &email, &[]).await;
+        service::users::act(s.ctx(), &p, &t, uid, action.clone(), &Default::default())
+            .await
+            .unwrap();
+        if action == Action::Disable {
+            service::users::act(s.ctx(), &p, &t, uid, Action::Enable, &Default::default())
+                .await
+                .unwrap();
+        }
+        let (st, _) = api(&s, &tok, "GET", "/api/v1/tenants/acme/users", Value::Null).await;
+        assert_eq!(st, 401, "{action:?} revoked the token for good");
+    }
+    let _ = a.get("/").await;
+    s.stop().await;
+}
+
+/// Anonymous visitors of the sign-in page cost no database row.
+#[actix_web::test]
+async fn the_sign_in_page_writes_no_session_rows() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let rows = |s: &TestServer| {
+        let ctx = s.ctx().clone();
+        async move {
+            ctx.db
+                .read(|r| hourglass::store::sessions::count(r))
+                .await
+                .unwrap()
+        }
+    };
+    let before = rows(&s).await;
+    let c = s.client();
+    for _ in 0..1000 {
+        assert_eq!(c.get(s.url("/login")).send().await.unwrap().status(), 200);
+    }
+    assert_eq!(rows(&s).await, before, "1,000 anonymous GETs, 0 new rows");
+    s.stop().await;
+}
+
+/// Links are never built from the Host header a client sends, and step-up returns only to
+/// paths of this appliance.
+#[actix_web::test]
+async fn links_ignore_the_host_header_and_step_up_stays_home() {
+    let mut s = TestServer::start().await;
+    let (mut admin, secret) = setup(&s).await;
+    acme(&s).await;
+    let r = admin
+        .c
+        .post(format!("{}/t/acme/devices/tokens", admin.base))
+        .header("cookie", admin.cookies())
+        .header("x-csrf-token", admin.csrf().await)
+        .header("origin", "https://evil.test")
+        .header("host", "evil.test")
+        .form(&[("hours", "1"), ("uses", "1")])
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("evil.test"), "{body}");
+    assert!(body.contains(&format!("--server {}", s.base)), "{body}");
+
+    s.clock.advance_secs(31);
+    let code = hourglass::crypto::totp::code_at(&secret, s.clock.now()).unwrap();
+    let r = admin
+        .post(
+            "/step-up",
+            &[("code", code.as_str()), ("next", "/\\evil.test/x")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/",
+        "an outside target is not followed"
+    );
+    s.stop().await;
+}
