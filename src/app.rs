@@ -105,8 +105,13 @@ pub fn build_app(
                     crate::web::api::ApiError(Error::validation("body", e)).into()
                 }),
         )
-        .app_data(web::QueryConfig::default().error_handler(|e, _| {
-            crate::web::error::WebError(Error::validation("query", e)).into()
+        .app_data(web::QueryConfig::default().error_handler(|e, req| {
+            // The management API answers in JSON, the portal with a page.
+            if req.path().starts_with("/api/") {
+                crate::web::api::ApiError(Error::validation("query", e)).into()
+            } else {
+                crate::web::error::WebError(Error::validation("query", e)).into()
+            }
         }))
         .wrap(crate::web::step_up::StepUp)
         .wrap(crate::web::csrf::Csrf)
@@ -179,6 +184,7 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
     // Decide about the key before the database is touched: a missing key next to an
     // existing database must stop start-up, never be replaced.
     let existing = store::inspect(&db_path)?;
+    refuse_emptied_database(&cfg)?;
     let crypto = Arc::new(Crypto::load_or_create(&cfg.key_path(), existing.is_none())?);
     let (db, opened) = Db::open(
         &db_path,
@@ -211,6 +217,25 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         fingerprint: cert.fingerprint,
         lock: None,
     })
+}
+
+/// A zero-byte database beside an existing `master.key` is a lost or truncated database, not
+/// a new install: starting fresh would make a new certificate and break every agent's pin.
+/// Only `storage.start_fresh = true` says otherwise.
+fn refuse_emptied_database(cfg: &Config) -> Result<()> {
+    let db = cfg.db_path();
+    let empty = std::fs::metadata(&db).is_ok_and(|m| m.is_file() && m.len() == 0);
+    if empty && cfg.key_path().exists() && !cfg.storage.start_fresh {
+        return Err(Error::startup(format!(
+            "{} is empty but {} exists: the database was lost or truncated. Restore it \
+             (`hourglass restore --from BACKUP`, or `litestream restore` then `hourglass restore`); \
+             to start a new appliance here on purpose, set storage.start_fresh = true \
+             (HOURGLASS__STORAGE__START_FRESH=true) once",
+            db.display(),
+            cfg.key_path().display()
+        )));
+    }
+    Ok(())
 }
 
 fn ensure_data_dir(dir: &Path) -> Result<()> {

@@ -128,6 +128,9 @@ pub struct StorageConfig {
     pub data_dir: PathBuf,
     pub read_pool_size: u32,
     pub busy_timeout_ms: u64,
+    /// Start a new appliance even though an empty database sits beside an existing
+    /// master.key (normally refused: that is a lost database, not a new install).
+    pub start_fresh: bool,
 }
 
 impl Default for StorageConfig {
@@ -136,6 +139,7 @@ impl Default for StorageConfig {
             data_dir: PathBuf::from("./data"),
             read_pool_size: 8,
             busy_timeout_ms: 5000,
+            start_fresh: false,
         }
     }
 }

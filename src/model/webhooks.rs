@@ -47,32 +47,60 @@ pub fn backoff_secs(n: u32) -> i64 {
     }
 }
 
-/// Whether a webhook may connect to `ip`: never link-local (cloud metadata), unspecified or
-/// multicast; loopback (this machine) only when allowed.
-pub fn reachable(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+/// The IPv4 address an IPv6 address stands for, in every form that reaches an IPv4 host:
+/// mapped (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`), NAT64 (`64:ff9b::a.b.c.d`) and 6to4
+/// (`2002:aabb:ccdd::`).
+fn embedded_v4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    let s = v6.segments();
+    let from = |hi: u16, lo: u16| {
+        std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    if s[..6] == [0; 6] && !(s[6] == 0 && s[7] <= 1) {
+        return Some(from(s[6], s[7]));
+    }
+    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6] == [0; 4] {
+        return Some(from(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(from(s[1], s[2]));
+    }
+    None
+}
+
+/// Whether a webhook may connect to `ip`: never link-local (cloud metadata), unspecified,
+/// broadcast or multicast; loopback and the appliance's own addresses (`own`) only when
+/// allowed. IPv6 forms of IPv4 addresses are judged as the IPv4 address they reach.
+pub fn reachable(ip: std::net::IpAddr, allow_loopback: bool, own: &[std::net::IpAddr]) -> bool {
     use std::net::IpAddr;
+    let original = ip;
     let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V6(v6) => embedded_v4(v6).map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
     };
     let link_local = match ip {
         IpAddr::V4(v4) => v4.is_link_local(),
         IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
     };
+    let broadcast = matches!(ip, IpAddr::V4(v4) if v4.is_broadcast());
     // Cloud metadata services outside link-local space (AWS over IPv6, Alibaba).
     let metadata = ip == IpAddr::from([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254])
         || ip == IpAddr::from([100, 100, 100, 200]);
+    let itself = ip.is_loopback() || own.contains(&ip) || own.contains(&original);
     !(link_local
         || metadata
+        || broadcast
         || ip.is_unspecified()
         || ip.is_multicast()
-        || ip.is_loopback() && !allow_loopback)
+        || itself && !allow_loopback)
 }
 
 /// A webhook URL: http or https, a host, no credentials in it, ≤ 2,000 characters, and not
 /// an address it may not reach (see `reachable`; names are checked again when resolved).
 /// Returns the host shown in the portal (the URL itself may be a secret).
-pub fn check_url(raw: &str, allow_loopback: bool) -> Result<String> {
+pub fn check_url(raw: &str, allow_loopback: bool, own: &[std::net::IpAddr]) -> Result<String> {
     let bad = |why: &str| Error::validation("url", why.to_string());
     let raw = raw.trim();
     if raw.len() > 2000 {
@@ -88,17 +116,17 @@ pub fn check_url(raw: &str, allow_loopback: bool) -> Result<String> {
         return Err(bad("must not contain a user name or password"));
     }
     let host = u.host_str().ok_or_else(|| bad("must name a host"))?;
+    // `LOCALHOST.` is `localhost`: names compare lower-cased, without the root's dot.
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
     let ip = match u.host() {
         Some(url::Host::Ipv4(a)) => Some(std::net::IpAddr::V4(a)),
         Some(url::Host::Ipv6(a)) => Some(std::net::IpAddr::V6(a)),
-        _ if host.eq_ignore_ascii_case("localhost")
-            || host.to_ascii_lowercase().ends_with(".localhost") =>
-        {
+        _ if name == "localhost" || name.ends_with(".localhost") => {
             Some(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
         }
         _ => None,
     };
-    if ip.is_some_and(|ip| !reachable(ip, allow_loopback)) {
+    if ip.is_some_and(|ip| !reachable(ip, allow_loopback, own)) {
         return Err(bad(
             "must not point at this appliance itself or a link-local address (such as a cloud metadata service)",
         ));
@@ -200,15 +228,15 @@ mod tests {
     #[test]
     fn urls_are_checked_and_only_the_host_is_shown() {
         assert_eq!(
-            check_url("https://hooks.slack.com/services/T0/B0/secret", false).unwrap(),
+            check_url("https://hooks.slack.com/services/T0/B0/secret", false, &[]).unwrap(),
             "hooks.slack.com"
         );
         assert_eq!(
-            check_url("http://10.0.0.5:8080/x", false).unwrap(),
+            check_url("http://10.0.0.5:8080/x", false, &[]).unwrap(),
             "10.0.0.5:8080"
         );
         for bad in ["", "ftp://x/y", "hooks.slack.com/x", "https://u:p@x/y"] {
-            assert!(check_url(bad, false).is_err(), "{bad}");
+            assert!(check_url(bad, false, &[]).is_err(), "{bad}");
         }
     }
 
@@ -220,11 +248,16 @@ mod tests {
             "http://api.localhost/x",
             "http://[::1]/x",
             "http://[::ffff:127.0.0.1]/x",
+            "http://LOCALHOST./x",
+            "http://[::127.0.0.1]/x",
+            "http://[64:ff9b::7f00:1]/x",
+            "http://[2002:7f00:1::]/x",
+            "http://127.1.2.3/x",
         ] {
-            let e = check_url(own, false).unwrap_err().to_string();
+            let e = check_url(own, false, &[]).unwrap_err().to_string();
             assert!(e.contains("this appliance itself"), "{own}: {e}");
             assert!(
-                check_url(own, true).is_ok(),
+                check_url(own, true, &[]).is_ok(),
                 "allowed for a local relay: {own}"
             );
         }
@@ -236,12 +269,18 @@ mod tests {
             "http://0.0.0.0/x",
             "http://224.0.0.1/x",
         ] {
-            assert!(check_url(never, true).is_err(), "{never}");
+            assert!(check_url(never, true, &[]).is_err(), "{never}");
         }
+        assert!(check_url("http://255.255.255.255/x", true, &[]).is_err());
         assert!(
-            check_url("https://192.168.1.20/hook", false).is_ok(),
+            check_url("https://192.168.1.20/hook", false, &[]).is_ok(),
             "the internal network is fine"
         );
+        // The appliance's own interface addresses are the appliance itself.
+        let me: std::net::IpAddr = "192.168.1.20".parse().unwrap();
+        assert!(check_url("https://192.168.1.20/hook", false, &[me]).is_err());
+        assert!(check_url("https://[::ffff:192.168.1.20]/hook", false, &[me]).is_err());
+        assert!(check_url("https://192.168.1.20/hook", true, &[me]).is_ok());
     }
 
     #[test]

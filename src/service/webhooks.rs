@@ -52,7 +52,7 @@ pub async fn create(
     let scope = p.scope(t, Permission::SettingsManage)?;
     p.require_fresh_mfa(now)?;
     let name = crate::model::tenants::parse_name("name", &n.name)?;
-    let host = hooks::check_url(&n.url, ctx.cfg.webhooks.allow_loopback)?;
+    let host = hooks::check_url(&n.url, ctx.cfg.webhooks.allow_loopback, own_addresses())?;
     let format = Format::parse(n.format.as_deref().unwrap_or("generic"))
         .ok_or_else(|| Error::validation("format", "must be generic, slack or teams"))?;
     let id = format!("wh-{}", uuid::Uuid::now_v7().simple());
@@ -175,7 +175,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
             let host = name.as_str().to_string();
             let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await?
-                .filter(|a| hooks::reachable(a.ip(), allow))
+                .filter(|a| hooks::reachable(a.ip(), allow, own_addresses()))
                 .collect();
             if addrs.is_empty() {
                 return Err(
@@ -233,7 +233,8 @@ async fn send(
         .map_err(|e| e.to_string())?;
     let url = String::from_utf8_lossy(&url).to_string();
     // Checked again at each send: the setting may have changed since the webhook was made.
-    hooks::check_url(&url, ctx.cfg.webhooks.allow_loopback).map_err(|e| e.to_string())?;
+    hooks::check_url(&url, ctx.cfg.webhooks.allow_loopback, own_addresses())
+        .map_err(|e| e.to_string())?;
     let ts = now.millis() / 1000;
     let sig = crypto::hmac_sha256_hex(&secret, hooks::signed_content(ts, &d.payload).as_bytes());
     let res = client
@@ -395,4 +396,15 @@ mod tests {
         let addrs: Vec<_> = open.resolve(name("localhost")).await.unwrap().collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
     }
+}
+
+/// This machine's own interface addresses (a webhook to them reaches the appliance itself),
+/// read once.
+fn own_addresses() -> &'static [std::net::IpAddr] {
+    static OWN: std::sync::OnceLock<Vec<std::net::IpAddr>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        if_addrs::get_if_addrs()
+            .map(|all| all.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_default()
+    })
 }

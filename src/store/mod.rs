@@ -76,6 +76,7 @@ impl Db {
     /// newer than this binary, is refused before anything is written to it.
     pub fn open(path: &Path, busy_timeout: Duration, pool_size: u32) -> Result<(Db, Opened)> {
         let existing = inspect(path)?;
+        private_file(path)?;
         let writer = Connection::open(path).map_err(|e| open_error(path, &e))?;
         configure(&writer, busy_timeout, true).map_err(|e| open_error(path, &e))?;
         let opened = match existing {
@@ -297,6 +298,30 @@ impl Db {
 
 /// Reads the header of an existing file without changing it: its schema version, or `None`
 /// when there is no database yet. Foreign and too-new files are refused here.
+/// The database file exists and is readable by its owner only (0600, whatever the umask);
+/// SQLite gives its WAL and shared-memory files the same mode as the database.
+fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let cannot =
+        |e: std::io::Error| Error::startup(format!("cannot prepare {}: {e}", path.display()));
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(cannot)?;
+    }
+    let mode = std::fs::metadata(path)
+        .map_err(cannot)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+    }
+    Ok(())
+}
+
 pub fn inspect(path: &Path) -> Result<Option<i64>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

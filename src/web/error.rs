@@ -108,7 +108,11 @@ impl ResponseError for WebError {
     }
 }
 
-/// The portal's answer for any path that matches no route.
-pub async fn not_found() -> Result<HttpResponse, WebError> {
-    Err(WebError(Error::NotFound))
+/// The answer for any path that matches no route: JSON under the management API, a page
+/// elsewhere.
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/") {
+        return HttpResponse::from_error(super::api::ApiError(Error::NotFound));
+    }
+    HttpResponse::from_error(WebError(Error::NotFound))
 }

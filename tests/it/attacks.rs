@@ -394,3 +394,90 @@ async fn links_ignore_the_host_header_and_step_up_stays_home() {
     );
     s.stop().await;
 }
+
+/// A zero-byte database beside an existing master.key is refused (a lost database, not a new
+/// install) with what to do; starting fresh there needs storage.start_fresh.
+#[test]
+fn an_emptied_database_is_not_a_new_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let first = run(&["cert", "fingerprint", "--data-dir", d]);
+    assert!(first.status.success(), "{}", text(&first));
+    std::fs::write(data.join("hourglass.db"), b"").unwrap();
+    for f in ["hourglass.db-wal", "hourglass.db-shm"] {
+        let _ = std::fs::remove_file(data.join(f));
+    }
+    let refused = run(&["cert", "fingerprint", "--data-dir", d]);
+    assert!(!refused.status.success());
+    let said = text(&refused);
+    assert!(
+        said.contains("is empty but") && said.contains("hourglass restore"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::metadata(data.join("hourglass.db")).unwrap().len(),
+        0,
+        "untouched"
+    );
+    let fresh = hourglass()
+        .args(["cert", "fingerprint", "--data-dir", d])
+        .env("HOURGLASS__STORAGE__START_FRESH", "true")
+        .output()
+        .unwrap();
+    assert!(fresh.status.success(), "{}", text(&fresh));
+}
+
+/// The database, its WAL and shared memory, and the checkpoint file are private (0600)
+/// whatever the umask; unknown API paths and bad API queries answer JSON.
+#[actix_web::test]
+async fn files_are_private_and_the_api_answers_json() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    s.clock.advance_secs(6 * 60);
+    service::checkpoints::sweep(s.ctx(), s.clock.now())
+        .await
+        .unwrap();
+    for f in [
+        "hourglass.db",
+        "hourglass.db-wal",
+        "hourglass.db-shm",
+        "audit-checkpoint.txt",
+    ] {
+        let p = s.data_dir().join(f);
+        let mode = std::fs::metadata(&p)
+            .unwrap_or_else(|e| panic!("{f}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{f}");
+    }
+    let token = crate::requests::api_token(&s).await;
+    for path in [
+        "/api/v1/no/such/thing",
+        "/api/v1/tenants/nikpot-it/audit?limit=lots",
+    ] {
+        let r = s
+            .client()
+            .get(s.url(path))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{path}: {}", r.status());
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["code"].is_string() && v["message"].is_string(),
+            "{path}: {v}"
+        );
+    }
+    s.stop().await;
+}
