@@ -210,6 +210,8 @@ pub fn open(cfg: Config, clock: Clock) -> Result<Appliance> {
         beats: Default::default(),
         stopping: Default::default(),
         bound: Default::default(),
+        logins: Default::default(),
+        probes: Default::default(),
     };
     Ok(Appliance {
         ctx,

@@ -45,6 +45,7 @@ events! {
     LinkInvalid => "authn_link_invalid",
     AuthzFail => "authz_fail",
     MaliciousCsrf => "malicious_csrf",
+    MaliciousDirectReference => "malicious_direct_reference",
     RateLimited => "excess_rate_limit_exceeded",
     TenantCreated => "tenant_created",
     TenantUpdated => "tenant_updated",

@@ -213,14 +213,6 @@ pub enum LoginOutcome {
     Done(String),
 }
 
-fn backoff_secs(failures: i64) -> i64 {
-    if failures < LOGIN_SLOWDOWN_AFTER {
-        0
-    } else {
-        (1i64 << (failures - LOGIN_SLOWDOWN_AFTER).min(8)).min(300)
-    }
-}
-
 /// Step one of sign-in. Unknown emails cost a dummy verify and get the same answer (AUTH-06).
 pub async fn password_login(
     ctx: &Ctx,
@@ -241,16 +233,32 @@ pub async fn password_login(
         None => None,
     };
     let hash = creds.as_ref().and_then(|c| c.password_hash.clone());
-    if let Some(c) = &creds {
-        let wait = backoff_secs(c.login_failures);
-        if !c.user.login_locked
-            && wait > 0
-            && now.millis() < c.last_failure_at.millis() + wait * 1000
-        {
-            return Err(Error::RateLimited);
-        }
+    // Back-off per (email as typed, source), known or not: the answers never tell whether an
+    // account exists (AUTH-06), and an attacker elsewhere cannot keep its owner waiting.
+    let key = format!(
+        "{}|{}",
+        email
+            .as_ref()
+            .map(|e| e.as_str().to_string())
+            .unwrap_or_default(),
+        origin.ip.clone().unwrap_or_default()
+    );
+    if ctx.logins.wait_secs(&key, now, LOGIN_SLOWDOWN_AFTER as u32) > 0 {
+        return Err(Error::RateLimited);
     }
     let ok = passwords::verify(password.clone(), hash.clone()).await?;
+    let counted = |ctx: &Ctx| {
+        ctx.logins.note(&key, now, ABSOLUTE_MS, u32::MAX);
+    };
+    if !ok
+        || creds
+            .as_ref()
+            .is_none_or(|c| c.user.status != UserStatus::Active)
+    {
+        counted(ctx);
+    } else {
+        ctx.logins.clear(&key);
+    }
     let Some(c) = creds else {
         let o = origin.clone();
         ctx.db

@@ -17,6 +17,7 @@ pub mod setup;
 pub mod syslog;
 pub mod system;
 pub mod tenants;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;
@@ -43,6 +44,10 @@ pub struct Ctx {
     pub wake: Arc<crate::notify::Wakeups>,
     pub beats: Arc<crate::notify::Heartbeats>,
     pub stopping: Arc<crate::notify::Stopping>,
+    /// Sign-in back-off per (email, source), the same for known and unknown emails.
+    pub logins: Arc<throttle::Throttle>,
+    /// Refused ids per principal (id guessing).
+    pub probes: Arc<throttle::Throttle>,
     /// Link bases from the addresses actually bound, set once the listeners are up.
     pub bound: Arc<std::sync::OnceLock<crate::model::links::Links>>,
 }

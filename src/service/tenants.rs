@@ -27,6 +27,12 @@ pub async fn resolve(ctx: &Ctx, p: &Principal, slug: &str, origin: &Origin) -> R
 }
 
 /// Records a refused access (a foreign tenant or object, a missing permission).
+/// Refused ids a principal may run into within a minute before it is taken for guessing.
+pub const PROBES_PER_MINUTE: u32 = 60;
+
+/// Audits a refusal (AZ-02). A principal refused more than `PROBES_PER_MINUTE` times in a
+/// minute is guessing ids (TI-02): the burst is audited once as `malicious_direct_reference`
+/// and answered 429 until the minute is over.
 pub async fn authz_fail(
     ctx: &Ctx,
     p: &Principal,
@@ -35,7 +41,11 @@ pub async fn authz_fail(
     origin: &Origin,
 ) -> Result<()> {
     let now = ctx.clock.now();
+    let burst = ctx
+        .probes
+        .note(&p.user_id.to_string(), now, 60_000, PROBES_PER_MINUTE);
     let (p, o, why) = (p.clone(), origin.clone(), why.to_string());
+    let crossed = burst == super::throttle::Burst::Crossed;
     ctx.db
         .write(move |tx| {
             let mut a = Audit::new(Event::AuthzFail, now)
@@ -45,9 +55,22 @@ pub async fn authz_fail(
             if let Some(t) = tenant {
                 a = a.tenant(t);
             }
-            a.append(tx).map(|_| ())
+            a.append(tx)?;
+            if crossed {
+                Audit::new(Event::MaliciousDirectReference, now)
+                    .failure()
+                    .by(&p, &o)
+                    .details(json!({"refusals_in_a_minute": PROBES_PER_MINUTE}))
+                    .append(tx)?;
+            }
+            Ok(())
         })
-        .await
+        .await?;
+    if burst == super::throttle::Burst::Under {
+        Ok(())
+    } else {
+        Err(crate::error::Error::RateLimited)
+    }
 }
 
 /// Tenants the principal can switch to.

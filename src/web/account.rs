@@ -39,7 +39,7 @@ pub async fn account_page(
             }
             div.card {
                 h2 { "Signed-in sessions" }
-                div.table-wrap { table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
+                div.table-wrap tabindex="0" { table { thead { tr { th { "Since" } th { "Last active" } th { "Address" } } }
                     tbody { @for s in &sessions { tr { td { (super::fmt::when(s.created_at, now, &zone)) } td { (super::fmt::when(s.last_seen_at, now, &zone)) } td { (s.ip.clone().unwrap_or_default()) } } } } } }
                 p { a href="/account/totp" { "Replace my authenticator app" } }
             }
@@ -74,7 +74,7 @@ fn tokens_table(
     oob: bool,
 ) -> maud::Markup {
     html! {
-        div.table-wrap #tokens-list hx-swap-oob=[oob.then_some("true")] { table #tokens-table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { span.sr-only { "Actions" } } } }
+        div.table-wrap #tokens-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table #tokens-table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { span.sr-only { "Actions" } } } }
             tbody hx-disable {
                 @if tokens.is_empty() { tr { td.empty colspan="4" { "No API tokens yet: create one below for a script or an RMM integration." } } }
                 @for t in tokens { tr {

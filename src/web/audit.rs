@@ -113,7 +113,7 @@ pub async fn audit_page(
                     a href=(format!("{base}/export?format=ndjson&{query}")) download { "NDJSON" }
                 }
             }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" { table {
                 thead { tr { th { "#" } th { "When" } th { "Event" } th { "Outcome" } th { "Who" } th { "What" } th { "Workstation" } th { "Details" } } }
                 tbody hx-disable {
                     @if rows.is_empty() { tr { td.empty colspan="8" { "No entries match these filters." } } }

@@ -53,7 +53,7 @@ pub async fn rules_page(
         main {
             h1 { "Auto-approval rules" }
             p.muted { "A request that every condition of a rule matches is approved at once and recorded as approved by that rule. Requests that break the tenant's rules (duration, justification, one open request) are never auto-approved. Times of day are in the tenant's time zone (" (t.settings.time_zone) ", set in Settings)." }
-            div.table-wrap { table #rules-table {
+            div.table-wrap tabindex="0" { table #rules-table {
                 thead { tr { th { "Name" } th { "Endpoint user" } th { "Workstation" } th { "Up to" } th { "Time of day" } th {} } }
                 tbody {
                     @if rules.is_empty() { tr { td.empty colspan="6" { "No rules: every request waits for a person. Add one below to approve routine requests at once." } } }

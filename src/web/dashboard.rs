@@ -34,7 +34,7 @@ pub async fn index(
                 div.card.stat #active-count { strong { (active) } " active admin sessions" }
             }
             h2 { "Tenants" }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" { table {
                 thead { tr { th { "Tenant" } th { "Kind" } th { "Status" } th { "Waiting" } th { "Active sessions" } } }
                 tbody {
                     @if !cu.tenants.iter().any(|t| t.kind == crate::model::tenants::TenantKind::Customer) && cu.principal.is_msp_admin() {

@@ -55,7 +55,7 @@ pub async fn devices_page(
     let content = html! {
         main {
             h1 { "Workstations of " (t.name) }
-            div.table-wrap { table #devices-table {
+            div.table-wrap tabindex="0" { table #devices-table {
                 thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen" } } }
                 tbody hx-disable {
                     @if devices.is_empty() { tr { td.empty colspan="5" { "No workstation is enrolled yet"
@@ -114,7 +114,7 @@ fn open_tokens(
             @if !open.is_empty() {
                 h2 { "Open enrollment tokens" }
                 div #tokens-result {}
-                div.table-wrap { table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th { span.sr-only { "Actions" } } } }
+                div.table-wrap tabindex="0" { table { thead { tr { th { "Created" } th { "Expires" } th { "Uses left" } th { span.sr-only { "Actions" } } } }
                     tbody { @for k in open { tr {
                         td { (super::fmt::when(k.created_at, now, zone)) } td { (super::fmt::when(k.expires_at, now, zone)) } td { (k.uses_left) }
                         td { form.inline method="post" action=(format!("{action}/{}/revoke", k.id)) hx-post=(format!("{action}/{}/revoke", k.id)) hx-target="#tokens-result" hx-confirm="Revoke this enrollment token?" {
@@ -242,10 +242,10 @@ pub async fn detail_page(
             (super::logins::device_section(&cu, &t, d.id, d.active, service::devices::is_online(&state.ctx, &d, now), &logins, &history, now))
             @if let Some(r) = &reveals { (super::logins::reveals_table(r, now, &cu.zone(Some(&t)))) }
             h2 { "Recent commands" }
-            div.table-wrap { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
+            div.table-wrap tabindex="0" { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
                 tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (super::fmt::when(c.issued_at, now, &cu.zone(Some(&t)))) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } } }
             h2 { "Recent events" }
-            div.table-wrap { table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
+            div.table-wrap tabindex="0" { table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
                 tbody hx-disable { @for e in &events { tr { td { (super::fmt::when(e.at, now, &cu.zone(Some(&t)))) } td { code { (e.kind) } } td { code { (e.data) } } } } } } }
             @if can_manage && d.active {
                 div #device-result {}

@@ -44,7 +44,7 @@ pub async fn page(
         main {
             h1 { "Endpoint users of " (t.name) }
             p.muted { "Local accounts that asked for administrator rights or a program, by workstation. Link one to the person it belongs to: nobody approves their own requests." }
-            div.table-wrap { table #endpoint-users {
+            div.table-wrap tabindex="0" { table #endpoint-users {
                 thead { tr { th { "Account" } th { "Workstation" } th { "Linked to" } th { "First request" } } }
                 tbody {
                     @if eus.is_empty() { tr { td colspan="4" { span.muted { "No endpoint user has asked yet." } } } }

@@ -31,7 +31,7 @@ pub fn sessions_table(cu: &CurrentUser, t: &Tenant, logins: &[Login], now: Times
         .permissions_in(t)
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     html! {
-        div.table-wrap { table.logins {
+        div.table-wrap tabindex="0" { table.logins {
             thead { tr { th { "Who" } th { "Workstation" } th { "Account" } th { "State" } th { "Time left" } th { "Ticket" } th {} } }
             tbody {
                 @if logins.is_empty() { tr { td.empty colspan="7" { "No technician sessions yet: start one with Log in on a workstation's page." } } }
@@ -97,7 +97,7 @@ pub fn device_section(
         (sessions_table(cu, t, logins, now))
         h3 { "Password history" }
         p.muted { "Escrowed passwords are sealed; they are never shown again after their one view." }
-        div.table-wrap { table.credentials {
+        div.table-wrap tabindex="0" { table.credentials {
             thead { tr { th { "Created" } th { "Account" } th { "Why" } th { "State" } th { "Confirmed by the workstation" } th { "Kept" } } }
             tbody { @for c in history { tr {
                 td { (super::fmt::when(c.created_at, now, &cu.zone(Some(t)))) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
@@ -116,7 +116,7 @@ pub fn reveals_table(
 ) -> Markup {
     html! {
         h3 { "Revealed" }
-        div.table-wrap { table.reveals {
+        div.table-wrap tabindex="0" { table.reveals {
             thead { tr { th { "When" } th { "Who" } th { "What" } th { "Account" } } }
             tbody {
                 @if reveals.is_empty() { tr { td colspan="4" { span.muted { "Nothing has been revealed here." } } } }

@@ -142,7 +142,7 @@ pub async fn policies_page(
         main {
             h1 { "Application policies" }
             p.muted { "Let people run the programs they need with administrator rights, without making them administrators. Deny rules win over allows; a program no policy allows is refused with advice. Workstations get every change at once and decide from their copy when the appliance is out of reach." }
-            div.table-wrap { table #policies-table {
+            div.table-wrap tabindex="0" { table #policies-table {
                 thead { tr { th { "Name" } th { "State" } th { "Duration" } th { "Applications" } th { "Rules" } th { "Targets" } } }
                 tbody {
                     @if ps.is_empty() { tr { td colspan="6" { span.muted { "No policies yet." } } } }
@@ -203,7 +203,7 @@ pub async fn policy_page(
                 dt { "Duration" } dd { (span_text(&p.span, &t.settings.time_zone)) }
                 dt { "Applications" } dd { (match p.access { Access::All => "all", Access::Specific => "specific" }) }
             }
-            div.table-wrap { table.rules { thead { tr { th { "Rule" } th { "Type" } th { "Value" } th { "Effect" } } }
+            div.table-wrap tabindex="0" { table.rules { thead { tr { th { "Rule" } th { "Type" } th { "Value" } th { "Effect" } } }
                 tbody { @for r in &p.rules { tr { td { code { (r.id) } } td { (r.kind.label()) } td { code { (r.value) } } td { (if r.deny { "deny" } else { "allow" }) } } } } } }
             div #policy-result {}
             @if perms.contains(Permission::PoliciesManage) {
@@ -215,7 +215,7 @@ pub async fn policy_page(
             }
             h2 { "Audit" }
             @if !perms.contains(Permission::AuditView) { p.muted { "Needs audit.view." } }
-            div.table-wrap { table.policy-audit { thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Details" } } }
+            div.table-wrap tabindex="0" { table.policy-audit { thead { tr { th { "When" } th { "Event" } th { "Outcome" } th { "Details" } } }
                 tbody { @for e in &trail { tr { td { (super::fmt::when(e.at, state.ctx.clock.now(), &cu.zone(Some(&t)))) } td { code { (e.event) } } td { (e.outcome.as_str()) } td { code { (e.details) } } } } } } }
         }
     };

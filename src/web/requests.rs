@@ -101,7 +101,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         h2 { "Waiting for a decision" }
         @if pending.is_empty() { p.muted.empty-queue { "No request is waiting. New requests appear here by themselves." } }
         @else {
-            div.table-wrap { table.queue {
+            div.table-wrap tabindex="0" { table.queue {
                 thead { tr { th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th { span.sr-only { "Decision" } } } }
                 tbody hx-disable {
                     @for r in pending {
@@ -113,7 +113,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         }
         @if !failed.is_empty() {
             h2 { "Could not be carried out" }
-            div.table-wrap { table.failed { thead { tr { th { "User" } th { "Workstation" } th { "When" } th { "The workstation said" } } }
+            div.table-wrap tabindex="0" { table.failed { thead { tr { th { "User" } th { "Workstation" } th { "When" } th { "The workstation said" } } }
                 tbody hx-disable { @for r in &failed { tr.failed-grant data-request=(r.id) {
                     td { code { (r.account) } } td { (r.hostname) }
                     td { (super::fmt::when_opt(r.ended_at, v.now, v.zone)) }
@@ -121,7 +121,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                 } } } } }
         }
         h2 { "Active sessions" }
-        div.table-wrap { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th { span.sr-only { "Actions" } } } }
+        div.table-wrap tabindex="0" { table.sessions { thead { tr { th { "User" } th { "Workstation" } th { "Time left" } th { "Ticket" } th { span.sr-only { "Actions" } } } }
             tbody {
                 @if running.is_empty() { tr { td.empty colspan="5" { "No session is running." } } }
                 @for r in &running { tr.session data-request=(r.id) {
@@ -286,7 +286,7 @@ pub async fn requests_page(
                 label { "Account, workstation or ticket " input type="text" name="who" value=(q.who.clone().unwrap_or_default()); }
                 button.secondary type="submit" { "Filter" }
             }
-            div.table-wrap { table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
+            div.table-wrap tabindex="0" { table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
                 tbody hx-disable {
                     @if shown.is_empty() { tr { td.empty colspan="9" { @if f_is_set(&q) { "Nothing matches these filters." } @else { "No finished requests yet: decided, ended and expired ones appear here." } } } }
                     @for r in &shown { tr {
@@ -370,7 +370,7 @@ fn across_queue(cu: &CurrentUser, rows: &[(Tenant, Request)], now: Timestamp) ->
     html! {
         @if rows.is_empty() { p.muted.empty-queue { "No request is waiting in any of your tenants. New requests appear here by themselves." } }
         @else {
-            div.table-wrap { table.queue {
+            div.table-wrap tabindex="0" { table.queue {
                 thead { tr { th { "Tenant" } th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
                 tbody hx-disable {
                     @for (t, r) in rows {

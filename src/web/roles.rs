@@ -37,7 +37,7 @@ pub async fn roles_page(
     let content = html! {
         main {
             h1 { "Roles" }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" { table {
                 thead { tr { th { "Role" } th { "Kind" } th { "Permissions" } th {} } }
                 tbody hx-disable {
                     @for b in BuiltinRole::ALL.iter().filter(|b| b.for_msp() == (t.kind == TenantKind::Msp) || **b == BuiltinRole::MspAdmin && t.kind == TenantKind::Msp) {

@@ -31,7 +31,7 @@ pub async fn tenants_page(
     let content = html! {
         main {
             h1 { "Tenants" }
-            div.table-wrap { table {
+            div.table-wrap tabindex="0" { table {
                 thead { tr { th { "Name" } th { "Slug" } th { "Kind" } th { "Status" } th { "Co-management" } th { "Seats" } } }
                 tbody hx-disable {
                     @if !cu.tenants.iter().any(|t| t.kind == crate::model::tenants::TenantKind::Customer) {
@@ -201,7 +201,7 @@ pub async fn settings_page(
                     }
                     div #backup-result {}
                     @if !b.recent.is_empty() {
-                        div.table-wrap { table {
+                        div.table-wrap tabindex="0" { table {
                             thead { tr { th { "File" } th { "Size" } th { "Audit entries" } } }
                             tbody {
                                 @for (name, size, entries) in &b.recent {

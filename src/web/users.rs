@@ -34,7 +34,7 @@ fn status_label(u: &User, roles: &[String]) -> String {
 
 fn users_table(t: &Tenant, users: &[(User, Vec<String>)], oob: bool) -> Markup {
     html! {
-        div.table-wrap #users-list hx-swap-oob=[oob.then_some("true")] { table id=(USERS_TABLE_ID) {
+        div.table-wrap #users-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table id=(USERS_TABLE_ID) {
             thead { tr { th { "Name" } th { "Email" } th { "Username" } th { "Status" } } }
             tbody hx-disable {
                 @if users.is_empty() { tr { td.empty colspan="4" { "No users yet: add one below; they get a one-time link to set a password and an authenticator." } } }

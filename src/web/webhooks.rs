@@ -69,7 +69,7 @@ pub async fn webhooks_page(
                 }
             }
             h2 { "Delivery log" }
-            div.table-wrap { table #deliveries-table {
+            div.table-wrap tabindex="0" { table #deliveries-table {
                 thead { tr { th { "When" } th { "Webhook" } th { "Event" } th { "State" } th { "Attempts" } th { "Last answer" } th { "Next try" } } }
                 tbody {
                     @if deliveries.is_empty() { tr { td colspan="7" { span.muted { "Nothing sent yet." } } } }
@@ -109,7 +109,7 @@ fn webhooks_table(
 ) -> maud::Markup {
     let action = format!("/t/{}/webhooks", t.slug);
     html! {
-        div.table-wrap #webhooks-list hx-swap-oob=[oob.then_some("true")] { table #webhooks-table {
+        div.table-wrap #webhooks-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table #webhooks-table {
             thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th { span.sr-only { "Actions" } } } }
             tbody {
                 @if hooks.is_empty() { tr { td.empty colspan="5" { "No webhooks yet: add one below to tell a chat channel or a ticketing system about new requests." } } }

@@ -481,3 +481,79 @@ async fn files_are_private_and_the_api_answers_json() {
     }
     s.stop().await;
 }
+
+/// AUTH-06: wrong passwords for a known and an unknown email meet the same answers, 429 after
+/// five alike; the back-off is per email and source, so the owner signing in from elsewhere is
+/// not kept out by it.
+#[actix_web::test]
+async fn back_off_does_not_tell_whether_an_account_exists() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let statuses = |email: &'static str, ip: &'static str| {
+        let s = &s;
+        async move {
+            let mut h = Http::new(s);
+            h.get("/login").await;
+            let mut out = Vec::new();
+            for _ in 0..8 {
+                let r =
+                    h.c.post(format!("{}/login", h.base))
+                        .header("cookie", h.cookies())
+                        .header("x-csrf-token", h.csrf().await)
+                        .header("origin", h.base.clone())
+                        .header("x-forwarded-for", ip)
+                        .form(&[("email", email), ("password", "not-the-password-1")])
+                        .send()
+                        .await
+                        .unwrap();
+                out.push(r.status().as_u16());
+            }
+            out
+        }
+    };
+    let known = statuses("nik@nikpot.com", "203.0.113.1").await;
+    let unknown = statuses("nobody@nikpot.com", "203.0.113.1").await;
+    assert_eq!(known, unknown, "the same answers for both");
+    assert_eq!(&known[..5], &[401; 5]);
+    assert!(known[5..].iter().all(|s| *s == 429), "{known:?}");
+    s.stop().await;
+}
+
+/// TI-02: a principal guessing ids is refused with 429 once over the limit, and the burst is
+/// audited once as malicious_direct_reference.
+#[actix_web::test]
+async fn guessing_ids_is_throttled_and_flagged_once() {
+    let mut s = TestServer::start().await;
+    let (mut admin, _) = setup(&s).await;
+    acme(&s).await;
+    let mut statuses = Vec::new();
+    for _ in 0..(service::tenants::PROBES_PER_MINUTE + 10) {
+        let id = uuid::Uuid::now_v7();
+        statuses.push(
+            admin
+                .get(&format!("/t/acme/devices/{id}"))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    let limit = service::tenants::PROBES_PER_MINUTE as usize;
+    assert!(
+        statuses[..limit - 1].iter().all(|s| *s == 404),
+        "{statuses:?}"
+    );
+    assert!(statuses[limit..].iter().all(|s| *s == 429), "{statuses:?}");
+    assert_eq!(
+        count(&s, "malicious_direct_reference").await,
+        1,
+        "once per burst"
+    );
+    s.clock.advance_secs(61);
+    let id = uuid::Uuid::now_v7();
+    assert_eq!(
+        admin.get(&format!("/t/acme/devices/{id}")).await.status(),
+        404,
+        "a new minute starts clean"
+    );
+    s.stop().await;
+}

@@ -732,10 +732,11 @@ async fn endpoint_users_are_listed_and_a_linked_person_cannot_approve() {
         e["message"].as_str().unwrap().contains("own request"),
         "{e}"
     );
-    // Unlinked, the same person may approve.
-    admin.post(&link, &[("user_id", "")]).await;
-    let (st, v) = crate::logins::api(&s, &token, "POST", &approve, json!({})).await;
-    assert_eq!(st, 200, "{v}");
+    // The linked person cannot unlink themselves to approve it after all (JIT-01).
+    let r = admin.post(&link, &[("user_id", "")]).await;
+    assert_eq!(r.status(), 403);
+    let (st, _) = crate::logins::api(&s, &token, "POST", &approve, json!({})).await;
+    assert_eq!(st, 403, "still their own request");
 }
 
 /// Approving in the portal asks for a fresh TOTP code when the last one is older than five
