@@ -372,6 +372,17 @@ fn approver_emails(r: &store::Reader<'_>, t: &Tenant) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// This machine's own interface addresses (a webhook to them reaches the appliance itself),
+/// read once.
+fn own_addresses() -> &'static [std::net::IpAddr] {
+    static OWN: std::sync::OnceLock<Vec<std::net::IpAddr>> = std::sync::OnceLock::new();
+    OWN.get_or_init(|| {
+        if_addrs::get_if_addrs()
+            .map(|all| all.into_iter().map(|i| i.ip()).collect())
+            .unwrap_or_default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,15 +407,4 @@ mod tests {
         let addrs: Vec<_> = open.resolve(name("localhost")).await.unwrap().collect();
         assert!(addrs.iter().all(|a| a.ip().is_loopback()) && !addrs.is_empty());
     }
-}
-
-/// This machine's own interface addresses (a webhook to them reaches the appliance itself),
-/// read once.
-fn own_addresses() -> &'static [std::net::IpAddr] {
-    static OWN: std::sync::OnceLock<Vec<std::net::IpAddr>> = std::sync::OnceLock::new();
-    OWN.get_or_init(|| {
-        if_addrs::get_if_addrs()
-            .map(|all| all.into_iter().map(|i| i.ip()).collect())
-            .unwrap_or_default()
-    })
 }
