@@ -342,7 +342,7 @@ async fn the_sign_in_page_writes_no_session_rows() {
         let ctx = s.ctx().clone();
         async move {
             ctx.db
-                .read(|r| hourglass::store::sessions::count(r))
+                .read(hourglass::store::sessions::count)
                 .await
                 .unwrap()
         }
