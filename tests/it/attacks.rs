@@ -557,3 +557,33 @@ async fn guessing_ids_is_throttled_and_flagged_once() {
     );
     s.stop().await;
 }
+
+/// Enrollment tokens enroll at most 100,000 workstations (a fleet roll-out, not unbounded).
+#[actix_web::test]
+async fn enrollment_tokens_have_a_use_cap() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    acme(&s).await;
+    let token = crate::requests::api_token(&s).await;
+    let path = "/api/v1/tenants/acme/enrollment-tokens";
+    let (st, v) = api(
+        &s,
+        &token,
+        "POST",
+        path,
+        json!({"hours": 1, "uses": 100_001}),
+    )
+    .await;
+    assert_eq!(st, 422, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("100000"), "{v}");
+    let (st, v) = api(
+        &s,
+        &token,
+        "POST",
+        path,
+        json!({"hours": 1, "uses": 100_000}),
+    )
+    .await;
+    assert_eq!(st, 201, "{v}");
+    s.stop().await;
+}
