@@ -216,11 +216,32 @@ pub fn after_restore(ctx: &Ctx, m: &Manifest, from: &Path) -> Result<u64> {
         store::devices::jump_sequences(tx, SEQUENCE_JUMP)?;
         store::logins::fail_all_undelivered(tx)?;
         let dropped = store::commands::expire_all_queued(tx)?;
+        // What is open in the copy may have ended since: end it again (BR-03).
+        let mut reconciled = 0;
+        // A retired workstation takes no orders (and cannot connect): nothing to send it.
+        let active = |tenant, device| {
+            store::devices::get(&tx.reader(), &crate::authz::system_scope(tenant), device)
+                .is_ok_and(|d| d.active)
+        };
+        for r in store::requests::all_running(&tx.reader())? {
+            if active(r.tenant_id, r.device_id) {
+                super::requests::revoke_after_restore(tx, &ctx2, &r, now)?;
+                reconciled += 1;
+            }
+        }
+        for l in store::logins::all_open(&tx.reader())? {
+            if active(l.tenant_id, l.device_id)
+                && super::logins::end_after_restore(tx, &ctx2, &l, now)?
+            {
+                reconciled += 1;
+            }
+        }
         let rotated = super::logins::rotate_all_escrowed(tx, &ctx2, now)?;
         Audit::new(Event::BackupRestored, now)
             .details(json!({
                 "file": from, "backup_created_at": m.created_at, "audit_entries": m.audit_entries,
                 "sha256": m.sha256, "stale_orders_dropped": dropped, "passwords_rotated": rotated,
+                "sessions_ended_again": reconciled,
             }))
             .append(tx)?;
         Ok(rotated)

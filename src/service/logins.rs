@@ -313,6 +313,25 @@ fn close_in(
     Ok(true)
 }
 
+/// After a restore (DUR-04): a session open in the restored copy may have ended after it was
+/// taken. It is ended again — password rotated, account disabled on the workstation — and
+/// audited as revoked by the restore. Returns whether it was open.
+pub(super) fn end_after_restore(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    l: &Login,
+    now: Timestamp,
+) -> Result<bool> {
+    let scope = system_scope(l.tenant_id);
+    if !close_in(tx, ctx, &scope, l, State::Revoked, Some("restore"), now)? {
+        return Ok(false);
+    }
+    audit_for(Event::LoginRevoked, l, now)
+        .details(json!({"account": l.account, "why": "restored from a backup"}))
+        .append(tx)?;
+    Ok(true)
+}
+
 /// Rights removed, a new password escrowed and set (never shown), the account disabled and
 /// logged off.
 fn lock_down(

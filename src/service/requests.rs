@@ -561,6 +561,23 @@ fn end_in(
     Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
 }
 
+/// After a restore (DUR-04): a session running in the restored copy may have been revoked or
+/// ended after it was taken. It is revoked again on the workstation and audited as revoked by
+/// the restore, so an old copy never revives rights.
+pub(super) fn revoke_after_restore(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    r: &Request,
+    now: Timestamp,
+) -> Result<()> {
+    let scope = system_scope(r.tenant_id);
+    end_in(tx, ctx, &scope, r, State::Revoked, now)?;
+    audit_for(Event::RequestRevoked, r, now)
+        .details(json!({"why": "restored from a backup"}))
+        .append(tx)?;
+    Ok(())
+}
+
 pub async fn revoke(
     ctx: &Ctx,
     p: &Principal,

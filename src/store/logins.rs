@@ -151,6 +151,15 @@ pub fn due(r: &Reader<'_>, now: Timestamp, limit: u32) -> Result<Vec<Login>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Every open (waiting or active) session, of every tenant (a restore reconciles them).
+pub fn all_open(r: &Reader<'_>) -> Result<Vec<Login>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE l.state IN ('waiting', 'active') ORDER BY l.created_at"
+    ))?;
+    let rows = st.query_map([], row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Moves a session on if nobody else did first; false when it lost the race.
 pub fn transition(
     tx: &WriteTx<'_>,

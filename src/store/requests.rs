@@ -489,3 +489,14 @@ pub fn fail_grant(
         .execute(named_params! {":id": id, ":t": scope.tenant(), ":f": failure, ":now": now})?;
     Ok(n == 1)
 }
+
+/// Every approved (running) session that is not an extension, of every tenant (a restore
+/// reconciles them).
+pub fn all_running(r: &Reader<'_>) -> Result<Vec<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE r.state = 'approved' AND r.kind != 'extension'
+         ORDER BY r.created_at"
+    ))?;
+    let rows = st.query_map([], row)?;
+    rows.map(|r| r.map_err(Error::from)).collect()
+}

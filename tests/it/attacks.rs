@@ -587,3 +587,77 @@ async fn enrollment_tokens_have_a_use_cap() {
     assert_eq!(st, 201, "{v}");
     s.stop().await;
 }
+
+/// DUR-04 / BR-03: a session revoked after a backup was taken reads revoked again after that
+/// backup is restored, and the workstation is told to take the rights back once more.
+#[actix_web::test]
+async fn a_restore_does_not_revive_a_revoked_session() {
+    let mut s = TestServer::start().await;
+    setup(&s).await;
+    let t = acme(&s).await;
+    let p = fresh_admin(&s).await;
+    let (_, enroll_token, _) = service::devices::create_token(
+        s.ctx(),
+        &p,
+        &t,
+        service::devices::NewToken { hours: 1, uses: 1 },
+        &s.base,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let d = crate::requests::Device::enroll(&s, &enroll_token).await;
+    let (_, r) = d.ask("bob", 30, "printer driver").await;
+    let id = hourglass::ids::RequestId::parse(r["id"].as_str().unwrap()).unwrap();
+    service::requests::approve(
+        s.ctx(),
+        &p,
+        &t,
+        id,
+        None,
+        hourglass::model::requests::Grant::Once,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let data = s.data_dir();
+    let out = s.dir.path().join("before-revoke.db");
+    let b = run(&[
+        "backup",
+        "--out",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(b.status.success(), "{}", text(&b));
+    service::requests::revoke(s.ctx(), &p, &t, id, &Default::default())
+        .await
+        .unwrap();
+    s.stop().await;
+    let r = run(&[
+        "restore",
+        "--from",
+        out.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(r.status.success(), "{}", text(&r));
+    s.restart().await;
+    let p = fresh_admin(&s).await;
+    let back = service::requests::list(s.ctx(), &p, &t, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(back[0].state.as_str(), "revoked", "not approved again");
+    let why = count(&s, "request_revoked").await;
+    assert!(why >= 1);
+    let c = rusqlite::Connection::open(data.join("hourglass.db")).unwrap();
+    let revokes: i64 = c
+        .query_row(
+            "SELECT count(*) FROM commands WHERE device_id = ?1 AND kind = 'revoke_admin' AND state = 'queued' AND seq > 1000000",
+            [d.id.as_str()],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(revokes, 1, "the workstation is told again");
+    s.stop().await;
+}

@@ -156,14 +156,30 @@ async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
     // Back up: the agent takes the new orders (numbers jumped ahead of what it has seen) and
     // the password the backup knew is replaced.
     s.restart().await;
-    let (seq, kind): (i64, String) = db(&data)
-        .query_row(
-            "SELECT seq, kind FROM commands WHERE device_id = ?1 AND state = 'queued' ORDER BY seq LIMIT 1",
-            [ws.device.to_string()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+    let orders: Vec<(i64, String)> = db(&data)
+        .prepare(
+            "SELECT seq, kind FROM commands WHERE device_id = ?1 AND state = 'queued' ORDER BY seq",
         )
+        .unwrap()
+        .query_map([ws.device.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
         .unwrap();
-    assert!(seq > 1_000_000 && kind == "rotate_password", "{seq} {kind}");
+    assert!(orders.iter().all(|(seq, _)| *seq > 1_000_000), "{orders:?}");
+    // BR-03: the login the copy still shows open is ended again on the workstation (rights
+    // removed, account disabled) and its password rotated.
+    for kind in ["revoke_admin", "disable_account", "rotate_password"] {
+        assert!(orders.iter().any(|(_, k)| k == kind), "{kind}: {orders:?}");
+    }
+    let (_, l) = api(
+        &s,
+        &nik,
+        "GET",
+        "/api/v1/tenants/acme/logins",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(l["logins"][0]["state"], "revoked", "{l}");
     assert!(
         eventually(40, || shadow(&root, "msp-nik") != after_end).await,
         "the rotation reached the agent"
@@ -186,7 +202,7 @@ async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
         .map(|(_, e)| serde_json::from_str(&e.details).unwrap())
         .collect();
     assert_eq!(restored.len(), 1);
-    assert_eq!(restored[0]["passwords_rotated"], 1);
+    assert_eq!(restored[0]["sessions_ended_again"], 1, "{:?}", restored[0]);
     assert!(
         eventually(30, || queued(&data, &ws.device.to_string()) == 0).await,
         "{:?}",
