@@ -103,6 +103,8 @@ pub struct ServerConfig {
     pub metrics_remote: bool,
     /// Seconds given to in-flight requests on SIGTERM.
     pub shutdown_timeout_secs: u64,
+    /// Seconds a request's whole body may take to arrive (WEB-06).
+    pub body_timeout_secs: u64,
     /// Reverse proxies (addresses or CIDRs, comma-separated) whose `X-Forwarded-For` is
     /// believed: the client's address then comes from it, for the sign-in limiter and audit.
     pub trusted_proxies: String,
@@ -117,6 +119,7 @@ impl Default for ServerConfig {
             public_url: String::new(),
             metrics_remote: false,
             shutdown_timeout_secs: 30,
+            body_timeout_secs: 30,
             trusted_proxies: String::new(),
         }
     }

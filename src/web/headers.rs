@@ -94,7 +94,8 @@ where
 
     actix_web::dev::forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let late = body_deadline(&mut req);
         let id = uuid::Uuid::now_v7().simple().to_string();
         req.extensions_mut().insert(RequestId(id.clone()));
         let method = req.method().to_string();
@@ -116,6 +117,12 @@ where
                 .await;
             match outcome {
                 Ok(Ok(mut res)) => {
+                    // A body that did not arrive in time: answered, and the connection closed.
+                    if late.get() {
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_http::ConnectionType::Close);
+                    }
                     let route = res
                         .request()
                         .match_pattern()
@@ -144,6 +151,44 @@ where
             }
         })
     }
+}
+
+/// WEB-06: the whole body must arrive within `server.body_timeout_secs` of the request's
+/// start; a body trickled slower fails (the answer is an error and the connection closes),
+/// so a slow client cannot hold a worker and a connection open for ever.
+fn body_deadline(req: &mut ServiceRequest) -> Rc<std::cell::Cell<bool>> {
+    use futures_util::StreamExt;
+    let late = Rc::new(std::cell::Cell::new(false));
+    let flag = late.clone();
+    let secs = req
+        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .map(|s| s.ctx.cfg.server.body_timeout_secs)
+        .unwrap_or(30);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs.max(1));
+    let payload = req.take_payload();
+    let timed = futures_util::stream::unfold(Some(payload), move |p| {
+        let flag = flag.clone();
+        async move {
+            let mut p = p?;
+            match tokio::time::timeout_at(deadline, p.next()).await {
+                Ok(Some(item)) => Some((item, Some(p))),
+                Ok(None) => None,
+                Err(_) => {
+                    flag.set(true);
+                    Some((
+                        Err(actix_web::error::PayloadError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the request body did not arrive in time",
+                        ))),
+                        None,
+                    ))
+                }
+            }
+        }
+    });
+    let boxed: actix_http::BoxedPayloadStream = Box::pin(timed);
+    req.set_payload(actix_web::dev::Payload::from(boxed));
+    late
 }
 
 fn record(method: &str, route: &str, status: u16, started: std::time::Instant) {

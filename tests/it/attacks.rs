@@ -661,3 +661,59 @@ async fn a_restore_does_not_revive_a_revoked_session() {
     assert_eq!(revokes, 1, "the workstation is told again");
     s.stop().await;
 }
+
+/// WEB-06: a body trickled at a byte a second is cut off once the body timeout is over.
+#[actix_web::test]
+async fn a_trickled_body_is_dropped() {
+    use std::io::{Read, Write};
+    let mut s = TestServer::start_with(|c| c.server.body_timeout_secs = 2).await;
+    let addr = s.base.trim_start_matches("https://").to_string();
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &addr, "-quiet"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    let mut stdin = child.stdin.take().unwrap();
+    let started = std::time::Instant::now();
+    let writer = std::thread::spawn(move || {
+        let head = "POST /agent/v1/enroll HTTP/1.1\r\nHost: hourglass.test\r\nContent-Type: application/json\r\nContent-Length: 400\r\n\r\n{";
+        if stdin.write_all(head.as_bytes()).is_err() {
+            return;
+        }
+        // A byte a second, for far longer than the timeout, unless the server hangs up.
+        for _ in 0..60 {
+            hourglass::clock::sleep_blocking(std::time::Duration::from_secs(1));
+            if stdin.write_all(b" ").and_then(|_| stdin.flush()).is_err() {
+                return;
+            }
+        }
+    });
+    // Read off the runtime's thread: the appliance under test runs on it.
+    let mut stdout = child.stdout.take().unwrap();
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(40),
+        tokio::task::spawn_blocking(move || {
+            let mut out = String::new();
+            let _ = stdout.read_to_string(&mut out);
+            out
+        }),
+    )
+    .await
+    .expect("the connection was never closed")
+    .unwrap();
+    let took = started.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = writer.join();
+    assert!(
+        out.starts_with("HTTP/1.1 4"),
+        "an error answer, then the end: {out:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "cut off after the 2 s timeout, not after the whole minute of trickling ({took:?})"
+    );
+    s.stop().await;
+}
