@@ -284,25 +284,28 @@ fn encode(fields: &[(String, String)], token: Option<&str>) -> web::Bytes {
     web::Bytes::from(s.finish())
 }
 
-async fn read_form(req: &mut ServiceRequest) -> Option<web::Bytes> {
+/// The form's body (read once, put back for the handler); Err when it is over the limit, so
+/// a cut-off body never reaches a handler as if it were whole.
+async fn read_form(req: &mut ServiceRequest) -> Result<Option<web::Bytes>, ()> {
     if req.content_type() != "application/x-www-form-urlencoded" {
-        return None;
+        return Ok(None);
     }
     if let Some(b) = req.extensions().get::<FormBody>().map(|b| b.0.clone()) {
-        return Some(b);
+        return Ok(Some(b));
     }
     use futures_util::StreamExt;
     let mut payload = req.take_payload();
     let mut body = web::BytesMut::new();
-    while let Some(Ok(chunk)) = payload.next().await {
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| ())?;
         if body.len() + chunk.len() > FORM_LIMIT {
-            break;
+            return Err(());
         }
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
     put_back(req, body.clone());
-    Some(body)
+    Ok(Some(body))
 }
 
 impl<S, B> Service<ServiceRequest> for StepUpService<S>
@@ -334,9 +337,23 @@ where
             let htmx = req.headers().get("hx-request").is_some();
             let mut fields = Vec::new();
             let mut renewed = None;
-            if method == "POST"
-                && let Some(body) = read_form(&mut req).await
-            {
+            let form = if method == "POST" {
+                match read_form(&mut req).await {
+                    Ok(f) => f,
+                    Err(()) => {
+                        let res = actix_web::ResponseError::error_response(&WebError(
+                            Error::TooLarge(format!(
+                                "This form is too large (at most {} KiB).",
+                                FORM_LIMIT / 1024
+                            )),
+                        ));
+                        return Ok(req.into_response(res));
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(body) = form {
                 let code = url::form_urlencoded::parse(&body)
                     .find(|(k, _)| k == CODE_FIELD)
                     .map(|(_, v)| v.trim().to_string());

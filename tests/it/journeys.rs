@@ -516,3 +516,96 @@ async fn a_request_for_an_account_the_workstation_lacks_is_refused_at_once() {
     assert!(none.is_empty(), "nothing was asked: {none:?}");
     s.stop().await;
 }
+
+/// A co-managed admin's settings page in the browser: co-management and seats are shown as
+/// the MSP's, with no field to change them, and a change forged from that very page (its own
+/// CSRF token) is refused and leaves them as they were.
+#[actix_web::test]
+async fn a_co_managed_admins_settings_cannot_change_seats() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    let c = &b.client;
+    crate::people::setup(&s).await;
+    acme(&s).await;
+    let mut p = crate::people::admin_principal(&s).await;
+    p.mfa_at = Some(s.clock.now());
+    let t = service::tenants::resolve(s.ctx(), &p, "acme", &Default::default())
+        .await
+        .unwrap();
+    let settings = hourglass::model::tenants::Settings {
+        co_management: true,
+        seats: 2,
+        ..t.settings.clone()
+    };
+    let u = service::tenants::TenantUpdate {
+        name: None,
+        slug: None,
+        active: None,
+        settings,
+        acknowledge_shared: false,
+    };
+    let t = service::tenants::update(s.ctx(), &p, &t, u, &Default::default())
+        .await
+        .unwrap();
+    let cora = service::users::create(
+        s.ctx(),
+        &p,
+        &t,
+        service::users::NewUser {
+            first_name: "Cora".into(),
+            last_name: "Admin".into(),
+            email: "cora@acme.test".into(),
+            username: String::new(),
+        },
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    let action = service::users::Action::MakeAdmin;
+    service::users::act(s.ctx(), &p, &t, cora.user.id, action, &Default::default())
+        .await
+        .unwrap();
+    c.goto(&s.url(&format!("/enroll/{}", cora.enrollment_token)))
+        .await
+        .unwrap();
+    complete_enrollment(c, s.clock.now()).await;
+    c.goto(&s.url("/t/acme/settings")).await.unwrap();
+    let shown = wait_text(c, "main", "Your MSP sets these").await;
+    assert!(shown.contains("2 co-managed seats"), "{shown}");
+    let fields = c
+        .find_all(Locator::Css("[name=seats], [name=co_management]"))
+        .await
+        .unwrap();
+    assert!(fields.is_empty(), "no field for what the MSP owns");
+    // Forged from the page itself: its own token, its own origin.
+    let status = c
+        .execute_async(
+            "var done = arguments[arguments.length - 1];
+             var token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];
+             var body = new URLSearchParams({seats: '50', co_management: 'true', login_mode: 'named',
+               jit_enabled: 'true', jit_max_minutes: '240', jit_pending_timeout_minutes: '1440',
+               offline_login_minutes: '60', time_zone: 'UTC'});
+             fetch('/t/acme/settings', {method: 'POST', body: body,
+               headers: {'X-CSRF-Token': token, 'HX-Request': 'true'}})
+               .then(function (r) { done(r.status); }).catch(function (e) { done(String(e)); });",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        status,
+        serde_json::json!(403),
+        "the forged change is refused"
+    );
+    let now = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::tenants::by_slug(r, "acme"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(now.settings.seats, 2);
+    assert!(now.settings.co_management);
+    b.client.clone().close().await.unwrap();
+    s.stop().await;
+}
