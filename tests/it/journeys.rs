@@ -609,3 +609,56 @@ async fn a_co_managed_admins_settings_cannot_change_seats() {
     b.client.clone().close().await.unwrap();
     s.stop().await;
 }
+
+/// The offline code page shows the next code by itself when the one on screen runs out.
+#[actix_web::test]
+async fn the_offline_code_page_moves_on_to_the_next_code() {
+    let Some(b) = browser().await else { return };
+    let mut s = TestServer::start().await;
+    let c = &b.client;
+    signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let mut p = crate::people::admin_principal(&s).await;
+    p.mfa_at = Some(s.clock.now());
+    let t = service::tenants::resolve(s.ctx(), &p, "acme", &Default::default())
+        .await
+        .unwrap();
+    let settings = hourglass::model::tenants::Settings {
+        login_mode: hourglass::model::tenants::LoginMode::Shared,
+        ..t.settings.clone()
+    };
+    let u = service::tenants::TenantUpdate {
+        name: None,
+        slug: None,
+        active: None,
+        settings,
+        acknowledge_shared: true,
+    };
+    service::tenants::update(s.ctx(), &p, &t, u, &Default::default())
+        .await
+        .unwrap();
+    let d = crate::requests::Device::enroll(&s, &token).await;
+    c.goto(&s.url(&format!("/t/acme/devices/{}/offline-code", d.id)))
+        .await
+        .unwrap();
+    let first = wait_for(c, "#offline-code").await.text().await.unwrap();
+    // The code's time step is over on the appliance's clock; the page, counting down the
+    // seconds it was given, fetches the next one.
+    s.clock.advance_secs(31);
+    let mut next = first.clone();
+    for _ in 0..90 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Ok(e) = c.find(Locator::Css("#offline-code")).await
+            && let Ok(t) = e.text().await
+        {
+            next = t;
+        }
+        if next != first {
+            break;
+        }
+    }
+    assert_ne!(next, first, "the page moved on to the next code");
+    assert_eq!(next.len(), 6, "{next}");
+    b.client.clone().close().await.unwrap();
+    s.stop().await;
+}
