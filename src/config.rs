@@ -134,6 +134,9 @@ pub struct StorageConfig {
     /// Start a new appliance even though an empty database sits beside an existing
     /// master.key (normally refused: that is a lost database, not a new install).
     pub start_fresh: bool,
+    /// /healthz answers 503 when less than this many MiB are free under `data_dir`, so an
+    /// operator hears of a filling disk before writes start failing (DUR-02).
+    pub min_free_mb: u64,
 }
 
 impl Default for StorageConfig {
@@ -143,6 +146,7 @@ impl Default for StorageConfig {
             read_pool_size: 8,
             busy_timeout_ms: 5000,
             start_fresh: false,
+            min_free_mb: 64,
         }
     }
 }

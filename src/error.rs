@@ -34,6 +34,10 @@ pub enum Error {
     /// Temporarily unable to serve (shutting down, storage unavailable): try again later.
     #[error("{0}")]
     Unavailable(String),
+    /// The disk under the database cannot take a write (DUR-02): nothing of the change was
+    /// kept; the operator must free space. 503, code `storage_full`.
+    #[error("the appliance's disk is full: nothing was saved; try again once space is freed")]
+    StorageFull,
     /// A misconfiguration or unusable environment found at start-up: the message is shown as is.
     #[error("{0}")]
     Startup(String),
@@ -69,6 +73,7 @@ impl Error {
             Error::Gone(_) => "gone",
             Error::TooLarge(_) => "too_large",
             Error::Unavailable(_) => "unavailable",
+            Error::StorageFull => "storage_full",
             Error::Startup(_) | Error::Internal(_) => "internal",
         }
     }
@@ -80,6 +85,9 @@ impl Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            return Error::StorageFull;
+        }
         Error::Internal(format!("i/o: {e}"))
     }
 }

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::audit::Audit;
 use crate::clock::Timestamp;
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::audit::Event;
 use crate::store::{self, Db};
 
@@ -64,11 +64,61 @@ pub async fn record_stop(db: &Db, now: Timestamp) -> Result<()> {
 }
 
 /// A write-capable check: the writer must take the write lock and change a row (rolled back).
-pub async fn health(db: &Db, now: Timestamp) -> Result<()> {
+/// Why /healthz answers 503: a short code for monitoring and a sentence for the operator.
+#[derive(Debug)]
+pub struct Unhealthy {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Healthy only when the disk has room above `storage.min_free_mb`, a real fsync'd file write
+/// succeeds beside the database, and the writer can change a row (DUR-02, FLT-06).
+pub async fn health(
+    db: &Db,
+    storage: &crate::config::StorageConfig,
+    now: Timestamp,
+) -> std::result::Result<(), Unhealthy> {
     let db = db.clone();
-    tokio::task::spawn_blocking(move || db.probe_write_blocking(now))
-        .await
-        .map_err(crate::error::Error::internal)?
+    let dir = storage.data_dir.clone();
+    let floor = storage.min_free_mb.saturating_mul(1024 * 1024);
+    let checked = tokio::task::spawn_blocking(move || -> Result<Option<Unhealthy>> {
+        let free = store::disk::free_bytes(&dir)?;
+        metrics::gauge!("hourglass_storage_free_bytes").set(free as f64);
+        if free < floor {
+            return Ok(Some(Unhealthy {
+                reason: "disk_low",
+                message: format!(
+                    "only {} free for the database, below the floor of {} (storage.min_free_mb)",
+                    mib(free),
+                    mib(floor)
+                ),
+            }));
+        }
+        store::disk::probe_write(&dir)?;
+        db.probe_write_blocking(now)?;
+        Ok(None)
+    })
+    .await
+    .map_err(Error::internal)
+    .and_then(|r| r);
+    let problem = match checked {
+        Ok(None) => return Ok(()),
+        Ok(Some(p)) => p,
+        Err(Error::StorageFull) => Unhealthy {
+            reason: "disk_full",
+            message: "the disk under the database cannot take a write".into(),
+        },
+        Err(e) => Unhealthy {
+            reason: "database",
+            message: format!("the database cannot take a write: {e}"),
+        },
+    };
+    metrics::counter!("hourglass_health_failures_total", "reason" => problem.reason).increment(1);
+    Err(problem)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// `hourglass audit verify`: Ok(checked) or the first bad sequence number.

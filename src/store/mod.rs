@@ -5,6 +5,7 @@ pub mod audit;
 pub mod certificates;
 pub mod commands;
 pub mod devices;
+pub mod disk;
 pub mod links;
 pub mod logins;
 pub mod migrate;
@@ -296,8 +297,6 @@ impl Db {
     }
 }
 
-/// Reads the header of an existing file without changing it: its schema version, or `None`
-/// when there is no database yet. Foreign and too-new files are refused here.
 /// The database file exists and is readable by its owner only (0600, whatever the umask);
 /// SQLite gives its WAL and shared-memory files the same mode as the database.
 fn private_file(path: &Path) -> Result<()> {
@@ -322,6 +321,8 @@ fn private_file(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Reads the header of an existing file without changing it: its schema version, or `None`
+/// when there is no database yet. Foreign and too-new files are refused here.
 pub fn inspect(path: &Path) -> Result<Option<i64>> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -394,6 +395,12 @@ fn open_error(path: &Path, e: &rusqlite::Error) -> Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        // SQLite reports a disk that cannot grow the WAL or database as SQLITE_FULL.
+        if let rusqlite::Error::SqliteFailure(f, _) = &e
+            && f.code == rusqlite::ErrorCode::DiskFull
+        {
+            return Error::StorageFull;
+        }
         Error::Internal(format!("database: {e}"))
     }
 }

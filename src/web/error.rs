@@ -38,7 +38,7 @@ pub fn status_of(e: &Error) -> StatusCode {
         Error::InvalidState(_) => StatusCode::CONFLICT,
         Error::Gone(_) => StatusCode::GONE,
         Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        Error::Unavailable(_) | Error::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
         Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -7,16 +7,16 @@ use crate::app::AppState;
 use crate::error::Error;
 use crate::service;
 
-/// 200 only when the database accepts a write.
+/// 200 only when the disk and the database accept a write; otherwise 503 with the reason.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let now = state.ctx.clock.now();
-    match service::system::health(&state.ctx.db, now).await {
+    match service::system::health(&state.ctx.db, &state.ctx.cfg.storage, now).await {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ok\n"),
-        Err(e) => {
-            tracing::error!(error = %e, "health check failed");
+        Err(p) => {
+            tracing::error!(reason = p.reason, "health check failed: {}", p.message);
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
-                .body("unavailable\n")
+                .body(format!("unavailable: {}: {}\n", p.reason, p.message))
         }
     }
 }

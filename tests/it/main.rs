@@ -14,6 +14,7 @@ mod backup;
 mod browser;
 mod cli;
 mod database;
+mod disk;
 mod headers;
 mod jobs;
 mod journeys;
