@@ -313,6 +313,8 @@ fn main() {
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.tls.hostname = "bench.local".into();
     cfg.log.level = "error".into();
+    // Every simulated device connects from loopback: no per-address connection cap.
+    cfg.server.max_connections_per_client = 0;
     let appliance = app::open(cfg.clone(), Clock::system()).unwrap();
     let fp = appliance.fingerprint.clone();
     let ctx = appliance.ctx.clone();
@@ -447,6 +449,7 @@ fn main() {
             "127.0.0.1:18743",
         ])
         .env("HOURGLASS__LOG__LEVEL", "error")
+        .env("HOURGLASS__SERVER__MAX_CONNECTIONS_PER_CLIENT", "0")
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();

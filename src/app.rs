@@ -330,9 +330,15 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     let tls_cfg = tls::server_config(ctx.certs.clone())?;
     let shutdown = cfg.server.shutdown_timeout_secs;
 
+    let conns = crate::web::connections::Connections::new(
+        cfg.server.max_connections_per_client,
+        state.proxies.clone(),
+    );
     let mut servers = Vec::new();
     let st = state.clone();
+    let c = conns.clone();
     let portal = HttpServer::new(move || build_app(st.clone()))
+        .on_connect(move |io, data| c.on_connect(io, data))
         .disable_signals()
         .shutdown_timeout(shutdown)
         .client_request_timeout(Duration::from_secs(10))
@@ -345,7 +351,9 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     let mut agent_addrs = Vec::new();
     if !cfg.server.agent_listen.is_empty() {
         let st = state.clone();
+        let c = conns.clone();
         let agent = HttpServer::new(move || build_agent_app(st.clone()))
+            .on_connect(move |io, data| c.on_connect(io, data))
             .disable_signals()
             .shutdown_timeout(shutdown)
             .client_request_timeout(Duration::from_secs(10))

@@ -108,6 +108,9 @@ pub struct ServerConfig {
     /// Reverse proxies (addresses or CIDRs, comma-separated) whose `X-Forwarded-For` is
     /// believed: the client's address then comes from it, for the sign-in limiter and audit.
     pub trusted_proxies: String,
+    /// Connections one client address may hold open at once (0 = no cap); trusted proxies are
+    /// exempt. Each workstation holds one, so a site behind one NAT address needs room.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for ServerConfig {
@@ -121,6 +124,7 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 30,
             body_timeout_secs: 30,
             trusted_proxies: String::new(),
+            max_connections_per_client: 1000,
         }
     }
 }

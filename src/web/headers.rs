@@ -95,6 +95,15 @@ where
     actix_web::dev::forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        if req.conn_data::<super::connections::OverCap>().is_some() {
+            let mut res = actix_web::HttpResponse::TooManyRequests()
+                .insert_header(("Retry-After", "30"))
+                .content_type("text/plain")
+                .body("too many connections from your address\n");
+            res.head_mut()
+                .set_connection_type(actix_http::ConnectionType::Close);
+            return Box::pin(async move { Ok(req.into_response(res)) });
+        }
         let late = body_deadline(&mut req);
         let id = uuid::Uuid::now_v7().simple().to_string();
         req.extensions_mut().insert(RequestId(id.clone()));

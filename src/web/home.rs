@@ -10,7 +10,9 @@ use crate::service;
 /// Appliance health as an htmx fragment.
 pub async fn status_fragment(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
     let now = state.ctx.clock.now();
-    let healthy = service::system::health(&state.ctx.db, &state.ctx.cfg.storage, now).await.is_ok();
+    let healthy = service::system::health(&state.ctx.db, &state.ctx.cfg.storage, now)
+        .await
+        .is_ok();
     let report = service::audit::verify(&state.ctx.db).await?;
     Ok(html_response(status_view(
         healthy,

@@ -9,6 +9,7 @@ pub mod assets;
 pub mod audit;
 pub mod auth;
 pub mod auto_approval;
+pub mod connections;
 pub mod csrf;
 pub mod dashboard;
 pub mod devices;

@@ -717,3 +717,54 @@ async fn a_trickled_body_is_dropped() {
     );
     s.stop().await;
 }
+
+/// WEB-06: one address cannot hold every connection. Over its cap a new connection gets 429
+/// and is closed; once one of its connections ends, the address is served again.
+#[actix_web::test]
+async fn one_client_cannot_hold_more_than_its_connections() {
+    let mut s = TestServer::start_with(|c| c.server.max_connections_per_client = 3).await;
+    // Each client keeps its own connection alive between requests.
+    let held: Vec<reqwest::Client> = (0..3).map(|_| s.client()).collect();
+    for c in &held {
+        assert_eq!(c.get(s.url("/healthz")).send().await.unwrap().status(), 200);
+    }
+    let extra = s.client();
+    let r = extra.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 429, "a fourth connection from the same address");
+    assert_eq!(r.headers()["retry-after"], "30");
+    // The held connections still work.
+    assert_eq!(
+        held[0]
+            .get(s.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = held[1]
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("hourglass_connections_refused_total 1"),
+        "{metrics}"
+    );
+
+    drop(held);
+    let mut served = false;
+    for _ in 0..50 {
+        let r = s.client().get(s.url("/healthz")).send().await.unwrap();
+        if r.status() == 200 {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(served, "closed connections free their slots");
+    s.stop().await;
+}

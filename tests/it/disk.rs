@@ -21,7 +21,13 @@ impl SmallDisk {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().to_path_buf();
         let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={mb}m,mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mb}m,mode=0700"),
+                "tmpfs",
+            ])
             .arg(&path)
             .status()
             .is_ok_and(|s| s.success());
@@ -100,11 +106,21 @@ async fn a_full_disk_is_reported_refused_and_recovered_from_without_a_restart() 
                     break;
                 }
             }
-            other => panic!("a write on a full disk answered {other}: {}", r.text().await.unwrap()),
+            other => panic!(
+                "a write on a full disk answered {other}: {}",
+                r.text().await.unwrap()
+            ),
         }
     }
     assert_eq!(refused, 3, "no write was refused on a full disk");
-    let metrics = c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(
         metrics.contains(r#"hourglass_health_failures_total{reason="disk_full"} 1"#),
         "{metrics}"
@@ -133,7 +149,10 @@ async fn a_full_disk_is_reported_refused_and_recovered_from_without_a_restart() 
         .collect();
     assert_eq!(slugs.len(), created.len(), "{slugs:?} vs {created:?}");
     for i in created {
-        assert!(slugs.contains(&format!("customer-{i}").as_str()), "customer-{i} lost");
+        assert!(
+            slugs.contains(&format!("customer-{i}").as_str()),
+            "customer-{i} lost"
+        );
     }
     let verified = hourglass::service::system::verify_audit(&s.ctx().db).unwrap();
     assert!(verified.is_ok(), "audit chain broken: {verified:?}");
@@ -146,5 +165,8 @@ async fn health_fails_below_the_free_space_floor() {
     let r = s.client().get(s.url("/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
-    assert!(body.contains("disk_low") && body.contains("storage.min_free_mb"), "{body}");
+    assert!(
+        body.contains("disk_low") && body.contains("storage.min_free_mb"),
+        "{body}"
+    );
 }
