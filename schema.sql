@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 9;
+PRAGMA user_version = 10;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -177,6 +177,7 @@ CREATE INDEX web_sessions_user ON web_sessions (user_id);
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
 
 -- Management API tokens act as their user; only the hash is stored.
+-- `sensitive` 1: may do sensitive actions (created after a step-up, always with an expiry).
 CREATE TABLE api_tokens (
     id           TEXT PRIMARY KEY,
     tenant_id    TEXT NOT NULL REFERENCES tenants (id),
@@ -186,7 +187,7 @@ CREATE TABLE api_tokens (
     created_at   INTEGER NOT NULL,
     last_used_at INTEGER,
     revoked_at   INTEGER
-) STRICT;
+    , sensitive INTEGER NOT NULL DEFAULT 0 CHECK (sensitive IN (0, 1)), expires_at INTEGER) STRICT;
 CREATE INDEX api_tokens_user ON api_tokens (user_id);
 
 -- Workstations, the agent protocol's commands and events (DESIGN §2).

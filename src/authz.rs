@@ -152,6 +152,11 @@ use crate::model::tenants::{Tenant, TenantKind};
 /// Step-up window (SESS-05): sensitive actions need an authenticator code this recent.
 pub const STEP_UP_MS: i64 = 5 * 60 * 1000;
 
+/// What a token without the sensitive scope is told when it tries a sensitive action.
+pub const TOKEN_NOT_SENSITIVE: &str = "this API token may not do sensitive actions (reveal a \
+    password, approve or revoke, change roles or settings): create one with the sensitive scope \
+    from My account, after a step-up";
+
 /// Who is acting: a signed-in person or an API token acting as that person.
 #[derive(Clone, Debug)]
 pub struct Principal {
@@ -163,7 +168,8 @@ pub struct Principal {
     pub custom: PermissionSet,
     pub all_tenants: bool,
     pub assigned: Vec<TenantId>,
-    /// When the session last proved the authenticator; None for API tokens.
+    /// When the session last proved the authenticator; for an API token, Some only when it
+    /// has the sensitive scope.
     pub mfa_at: Option<Timestamp>,
     pub api_token: Option<String>,
 }
@@ -242,10 +248,12 @@ impl Principal {
     }
 
     /// SESS-05: a sensitive action from a session needs an authenticator code from the last
-    /// five minutes. API tokens are non-interactive and exempt.
+    /// five minutes. An API token has no such code: only a token created with the sensitive
+    /// scope (after a step-up, with an expiry) may act.
     pub fn require_fresh_mfa(&self, now: Timestamp) -> Result<()> {
-        match self.mfa_at {
-            Some(at) if now.millis() - at.millis() > STEP_UP_MS => Err(Error::StepUpRequired),
+        match (self.mfa_at, &self.api_token) {
+            (None, Some(_)) => Err(Error::Forbidden(TOKEN_NOT_SENSITIVE.into())),
+            (Some(at), _) if now.millis() - at.millis() > STEP_UP_MS => Err(Error::StepUpRequired),
             _ => Ok(()),
         }
     }

@@ -144,6 +144,12 @@ pub enum AdminCommand {
         email: String,
         #[arg(long)]
         name: String,
+        /// Allow sensitive actions (reveal passwords, approve, change roles); needs --expires-in-days.
+        #[arg(long)]
+        sensitive: bool,
+        /// Days until the token stops working (at most 30 with --sensitive, else 365).
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
     },
 }
 

@@ -8,7 +8,7 @@ use hourglass::cli::{
 use hourglass::clock::Clock;
 use hourglass::config::Config;
 use hourglass::error::Result;
-use hourglass::{app, ops, telemetry};
+use hourglass::{app, ops, service, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -349,9 +349,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("{token}");
         }
         Command::Admin {
-            command: AdminCommand::CreateToken { email, name },
+            command:
+                AdminCommand::CreateToken {
+                    email,
+                    name,
+                    sensitive,
+                    expires_in_days,
+                },
         } => {
-            let token = ops::create_token(cfg, clock, &email, &name)?;
+            let scope = service::tokens::Scope {
+                sensitive,
+                expires_in_days,
+            };
+            let token = ops::create_token(cfg, clock, &email, &name, scope)?;
             println!("API token for {email} (shown once; store it now):");
             println!("{token}");
         }

@@ -258,9 +258,15 @@ pub fn admin_setup(
     Ok(format!("{base}/enroll/{token}"))
 }
 
-pub fn create_token(cfg: Config, clock: Clock, email: &str, name: &str) -> Result<String> {
+pub fn create_token(
+    cfg: Config,
+    clock: Clock,
+    email: &str,
+    name: &str,
+    scope: service::tokens::Scope,
+) -> Result<String> {
     let appliance = app::open(cfg, clock)?;
-    service::tokens::create_for_email(&appliance.ctx, email, name).map_err(cli_error)
+    service::tokens::create_for_email(&appliance.ctx, email, name, scope).map_err(cli_error)
 }
 
 /// Validation errors read as `--field: message` on the command line.

@@ -521,9 +521,11 @@ pub async fn api_principal(ctx: &Ctx, token: &str) -> Result<Principal> {
     ctx.db
         .write(move |tx| {
             let t = store::tokens::by_hash(&tx.reader(), &hash)?
-                .filter(|t| t.revoked_at.is_none())
+                .filter(|t| t.usable(now))
                 .ok_or(Error::Unauthenticated)?;
-            let p = principal(&tx.reader(), t.user_id, None, Some(t.id.clone()))?
+            // A sensitive-scope token stands for the step-up made when it was created.
+            let mfa_at = t.sensitive.then_some(now);
+            let p = principal(&tx.reader(), t.user_id, mfa_at, Some(t.id.clone()))?
                 .ok_or(Error::Unauthenticated)?;
             store::tokens::touch(tx, &t.id, now)?;
             Ok(p)

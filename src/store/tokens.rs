@@ -16,9 +16,20 @@ pub struct ApiToken {
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// May do sensitive actions (SESS-05); such a token always has an expiry.
+    pub sensitive: bool,
+    pub expires_at: Option<Timestamp>,
 }
 
-const COLUMNS: &str = "id, tenant_id, user_id, name, created_at, last_used_at, revoked_at";
+impl ApiToken {
+    /// Not revoked and not past its expiry.
+    pub fn usable(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+const COLUMNS: &str =
+    "id, tenant_id, user_id, name, created_at, last_used_at, revoked_at, sensitive, expires_at";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiToken> {
     Ok(ApiToken {
@@ -29,15 +40,18 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiToken> {
         created_at: r.get(4)?,
         last_used_at: r.get(5)?,
         revoked_at: r.get(6)?,
+        sensitive: r.get(7)?,
+        expires_at: r.get(8)?,
     })
 }
 
 pub fn insert(tx: &WriteTx<'_>, t: &ApiToken, hash: &[u8]) -> Result<()> {
     tx.conn()
         .prepare_cached(
-            "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, created_at) VALUES (:id, :t, :u, :n, :h, :c)",
+            "INSERT INTO api_tokens (id, tenant_id, user_id, name, token_hash, created_at, sensitive, expires_at)
+             VALUES (:id, :t, :u, :n, :h, :c, :s, :e)",
         )?
-        .execute(named_params! {":id": t.id, ":t": t.tenant_id, ":u": t.user_id, ":n": t.name, ":h": hash, ":c": t.created_at})?;
+        .execute(named_params! {":id": t.id, ":t": t.tenant_id, ":u": t.user_id, ":n": t.name, ":h": hash, ":c": t.created_at, ":s": t.sensitive, ":e": t.expires_at})?;
     Ok(())
 }
 

@@ -51,6 +51,10 @@ pub async fn account_page(
                     div #new-token-error {}
                     (ui::csrf_input(&cu.csrf))
                     (ui::field("New token name", "name", "text", "", None))
+                    label { "Stops working after " select name="expires_in_days" {
+                        @for (v, l) in EXPIRY_CHOICES { option value=(v) selected[*v == "30"] { (l) } }
+                    } }
+                    label { input type="checkbox" name="sensitive" value="yes"; " Allow sensitive actions (reveal passwords, approve or revoke, change roles or settings); at most 30 days" }
                     button type="submit" { "Create token" }
                 }
             }
@@ -65,6 +69,15 @@ pub async fn account_page(
     )))
 }
 
+const EXPIRY_CHOICES: &[(&str, &str)] = &[
+    ("1", "1 day"),
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "1 year"),
+    ("never", "Never (until revoked)"),
+];
+
 /// The person's API tokens; `oob` redraws the list in place after a new one.
 fn tokens_table(
     cu: &CurrentUser,
@@ -74,12 +87,15 @@ fn tokens_table(
     oob: bool,
 ) -> maud::Markup {
     html! {
-        div.table-wrap #tokens-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table #tokens-table { thead { tr { th { "Name" } th { "Created" } th { "Last used" } th { span.sr-only { "Actions" } } } }
+        div.table-wrap #tokens-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table #tokens-table { thead { tr { th { "Name" } th { "May do" } th { "Created" } th { "Last used" } th { "Expires" } th { span.sr-only { "Actions" } } } }
             tbody hx-disable {
-                @if tokens.is_empty() { tr { td.empty colspan="4" { "No API tokens yet: create one below for a script or an RMM integration." } } }
+                @if tokens.is_empty() { tr { td.empty colspan="6" { "No API tokens yet: create one below for a script or an RMM integration." } } }
                 @for t in tokens { tr {
-                td { (t.name) } td { (super::fmt::when(t.created_at, now, zone)) } td { (super::fmt::when_opt(t.last_used_at, now, zone)) }
-                td { @if t.revoked_at.is_some() { "revoked" } @else {
+                td { (t.name) }
+                td { @if t.sensitive { "Everything its owner may do" } @else { "Everything except sensitive actions" } }
+                td { (super::fmt::when(t.created_at, now, zone)) } td { (super::fmt::when_opt(t.last_used_at, now, zone)) }
+                td { @match t.expires_at { Some(e) => (super::fmt::when(e, now, zone)), None => "never" } }
+                td { @if t.revoked_at.is_some() { "revoked" } @else if !t.usable(now) { "expired" } @else {
                     form.inline method="post" action=(format!("/account/tokens/{}/revoke", t.id)) hx-post=(format!("/account/tokens/{}/revoke", t.id)) hx-target="#account-result" hx-confirm="Revoke this token?" {
                         (ui::csrf_input(&cu.csrf)) button.secondary type="submit" { "Revoke" } }
                 } }
@@ -136,6 +152,9 @@ pub async fn change_password(
 #[serde(deny_unknown_fields)]
 pub struct TokenForm {
     name: String,
+    /// Whole days or "never".
+    expires_in_days: Option<String>,
+    sensitive: Option<String>,
     #[allow(dead_code)]
     csrf_token: Option<String>,
 }
@@ -145,7 +164,17 @@ pub async fn create_token(
     cu: CurrentUser,
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, WebError> {
-    match service::tokens::create(&state.ctx, &cu.principal, &form.name, &cu.origin).await {
+    let expires_in_days = match form.expires_in_days.as_deref().unwrap_or("never") {
+        "never" => None,
+        d => Some(d.parse::<u32>().map_err(|_| {
+            Error::validation("expires_in_days", "choose how long the token works")
+        })?),
+    };
+    let scope = service::tokens::Scope {
+        sensitive: form.sensitive.as_deref() == Some("yes"),
+        expires_in_days,
+    };
+    match service::tokens::create(&state.ctx, &cu.principal, &form.name, scope, &cu.origin).await {
         Ok((t, secret)) => {
             let tokens = service::tokens::list(&state.ctx, &cu.principal).await?;
             let (now, zone) = (state.ctx.clock.now(), cu.zone(None));

@@ -52,6 +52,7 @@ pub fn field_label(field: &str) -> String {
         "acknowledge_shared" => "Shared mode acknowledgement",
         "hours" => "Hours",
         "uses" => "Number of workstations",
+        "expires_in_days" => "Stops working after",
         "first_name" => "First name",
         "last_name" => "Last name",
         "email" => "Email",

@@ -102,7 +102,8 @@ async fn person(
             .await
             .unwrap();
     }
-    let token = service::tokens::create_for_email(s.ctx(), email, "script").unwrap();
+    let token =
+        service::tokens::create_for_email(s.ctx(), email, "script", sensitive_scope()).unwrap();
     (c.user.id, h, token)
 }
 
@@ -766,5 +767,125 @@ async fn one_client_cannot_hold_more_than_its_connections() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(served, "closed connections free their slots");
+    s.stop().await;
+}
+
+/// SESS-05 for tokens: a token does sensitive actions (here: reveal a technician password)
+/// only when it was created with the sensitive scope, which needs an expiry and ends with it.
+#[actix_web::test]
+async fn api_tokens_do_sensitive_actions_only_with_the_sensitive_scope() {
+    use hourglass::service::tokens::Scope;
+    let mut s = TestServer::start().await;
+    let (_, enrollment, mut admin) = crate::agent::tenant_and_admin(&s).await;
+    let ws = crate::agent::enroll(&s, &enrollment);
+    let logins = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let nik = "nik@nikpot.com";
+
+    let plain = service::tokens::create_for_email(s.ctx(), nik, "plain", Scope::default()).unwrap();
+    assert_eq!(
+        api(&s, &plain, "GET", "/api/v1/tenants", Value::Null)
+            .await
+            .0,
+        200
+    );
+    let (st, e) = api(&s, &plain, "POST", &logins, json!({"duration_minutes": 30})).await;
+    assert_eq!(st, 403, "{e}");
+    assert!(
+        e["message"].as_str().unwrap().contains("sensitive scope"),
+        "{e}"
+    );
+    assert!(e.get("password").is_none());
+
+    let never = Scope {
+        sensitive: true,
+        expires_in_days: None,
+    };
+    let refused = service::tokens::create_for_email(s.ctx(), nik, "forever", never);
+    assert!(
+        matches!(refused, Err(hourglass::error::Error::Validation { ref field, .. }) if field == "expires_in_days"),
+        "{refused:?}"
+    );
+    let too_long = Scope {
+        sensitive: true,
+        expires_in_days: Some(31),
+    };
+    assert!(service::tokens::create_for_email(s.ctx(), nik, "long", too_long).is_err());
+    let out = run(&[
+        "admin",
+        "create-token",
+        "--data-dir",
+        s.data_dir().to_str().unwrap(),
+        "--email",
+        nik,
+        "--name",
+        "cli",
+        "--sensitive",
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--expires-in-days"), "{}", text(&out));
+
+    let sensitive =
+        service::tokens::create_for_email(s.ctx(), nik, "ops", sensitive_scope()).unwrap();
+    let (st, l) = api(
+        &s,
+        &sensitive,
+        "POST",
+        &logins,
+        json!({"duration_minutes": 30}),
+    )
+    .await;
+    assert_eq!(st, 201, "{l}");
+    assert!(l["password"].as_str().is_some_and(|p| p.len() >= 20));
+
+    // From the portal: the scope is chosen in My account, and a sensitive one needs an expiry.
+    let csrf = admin.csrf().await;
+    let r = admin
+        .post(
+            "/account/tokens",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "portal"),
+                ("sensitive", "yes"),
+                ("expires_in_days", "never"),
+            ],
+        )
+        .await;
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("needs an expiry") && !body.contains("hgt_"),
+        "{body}"
+    );
+    let r = admin
+        .post(
+            "/account/tokens",
+            &[
+                ("csrf_token", &csrf),
+                ("name", "portal"),
+                ("sensitive", "yes"),
+                ("expires_in_days", "7"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("hgt_") && body.contains("Everything its owner may do"),
+        "{body}"
+    );
+
+    // Past its expiry the sensitive token no longer signs anything in; the plain one still does.
+    s.clock.advance_millis(31 * 86_400_000);
+    assert_eq!(
+        api(&s, &sensitive, "GET", "/api/v1/tenants", Value::Null)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        api(&s, &plain, "GET", "/api/v1/tenants", Value::Null)
+            .await
+            .0,
+        200
+    );
     s.stop().await;
 }

@@ -35,7 +35,8 @@ fn queued(data: &std::path::Path, device: &str) -> i64 {
 async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
     let mut s = TestServer::start().await;
     let (t, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();

@@ -71,8 +71,13 @@ async fn a_full_disk_is_reported_refused_and_recovered_from_without_a_restart() 
     })
     .await;
     let _ = setup(&s).await;
-    let token =
-        hourglass::service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "disk").unwrap();
+    let token = hourglass::service::tokens::create_for_email(
+        s.ctx(),
+        "nik@nikpot.com",
+        "disk",
+        sensitive_scope(),
+    )
+    .unwrap();
     let c = s.client();
     let create = |i: usize| {
         c.post(s.url("/api/v1/tenants"))

@@ -131,7 +131,9 @@ pub async fn wait_state(s: &TestServer, token: &str, id: &str, state: &str) {
 async fn named_login_end_to_end_with_the_real_agent() {
     let mut s = TestServer::start().await;
     let (_, token, mut admin) = tenant_and_admin(&s).await;
-    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let api_token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let mut ws = enroll(&s, &token);
     let mut ws2 = enroll(&s, &token);
     ws.start();
@@ -318,7 +320,9 @@ async fn named_login_end_to_end_with_the_real_agent() {
 async fn offline_codes_work_once_and_are_replaced_after_use() {
     let mut s = TestServer::start().await;
     let (_, token, mut admin) = tenant_and_admin(&s).await;
-    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let api_token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();
@@ -428,7 +432,8 @@ async fn offline_codes_work_once_and_are_replaced_after_use() {
 async fn shared_mode_one_account_two_technicians() {
     let mut s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let (st, e) = api(
         &s,
         &nik,
@@ -499,7 +504,9 @@ async fn shared_mode_one_account_two_technicians() {
     .await
     .unwrap();
     let (mut tess_portal, _) = crate::people::enroll(&s, &c.enrollment_token).await;
-    let tess = service::tokens::create_for_email(s.ctx(), "tess@nikpot.com", "t").unwrap();
+    let tess =
+        service::tokens::create_for_email(s.ctx(), "tess@nikpot.com", "t", sensitive_scope())
+            .unwrap();
 
     let mut ws = enroll(&s, &token);
     let mut ws2 = enroll(&s, &token);
@@ -605,7 +612,8 @@ async fn shared_mode_one_account_two_technicians() {
 async fn a_session_ends_on_time_across_a_restart() {
     let mut s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();
@@ -749,7 +757,9 @@ async fn ciphertext_moved_between_rows_does_not_open() {
 async fn no_secret_reaches_the_database_files_or_logs() {
     let mut s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "canary").unwrap();
+    let nik =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "canary", sensitive_scope())
+            .unwrap();
     let (_, totp_seed) = {
         // A second person's enrollment gives a TOTP seed the test knows.
         let p = crate::people::admin_principal(&s).await;
@@ -919,7 +929,8 @@ pub async fn commands_of(
 async fn a_login_on_an_offline_workstation_waits_and_expires_cleanly() {
     let mut s = TestServer::start().await;
     let (t, token, mut admin) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     let root = ws.root.path().to_path_buf();
     let (st, l) = api(
@@ -1056,7 +1067,9 @@ fn log_on(root: &Path, account: &str, line: &str, at: i64) {
 async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
     let s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let api_token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();
@@ -1186,7 +1199,9 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
 async fn the_offline_session_length_is_a_tenant_setting() {
     let s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let api_token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let (st, _) = api(
@@ -1251,7 +1266,9 @@ async fn the_offline_session_length_is_a_tenant_setting() {
 async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
     let s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let api_token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let api_token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();

@@ -22,6 +22,7 @@ mod layers;
 mod logins;
 mod matrix;
 mod notifications;
+mod openapi;
 mod people;
 mod policies;
 mod portal;

@@ -296,9 +296,13 @@ impl Fixture {
             .id
     }
     fn fresh_token(&self, email: &str) -> String {
-        let secret =
-            service::tokens::create_for_email(self.s.ctx(), email, &format!("obj{}", self.next()))
-                .unwrap();
+        let secret = service::tokens::create_for_email(
+            self.s.ctx(),
+            email,
+            &format!("obj{}", self.next()),
+            sensitive_scope(),
+        )
+        .unwrap();
         let hash = service::auth::token_hash(&secret);
         self.s
             .ctx()
@@ -335,7 +339,8 @@ async fn person(
         .unwrap();
     setup_roles(c.user.id).await;
     let (http, _) = enroll(&f.s, &c.enrollment_token).await;
-    let token = service::tokens::create_for_email(f.s.ctx(), email, "matrix").unwrap();
+    let token =
+        service::tokens::create_for_email(f.s.ctx(), email, "matrix", sensitive_scope()).unwrap();
     (http, token, c.user.id)
 }
 
@@ -484,7 +489,9 @@ async fn every_role_route_and_tenant_cell_behaves_as_the_matrix_says() {
         act(a.clone(), Action::AddRole("auditor".into())),
     )
     .await;
-    let admin_token = service::tokens::create_for_email(&ctx, "nik@nikpot.com", "matrix").unwrap();
+    let admin_token =
+        service::tokens::create_for_email(&ctx, "nik@nikpot.com", "matrix", sensitive_scope())
+            .unwrap();
     let mut actors = [
         Actor {
             name: "msp_admin",

@@ -499,6 +499,9 @@ async fn api_tokens_act_as_their_user_and_erasure_keeps_the_chain_valid() {
         "nik@nikpot.com",
         "--name",
         "ci",
+        "--sensitive",
+        "--expires-in-days",
+        "7",
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let token = String::from_utf8(out.stdout)
@@ -974,7 +977,9 @@ async fn enrollment_links_are_mailed_when_smtp_is_configured() {
     })
     .await;
     let (_, _) = setup(&s).await;
-    let token = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let token =
+        service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+            .unwrap();
     let body =
         serde_json::json!({"first_name": "Mia", "last_name": "Mail", "email": "mia@nikpot.com"});
     let mut v = serde_json::Value::Null;

@@ -20,7 +20,8 @@ fn bundle_version(ws: &crate::agent::Workstation) -> i64 {
 async fn allowed_programs_run_as_root_denied_ones_do_not() {
     let mut s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
 
@@ -435,7 +436,8 @@ async fn pending_app_request(s: &TestServer, token: &str, account: &str) -> Valu
 async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
     let s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let id_sha = sha256_file(std::path::Path::new("/usr/bin/id"));
@@ -741,7 +743,8 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
 async fn revoking_an_application_request_takes_its_rule_back() {
     let s = TestServer::start().await;
     let (_, token, mut admin) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     ws.start();
     let asked = finished(run_elevated(
@@ -863,7 +866,8 @@ async fn policy_names(s: &TestServer, token: &str) -> Vec<String> {
 async fn policies_export_and_import_with_a_dry_run_diff() {
     let s = TestServer::start().await;
     let (_, _, mut admin) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     for body in [
         json!({"name": "Diagnostics", "duration": "fixed", "hours": 8, "access": "specific",
                "rules": [{"kind": "path", "value": "/usr/bin/id"}]}),
@@ -1090,7 +1094,8 @@ async fn policies_export_and_import_with_a_dry_run_diff() {
 async fn windows_follow_the_tenant_time_zone() {
     let s = TestServer::start().await;
     let (_, _, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let (st, e) = api(
         &s,
         &nik,
@@ -1171,7 +1176,8 @@ async fn windows_follow_the_tenant_time_zone() {
 async fn in_a_jit_session_elevation_raises_106_and_101_with_the_request() {
     let s = TestServer::start().await;
     let (_, token, _) = tenant_and_admin(&s).await;
-    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t").unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
     let mut ws = enroll(&s, &token);
     // Bob is a local user of the workstation.
     let passwd = ws.root.path().join("etc/passwd");

@@ -54,7 +54,8 @@ impl Device {
 
 /// Management API as the MSP admin.
 pub async fn api_token(s: &TestServer) -> String {
-    service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "requests").unwrap()
+    service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "requests", sensitive_scope())
+        .unwrap()
 }
 
 pub async fn decide(

@@ -106,6 +106,15 @@ impl TestServer {
     }
 }
 
+/// The scope of a token created for a test that acts as a fully trusted script: sensitive
+/// actions allowed, for 30 days (the longest such a token lives).
+pub fn sensitive_scope() -> hourglass::service::tokens::Scope {
+    hourglass::service::tokens::Scope {
+        sensitive: true,
+        expires_in_days: Some(30),
+    }
+}
+
 /// The real `hourglass` binary.
 pub fn hourglass() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_hourglass"));
