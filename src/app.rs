@@ -241,7 +241,7 @@ fn refuse_emptied_database(cfg: &Config) -> Result<()> {
 }
 
 fn ensure_data_dir(dir: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use crate::fsx::OwnerOnly;
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -253,7 +253,7 @@ fn ensure_data_dir(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Only the last component is created: a mistyped parent is reported, not invented.
             std::fs::DirBuilder::new()
-                .mode(0o700)
+                .owner_only()
                 .create(dir)
                 .map_err(|e| {
                     Error::startup(format!(
@@ -290,13 +290,13 @@ pub struct Running {
 
 /// Takes the data directory's lock (released when the file is dropped, or the process ends).
 pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use crate::fsx::OwnerOnly;
     let path = dir.join("hourglass.lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .mode(0o600)
+        .owner_only()
         .open(&path)
         .map_err(|e| Error::startup(format!("cannot open {}: {e}", path.display())))?;
     match f.try_lock() {
@@ -523,8 +523,17 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
     actix_web::rt::System::new().block_on(f)
 }
 
+/// Elsewhere (the appliance runs on Linux; this keeps the crate building): Ctrl-C.
+#[cfg(not(unix))]
+pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
 /// Registers for SIGTERM and SIGINT at once (a signal that arrives before the wait starts
 /// must not kill the process with its default action), then returns the wait.
+#[cfg(unix)]
 pub fn stop_signal() -> Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
     let cannot = |e: std::io::Error| Error::startup(format!("cannot handle signals: {e}"));

@@ -11,6 +11,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod fsx;
 pub mod ids;
 pub mod jobs;
 pub mod model;

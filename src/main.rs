@@ -291,6 +291,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         other => other,
     };
+    // This build is a workstation agent: the appliance's commands need its Linux host.
+    #[cfg(not(unix))]
+    if !matches!(command, Command::Agent { .. }) {
+        return Err(hourglass::error::Error::startup(
+            "the Hourglass appliance runs on Linux; on Windows this program is the workstation agent (hourglass agent …)",
+        ));
+    }
     let mut cfg = Config::load(cli.config.as_deref(), std::env::vars())?;
     let data_dir_given = cli.data_dir.clone();
     if let Some(d) = cli.data_dir {

@@ -103,11 +103,11 @@ pub fn audit_export(cfg: &Config, a: &AuditExport<'_>) -> Result<u64> {
     };
     let n = match a.out {
         Some(path) => {
-            use std::os::unix::fs::OpenOptionsExt;
+            use crate::fsx::OwnerOnly;
             let f = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .owner_only()
                 .open(path)
                 .map_err(|e| Error::startup(format!("cannot create {}: {e}", path.display())))?;
             let mut w = std::io::BufWriter::new(f);
@@ -215,14 +215,14 @@ fn stage_and_prepare(
     manifest: &service::backup::Manifest,
     current_vkey: Option<&str>,
 ) -> Result<u64> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new().mode(0o700).create(staging)?;
+    use crate::fsx::OwnerOnly;
+    std::fs::DirBuilder::new().owner_only().create(staging)?;
     let staged = staging.join("hourglass.db");
     let copy_private = |src: &Path, dst: &Path| -> Result<()> {
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .owner_only()
             .open(dst)?;
         let mut input = std::fs::File::open(src)
             .map_err(|e| Error::startup(format!("cannot read {}: {e}", src.display())))?;

@@ -226,6 +226,7 @@ pub fn run(o: &Options) -> Result<()> {
     })
 }
 
+#[cfg(unix)]
 async fn terminated() {
     use tokio::signal::unix::{SignalKind, signal};
     if let Ok(mut t) = signal(SignalKind::terminate()) {
@@ -233,6 +234,13 @@ async fn terminated() {
     } else {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// In a console: Ctrl-C. Under the service manager the service's stop request ends the daemon
+/// through the same shutdown path (`agent::service`).
+#[cfg(not(unix))]
+async fn terminated() {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 fn lock(shared: &Mutex<Shared>) -> Result<std::sync::MutexGuard<'_, Shared>> {

@@ -55,8 +55,8 @@ impl Drop for Staged {
 }
 
 pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
+    use crate::fsx::OwnerOnly;
     use std::io::Write;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let bytes = std::fs::read(path)?;
     if only_root_can_change(path) {
         return Ok(Staged {
@@ -68,7 +68,7 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
     let dir = state_dir.join("run");
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .owner_only()
         .create(&dir)?;
     let name = path
         .file_name()
@@ -78,7 +78,7 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o700)
+        .owner_only()
         .open(&copy)?;
     let staged = Staged {
         run: copy.clone(),
@@ -92,6 +92,7 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
 
 /// Owned by root and not writable by group or others, and so is every directory above it
 /// (a sticky directory such as /tmp is fine: others cannot replace root's entry in it).
+#[cfg(unix)]
 fn only_root_can_change(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = std::fs::metadata(path) else {
@@ -104,6 +105,13 @@ fn only_root_can_change(path: &Path) -> bool {
         std::fs::metadata(d)
             .is_ok_and(|m| m.uid() == 0 && (m.mode() & 0o022 == 0 || m.mode() & 0o1000 != 0))
     })
+}
+
+/// On Windows every program is staged: whether only administrators can change a file is
+/// an ACL question this agent does not answer yet.
+#[cfg(not(unix))]
+fn only_root_can_change(_path: &Path) -> bool {
+    false
 }
 
 /// The attributes the engine matches on, from the program's path and the bytes that will run.
@@ -313,7 +321,7 @@ pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Resul
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

@@ -7,8 +7,13 @@ pub mod elevate;
 pub mod enforcer;
 pub mod offline;
 pub mod os;
+#[cfg(all(test, unix))]
+mod os_cases;
 pub mod queue;
 pub mod requests;
 pub mod simulate;
 pub mod state;
 pub mod utmp;
+#[cfg(windows)]
+pub mod win32;
+pub mod windows;

@@ -8,9 +8,9 @@
 //! The command and the daemon are separate processes: what they share lives in
 //! `offline.json`, read and written only under an exclusive lock on `offline.lock`.
 
+use crate::fsx::OwnerOnly;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +58,7 @@ pub fn with<T>(dir: &Path, f: impl FnOnce(&mut Offline) -> Result<T>) -> Result<
         .create(true)
         .truncate(false)
         .write(true)
-        .mode(0o600)
+        .owner_only()
         .open(dir.join(LOCK))?;
     lock.lock()?;
     let before = fs::read_to_string(dir.join(FILE)).unwrap_or_default();
@@ -73,7 +73,7 @@ pub fn with<T>(dir: &Path, f: impl FnOnce(&mut Offline) -> Result<T>) -> Result<
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .owner_only()
         .open(&tmp)?;
     file.write_all(after.as_bytes())?;
     file.sync_all()?;

@@ -1,9 +1,9 @@
 //! Events waiting for upload, one JSON line each in the state directory, so none is lost
 //! while the appliance is unreachable or the agent restarts (AGT-06).
 
+use crate::fsx::OwnerOnly;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
@@ -28,7 +28,7 @@ impl Queue {
         let mut f = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .mode(0o600)
+            .owner_only()
             .open(&self.path)?;
         let mut line = serde_json::to_vec(e)?;
         line.push(b'\n');
@@ -73,7 +73,7 @@ impl Queue {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .owner_only()
             .open(&tmp)?;
         for e in &rest {
             let mut line = serde_json::to_vec(e)?;

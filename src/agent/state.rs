@@ -2,9 +2,9 @@
 //! the last command sequence, recent results (to re-acknowledge re-sent commands), active
 //! grants with their absolute expiry, and the learned offset to the server's clock.
 
+use crate::fsx::OwnerOnly;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -106,7 +106,7 @@ impl State {
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .owner_only()
             .open(&tmp)?;
         f.write_all(&serde_json::to_vec_pretty(self)?)?;
         f.sync_all()?;
@@ -163,7 +163,7 @@ pub fn ensure_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o700)
+            .owner_only()
             .create(dir)
             .map_err(|e| {
                 Error::startup(format!(

@@ -3,8 +3,9 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
+
+use crate::fsx::OwnerOnly;
 
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -93,7 +94,7 @@ impl Crypto {
             let mut f = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
-                .mode(0o600)
+                .owner_only()
                 .open(path)
                 .map_err(|e| Error::startup(format!("cannot create {}: {e}", path.display())))?;
             f.write_all(k.as_ref())?;
@@ -186,7 +187,7 @@ impl Crypto {
 pub fn check_key_permissions(path: &Path) -> Result<()> {
     let meta = fs::metadata(path)
         .map_err(|e| Error::startup(format!("cannot read {}: {e}", path.display())))?;
-    let mode = meta.permissions().mode() & 0o777;
+    let mode = crate::fsx::mode(&meta) & 0o777;
     if mode & 0o026 != 0 {
         return Err(Error::startup(format!(
             "{} has mode {mode:04o}: it must not be readable by others or writable by group/others; fix it with `chmod 600 {}`",
@@ -201,7 +202,7 @@ pub fn check_key_permissions(path: &Path) -> Result<()> {
             dir
         };
         if let Ok(m) = fs::metadata(dir) {
-            let dmode = m.permissions().mode() & 0o777;
+            let dmode = crate::fsx::mode(&m);
             if dmode & 0o002 != 0 && dmode & 0o1000 == 0 {
                 return Err(Error::startup(format!(
                     "{} is world-writable ({dmode:04o}), so anyone could replace the key file; fix it with `chmod 700 {}`",
@@ -254,6 +255,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn ctx<'a>(row: &'a str, tenant: &'a str) -> SealContext<'a> {
         SealContext {

@@ -78,7 +78,6 @@ pub fn check_copy(path: &Path) -> Result<(i64, Vec<u8>)> {
 
 /// Writes a checked backup to `out` (mode 0600) and its manifest, and audits it.
 pub fn create(ctx: &Ctx, out: &Path, by: Option<&By>) -> Result<Manifest> {
-    use std::os::unix::fs::PermissionsExt;
     if out.exists() || manifest_path(out).exists() {
         return Err(Error::startup(format!(
             "{} exists already: choose a new name",
@@ -89,11 +88,11 @@ pub fn create(ctx: &Ctx, out: &Path, by: Option<&By>) -> Result<Manifest> {
     let _ = std::fs::remove_file(&partial);
     // Private from the first byte: SQLite fills an empty file it is given.
     {
-        use std::os::unix::fs::OpenOptionsExt;
+        use crate::fsx::OwnerOnly;
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .owner_only()
             .open(&partial)
             .map_err(|e| Error::startup(format!("cannot create {}: {e}", partial.display())))?;
     }
@@ -102,8 +101,7 @@ pub fn create(ctx: &Ctx, out: &Path, by: Option<&By>) -> Result<Manifest> {
         e
     };
     ctx.db.snapshot_to(&partial).map_err(cleanup)?;
-    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| cleanup(e.into()))?;
+    crate::fsx::set_mode(&partial, 0o600).map_err(|e| cleanup(e.into()))?;
     let (entries, _) = check_copy(&partial).map_err(cleanup)?;
     let checkpoint = Db::open_read_only(&partial)
         .and_then(|copy| super::checkpoints::sign_head(ctx, &copy))
@@ -142,12 +140,12 @@ pub fn create(ctx: &Ctx, out: &Path, by: Option<&By>) -> Result<Manifest> {
 pub type By = (crate::authz::Principal, super::audit::Origin);
 
 pub fn write_private(path: &Path, text: &str) -> Result<()> {
+    use crate::fsx::OwnerOnly;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .owner_only()
         .open(path)
         .map_err(|e| Error::startup(format!("cannot create {}: {e}", path.display())))?;
     f.write_all(text.as_bytes())?;
@@ -294,7 +292,7 @@ pub async fn sweep(ctx: &Ctx, now: crate::clock::Timestamp) -> Result<u64> {
 /// At start-up: the scheduled backups' directory exists and takes files, so a wrong setting
 /// (or a read-only path under systemd's sandbox) stops the start instead of every backup.
 pub fn check_dir(cfg: &crate::config::Config) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
+    use crate::fsx::OwnerOnly;
     if cfg.backup.keep == 0 {
         return Ok(());
     }
@@ -302,7 +300,7 @@ pub fn check_dir(cfg: &crate::config::Config) -> Result<()> {
     let probe = dir.join(".write-test");
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .owner_only()
         .create(&dir)
         .and_then(|()| std::fs::write(&probe, b""))
         .and_then(|()| std::fs::remove_file(&probe))
@@ -324,11 +322,11 @@ pub fn scheduled_dir(cfg: &crate::config::Config) -> PathBuf {
 }
 
 fn scheduled(ctx: &Ctx, now: crate::clock::Timestamp, by: Option<&By>) -> Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
+    use crate::fsx::OwnerOnly;
     let dir = scheduled_dir(&ctx.cfg);
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .owner_only()
         .create(&dir)?;
     // Names sort by time: hourglass-2026-11-23T02-00-00.000Z.db
     let path = dir.join(format!("hourglass-{}.db", now.rfc3339().replace(':', "-")));

@@ -279,15 +279,15 @@ fn signing_key(tx: &WriteTx<'_>, crypto: &Crypto, host: &str, now: Timestamp) ->
 
 /// Replaces the file atomically so a reader never sees half a checkpoint.
 fn write_file(path: &Path, text: &str) -> std::io::Result<()> {
+    use crate::fsx::OwnerOnly;
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     // Private whatever the umask: the checkpoint is the operator's, not other users'.
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
-        .mode(0o600)
+        .owner_only()
         .open(&tmp)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;

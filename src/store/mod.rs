@@ -300,23 +300,20 @@ impl Db {
 /// The database file exists and is readable by its owner only (0600, whatever the umask);
 /// SQLite gives its WAL and shared-memory files the same mode as the database.
 fn private_file(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use crate::fsx::OwnerOnly;
     let cannot =
         |e: std::io::Error| Error::startup(format!("cannot prepare {}: {e}", path.display()));
     if !path.exists() {
         std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .owner_only()
             .open(path)
             .map_err(cannot)?;
     }
-    let mode = std::fs::metadata(path)
-        .map_err(cannot)?
-        .permissions()
-        .mode();
+    let mode = crate::fsx::mode(&std::fs::metadata(path).map_err(cannot)?);
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(cannot)?;
+        crate::fsx::set_mode(path, 0o600).map_err(cannot)?;
     }
     Ok(())
 }
