@@ -165,6 +165,9 @@ pub struct AgentPlace {
     /// The local administrators group (`sudo` on Debian, `wheel` elsewhere).
     #[arg(long, value_name = "GROUP", default_value = "sudo")]
     pub admin_group: String,
+    /// Which machine the agent changes (`fake-sam`: an in-memory Windows SAM, for tests).
+    #[arg(long, value_enum, default_value = "system", hide = true)]
+    pub os_backend: crate::agent::daemon::Backend,
 }
 
 #[derive(Debug, Subcommand)]

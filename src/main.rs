@@ -26,6 +26,7 @@ fn agent_options(p: AgentPlace) -> Options {
         state_dir: p.state_dir,
         root: p.root,
         admin_group: p.admin_group,
+        backend: p.os_backend,
     }
 }
 
@@ -191,7 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     let dir = place.state_dir.clone();
                     let g = hourglass::agent::offline::login(
                         &dir,
-                        &agent_options(place).os(),
+                        agent_options(place).os()?.as_ref(),
                         &account,
                         &code,
                         hourglass::clock::Clock::system().now().millis(),

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::enforcer::{self, Verdict};
-use super::os::{LinuxShadow, Os};
+#[cfg(unix)]
+use super::os::LinuxShadow;
+use super::os::Os;
 use super::queue::Queue;
 use super::state::State;
 use crate::error::{Error, Result};
@@ -21,12 +23,39 @@ pub struct Options {
     pub state_dir: PathBuf,
     pub root: PathBuf,
     pub admin_group: String,
+    pub backend: Backend,
+}
+
+/// Which machine the agent changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// This machine: the shadow tools under `--root` on Linux, the SAM on Windows.
+    #[default]
+    System,
+    /// The Windows back end over an in-memory SAM kept in `<state-dir>/fake-sam.json`
+    /// (tests; trying the Windows logic where there is no Windows).
+    FakeSam,
 }
 
 impl Options {
-    pub fn os(&self) -> LinuxShadow {
-        LinuxShadow::new(&self.root, &self.admin_group)
+    pub fn os(&self) -> Result<Arc<dyn Os>> {
+        Ok(match self.backend {
+            Backend::FakeSam => Arc::new(super::windows::WindowsSam::new(
+                super::windows::StoredSam::open(&self.state_dir.join("fake-sam.json"))?,
+            )),
+            Backend::System => system_os(self),
+        })
     }
+}
+
+#[cfg(unix)]
+fn system_os(o: &Options) -> Arc<dyn Os> {
+    Arc::new(LinuxShadow::new(&o.root, &o.admin_group))
+}
+
+#[cfg(windows)]
+fn system_os(_o: &Options) -> Arc<dyn Os> {
+    Arc::new(super::windows::WindowsSam::new(super::win32::Win32Api))
 }
 
 #[allow(clippy::disallowed_methods)] // the agent's wall clock: only to learn the server offset
@@ -80,7 +109,7 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
     let server = server.trim_end_matches('/').to_string();
     let client = super::client::pinned_client(fingerprint)
         .map_err(|e| Error::startup(format!("--fingerprint: {e}")))?;
-    let os = o.os();
+    let os = o.os()?;
     let baseline = os.admin_members().map_err(|e| {
         Error::startup(format!(
             "cannot read the administrators group under {}: {e}",
@@ -192,7 +221,7 @@ impl Api {
 /// `hourglass agent run`.
 pub fn run(o: &Options) -> Result<()> {
     let state = State::load(&o.state_dir)?;
-    let os: Arc<dyn Os> = Arc::new(o.os());
+    let os: Arc<dyn Os> = o.os()?;
     // Until the first answer from the server, its time comes from the wall clock plus the
     // offset learned before the restart.
     let anchor = Anchor {

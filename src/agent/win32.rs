@@ -1,1 +1,423 @@
+//! The agent's only raw Win32 calls (Windows builds only): the SAM (NetUser*), the local
+//! Administrators group (by its well-known SID, NetLocalGroup*) and terminal-services
+//! sessions (WTS*), each behind a safe method of `WinApi`. Strings are passed as
+//! NUL-terminated UTF-16 buffers that outlive the call; every buffer Windows allocates is
+//! freed with its own free function before the method returns. Password buffers are zeroed
+//! after use.
+//!
+//! This has not run on a real Windows machine yet: it is built and linted for
+//! x86_64-pc-windows-gnu, and the logic above it is tested against `FakeSam`.
 
+// The one module allowed to use `unsafe` (CONVENTIONS: FFI lives in one small place).
+#![allow(unsafe_code)]
+
+use std::ptr::{null, null_mut};
+
+use windows_sys::Win32::Foundation::{ERROR_MORE_DATA, GetLastError};
+use windows_sys::Win32::NetworkManagement::NetManagement::{
+    LOCALGROUP_MEMBERS_INFO_1, LOCALGROUP_MEMBERS_INFO_3, MAX_PREFERRED_LENGTH, NetApiBufferFree,
+    NetLocalGroupAddMembers, NetLocalGroupDelMembers, NetLocalGroupGetMembers, NetUserAdd,
+    NetUserGetInfo, NetUserSetInfo, UF_ACCOUNTDISABLE, UF_DONT_EXPIRE_PASSWD, UF_NORMAL_ACCOUNT,
+    UF_SCRIPT, USER_INFO_1, USER_INFO_1003, USER_INFO_1008, USER_PRIV_USER,
+};
+use windows_sys::Win32::Security::{
+    CreateWellKnownSid, LookupAccountSidW, PSID, SECURITY_MAX_SID_SIZE, SID_NAME_USE,
+    WinBuiltinAdministratorsSid,
+};
+use windows_sys::Win32::System::RemoteDesktop::{
+    WTS_CURRENT_SERVER_HANDLE, WTS_SESSION_INFOW, WTSEnumerateSessionsW, WTSFreeMemory, WTSINFOW,
+    WTSLogoffSession, WTSQuerySessionInformationW, WTSSendMessageW, WTSSessionInfo, WTSUserName,
+};
+use windows_sys::Win32::UI::WindowsAndMessaging::{MB_ICONINFORMATION, MB_OK};
+use zeroize::Zeroize;
+
+use super::windows::{NERR_SUCCESS, Session, WinApi, WinError};
+
+/// NUL-terminated UTF-16.
+fn wide(s: &str) -> Vec<u16> {
+    s.encode_utf16().chain(std::iter::once(0)).collect()
+}
+
+/// Reads a NUL-terminated UTF-16 string Windows handed out.
+///
+/// SAFETY (for callers): `p` is null or points to a NUL-terminated UTF-16 string that stays
+/// valid for the duration of the call.
+unsafe fn from_wide(p: *const u16) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    let mut n = 0;
+    // SAFETY: the string is NUL-terminated (caller's guarantee), so every read up to and
+    // including the terminator is inside it.
+    while unsafe { *p.add(n) } != 0 {
+        n += 1;
+    }
+    // SAFETY: `n` elements were just read.
+    String::from_utf16_lossy(unsafe { std::slice::from_raw_parts(p, n) })
+}
+
+fn from_array(a: &[u16]) -> String {
+    let end = a.iter().position(|&c| c == 0).unwrap_or(a.len());
+    String::from_utf16_lossy(&a[..end])
+}
+
+fn status(call: &'static str, rc: u32) -> Result<(), WinError> {
+    if rc == NERR_SUCCESS {
+        Ok(())
+    } else {
+        Err(WinError::from_code(call, rc))
+    }
+}
+
+fn last_error(call: &'static str) -> WinError {
+    // SAFETY: no arguments; reads the calling thread's last-error value.
+    WinError::from_code(call, unsafe { GetLastError() })
+}
+
+/// FILETIME ticks (100 ns since 1601) → Unix seconds.
+fn unix_seconds(filetime: i64) -> i64 {
+    filetime / 10_000_000 - 11_644_473_600
+}
+
+/// The real Windows calls.
+pub struct Win32Api;
+
+impl Win32Api {
+    /// UF_* flags of a user (NetUserGetInfo level 1).
+    fn flags(&self, name: &str) -> Result<u32, WinError> {
+        let n = wide(name);
+        let mut buf: *mut u8 = null_mut();
+        // SAFETY: `n` is NUL-terminated and outlives the call; `buf` receives a buffer that
+        // Windows allocated, freed below.
+        let rc = unsafe { NetUserGetInfo(null(), n.as_ptr(), 1, &mut buf) };
+        let flags = if rc == NERR_SUCCESS && !buf.is_null() {
+            // SAFETY: level 1 returns one USER_INFO_1.
+            Ok(unsafe { (*(buf as *const USER_INFO_1)).usri1_flags })
+        } else {
+            Err(WinError::from_code("NetUserGetInfo", rc))
+        };
+        if !buf.is_null() {
+            // SAFETY: allocated by NetUserGetInfo.
+            unsafe { NetApiBufferFree(buf as *const _) };
+        }
+        flags
+    }
+
+    fn session_user(&self, id: u32) -> String {
+        let mut p: *mut u16 = null_mut();
+        let mut bytes = 0u32;
+        // SAFETY: out-pointers are valid; the buffer is freed with WTSFreeMemory.
+        let ok = unsafe {
+            WTSQuerySessionInformationW(
+                WTS_CURRENT_SERVER_HANDLE,
+                id,
+                WTSUserName,
+                &mut p,
+                &mut bytes,
+            )
+        };
+        if ok == 0 || p.is_null() {
+            return String::new();
+        }
+        // SAFETY: WTSUserName is a NUL-terminated string in the returned buffer.
+        let user = unsafe { from_wide(p) };
+        // SAFETY: allocated by WTSQuerySessionInformationW.
+        unsafe { WTSFreeMemory(p as *mut _) };
+        user
+    }
+
+    fn session_logon(&self, id: u32) -> i64 {
+        let mut p: *mut u16 = null_mut();
+        let mut bytes = 0u32;
+        // SAFETY: as in `session_user`.
+        let ok = unsafe {
+            WTSQuerySessionInformationW(
+                WTS_CURRENT_SERVER_HANDLE,
+                id,
+                WTSSessionInfo,
+                &mut p,
+                &mut bytes,
+            )
+        };
+        if ok == 0 || p.is_null() {
+            return 0;
+        }
+        let at = if bytes as usize >= std::mem::size_of::<WTSINFOW>() {
+            // SAFETY: WTSSessionInfo returns one WTSINFOW, size checked above.
+            unix_seconds(unsafe { (*(p as *const WTSINFOW)).LogonTime })
+        } else {
+            0
+        };
+        // SAFETY: allocated by WTSQuerySessionInformationW.
+        unsafe { WTSFreeMemory(p as *mut _) };
+        at
+    }
+}
+
+impl WinApi for Win32Api {
+    fn user_exists(&self, name: &str) -> Result<bool, WinError> {
+        match self.flags(name) {
+            Ok(_) => Ok(true),
+            Err(WinError::UserNotFound) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn add_user(&self, name: &str, password: &str) -> Result<(), WinError> {
+        let mut n = wide(name);
+        let mut p = wide(password);
+        let info = USER_INFO_1 {
+            usri1_name: n.as_mut_ptr(),
+            usri1_password: p.as_mut_ptr(),
+            usri1_password_age: 0,
+            usri1_priv: USER_PRIV_USER,
+            usri1_home_dir: null_mut(),
+            usri1_comment: null_mut(),
+            usri1_flags: UF_SCRIPT | UF_NORMAL_ACCOUNT | UF_DONT_EXPIRE_PASSWD,
+            usri1_script_path: null_mut(),
+        };
+        let mut parm = 0u32;
+        // SAFETY: `info` points into `n` and `p`, both alive until after the call.
+        let rc = unsafe {
+            NetUserAdd(
+                null(),
+                1,
+                &info as *const USER_INFO_1 as *const u8,
+                &mut parm,
+            )
+        };
+        p.zeroize();
+        status("NetUserAdd", rc)
+    }
+
+    fn set_password(&self, name: &str, password: &str) -> Result<(), WinError> {
+        let n = wide(name);
+        let mut p = wide(password);
+        let info = USER_INFO_1003 {
+            usri1003_password: p.as_mut_ptr(),
+        };
+        let mut parm = 0u32;
+        // SAFETY: `info` points into `p`, alive until after the call.
+        let rc = unsafe {
+            NetUserSetInfo(
+                null(),
+                n.as_ptr(),
+                1003,
+                &info as *const USER_INFO_1003 as *const u8,
+                &mut parm,
+            )
+        };
+        p.zeroize();
+        status("NetUserSetInfo", rc)
+    }
+
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), WinError> {
+        let flags = self.flags(name)?;
+        let info = USER_INFO_1008 {
+            usri1008_flags: if enabled {
+                flags & !UF_ACCOUNTDISABLE
+            } else {
+                flags | UF_ACCOUNTDISABLE
+            },
+        };
+        let n = wide(name);
+        let mut parm = 0u32;
+        // SAFETY: `n` and `info` outlive the call.
+        let rc = unsafe {
+            NetUserSetInfo(
+                null(),
+                n.as_ptr(),
+                1008,
+                &info as *const USER_INFO_1008 as *const u8,
+                &mut parm,
+            )
+        };
+        status("NetUserSetInfo", rc)
+    }
+
+    fn administrators_group(&self) -> Result<String, WinError> {
+        let mut sid = [0u8; SECURITY_MAX_SID_SIZE as usize];
+        let mut size = SECURITY_MAX_SID_SIZE;
+        // SAFETY: `sid` has room for any SID (`size` says how much).
+        let ok = unsafe {
+            CreateWellKnownSid(
+                WinBuiltinAdministratorsSid,
+                null_mut(),
+                sid.as_mut_ptr() as PSID,
+                &mut size,
+            )
+        };
+        if ok == 0 {
+            return Err(last_error("CreateWellKnownSid"));
+        }
+        let mut name = [0u16; 257];
+        let mut domain = [0u16; 257];
+        let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
+        let mut kind: SID_NAME_USE = 0;
+        // SAFETY: both buffers are as long as their lengths say; the SID was built above.
+        let ok = unsafe {
+            LookupAccountSidW(
+                null(),
+                sid.as_mut_ptr() as PSID,
+                name.as_mut_ptr(),
+                &mut name_len,
+                domain.as_mut_ptr(),
+                &mut domain_len,
+                &mut kind,
+            )
+        };
+        if ok == 0 {
+            return Err(last_error("LookupAccountSidW"));
+        }
+        Ok(from_array(&name))
+    }
+
+    fn group_members(&self, group: &str) -> Result<Vec<String>, WinError> {
+        let g = wide(group);
+        let mut out = Vec::new();
+        let mut resume: usize = 0;
+        loop {
+            let mut buf: *mut u8 = null_mut();
+            let (mut read, mut total) = (0u32, 0u32);
+            // SAFETY: out-pointers are valid; the buffer is freed below.
+            let rc = unsafe {
+                NetLocalGroupGetMembers(
+                    null(),
+                    g.as_ptr(),
+                    1,
+                    &mut buf,
+                    MAX_PREFERRED_LENGTH,
+                    &mut read,
+                    &mut total,
+                    &mut resume,
+                )
+            };
+            if (rc == NERR_SUCCESS || rc == ERROR_MORE_DATA) && !buf.is_null() {
+                // SAFETY: level 1 returns `read` LOCALGROUP_MEMBERS_INFO_1 records.
+                let items = unsafe {
+                    std::slice::from_raw_parts(
+                        buf as *const LOCALGROUP_MEMBERS_INFO_1,
+                        read as usize,
+                    )
+                };
+                for m in items {
+                    // SAFETY: each name is a NUL-terminated string inside the buffer.
+                    out.push(unsafe { from_wide(m.lgrmi1_name) });
+                }
+            }
+            if !buf.is_null() {
+                // SAFETY: allocated by NetLocalGroupGetMembers.
+                unsafe { NetApiBufferFree(buf as *const _) };
+            }
+            match rc {
+                NERR_SUCCESS => return Ok(out),
+                ERROR_MORE_DATA => continue,
+                rc => return Err(WinError::from_code("NetLocalGroupGetMembers", rc)),
+            }
+        }
+    }
+
+    fn add_to_group(&self, group: &str, name: &str) -> Result<(), WinError> {
+        let g = wide(group);
+        let mut n = wide(name);
+        let info = LOCALGROUP_MEMBERS_INFO_3 {
+            lgrmi3_domainandname: n.as_mut_ptr(),
+        };
+        // SAFETY: `g`, `n` and `info` outlive the call; one entry.
+        let rc = unsafe {
+            NetLocalGroupAddMembers(
+                null(),
+                g.as_ptr(),
+                3,
+                &info as *const LOCALGROUP_MEMBERS_INFO_3 as *const u8,
+                1,
+            )
+        };
+        status("NetLocalGroupAddMembers", rc)
+    }
+
+    fn remove_from_group(&self, group: &str, name: &str) -> Result<(), WinError> {
+        let g = wide(group);
+        let mut n = wide(name);
+        let info = LOCALGROUP_MEMBERS_INFO_3 {
+            lgrmi3_domainandname: n.as_mut_ptr(),
+        };
+        // SAFETY: as in `add_to_group`.
+        let rc = unsafe {
+            NetLocalGroupDelMembers(
+                null(),
+                g.as_ptr(),
+                3,
+                &info as *const LOCALGROUP_MEMBERS_INFO_3 as *const u8,
+                1,
+            )
+        };
+        status("NetLocalGroupDelMembers", rc)
+    }
+
+    fn sessions(&self) -> Result<Vec<Session>, WinError> {
+        let mut p: *mut WTS_SESSION_INFOW = null_mut();
+        let mut count = 0u32;
+        // SAFETY: out-pointers are valid; the array is freed with WTSFreeMemory.
+        let ok =
+            unsafe { WTSEnumerateSessionsW(WTS_CURRENT_SERVER_HANDLE, 0, 1, &mut p, &mut count) };
+        if ok == 0 {
+            return Err(last_error("WTSEnumerateSessionsW"));
+        }
+        let mut out = Vec::new();
+        if !p.is_null() {
+            // SAFETY: `count` records were returned.
+            let items = unsafe { std::slice::from_raw_parts(p, count as usize) };
+            for s in items {
+                let user = self.session_user(s.SessionId);
+                if user.is_empty() {
+                    continue;
+                }
+                out.push(Session {
+                    id: s.SessionId,
+                    user,
+                    // SAFETY: the station name is a NUL-terminated string in the array.
+                    station: unsafe { from_wide(s.pWinStationName) },
+                    logon_at: self.session_logon(s.SessionId),
+                });
+            }
+            // SAFETY: allocated by WTSEnumerateSessionsW.
+            unsafe { WTSFreeMemory(p as *mut _) };
+        }
+        Ok(out)
+    }
+
+    fn logoff_session(&self, id: u32) -> Result<(), WinError> {
+        // SAFETY: plain values; not waiting for the log-off to finish.
+        let ok = unsafe { WTSLogoffSession(WTS_CURRENT_SERVER_HANDLE, id, 0) };
+        if ok == 0 {
+            return Err(last_error("WTSLogoffSession"));
+        }
+        Ok(())
+    }
+
+    fn send_message(&self, id: u32, title: &str, text: &str) -> Result<(), WinError> {
+        let t: Vec<u16> = title.encode_utf16().collect();
+        let m: Vec<u16> = text.encode_utf16().collect();
+        let mut response = 0i32;
+        // SAFETY: lengths are in bytes of the buffers passed; not waiting for an answer.
+        let ok = unsafe {
+            WTSSendMessageW(
+                WTS_CURRENT_SERVER_HANDLE,
+                id,
+                t.as_ptr(),
+                (t.len() * 2) as u32,
+                m.as_ptr(),
+                (m.len() * 2) as u32,
+                MB_OK | MB_ICONINFORMATION,
+                60,
+                &mut response,
+                0,
+            )
+        };
+        if ok == 0 {
+            return Err(last_error("WTSSendMessageW"));
+        }
+        Ok(())
+    }
+}

@@ -92,7 +92,7 @@ impl WinError {
 }
 
 /// One terminal-services session with a user in it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Session {
     pub id: u32,
     pub user: String,
@@ -264,14 +264,15 @@ pub struct FakeSam {
     pub state: Mutex<FakeState>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct FakeUser {
     pub name: String,
     pub password: String,
     pub enabled: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct FakeState {
     /// Lower-cased name → user.
     pub users: BTreeMap<String, FakeUser>,
@@ -430,6 +431,81 @@ impl WinApi for FakeSam {
     fn send_message(&self, id: u32, _title: &str, text: &str) -> std::result::Result<(), WinError> {
         self.lock().messages.push((id, text.into()));
         Ok(())
+    }
+}
+
+/// The in-memory SAM kept in a JSON file, so a test can seed it before `agent run` and read
+/// it afterwards (`--os-backend fake-sam`: the Windows logic on a machine without Windows).
+pub struct StoredSam {
+    path: std::path::PathBuf,
+    sam: FakeSam,
+}
+
+impl StoredSam {
+    pub fn open(path: &std::path::Path) -> Result<StoredSam> {
+        let state = match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| Error::startup(format!("{}: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FakeState::default(),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(StoredSam {
+            path: path.to_path_buf(),
+            sam: FakeSam::with(state),
+        })
+    }
+
+    fn save<T>(&self, r: std::result::Result<T, WinError>) -> std::result::Result<T, WinError> {
+        let write = serde_json::to_vec_pretty(&self.sam.snapshot())
+            .map_err(std::io::Error::other)
+            .and_then(|b| {
+                let tmp = self.path.with_extension("tmp");
+                std::fs::write(&tmp, b)?;
+                std::fs::rename(&tmp, &self.path)
+            });
+        match write {
+            Ok(()) => r,
+            Err(_) => Err(WinError::Failed {
+                call: "fake-sam save",
+                code: 0,
+            }),
+        }
+    }
+}
+
+impl WinApi for StoredSam {
+    fn user_exists(&self, name: &str) -> std::result::Result<bool, WinError> {
+        self.sam.user_exists(name)
+    }
+    fn add_user(&self, name: &str, password: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.add_user(name, password))
+    }
+    fn set_password(&self, name: &str, password: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.set_password(name, password))
+    }
+    fn set_enabled(&self, name: &str, enabled: bool) -> std::result::Result<(), WinError> {
+        self.save(self.sam.set_enabled(name, enabled))
+    }
+    fn administrators_group(&self) -> std::result::Result<String, WinError> {
+        self.sam.administrators_group()
+    }
+    fn group_members(&self, group: &str) -> std::result::Result<Vec<String>, WinError> {
+        self.sam.group_members(group)
+    }
+    fn add_to_group(&self, group: &str, name: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.add_to_group(group, name))
+    }
+    fn remove_from_group(&self, group: &str, name: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.remove_from_group(group, name))
+    }
+    fn sessions(&self) -> std::result::Result<Vec<Session>, WinError> {
+        self.sam.sessions()
+    }
+    fn logoff_session(&self, id: u32) -> std::result::Result<(), WinError> {
+        self.save(self.sam.logoff_session(id))
+    }
+    fn send_message(&self, id: u32, title: &str, text: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.send_message(id, title, text))
     }
 }
 
