@@ -48,6 +48,32 @@ pub fn named_account(person_tenant: TenantKind, username: &str) -> String {
     }
 }
 
+/// The longest username a person of this kind of tenant may have, so that their workstation
+/// account (`msp-` + username, or `co-…`) fits Windows' 20-character limit.
+pub fn username_max(person_tenant: TenantKind) -> usize {
+    match person_tenant {
+        TenantKind::Msp => crate::model::users::USERNAME_MAX - "msp-".len(),
+        TenantKind::Customer => crate::model::users::USERNAME_MAX,
+    }
+}
+
+/// Refuses a username whose workstation account Windows would not take (CONVENTIONS: said
+/// where it is chosen, never cut short on the workstation).
+pub fn check_account_fits(person_tenant: TenantKind, username: &str) -> Result<()> {
+    let account = named_account(person_tenant, username);
+    let max = crate::model::users::USERNAME_MAX;
+    if account.chars().count() > max {
+        return Err(crate::error::Error::validation(
+            "username",
+            format!(
+                "gives the workstation account {account} ({} characters); Windows allows at most {max}: choose a shorter username",
+                account.chars().count()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `msp-` + four random digits, for a tenant switching to shared mode.
 pub fn shared_account_candidate() -> Result<String> {
     let mut b = [0u8; 2];
@@ -167,6 +193,26 @@ mod tests {
         assert_eq!(named_account(TenantKind::Msp, "nik"), "msp-nik");
         assert_eq!(named_account(TenantKind::Customer, "co-ann"), "co-ann");
         assert_eq!(named_account(TenantKind::Customer, "ann"), "co-ann");
+    }
+
+    #[test]
+    fn workstation_accounts_fit_the_windows_limit() {
+        use crate::model::users::{Email, USERNAME_MAX, Username};
+        let email = Email::parse("maximilian.vonundzu@msp.example").unwrap();
+        let u = Username::generate("", &email, username_max(TenantKind::Msp), |_| false).unwrap();
+        let account = named_account(TenantKind::Msp, u.as_str());
+        assert!(account.chars().count() <= USERNAME_MAX, "{account}");
+        assert!(check_account_fits(TenantKind::Msp, u.as_str()).is_ok());
+        let e = check_account_fits(TenantKind::Msp, "seventeen-letters")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("msp-seventeen-letters") && e.contains("at most 20"),
+            "{e}"
+        );
+        assert!(check_account_fits(TenantKind::Customer, "co-exactly-twenty-ch").is_ok());
+        assert!(check_account_fits(TenantKind::Customer, "eighteen-letters-x").is_err());
+        assert!(check_account_fits(TenantKind::Msp, "nik").is_ok());
         assert_eq!(
             account_for(LoginMode::Shared, Some("msp-2356"), TenantKind::Msp, "nik").unwrap(),
             "msp-2356"

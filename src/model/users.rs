@@ -35,8 +35,13 @@ impl Username {
     }
 
     /// Generates `prefix` + the email's local part, lower-cased, stripped of what is not
-    /// allowed, truncated, and numbered on collision (`co-nik`, `co-nik2`, …).
-    pub fn generate(prefix: &str, email: &Email, taken: impl Fn(&str) -> bool) -> Result<Username> {
+    /// allowed, cut to `max` characters, and numbered on collision (`co-nik`, `co-nik2`, …).
+    pub fn generate(
+        prefix: &str,
+        email: &Email,
+        max: usize,
+        taken: impl Fn(&str) -> bool,
+    ) -> Result<Username> {
         let local = email.local_part().to_lowercase();
         let mut base: String = format!("{prefix}{local}")
             .chars()
@@ -50,13 +55,14 @@ impl Username {
         if base.is_empty() || base == prefix.trim_end_matches('-') {
             base = format!("{prefix}user");
         }
-        let base: String = base.chars().take(USERNAME_MAX).collect();
+        let max = max.min(USERNAME_MAX);
+        let base: String = base.chars().take(max).collect();
         if !taken(&base) {
             return Username::parse(&base);
         }
         for n in 2..10_000u32 {
             let suffix = n.to_string();
-            let stem: String = base.chars().take(USERNAME_MAX - suffix.len()).collect();
+            let stem: String = base.chars().take(max - suffix.len()).collect();
             let candidate = format!("{stem}{suffix}");
             if !taken(&candidate) {
                 return Username::parse(&candidate);
@@ -207,47 +213,58 @@ mod tests {
     fn usernames_are_generated_like_idemeum() {
         let none = |_: &str| false;
         assert_eq!(
-            Username::generate("co-", &email("nik@company.com"), none)
+            Username::generate("co-", &email("nik@company.com"), USERNAME_MAX, none)
                 .unwrap()
                 .as_str(),
             "co-nik"
         );
         assert_eq!(
-            Username::generate("", &email("Nik.Smith@x.io"), none)
+            Username::generate("", &email("Nik.Smith@x.io"), USERNAME_MAX, none)
                 .unwrap()
                 .as_str(),
             "nik.smith"
         );
         assert_eq!(
-            Username::generate("", &email("9lives+tag@x.io"), none)
+            Username::generate("", &email("9lives+tag@x.io"), USERNAME_MAX, none)
                 .unwrap()
                 .as_str(),
             "livestag"
         );
         assert_eq!(
-            Username::generate("", &email("123@x.io"), none)
+            Username::generate("", &email("123@x.io"), USERNAME_MAX, none)
                 .unwrap()
                 .as_str(),
             "user"
         );
         assert_eq!(
-            Username::generate("co-", &email("émile@x.io"), none)
+            Username::generate("co-", &email("émile@x.io"), USERNAME_MAX, none)
                 .unwrap()
                 .as_str(),
             "co-mile"
         );
-        let long = Username::generate("co-", &email("averyveryverylongname@x.io"), none).unwrap();
+        let long = Username::generate(
+            "co-",
+            &email("averyveryverylongname@x.io"),
+            USERNAME_MAX,
+            none,
+        )
+        .unwrap();
         assert_eq!(long.as_str(), "co-averyveryverylong");
         let taken = |u: &str| u == "co-averyveryverylong" || u == "co-averyveryverylon2";
         assert_eq!(
-            Username::generate("co-", &email("averyveryverylongname@x.io"), taken)
-                .unwrap()
-                .as_str(),
+            Username::generate(
+                "co-",
+                &email("averyveryverylongname@x.io"),
+                USERNAME_MAX,
+                taken
+            )
+            .unwrap()
+            .as_str(),
             "co-averyveryverylon3"
         );
         let taken = |u: &str| u == "co-nik";
         assert_eq!(
-            Username::generate("co-", &email("nik@other.com"), taken)
+            Username::generate("co-", &email("nik@other.com"), USERNAME_MAX, taken)
                 .unwrap()
                 .as_str(),
             "co-nik2"
@@ -285,7 +302,7 @@ mod tests {
         #[test]
         fn generated_usernames_always_validate(local in "[ -~]{1,40}", prefix in prop::sample::select(vec!["", "co-"])) {
             if let Ok(e) = Email::parse(&format!("{}@x.io", local.replace(['@', ' '], ""))) {
-                let u = Username::generate(prefix, &e, |_| false).unwrap();
+                let u = Username::generate(prefix, &e, USERNAME_MAX, |_| false).unwrap();
                 prop_assert!(Username::parse(u.as_str()).is_ok());
             }
         }

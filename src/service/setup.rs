@@ -230,7 +230,12 @@ pub async fn complete_setup(
     let first = parse_name("first_name", &f.first_name)?;
     let last = parse_name("last_name", &f.last_name)?;
     let email = Email::parse(&f.email)?;
-    let username = Username::generate("", &email, |_| false)?;
+    let username = Username::generate(
+        "",
+        &email,
+        crate::model::logins::username_max(crate::model::tenants::TenantKind::Msp),
+        |_| false,
+    )?;
     let (session, secret) = enrollment_session(ctx, session_token, &link).await?;
     let words = vec![
         msp_name.clone(),
@@ -351,7 +356,12 @@ pub fn headless_setup(
                 "setup has already been done on this appliance".into(),
             ));
         }
-        let username = Username::generate("", &email, |_| false)?;
+        let username = Username::generate(
+            "",
+            &email,
+            crate::model::logins::username_max(crate::model::tenants::TenantKind::Msp),
+            |_| false,
+        )?;
         let (tenant, uid) = create_msp(tx, &msp_name, &email, &first, &last, &username, now)?;
         store::links::revoke_open(tx, "setup", None, now)?;
         let token = issue_link(tx, "enrollment", Some(uid), ENROLL_LINK_MS, now)?;

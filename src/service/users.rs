@@ -49,7 +49,7 @@ pub async fn create(
         ""
     };
     let (p2, o) = (p.clone(), origin.clone());
-    let tid = t.id;
+    let (tid, kind) = (t.id, t.kind);
     let (uid, token) = ctx
         .db
         .write(move |tx| {
@@ -59,13 +59,15 @@ pub async fn create(
                     "is already used by another person on this appliance",
                 ));
             }
+            let max = crate::model::logins::username_max(kind);
             let username = if typed.is_empty() {
-                Username::generate(prefix, &email, |u| {
+                Username::generate(prefix, &email, max, |u| {
                     store::users::username_taken(&tx.reader(), tid, u).unwrap_or(true)
                 })?
             } else {
                 Username::parse(&typed)?
             };
+            crate::model::logins::check_account_fits(kind, username.as_str())?;
             let uid = UserId::new();
             store::users::insert(
                 tx,
@@ -387,6 +389,7 @@ pub async fn act(
                 }
                 Action::Rename(name) => {
                     let u = Username::parse(name.trim())?;
+                    crate::model::logins::check_account_fits(tenant.kind, u.as_str())?;
                     store::users::set_username(tx, &scope, id, &u, now)?;
                     audit(Event::UserUpdated).details(json!({"username": u})).append(tx)?;
                 }
