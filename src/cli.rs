@@ -188,6 +188,22 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// Windows: register the agent as a service (automatic start, restart on failure).
+    InstallService {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// Windows: take back every right and disable managed accounts, then remove the service.
+    UninstallService {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
+    /// Windows: the entry point the service manager starts.
+    #[command(hide = true)]
+    ServiceRun {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
     /// Ask for a just-in-time administrator session on this workstation.
     RequestAdmin {
         #[arg(long)]

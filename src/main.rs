@@ -151,6 +151,42 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
     }
 }
 
+#[cfg(windows)]
+fn service_command(install: bool, o: &Options) -> Result<()> {
+    if install {
+        hourglass::agent::service::install(o)
+    } else {
+        hourglass::agent::service::uninstall(o)
+    }
+}
+
+#[cfg(not(windows))]
+fn service_command(_install: bool, _o: &Options) -> Result<()> {
+    Err(hourglass::error::Error::startup(
+        "services are a Windows matter: on Linux install appliance/hourglass-agent.service with systemd",
+    ))
+}
+
+#[cfg(windows)]
+fn service_run() -> Result<()> {
+    hourglass::agent::service::dispatch()
+}
+
+#[cfg(not(windows))]
+fn service_run() -> Result<()> {
+    service_command(true, &agent_options_default())
+}
+
+#[cfg(not(windows))]
+fn agent_options_default() -> Options {
+    Options {
+        state_dir: hourglass::agent::state::DEFAULT_STATE_DIR.into(),
+        root: "/".into(),
+        admin_group: String::new(),
+        backend: daemon::Backend::System,
+    }
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     // The agent runs on workstations: it reads no appliance configuration.
     let command = match cli.command {
@@ -166,6 +202,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::InstallService { place } => {
+                    service_command(true, &agent_options(place))?;
+                    println!("The Hourglass service is installed and started.");
+                }
+                AgentCommand::UninstallService { place } => {
+                    service_command(false, &agent_options(place))?;
+                    println!(
+                        "Every right taken back, managed accounts disabled, the service removed."
+                    );
+                }
+                AgentCommand::ServiceRun { place: _ } => service_run()?,
                 AgentCommand::RunElevated {
                     user,
                     reason,

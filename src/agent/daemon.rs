@@ -218,8 +218,36 @@ impl Api {
     }
 }
 
-/// `hourglass agent run`.
+/// `hourglass agent run`: until SIGTERM or Ctrl-C.
 pub fn run(o: &Options) -> Result<()> {
+    run_until(o, terminated())
+}
+
+/// Takes back every administrator right the appliance ordered and disables every account it
+/// manages (before the agent is removed: nothing it granted may outlive it).
+pub fn release_everything(o: &Options) -> Result<()> {
+    let mut state = State::load(&o.state_dir)?;
+    let os = o.os()?;
+    for account in state.ordered_admins.clone() {
+        os.remove_admin(&account)?;
+    }
+    let managed = state
+        .password_versions
+        .keys()
+        .chain(state.grants.iter().map(|g| &g.account))
+        .filter(|a| a.starts_with("msp-") || a.starts_with("co-"))
+        .cloned()
+        .collect::<std::collections::BTreeSet<_>>();
+    for account in managed {
+        os.disable_account(&account)?;
+    }
+    state.ordered_admins.clear();
+    state.grants.clear();
+    state.save(&o.state_dir)
+}
+
+/// The daemon, until `stop` completes (a signal, or the service manager's stop request).
+pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Result<()> {
     let state = State::load(&o.state_dir)?;
     let os: Arc<dyn Os> = o.os()?;
     // Until the first answer from the server, its time comes from the wall clock plus the
@@ -244,7 +272,7 @@ pub fn run(o: &Options) -> Result<()> {
         let uploader = tokio::spawn(upload_loop(api.clone(), queue.clone(), nudge.clone()));
         let result = tokio::select! {
             r = poll_loop(shared.clone(), os, api, queue, dir.clone(), nudge) => r,
-            _ = terminated() => Ok(()),
+            _ = stop => Ok(()),
         };
         enforcer.abort();
         uploader.abort();
@@ -265,8 +293,7 @@ async fn terminated() {
     }
 }
 
-/// In a console: Ctrl-C. Under the service manager the service's stop request ends the daemon
-/// through the same shutdown path (`agent::service`).
+/// In a console: Ctrl-C (under the service manager, `agent::service` passes its own stop).
 #[cfg(not(unix))]
 async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;

@@ -11,6 +11,8 @@ pub mod os;
 mod os_cases;
 pub mod queue;
 pub mod requests;
+#[cfg(windows)]
+pub mod service;
 pub mod simulate;
 pub mod state;
 pub mod utmp;

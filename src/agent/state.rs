@@ -14,7 +14,11 @@ use crate::ids::{CommandId, DeviceId};
 use crate::model::commands::SessionRef;
 use crate::proto::AckResult;
 
+#[cfg(not(windows))]
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/hourglass-agent";
+/// `%ProgramData%\Hourglass` on a standard installation.
+#[cfg(windows)]
+pub const DEFAULT_STATE_DIR: &str = r"C:\ProgramData\Hourglass";
 const STATE_FILE: &str = "state.json";
 /// How many recent command results are kept for re-acknowledgement.
 const REMEMBERED: usize = 1000;

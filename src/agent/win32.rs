@@ -421,3 +421,16 @@ impl WinApi for Win32Api {
         Ok(())
     }
 }
+
+// The service manager's entry point: the macro defines an `extern "system"` function that
+// turns the raw argument vector into OsStrings and calls `service::service_main`.
+windows_service::define_windows_service!(ffi_service_main, service_main_entry);
+
+fn service_main_entry(arguments: Vec<std::ffi::OsString>) {
+    super::service::service_main(arguments);
+}
+
+/// Blocks this thread in the service control dispatcher until the service stops.
+pub fn dispatch(name: &str) -> windows_service::Result<()> {
+    windows_service::service_dispatcher::start(name, ffi_service_main)
+}
