@@ -69,6 +69,13 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
     use hourglass::agent::{elevate, requests};
     use hourglass::error::Error;
     use hourglass::model::policies::Decision;
+    if cfg!(windows) {
+        // Starting a program elevated in the user's session without making them an
+        // administrator is not built yet on Windows (see the README).
+        return Err(Error::startup(
+            "run-elevated is not available on Windows yet: ask for a session with request-admin",
+        ));
+    }
     let user = requests::invoking_user(e.user)?;
     let program = command
         .first()

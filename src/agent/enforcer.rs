@@ -230,14 +230,18 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
         let left = g.expires_at - server_now;
         if left <= 0 {
             revoke(os, state, &g.account)?;
-            events.push(event(
+            let mut e = event(
                 "grant_expired",
                 server_now,
                 stamped(
                     json!({"account": g.account, "command": g.command_id}),
                     g.session.as_ref(),
                 ),
-            ));
+            );
+            // One id per grant: if the agent dies after queueing this but before saving the
+            // state, the next start revokes again and the appliance keeps the event once.
+            e.id = format!("grant-expired-{}", g.command_id);
+            events.push(e);
             continue;
         }
         for minutes in [5u32, 1] {
@@ -478,8 +482,12 @@ mod tests {
         );
         tick(&os, &mut s, 600_000 - 4 * 60_000).unwrap();
         tick(&os, &mut s, 600_000 - 30_000).unwrap();
+        let before = s.clone();
         let ev = tick(&os, &mut s, 600_000).unwrap();
         assert_eq!(ev[0].kind, "grant_expired");
+        // A crash before the state was saved: the repeated expiry has the same event id.
+        let mut again = before;
+        assert_eq!(tick(&os, &mut again, 600_000).unwrap()[0].id, ev[0].id);
         assert_eq!(os.admin_members().unwrap(), vec!["alice"]);
         let log = os.state.lock().unwrap().log.clone();
         assert!(

@@ -83,7 +83,10 @@ pub fn invoking_user(explicit: Option<String>) -> Result<String> {
     pick_user(
         std::env::var("SUDO_USER").ok(),
         explicit,
-        std::env::var("USER").ok(),
+        // Windows names the logged-on user USERNAME.
+        std::env::var("USER")
+            .or_else(|_| std::env::var("USERNAME"))
+            .ok(),
     )
 }
 

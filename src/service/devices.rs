@@ -34,7 +34,7 @@ pub async fn create_token(
     n: NewToken,
     base_url: &str,
     origin: &Origin,
-) -> Result<(EnrollmentToken, String, String)> {
+) -> Result<(EnrollmentToken, String, EnrollCommands)> {
     let now = ctx.clock.now();
     let scope = p.scope(t, Permission::DevicesManage)?;
     if !(1..=TOKEN_MAX_HOURS).contains(&n.hours) {
@@ -79,10 +79,28 @@ pub async fn create_token(
         .and_then(|_| crate::service::certificates::active(&ctx.db).ok().flatten())
         .map(|c| c.fingerprint)
         .unwrap_or_default();
-    let command = format!(
-        "hourglass agent enroll --server {base_url} --token {secret} --fingerprint {fingerprint}"
-    );
+    let command = EnrollCommands::new(base_url, &secret, &fingerprint);
     Ok((tok, secret, command))
+}
+
+/// How a workstation enrolls: as root on Linux, with the MSI on Windows (an RMM runs it).
+#[derive(Clone, Debug)]
+pub struct EnrollCommands {
+    pub linux: String,
+    pub windows: String,
+}
+
+impl EnrollCommands {
+    pub fn new(base_url: &str, secret: &str, fingerprint: &str) -> Self {
+        EnrollCommands {
+            linux: format!(
+                "hourglass agent enroll --server {base_url} --token {secret} --fingerprint {fingerprint}"
+            ),
+            windows: format!(
+                "msiexec /i hourglass-agent.msi /qn SERVER={base_url} TOKEN={secret} FINGERPRINT={fingerprint}"
+            ),
+        }
+    }
 }
 
 /// From the appliance's console (`hourglass admin enrollment-token`): no principal, audited

@@ -504,7 +504,7 @@ pub async fn enrollment_token_create(
         service::devices::create_token(&state.ctx, &u.principal, &t, n, &base, &u.origin).await,
     )
     .await?;
-    Ok(HttpResponse::Created().json(json!({"id": tok.id, "token": secret, "command": command, "expires_at": tok.expires_at.rfc3339(), "uses": tok.uses_left})))
+    Ok(HttpResponse::Created().json(json!({"id": tok.id, "token": secret, "command": command.linux, "windows_command": command.windows, "expires_at": tok.expires_at.rfc3339(), "uses": tok.uses_left})))
 }
 
 pub async fn devices_list(

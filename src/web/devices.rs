@@ -173,8 +173,11 @@ pub async fn create_token(
             Ok(HttpResponse::Ok().content_type("text/html; charset=utf-8").body(
                 html! {
                     div.flash.info.enroll-command {
-                        p { "Run this on the workstation as root (shown once; valid until " (super::fmt::when(tok.expires_at, now, &zone)) ", " (tok.uses_left) " use(s)):" }
-                        pre { code.command { (command) } }
+                        p { "Shown once; valid until " (super::fmt::when(tok.expires_at, now, &zone)) ", " (tok.uses_left) " use(s)." }
+                        p { "Linux: run this on the workstation as root:" }
+                        pre { code.command { (command.linux) } }
+                        p { "Windows: deploy hourglass-agent.msi with your RMM (or run this as an administrator):" }
+                        pre { code.command.windows-command { (command.windows) } }
                     }
                     (open_tokens(&cu, &t, &tokens, now, &zone, true))
                 }

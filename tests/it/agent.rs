@@ -157,9 +157,15 @@ pub async fn tenant_and_admin(
     )
     .await
     .unwrap();
+    for line in [&line.linux, &line.windows] {
+        assert!(
+            line.contains(&s.fingerprint) && line.contains(&secret) && line.contains(&s.base),
+            "{line}"
+        );
+    }
     assert!(
-        line.contains(&format!("--fingerprint {}", s.fingerprint)) && line.contains(&secret),
-        "{line}"
+        line.windows
+            .starts_with("msiexec /i hourglass-agent.msi /qn SERVER=")
     );
     (t, secret, admin)
 }
@@ -389,7 +395,7 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
     s.stop().await;
 }
 
-async fn device_events(
+pub async fn device_events(
     s: &TestServer,
     t: hourglass::ids::TenantId,
     d: DeviceId,

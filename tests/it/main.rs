@@ -28,3 +28,4 @@ mod policies;
 mod portal;
 mod requests;
 mod server;
+mod windows;
