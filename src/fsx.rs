@@ -23,6 +23,19 @@ impl OwnerOnly for OpenOptions {
     }
 }
 
+/// Created readable, writable and executable by the owner only (0700: a program to run).
+pub fn owner_program(o: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o700)
+    }
+    #[cfg(not(unix))]
+    {
+        o
+    }
+}
+
 impl OwnerOnly for DirBuilder {
     #[cfg(unix)]
     fn owner_only(&mut self) -> &mut Self {

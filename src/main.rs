@@ -158,6 +158,33 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
     }
 }
 
+use hourglass::agent::local::Ask;
+
+/// An ordinary user asks the daemon, which tells from the socket who they are; root (which
+/// can read the device's credentials) asks the appliance itself.
+#[cfg(unix)]
+fn via_daemon() -> bool {
+    !rustix::process::geteuid().is_root()
+}
+
+/// Windows: the named pipe to the daemon is not built yet; an administrator asks directly.
+#[cfg(not(unix))]
+fn via_daemon() -> bool {
+    false
+}
+
+#[cfg(unix)]
+fn ask_daemon(place: &AgentPlace, a: Ask) -> Result<serde_json::Value> {
+    hourglass::agent::local::ask(&hourglass::agent::local::socket_path(&place.state_dir), &a)
+}
+
+#[cfg(not(unix))]
+fn ask_daemon(_place: &AgentPlace, _a: Ask) -> Result<serde_json::Value> {
+    Err(hourglass::error::Error::startup(
+        "run this as an administrator on Windows",
+    ))
+}
+
 #[cfg(windows)]
 fn service_command(install: bool, o: &Options) -> Result<()> {
     if install {
@@ -265,23 +292,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     user,
                     place,
                 } => {
-                    let user = hourglass::agent::requests::invoking_user(user)?;
-                    // Where the agent can tell, an account this machine does not have is not
-                    // asked for (its grant could only fail).
-                    use hourglass::agent::os::Os;
-                    let os =
-                        hourglass::agent::os::LinuxShadow::new(&place.root, &place.admin_group);
-                    if os.has_account(&user) == Some(false) {
-                        return Err(hourglass::agent::os::no_such_account(&user));
-                    }
-                    let v = hourglass::agent::requests::request(
-                        &place.state_dir,
-                        user,
-                        minutes,
-                        reason,
-                        ticket,
-                        "admin",
-                    )?;
+                    let v = if via_daemon() {
+                        ask_daemon(
+                            &place,
+                            Ask::RequestAdmin {
+                                minutes,
+                                reason,
+                                ticket,
+                                user,
+                            },
+                        )?
+                    } else {
+                        let user = hourglass::agent::requests::invoking_user(user)?;
+                        // Where the agent can tell, an account this machine does not have is
+                        // not asked for (its grant could only fail).
+                        let dir = place.state_dir.clone();
+                        if agent_options(place).os()?.has_account(&user) == Some(false) {
+                            return Err(hourglass::agent::os::no_such_account(&user));
+                        }
+                        hourglass::agent::requests::request(
+                            &dir, user, minutes, reason, ticket, "admin",
+                        )?
+                    };
                     println!("{}", hourglass::agent::requests::describe(&v));
                 }
                 AgentCommand::Extend {
@@ -290,30 +322,43 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     user,
                     place,
                 } => {
-                    let user = hourglass::agent::requests::invoking_user(user)?;
-                    let v = hourglass::agent::requests::request(
-                        &place.state_dir,
-                        user,
-                        minutes,
-                        reason,
-                        None,
-                        "extension",
-                    )?;
+                    let v = if via_daemon() {
+                        ask_daemon(
+                            &place,
+                            Ask::Extend {
+                                minutes,
+                                reason,
+                                user,
+                            },
+                        )?
+                    } else {
+                        let user = hourglass::agent::requests::invoking_user(user)?;
+                        hourglass::agent::requests::request(
+                            &place.state_dir,
+                            user,
+                            minutes,
+                            reason,
+                            None,
+                            "extension",
+                        )?
+                    };
                     println!("{}", hourglass::agent::requests::describe(&v));
                 }
-                AgentCommand::Status { place } => println!(
-                    "{}",
-                    hourglass::agent::requests::describe(&hourglass::agent::requests::status(
-                        &place.state_dir
-                    )?)
-                ),
+                AgentCommand::Status { place } => {
+                    let v = if via_daemon() {
+                        ask_daemon(&place, Ask::Status {})?
+                    } else {
+                        hourglass::agent::requests::status(&place.state_dir)?
+                    };
+                    println!("{}", hourglass::agent::requests::describe(&v));
+                }
                 AgentCommand::EndSession { place } => {
-                    println!(
-                        "{}",
-                        hourglass::agent::requests::describe(&hourglass::agent::requests::end(
-                            &place.state_dir
-                        )?)
-                    );
+                    let v = if via_daemon() {
+                        ask_daemon(&place, Ask::EndSession {})?
+                    } else {
+                        hourglass::agent::requests::end(&place.state_dir)?
+                    };
+                    println!("{}", hourglass::agent::requests::describe(&v));
                 }
                 AgentCommand::Simulate {
                     server,

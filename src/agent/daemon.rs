@@ -259,6 +259,8 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
     let shared = Arc::new(Mutex::new(Shared { state, anchor }));
     let queue = Arc::new(Queue::new(&o.state_dir));
     let dir = o.state_dir.clone();
+    #[cfg(unix)]
+    let root = o.root.clone();
     let api = Arc::new(Api::new(&lock(&shared)?.state)?);
     let nudge = Arc::new(tokio::sync::Notify::new());
     runtime()?.block_on(async move {
@@ -270,12 +272,24 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
             nudge.clone(),
         ));
         let uploader = tokio::spawn(upload_loop(api.clone(), queue.clone(), nudge.clone()));
+        // End users ask through the local socket (no root needed on their side).
+        #[cfg(unix)]
+        let local = {
+            let (sock, d, r) = (super::local::socket_path(&dir), dir.clone(), root.clone());
+            tokio::spawn(async move {
+                if let Err(e) = super::local::serve(sock, d, r).await {
+                    eprintln!("hourglass agent: {e}; end users must ask as root");
+                }
+            })
+        };
         let result = tokio::select! {
             r = poll_loop(shared.clone(), os, api, queue, dir.clone(), nudge) => r,
             _ = stop => Ok(()),
         };
         enforcer.abort();
         uploader.abort();
+        #[cfg(unix)]
+        local.abort();
         if let Ok(s) = shared.lock() {
             s.state.save(&dir)?;
         }

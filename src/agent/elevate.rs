@@ -75,10 +75,7 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     let copy = dir.join(format!("{}-{name}", uuid::Uuid::now_v7().simple()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .owner_only()
+    let mut f = crate::fsx::owner_program(std::fs::OpenOptions::new().write(true).create_new(true))
         .open(&copy)?;
     let staged = Staged {
         run: copy.clone(),

@@ -5,6 +5,7 @@ pub mod client;
 pub mod daemon;
 pub mod elevate;
 pub mod enforcer;
+pub mod local;
 pub mod offline;
 pub mod os;
 #[cfg(all(test, unix))]

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 
 const END_USERS: &str = "end_users";
 const LAST_REQUEST: &str = "last_request";
+const LAST_PER_USER: &str = "last_requests.json";
 
 /// Local accounts that asked for rights on this machine: the daemon may grant and revoke
 /// their administrator membership (never create them or set passwords).
@@ -157,19 +158,64 @@ pub fn request(
         && let Some(id) = v["id"].as_str()
     {
         std::fs::write(dir.join(LAST_REQUEST), id)?;
+        let mut per_user = last_per_user(dir);
+        per_user.insert(
+            v["account"].as_str().unwrap_or(&user).to_string(),
+            id.to_string(),
+        );
+        std::fs::write(dir.join(LAST_PER_USER), serde_json::to_vec(&per_user)?)?;
     }
     Ok(v)
 }
 
-fn last(dir: &Path) -> Result<String> {
-    std::fs::read_to_string(dir.join(LAST_REQUEST))
-        .map(|s| s.trim().to_string())
-        .map_err(|_| Error::startup("no request has been made from this machine yet"))
+/// Each end user's last admin request (so one user's status or end is never another's).
+fn last_per_user(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    std::fs::read(dir.join(LAST_PER_USER))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// More time for `user`'s own running session.
+pub fn request_own_extension(
+    dir: &Path,
+    user: &str,
+    minutes: i64,
+    reason: String,
+) -> Result<serde_json::Value> {
+    if !last_per_user(dir).contains_key(user) {
+        return Err(Error::Forbidden(format!(
+            "{user} has no session on this machine to extend"
+        )));
+    }
+    request(dir, user.to_string(), minutes, reason, None, "extension")
+}
+
+fn last(dir: &Path, user: Option<&str>) -> Result<String> {
+    match user {
+        Some(u) => last_per_user(dir).get(u).cloned().ok_or_else(|| {
+            Error::startup(format!(
+                "{u} has not asked for a session on this machine yet"
+            ))
+        }),
+        None => std::fs::read_to_string(dir.join(LAST_REQUEST))
+            .map(|s| s.trim().to_string())
+            .map_err(|_| Error::startup("no request has been made from this machine yet")),
+    }
 }
 
 pub fn status(dir: &Path) -> Result<serde_json::Value> {
+    status_of(dir, &None)
+}
+
+pub fn end(dir: &Path) -> Result<serde_json::Value> {
+    end_of(dir, &None)
+}
+
+/// The state of `user`'s last request (None: the machine's last).
+pub fn status_of(dir: &Path, user: &Option<String>) -> Result<serde_json::Value> {
     let s = State::load(dir)?;
-    let id = last(dir)?;
+    let id = last(dir, user.as_deref())?;
     runtime()?.block_on(call(
         &s,
         reqwest::Method::GET,
@@ -178,9 +224,10 @@ pub fn status(dir: &Path) -> Result<serde_json::Value> {
     ))
 }
 
-pub fn end(dir: &Path) -> Result<serde_json::Value> {
+/// Ends `user`'s own last session early (None: the machine's last).
+pub fn end_of(dir: &Path, user: &Option<String>) -> Result<serde_json::Value> {
     let s = State::load(dir)?;
-    let id = last(dir)?;
+    let id = last(dir, user.as_deref())?;
     runtime()?.block_on(call(
         &s,
         reqwest::Method::POST,

@@ -19,6 +19,7 @@ mod headers;
 mod jobs;
 mod journeys;
 mod layers;
+mod local;
 mod logins;
 mod matrix;
 mod notifications;

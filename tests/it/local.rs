@@ -1,0 +1,153 @@
+//! End users ask without root: `agent request-admin | status | extend | end-session` run as
+//! an ordinary user (here: `setpriv` to the throw-away root's alice and bob uids) and go
+//! through the daemon's socket, which decides from the peer's uid who is asking.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::agent::{enroll, eventually, tenant_with_token};
+use crate::requests::api_token;
+use crate::support::*;
+
+/// The real binary as `uid`, with no other groups.
+fn as_uid(uid: u32, args: &[&str]) -> Output {
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            &uid.to_string(),
+            "--regid",
+            &uid.to_string(),
+            "--clear-groups",
+        ])
+        .arg(env!("CARGO_BIN_EXE_hourglass"))
+        .args(args)
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn an_ordinary_user_asks_through_the_daemon_which_knows_who_they_are() {
+    let mut s = TestServer::start().await;
+    let (_, token) = tenant_with_token(&s).await;
+    let mut ws = enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    let passwd = std::fs::read_to_string(root.join("etc/passwd")).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        passwd + "bob:x:1001:1001::/home/bob:/bin/bash\n",
+    )
+    .unwrap();
+    ws.start();
+    let dir = ws.state.path().to_str().unwrap().to_string();
+    let socket = hourglass::agent::local::socket_path(ws.state.path());
+    assert!(
+        eventually(20, || socket.exists()).await,
+        "the daemon opens its socket"
+    );
+
+    // The device's credentials stay unreadable to alice: she cannot ask the appliance herself.
+    let cat = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            "1000",
+            "--regid",
+            "1000",
+            "--clear-groups",
+            "cat",
+        ])
+        .arg(ws.state.path().join("state.json"))
+        .output()
+        .unwrap();
+    assert!(!cat.status.success(), "state.json must be root's alone");
+    let ask = |uid: u32, extra: &[&str]| {
+        let mut a = vec!["agent"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--state-dir", &dir]);
+        as_uid(uid, &a)
+    };
+
+    let out = ask(
+        1000,
+        &[
+            "request-admin",
+            "--minutes",
+            "30",
+            "--reason",
+            "install the printer driver",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+
+    // The server has it for alice, the account the socket named, not one a flag named.
+    let api = api_token(&s).await;
+    let v: Value = s
+        .client()
+        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let accounts: Vec<&str> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["account"].as_str())
+        .collect();
+    assert_eq!(accounts, vec!["alice"], "{v}");
+
+    // Naming someone else is refused; so is a uid the workstation does not know.
+    let out = ask(
+        1000,
+        &[
+            "request-admin",
+            "--minutes",
+            "30",
+            "--reason",
+            "x",
+            "--user",
+            "bob",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("you are alice"), "{}", text(&out));
+    let out = ask(4242, &["request-admin", "--minutes", "30", "--reason", "x"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("not a local account"), "{}", text(&out));
+
+    // Bob can neither end nor extend alice's session, nor read it as his.
+    let out = ask(1001, &["end-session"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("bob has not asked"), "{}", text(&out));
+    let out = ask(1001, &["extend", "--minutes", "30", "--reason", "more"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("bob has no session"), "{}", text(&out));
+    let out = ask(1001, &["status"]);
+    assert!(!out.status.success(), "{}", text(&out));
+
+    // Alice sees and ends her own.
+    let out = ask(1000, &["status"]);
+    assert!(
+        out.status.success() && text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+    // Ending goes to her own request (still pending: the appliance's own answer reaches her).
+    let out = ask(1000, &["end-session"]);
+    assert!(
+        text(&out).contains("pending, not an active session"),
+        "{}",
+        text(&out)
+    );
+    ws.kill();
+    s.stop().await;
+}
