@@ -160,17 +160,17 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
 
 use hourglass::agent::local::Ask;
 
-/// An ordinary user asks the daemon, which tells from the socket who they are; root (which
-/// can read the device's credentials) asks the appliance itself.
+/// An ordinary user asks the daemon, which tells from the socket (or pipe) who they are; root
+/// (which can read the device's credentials) asks the appliance itself.
 #[cfg(unix)]
 fn via_daemon() -> bool {
     !rustix::process::geteuid().is_root()
 }
 
-/// Windows: the named pipe to the daemon is not built yet; an administrator asks directly.
+/// Windows: always through the service's pipe (its state is SYSTEM's alone).
 #[cfg(not(unix))]
 fn via_daemon() -> bool {
-    false
+    true
 }
 
 #[cfg(unix)]
@@ -178,11 +178,9 @@ fn ask_daemon(place: &AgentPlace, a: Ask) -> Result<serde_json::Value> {
     hourglass::agent::local::ask(&hourglass::agent::local::socket_path(&place.state_dir), &a)
 }
 
-#[cfg(not(unix))]
-fn ask_daemon(_place: &AgentPlace, _a: Ask) -> Result<serde_json::Value> {
-    Err(hourglass::error::Error::startup(
-        "run this as an administrator on Windows",
-    ))
+#[cfg(windows)]
+fn ask_daemon(place: &AgentPlace, a: Ask) -> Result<serde_json::Value> {
+    hourglass::agent::pipe::ask(&hourglass::agent::pipe::pipe_name(&place.state_dir), &a)
 }
 
 #[cfg(windows)]

@@ -273,6 +273,15 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
         ));
         let uploader = tokio::spawn(upload_loop(api.clone(), queue.clone(), nudge.clone()));
         // End users ask through the local socket (no root needed on their side).
+        #[cfg(windows)]
+        let pipe = {
+            let (name, d) = (super::pipe::pipe_name(&dir), dir.clone());
+            tokio::spawn(async move {
+                if let Err(e) = super::pipe::serve(name, d).await {
+                    eprintln!("hourglass agent: {e}; end users must ask as administrators");
+                }
+            })
+        };
         #[cfg(unix)]
         let local = {
             let (sock, d, r) = (super::local::socket_path(&dir), dir.clone(), root.clone());
@@ -290,6 +299,8 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
         uploader.abort();
         #[cfg(unix)]
         local.abort();
+        #[cfg(windows)]
+        pipe.abort();
         if let Ok(s) = shared.lock() {
             s.state.save(&dir)?;
         }

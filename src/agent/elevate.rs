@@ -142,6 +142,13 @@ pub fn describe(path: &Path, bytes: &[u8]) -> Result<App> {
         }
         app.product = pkg;
     }
+    // A Windows program names its vendor and product in its version resource.
+    if cfg!(windows)
+        && let Some((vendor, product)) = super::pe::version_strings(bytes)
+    {
+        app.vendor = vendor;
+        app.product = product;
+    }
     Ok(app)
 }
 

@@ -15,8 +15,7 @@ use super::requests;
 use crate::error::{Error, Result};
 
 /// A request line is small; anything longer is refused unread.
-#[cfg(unix)]
-const MAX_LINE: usize = 8 * 1024;
+pub(super) const MAX_LINE: usize = 8 * 1024;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
@@ -37,14 +36,51 @@ pub enum Ask {
     EndSession {},
 }
 
-#[cfg(unix)]
 #[derive(Debug, Serialize, Deserialize)]
-struct Answer {
+pub(super) struct Answer {
     ok: bool,
     #[serde(default)]
     value: serde_json::Value,
     #[serde(default)]
     error: String,
+}
+
+impl From<Result<serde_json::Value>> for Answer {
+    fn from(r: Result<serde_json::Value>) -> Self {
+        match r {
+            Ok(value) => Answer {
+                ok: true,
+                value,
+                error: String::new(),
+            },
+            Err(e) => Answer {
+                ok: false,
+                value: serde_json::Value::Null,
+                error: e.to_string(),
+            },
+        }
+    }
+}
+
+impl Answer {
+    /// The client's reading of the daemon's answer line.
+    pub(super) fn read(line: &str) -> Result<serde_json::Value> {
+        let a: Answer = serde_json::from_str(line.trim())
+            .map_err(|e| Error::startup(format!("the agent answered something unreadable: {e}")))?;
+        if a.ok {
+            Ok(a.value)
+        } else {
+            Err(Error::startup(a.error))
+        }
+    }
+}
+
+/// Who is asking, as the socket (peer uid) or the pipe (client token) says.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Who {
+    /// May ask in anyone's name; status and end act on the machine's last request.
+    Root,
+    User(String),
 }
 
 /// The socket for a state folder: its sibling `<state-dir>.sock`.
@@ -63,56 +99,57 @@ fn name_of(root: &Path, uid: u32) -> Option<String> {
     })
 }
 
-/// Who a request is for: the caller; root may name someone else.
-pub fn caller(root: &Path, uid: u32, named: Option<String>) -> Result<String> {
-    let named = named.filter(|n| !n.is_empty());
+/// Who a uid is on this workstation.
+pub fn who_is(root: &Path, uid: u32) -> Result<Who> {
     if uid == 0 {
-        return named.ok_or_else(|| Error::validation("user", "root must say which user asks"));
+        return Ok(Who::Root);
     }
-    let me = name_of(root, uid).ok_or_else(|| {
+    name_of(root, uid).map(Who::User).ok_or_else(|| {
         Error::Forbidden(format!(
             "uid {uid} is not a local account of this workstation"
         ))
-    })?;
-    match named {
-        Some(n) if n != me => Err(Error::Forbidden(format!(
+    })
+}
+
+/// Who a request is for: the caller; root may name someone else.
+fn for_whom(who: &Who, named: Option<String>) -> Result<String> {
+    match (who, named.filter(|n| !n.is_empty())) {
+        (Who::Root, Some(n)) => Ok(n),
+        (Who::Root, None) => Err(Error::validation("user", "root must say which user asks")),
+        (Who::User(me), Some(n)) if !n.eq_ignore_ascii_case(me) => Err(Error::Forbidden(format!(
             "--user {n}: you are {me}; only root may ask in another user's name"
         ))),
-        _ => Ok(me),
+        (Who::User(me), _) => Ok(me.clone()),
     }
 }
 
-/// The daemon's answer to one request from `uid` (blocking: it talks to the appliance).
-pub fn handle(dir: &Path, root: &Path, uid: u32, ask: Ask) -> Result<serde_json::Value> {
+/// The daemon's answer to one request (blocking: it talks to the appliance).
+pub fn handle(dir: &Path, who: &Who, ask: Ask) -> Result<serde_json::Value> {
+    let own = || match who {
+        Who::Root => None,
+        Who::User(u) => Some(u.clone()),
+    };
     match ask {
         Ask::RequestAdmin {
             minutes,
             reason,
             ticket,
             user,
-        } => {
-            let user = caller(root, uid, user)?;
-            requests::request(dir, user, minutes, reason, ticket, "admin")
-        }
+        } => requests::request(dir, for_whom(who, user)?, minutes, reason, ticket, "admin"),
         Ask::Extend {
             minutes,
             reason,
             user,
-        } => {
-            let user = caller(root, uid, user)?;
-            requests::request_own_extension(dir, &user, minutes, reason)
-        }
-        Ask::Status {} => requests::status_of(dir, &caller_or_machine(root, uid)?),
-        Ask::EndSession {} => requests::end_of(dir, &caller_or_machine(root, uid)?),
+        } => requests::request_own_extension(dir, &for_whom(who, user)?, minutes, reason),
+        Ask::Status {} => requests::status_of(dir, &own()),
+        Ask::EndSession {} => requests::end_of(dir, &own()),
     }
 }
 
-/// Status and ending act on the caller's own last request (root: the machine's).
-fn caller_or_machine(root: &Path, uid: u32) -> Result<Option<String>> {
-    if uid == 0 {
-        return Ok(None);
-    }
-    caller(root, uid, None).map(Some)
+/// Windows: the pipe's client is always an account by name.
+#[cfg(windows)]
+pub(super) fn handle_for(dir: &Path, user: &str, ask: Ask) -> Result<serde_json::Value> {
+    handle(dir, &Who::User(user.to_string()), ask)
 }
 
 #[cfg(unix)]
@@ -126,7 +163,7 @@ mod unix {
 
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-    use super::{Answer, Ask, MAX_LINE, handle};
+    use super::{Answer, Ask, MAX_LINE, handle, who_is};
     use crate::error::{Error, Result};
 
     /// Listens until the daemon stops; one request per connection.
@@ -160,27 +197,19 @@ mod unix {
         let answer = match read {
             Ok(Ok(_)) if line.len() > MAX_LINE => Err(Error::validation("request", "too long")),
             Ok(Ok(_)) => match serde_json::from_str::<Ask>(line.trim()) {
-                Ok(ask) => tokio::task::spawn_blocking(move || handle(&dir, &root, uid, ask))
-                    .await
-                    .map_err(Error::internal)
-                    .and_then(|r| r),
+                Ok(ask) => {
+                    tokio::task::spawn_blocking(move || handle(&dir, &who_is(&root, uid)?, ask))
+                        .await
+                        .map_err(Error::internal)
+                        .and_then(|r| r)
+                }
                 Err(e) => Err(Error::validation("request", e)),
             },
+            // A client that went away mid-request gets no answer and changes nothing.
             Ok(Err(e)) => Err(e.into()),
             Err(_) => Err(Error::validation("request", "not received in time")),
         };
-        let a = match answer {
-            Ok(value) => Answer {
-                ok: true,
-                value,
-                error: String::new(),
-            },
-            Err(e) => Answer {
-                ok: false,
-                value: serde_json::Value::Null,
-                error: e.to_string(),
-            },
-        };
+        let a = Answer::from(answer);
         let mut out = serde_json::to_vec(&a)?;
         out.push(b'\n');
         w.write_all(&out).await?;
@@ -201,13 +230,7 @@ mod unix {
         s.write_all(&line)?;
         let mut answer = String::new();
         BufReader::new(s.take(1 << 20)).read_line(&mut answer)?;
-        let a: Answer = serde_json::from_str(answer.trim())
-            .map_err(|e| Error::startup(format!("the agent answered something unreadable: {e}")))?;
-        if a.ok {
-            Ok(a.value)
-        } else {
-            Err(Error::startup(a.error))
-        }
+        Answer::read(&answer)
     }
 }
 
@@ -224,6 +247,10 @@ mod tests {
         )
         .unwrap();
         r
+    }
+
+    fn caller(root: &Path, uid: u32, named: Option<String>) -> Result<String> {
+        for_whom(&who_is(root, uid)?, named)
     }
 
     #[test]
@@ -244,6 +271,11 @@ mod tests {
         );
         assert_eq!(caller(r.path(), 0, Some("bob".into())).unwrap(), "bob");
         assert!(caller(r.path(), 0, None).is_err());
+        // On Windows names compare as Windows does.
+        assert_eq!(
+            for_whom(&Who::User("Anna".into()), Some("anna".into())).unwrap(),
+            "Anna"
+        );
     }
 
     #[test]

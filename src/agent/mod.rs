@@ -10,6 +10,9 @@ pub mod offline;
 pub mod os;
 #[cfg(all(test, unix))]
 mod os_cases;
+pub mod pe;
+#[cfg(windows)]
+pub mod pipe;
 pub mod queue;
 pub mod requests;
 #[cfg(windows)]

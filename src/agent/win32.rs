@@ -434,3 +434,119 @@ fn service_main_entry(arguments: Vec<std::ffi::OsString>) {
 pub fn dispatch(name: &str) -> windows_service::Result<()> {
     windows_service::service_dispatcher::start(name, ffi_service_main)
 }
+
+/// The local pipe end users ask through: Authenticated Users may read and write it, SYSTEM
+/// and Administrators have full control (the default DACL gives others read only).
+pub fn create_pipe(
+    name: &str,
+    first: bool,
+) -> std::io::Result<tokio::net::windows::named_pipe::NamedPipeServer> {
+    use windows_sys::Win32::Foundation::LocalFree;
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
+    };
+    use windows_sys::Win32::Security::SECURITY_ATTRIBUTES;
+    let sddl = wide("D:(A;;GRGW;;;AU)(A;;GA;;;SY)(A;;GA;;;BA)");
+    let mut sd: *mut core::ffi::c_void = null_mut();
+    // SAFETY: `sddl` is NUL-terminated; `sd` receives a LocalAlloc'd descriptor freed below.
+    let ok = unsafe {
+        ConvertStringSecurityDescriptorToSecurityDescriptorW(
+            sddl.as_ptr(),
+            SDDL_REVISION_1,
+            &mut sd,
+            null_mut(),
+        )
+    };
+    if ok == 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut attrs = SECURITY_ATTRIBUTES {
+        nLength: std::mem::size_of::<SECURITY_ATTRIBUTES>() as u32,
+        lpSecurityDescriptor: sd,
+        bInheritHandle: 0,
+    };
+    let mut options = tokio::net::windows::named_pipe::ServerOptions::new();
+    options
+        .first_pipe_instance(first)
+        .reject_remote_clients(true);
+    // SAFETY: `attrs` and the descriptor it points to live until after the call, which
+    // copies what it needs into the new pipe's security.
+    let server = unsafe {
+        options.create_with_security_attributes_raw(
+            name,
+            &mut attrs as *mut SECURITY_ATTRIBUTES as *mut _,
+        )
+    };
+    // SAFETY: allocated by ConvertStringSecurityDescriptorToSecurityDescriptorW.
+    unsafe { LocalFree(sd) };
+    server
+}
+
+/// The account of the process at the other end of a pipe (GetNamedPipeClientProcessId, then
+/// that process's token): who is asking, decided by Windows, not by the client.
+pub fn pipe_client_user(pipe: std::os::windows::io::RawHandle) -> Result<String, WinError> {
+    use windows_sys::Win32::Foundation::CloseHandle;
+    use windows_sys::Win32::Security::{GetTokenInformation, TOKEN_QUERY, TOKEN_USER, TokenUser};
+    use windows_sys::Win32::System::Pipes::GetNamedPipeClientProcessId;
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, OpenProcessToken, PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+    let mut pid = 0u32;
+    // SAFETY: `pipe` is a connected server pipe handle owned by the caller.
+    if unsafe { GetNamedPipeClientProcessId(pipe as _, &mut pid) } == 0 {
+        return Err(last_error("GetNamedPipeClientProcessId"));
+    }
+    // SAFETY: plain values; the handle is closed below.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        return Err(last_error("OpenProcess"));
+    }
+    let mut token = null_mut();
+    // SAFETY: `process` is valid; `token` receives a handle closed below.
+    let ok = unsafe { OpenProcessToken(process, TOKEN_QUERY, &mut token) };
+    // SAFETY: opened above.
+    unsafe { CloseHandle(process) };
+    if ok == 0 {
+        return Err(last_error("OpenProcessToken"));
+    }
+    // TOKEN_USER plus the SID it points to; u64 elements keep the buffer aligned.
+    let mut buf = [0u64; 64];
+    let mut len = 0u32;
+    // SAFETY: the buffer's size in bytes is passed; `token` is valid.
+    let ok = unsafe {
+        GetTokenInformation(
+            token,
+            TokenUser,
+            buf.as_mut_ptr() as *mut _,
+            (buf.len() * 8) as u32,
+            &mut len,
+        )
+    };
+    // SAFETY: opened above.
+    unsafe { CloseHandle(token) };
+    if ok == 0 {
+        return Err(last_error("GetTokenInformation"));
+    }
+    // SAFETY: GetTokenInformation(TokenUser) filled a TOKEN_USER at the buffer's start.
+    let sid = unsafe { (*(buf.as_ptr() as *const TOKEN_USER)).User.Sid };
+    let mut name = [0u16; 257];
+    let mut domain = [0u16; 257];
+    let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
+    let mut kind: SID_NAME_USE = 0;
+    // SAFETY: both buffers are as long as their lengths say; `sid` points into `buf`.
+    let ok = unsafe {
+        LookupAccountSidW(
+            null(),
+            sid,
+            name.as_mut_ptr(),
+            &mut name_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if ok == 0 {
+        return Err(last_error("LookupAccountSidW"));
+    }
+    Ok(from_array(&name))
+}

@@ -43,19 +43,35 @@ fn prefix() -> PathBuf {
 }
 
 /// Creates the test's Wine prefix once, with the `bcryptprimitives.dll` stand-in Wine 8
-/// lacks (tests/wine/bcryptprimitives.c).
+/// lacks (tests/wine/bcryptprimitives.c), and starts Wine's server and services with no
+/// standard streams: started from a test's `output()`, they would inherit its pipes and keep
+/// it waiting for an end of file that never comes.
 fn prepare_prefix() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        let quiet = |c: &mut Command| {
+            wine_env(c)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap()
+        };
+        // Kept running for a minute after its last client.
+        let _ = wine_env(&mut Command::new("wineserver"))
+            .arg("-p60")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        assert!(
+            quiet(Command::new("wineboot").arg("--init")).success(),
+            "wineboot failed"
+        );
         let dll = prefix().join("drive_c/windows/system32/bcryptprimitives.dll");
         if dll.exists() {
             return;
         }
-        let boot = wine_env(&mut Command::new("wineboot"))
-            .arg("--init")
-            .output()
-            .unwrap();
-        assert!(boot.status.success(), "wineboot: {}", text(&boot));
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine");
         let out = Command::new("x86_64-w64-mingw32-gcc")
             .args(["-shared", "-O2", "-o"])
@@ -357,4 +373,172 @@ fn the_msi_installs_enrolls_and_registers_the_service() {
     for p in ["SERVER", "FINGERPRINT", "MsiHiddenProperties\tTOKEN"] {
         assert!(props.contains(p), "{p}: {props}");
     }
+}
+
+/// End users on Windows ask through the service's named pipe: the daemon names the asker
+/// from the client process's token, and a `--user` for someone else is refused.
+#[actix_web::test]
+async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
+    let Some(exe) = exe() else {
+        return;
+    };
+    let mut s = TestServer::start().await;
+    s.follow_real_time();
+    let (_, token) = tenant_with_token(&s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("agent");
+    let state_w = win(&state);
+    let enroll = [
+        "agent",
+        "enroll",
+        "--server",
+        &s.base,
+        "--token",
+        &token,
+        "--fingerprint",
+        &s.fingerprint,
+        "--state-dir",
+        &state_w,
+        "--os-backend",
+        "fake-sam",
+    ];
+    let out = wine(&exe, &enroll).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let mut agent = Agent::start(&exe, &state);
+    let ask = |extra: &[&str]| {
+        let mut a = vec!["agent"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--state-dir", &state_w]);
+        wine(&exe, &a).output().unwrap()
+    };
+    let mut out = ask(&[
+        "request-admin",
+        "--minutes",
+        "30",
+        "--reason",
+        "install the printer driver",
+    ]);
+    for _ in 0..40 {
+        if out.status.success() || !text(&out).contains("cannot reach") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        out = ask(&[
+            "request-admin",
+            "--minutes",
+            "30",
+            "--reason",
+            "install the printer driver",
+        ]);
+    }
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+
+    // Windows said who asked: the request is in that account's name.
+    let api = crate::requests::api_token(&s).await;
+    let v: serde_json::Value = s
+        .client()
+        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let accounts: Vec<String> = v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["account"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(accounts.len(), 1, "{v}");
+    let me = accounts[0].clone();
+    assert!(!me.is_empty());
+
+    let out = ask(&[
+        "request-admin",
+        "--minutes",
+        "30",
+        "--reason",
+        "x",
+        "--user",
+        "someone-else",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(&format!("you are {me}")),
+        "{}",
+        text(&out)
+    );
+    let out = ask(&["status"]);
+    assert!(
+        out.status.success() && text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+    agent.kill();
+    s.stop().await;
+}
+
+/// Vendor and product for policies come from the program's version resource: a real PE
+/// built here with mingw's windres carries them; garbled or resource-less files give nothing.
+#[test]
+fn windows_programs_name_their_vendor_and_product() {
+    let have = Command::new("x86_64-w64-mingw32-windres")
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !have {
+        if std::env::var("HOURGLASS_REQUIRE_WINE").is_ok_and(|v| v == "1") {
+            panic!("HOURGLASS_REQUIRE_WINE=1 but mingw's windres is missing");
+        }
+        eprintln!("SKIPPED version-resource test: mingw missing");
+        return;
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/wine");
+    let dir = tempfile::tempdir().unwrap();
+    let res = dir.path().join("version.o");
+    let out = Command::new("x86_64-w64-mingw32-windres")
+        .arg(src.join("version.rc"))
+        .arg("-o")
+        .arg(&res)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let exe = dir.path().join("setup.exe");
+    let out = Command::new("x86_64-w64-mingw32-gcc")
+        .arg(src.join("hello.c"))
+        .arg(&res)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let bytes = std::fs::read(&exe).unwrap();
+    assert_eq!(
+        hourglass::agent::pe::version_strings(&bytes),
+        Some((
+            "Contoso Ltd.".to_string(),
+            "Contoso Printer Setup".to_string()
+        ))
+    );
+    // Cut short (headers only) or without a version resource: nothing, and no panic.
+    assert_eq!(hourglass::agent::pe::version_strings(&bytes[..1024]), None);
+    let plain = dir.path().join("plain.exe");
+    let out = Command::new("x86_64-w64-mingw32-gcc")
+        .arg(src.join("hello.c"))
+        .arg("-o")
+        .arg(&plain)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        hourglass::agent::pe::version_strings(&std::fs::read(&plain).unwrap()),
+        None
+    );
 }
