@@ -79,6 +79,29 @@ fn unix_seconds(filetime: i64) -> i64 {
     filetime / 10_000_000 - 11_644_473_600
 }
 
+type MembersCall = unsafe extern "system" fn(*const u16, *const u16, u32, *const u8, u32) -> u32;
+
+/// Adds `name` to or removes it from `group` (NetLocalGroupAdd/DelMembers, level 3: one entry
+/// by "DOMAIN\\name" or plain name).
+fn membership(call: &'static str, f: MembersCall, group: &str, name: &str) -> Result<(), WinError> {
+    let g = wide(group);
+    let mut n = wide(name);
+    let info = LOCALGROUP_MEMBERS_INFO_3 {
+        lgrmi3_domainandname: n.as_mut_ptr(),
+    };
+    // SAFETY: `g`, `n` and `info` outlive the call; one entry.
+    let rc = unsafe {
+        f(
+            null(),
+            g.as_ptr(),
+            3,
+            &info as *const LOCALGROUP_MEMBERS_INFO_3 as *const u8,
+            1,
+        )
+    };
+    status(call, rc)
+}
+
 /// The real Windows calls.
 pub struct Win32Api;
 
@@ -318,41 +341,21 @@ impl WinApi for Win32Api {
     }
 
     fn add_to_group(&self, group: &str, name: &str) -> Result<(), WinError> {
-        let g = wide(group);
-        let mut n = wide(name);
-        let info = LOCALGROUP_MEMBERS_INFO_3 {
-            lgrmi3_domainandname: n.as_mut_ptr(),
-        };
-        // SAFETY: `g`, `n` and `info` outlive the call; one entry.
-        let rc = unsafe {
-            NetLocalGroupAddMembers(
-                null(),
-                g.as_ptr(),
-                3,
-                &info as *const LOCALGROUP_MEMBERS_INFO_3 as *const u8,
-                1,
-            )
-        };
-        status("NetLocalGroupAddMembers", rc)
+        membership(
+            "NetLocalGroupAddMembers",
+            NetLocalGroupAddMembers,
+            group,
+            name,
+        )
     }
 
     fn remove_from_group(&self, group: &str, name: &str) -> Result<(), WinError> {
-        let g = wide(group);
-        let mut n = wide(name);
-        let info = LOCALGROUP_MEMBERS_INFO_3 {
-            lgrmi3_domainandname: n.as_mut_ptr(),
-        };
-        // SAFETY: as in `add_to_group`.
-        let rc = unsafe {
-            NetLocalGroupDelMembers(
-                null(),
-                g.as_ptr(),
-                3,
-                &info as *const LOCALGROUP_MEMBERS_INFO_3 as *const u8,
-                1,
-            )
-        };
-        status("NetLocalGroupDelMembers", rc)
+        membership(
+            "NetLocalGroupDelMembers",
+            NetLocalGroupDelMembers,
+            group,
+            name,
+        )
     }
 
     fn sessions(&self) -> Result<Vec<Session>, WinError> {

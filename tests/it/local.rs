@@ -4,10 +4,7 @@
 
 use std::process::Output;
 
-use serde_json::Value;
-
 use crate::agent::{enroll, eventually, tenant_with_token};
-use crate::requests::api_token;
 use crate::support::*;
 
 /// The real binary as `uid`, with no other groups.
@@ -86,24 +83,7 @@ async fn an_ordinary_user_asks_through_the_daemon_which_knows_who_they_are() {
     );
 
     // The server has it for alice, the account the socket named, not one a flag named.
-    let api = api_token(&s).await;
-    let v: Value = s
-        .client()
-        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
-        .bearer_auth(&api)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let accounts: Vec<&str> = v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["account"].as_str())
-        .collect();
-    assert_eq!(accounts, vec!["alice"], "{v}");
+    assert_eq!(crate::requests::pending_accounts(&s).await, vec!["alice"]);
 
     // Naming someone else is refused; so is a uid the workstation does not know.
     let out = ask(

@@ -53,6 +53,27 @@ impl Device {
 }
 
 /// Management API as the MSP admin.
+/// The accounts of acme's pending requests, as the management API lists them.
+pub async fn pending_accounts(s: &TestServer) -> Vec<String> {
+    let api = api_token(s).await;
+    let v: Value = s
+        .client()
+        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["account"].as_str().map(str::to_string))
+        .collect()
+}
+
 pub async fn api_token(s: &TestServer) -> String {
     service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "requests", sensitive_scope())
         .unwrap()

@@ -132,6 +132,32 @@ fn log(state: &Path) -> std::fs::File {
         .unwrap()
 }
 
+/// `agent enroll` under Wine with the in-memory SAM.
+fn enroll(
+    exe: &Path,
+    s: &TestServer,
+    token: &str,
+    fingerprint: &str,
+    state: &Path,
+) -> std::process::Output {
+    let state = win(state);
+    let args = [
+        "agent",
+        "enroll",
+        "--server",
+        &s.base,
+        "--token",
+        token,
+        "--fingerprint",
+        fingerprint,
+        "--state-dir",
+        &state,
+        "--os-backend",
+        "fake-sam",
+    ];
+    wine(exe, &args).output().unwrap()
+}
+
 struct Agent(Option<Child>);
 
 impl Agent {
@@ -180,47 +206,11 @@ async fn the_windows_agent_under_wine_enrolls_grants_and_revokes_on_time_offline
 
     // A wrong fingerprint: refused before anything is sent, in one line.
     let wrong = format!("sha256:{}", "00".repeat(32));
-    let out = wine(
-        &exe,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.base,
-            "--token",
-            &token,
-            "--fingerprint",
-            &wrong,
-            "--state-dir",
-            &win(&state),
-            "--os-backend",
-            "fake-sam",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = enroll(&exe, &s, &token, &wrong, &state);
     assert!(!out.status.success());
     assert!(text(&out).contains("does not match"), "{}", text(&out));
 
-    let out = wine(
-        &exe,
-        &[
-            "agent",
-            "enroll",
-            "--server",
-            &s.base,
-            "--token",
-            &token,
-            "--fingerprint",
-            &s.fingerprint,
-            "--state-dir",
-            &win(&state),
-            "--os-backend",
-            "fake-sam",
-        ],
-    )
-    .output()
-    .unwrap();
+    let out = enroll(&exe, &s, &token, &s.fingerprint, &state);
     assert!(out.status.success(), "{}", text(&out));
     let st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("state.json")).unwrap()).unwrap();
@@ -388,21 +378,7 @@ async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("agent");
     let state_w = win(&state);
-    let enroll = [
-        "agent",
-        "enroll",
-        "--server",
-        &s.base,
-        "--token",
-        &token,
-        "--fingerprint",
-        &s.fingerprint,
-        "--state-dir",
-        &state_w,
-        "--os-backend",
-        "fake-sam",
-    ];
-    let out = wine(&exe, &enroll).output().unwrap();
+    let out = enroll(&exe, &s, &token, &s.fingerprint, &state);
     assert!(out.status.success(), "{}", text(&out));
     let mut agent = Agent::start(&exe, &state);
     let ask = |extra: &[&str]| {
@@ -439,24 +415,8 @@ async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
     );
 
     // Windows said who asked: the request is in that account's name.
-    let api = crate::requests::api_token(&s).await;
-    let v: serde_json::Value = s
-        .client()
-        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
-        .bearer_auth(&api)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let accounts: Vec<String> = v["requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["account"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(accounts.len(), 1, "{v}");
+    let accounts = crate::requests::pending_accounts(&s).await;
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
     let me = accounts[0].clone();
     assert!(!me.is_empty());
 
