@@ -250,6 +250,13 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// Print what application policies see of a program: path, SHA-256, vendor, product,
+    /// signer and whether its signature verified (to write a rule that matches it).
+    Describe {
+        program: String,
+        #[command(flatten)]
+        place: AgentPlace,
+    },
     /// Run one program with administrator rights when an application policy allows it;
     /// otherwise ask for it (with `--reason`, or at the prompt) and wait for the decision.
     RunElevated {

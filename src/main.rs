@@ -83,7 +83,7 @@ fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result
     let path = elevate::resolve(program)?;
     let dir = &place.state_dir;
     let staged = elevate::stage(&path, dir)?;
-    let app = elevate::describe(&path, &staged.bytes)?;
+    let app = elevate::describe(&path, &staged.bytes, &staged.run)?;
     let wall = Clock::system().now().millis();
     if let Some(session) = elevate::session(dir, &user, wall)? {
         // An administrator for now anyway: no policy needed, the session's trail records it.
@@ -234,6 +234,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     println!("Enrolled as device {} in tenant {}.", s.device_id, s.tenant);
                 }
                 AgentCommand::Run { place } => daemon::run(&agent_options(place))?,
+                AgentCommand::Describe { program, place } => {
+                    let path = hourglass::agent::elevate::resolve(&program)?;
+                    let staged = hourglass::agent::elevate::stage(&path, &place.state_dir)?;
+                    let app =
+                        hourglass::agent::elevate::describe(&path, &staged.bytes, &staged.run)?;
+                    println!("{}", serde_json::to_string_pretty(&app)?);
+                }
                 AgentCommand::InstallService { place } => {
                     service_command(true, &agent_options(place))?;
                     println!("The Hourglass service is installed and started.");

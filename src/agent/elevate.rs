@@ -111,8 +111,9 @@ fn only_root_can_change(_path: &Path) -> bool {
     false
 }
 
-/// The attributes the engine matches on, from the program's path and the bytes that will run.
-pub fn describe(path: &Path, bytes: &[u8]) -> Result<App> {
+/// The attributes the engine matches on, from the program's path and the bytes that will run
+/// (`on_disk` holds exactly those bytes: its signature is the one checked).
+pub fn describe(path: &Path, bytes: &[u8], on_disk: &Path) -> Result<App> {
     let p = path.display().to_string();
     let mut app = App {
         path: p.clone(),
@@ -142,15 +143,25 @@ pub fn describe(path: &Path, bytes: &[u8]) -> Result<App> {
         }
         app.product = pkg;
     }
-    // A Windows program names its vendor and product in its version resource.
-    if cfg!(windows)
-        && let Some((vendor, product)) = super::pe::version_strings(bytes)
-    {
+    windows_attributes(&mut app, on_disk, bytes);
+    Ok(app)
+}
+
+/// A Windows program names its vendor and product in its version resource; its Authenticode
+/// signature says who signed it and whether the file is as signed.
+#[cfg(windows)]
+fn windows_attributes(app: &mut App, on_disk: &Path, bytes: &[u8]) {
+    if let Some((vendor, product)) = super::pe::version_strings(bytes) {
         app.vendor = vendor;
         app.product = product;
     }
-    Ok(app)
+    let (verified, signer) = super::win32::authenticode(on_disk);
+    app.verified = verified;
+    app.signer = signer;
 }
+
+#[cfg(not(windows))]
+fn windows_attributes(_app: &mut App, _path: &Path, _bytes: &[u8]) {}
 
 /// Asks the appliance; `Ok(None)` when it cannot be reached (then the cache decides).
 async fn ask(s: &State, user: &str, app: &App) -> Result<Option<Decision>> {

@@ -470,16 +470,16 @@ fn windows_programs_name_their_vendor_and_product() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let exe = dir.path().join("setup.exe");
+    let setup = dir.path().join("setup.exe");
     let out = Command::new("x86_64-w64-mingw32-gcc")
         .arg(src.join("hello.c"))
         .arg(&res)
         .arg("-o")
-        .arg(&exe)
+        .arg(&setup)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let bytes = std::fs::read(&exe).unwrap();
+    let bytes = std::fs::read(&setup).unwrap();
     assert_eq!(
         hourglass::agent::pe::version_strings(&bytes),
         Some((
@@ -489,6 +489,24 @@ fn windows_programs_name_their_vendor_and_product() {
     );
     // Cut short (headers only) or without a version resource: nothing, and no panic.
     assert_eq!(hourglass::agent::pe::version_strings(&bytes[..1024]), None);
+    // What the Windows agent itself reports for it: the version resource, and an unsigned
+    // file never counts as verified (WinVerifyTrust, as Wine implements it).
+    if let Some(hg) = exe() {
+        let state = dir.path().join("describe");
+        let out = wine(
+            &hg,
+            &["agent", "describe", &win(&setup), "--state-dir", &win(&state)],
+        )
+        .output()
+        .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        let app: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(app["vendor"], "Contoso Ltd.", "{app}");
+        assert_eq!(app["product"], "Contoso Printer Setup");
+        assert_eq!(app["verified"], false);
+        assert_eq!(app["signer"], "");
+        assert_eq!(app["sha256"], hourglass::crypto::sha256_hex(&bytes));
+    }
     let plain = dir.path().join("plain.exe");
     let out = Command::new("x86_64-w64-mingw32-gcc")
         .arg(src.join("hello.c"))
