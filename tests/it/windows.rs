@@ -298,6 +298,54 @@ async fn the_windows_agent_under_wine_enrolls_grants_and_revokes_on_time_offline
         1,
         "exactly once"
     );
+
+    // Uninstalling takes back a running grant and disables the managed account first; here the
+    // service manager (Wine's) has no Hourglass service, which is said in one line.
+    let expires = s.clock.now().plus_secs(3600).millis();
+    service::commands::queue(
+        s.ctx(),
+        &scope,
+        device,
+        Action::GrantAdmin {
+            account: "msp-nik".into(),
+            expires_at: expires,
+            session: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        eventually(60, || admins(&state).contains(&"msp-nik".to_string())).await,
+        "granted again"
+    );
+    assert!(
+        eventually(10, || std::fs::read_to_string(state.join("state.json"))
+            .unwrap_or_default()
+            .contains("msp-nik"))
+        .await
+    );
+    agent.kill();
+    let out = wine(
+        &exe,
+        &[
+            "agent",
+            "uninstall-service",
+            "--state-dir",
+            &win(&state),
+            "--os-backend",
+            "fake-sam",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(text(&out).contains("service manager"), "{}", text(&out));
+    assert!(
+        !admins(&state).contains(&"msp-nik".to_string()),
+        "{}",
+        fake_sam(&state)
+    );
+    assert_eq!(fake_sam(&state)["users"]["msp-nik"]["enabled"], false);
     agent.kill();
     s.stop().await;
 }
@@ -495,7 +543,13 @@ fn windows_programs_name_their_vendor_and_product() {
         let state = dir.path().join("describe");
         let out = wine(
             &hg,
-            &["agent", "describe", &win(&setup), "--state-dir", &win(&state)],
+            &[
+                "agent",
+                "describe",
+                &win(&setup),
+                "--state-dir",
+                &win(&state),
+            ],
         )
         .output()
         .unwrap();
