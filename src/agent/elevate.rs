@@ -121,8 +121,12 @@ pub fn describe(path: &Path, bytes: &[u8], on_disk: &Path) -> Result<App> {
         ..App::default()
     };
     // The Debian package owning the file: product = package, vendor = its maintainer,
-    // verified = installed from the (signed) archive and unmodified since.
-    if let Some(owner) = run_text("dpkg", &["-S", &p])
+    // verified = installed from the (signed) archive and unmodified since. With merged /usr
+    // dpkg knows /usr/bin/ls as /bin/ls, so both names are asked for.
+    let known = dpkg_names(&p)
+        .into_iter()
+        .find_map(|name| run_text("dpkg", &["-S", &name]).map(|owner| (name, owner)));
+    if let Some((p, owner)) = known
         && let Some(pkg) = owner.lines().next().and_then(|l| l.split(':').next())
     {
         let pkg = pkg.trim().to_string();
@@ -145,6 +149,20 @@ pub fn describe(path: &Path, bytes: &[u8], on_disk: &Path) -> Result<App> {
     }
     windows_attributes(&mut app, on_disk, bytes);
     Ok(app)
+}
+
+/// The names dpkg may have recorded for a file: as is, and without a leading /usr for the
+/// directories merged /usr turned into links (/bin, /sbin, /lib…).
+fn dpkg_names(path: &str) -> Vec<String> {
+    let mut names = vec![path.to_string()];
+    if let Some(rest) = path.strip_prefix("/usr")
+        && ["/bin/", "/sbin/", "/lib/", "/lib64/"]
+            .iter()
+            .any(|d| rest.starts_with(d))
+    {
+        names.push(rest.to_string());
+    }
+    names
 }
 
 /// A Windows program names its vendor and product in its version resource; its Authenticode
@@ -339,6 +357,14 @@ pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Resul
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merged_usr_paths_are_asked_for_under_both_names() {
+        assert_eq!(dpkg_names("/usr/bin/ls"), vec!["/usr/bin/ls", "/bin/ls"]);
+        assert_eq!(dpkg_names("/usr/sbin/x"), vec!["/usr/sbin/x", "/sbin/x"]);
+        assert_eq!(dpkg_names("/usr/share/x"), vec!["/usr/share/x"]);
+        assert_eq!(dpkg_names("/opt/x"), vec!["/opt/x"]);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

@@ -301,3 +301,23 @@ fn a_backup_directory_that_cannot_take_files_stops_start_up() {
         .unwrap();
     fails_with(&out, "backup.dir");
 }
+
+/// `agent describe` shows what policies match on; a Debian program on merged /usr is found in
+/// the package database under the name dpkg recorded (/bin/ls for /usr/bin/ls).
+#[test]
+fn agent_describe_names_a_debian_programs_package() {
+    let state = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "agent",
+        "describe",
+        "ls",
+        "--state-dir",
+        state.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let app: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(app["product"], "coreutils", "{app}");
+    assert_eq!(app["verified"], true, "{app}");
+    assert_eq!(app["signer"], "Debian");
+    assert_eq!(app["sha256"].as_str().unwrap().len(), 64);
+}
