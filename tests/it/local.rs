@@ -44,6 +44,24 @@ async fn an_ordinary_user_asks_through_the_daemon_which_knows_who_they_are() {
         "the daemon opens its socket"
     );
 
+    // Clients that hang up at once or mid-line, or send garbage, change nothing and leave
+    // the daemon answering the next one.
+    {
+        use std::io::{Read, Write};
+        drop(std::os::unix::net::UnixStream::connect(&socket).unwrap());
+        let mut half = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        half.write_all(br#"{"op":"request_admin","minu"#).unwrap();
+        drop(half);
+        let mut bad = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+        bad.write_all(b"{\"op\":\"become_root\"}\n").unwrap();
+        let mut answer = String::new();
+        bad.read_to_string(&mut answer).unwrap();
+        assert!(
+            answer.contains("\"ok\":false") && answer.contains("request"),
+            "{answer}"
+        );
+    }
+
     // The device's credentials stay unreadable to alice: she cannot ask the appliance herself.
     let cat = std::process::Command::new("setpriv")
         .args([
