@@ -306,6 +306,25 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         cmd.starts_with("hourglass agent enroll --server https://") && cmd.contains(&s.fingerprint),
         "{cmd}"
     );
+    // …and next to it the line an RMM runs on Windows, with the same token and pin.
+    let msi = wait_for(c, ".enroll-command code.windows-command")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let token = cmd
+        .split("--token ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    assert!(
+        msi.starts_with("msiexec /i hourglass-agent.msi /qn SERVER=https://")
+            && msi.contains(&format!("TOKEN={token}"))
+            && msi.contains(&format!("FINGERPRINT={}", s.fingerprint)),
+        "{msi}"
+    );
 
     // Every other page renders under the same CSP.
     c.goto(&s.url("/t/nikpot-it/users")).await.unwrap();
