@@ -110,10 +110,13 @@ document.addEventListener("click", function (e) {
 
 // --- forms -------------------------------------------------------------------------------
 // A create form (data-reset-on-success) is emptied once the server accepted it, so the next
-// entry starts clean; on an error it keeps what was typed.
+// entry starts clean; on an error it keeps what was typed, and so it does while a fresh code
+// is asked for (that answer is a success too, and the replay sends the form as it is).
 document.addEventListener("htmx:afterRequest", function (e) {
   var f = e.detail.elt;
   if (!f || !f.matches || !f.matches("form[data-reset-on-success]")) return;
+  var x = e.detail.xhr;
+  if (x && x.getResponseHeader("X-Step-Up") === "required") return;
   if (e.detail.successful) f.reset();
 });
 

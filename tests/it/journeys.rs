@@ -662,3 +662,63 @@ async fn the_offline_code_page_moves_on_to_the_next_code() {
     b.client.clone().close().await.unwrap();
     s.stop().await;
 }
+
+/// A script token from *My account*, on a phone, after the step-up window: the form asks for
+/// a fresh code in place, the token is shown once with what it may do, and only the one made
+/// with the sensitive scope may change a tenant's settings through the API.
+#[actix_web::test]
+async fn a_token_for_a_script_is_made_on_my_account_with_its_scope() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    let secret = signed_in_admin(c, &s).await;
+    acme(&s).await;
+
+    let mut made = Vec::new();
+    for (name, sensitive) in [("rmm-read", false), ("rmm-approve", true)] {
+        c.goto(&s.url("/account")).await.unwrap();
+        wait_for(c, "#new-token").await;
+        assert!(fits(c).await, "My account fits 400 px");
+        // Past the five-minute window: creating a token needs a fresh code.
+        s.clock.advance_secs(6 * 60);
+        fill(c, "name", name).await;
+        c.execute(
+            "document.querySelector('#new-token select[name=expires_in_days]').value = '7'",
+            vec![],
+        )
+        .await
+        .unwrap();
+        if sensitive {
+            click(c, "#new-token input[name=sensitive]").await;
+        }
+        click(c, "#new-token button[type=submit]").await;
+        step_up(c, &s, &secret).await;
+        let shown = wait_for(c, ".new-token code.token")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(shown.starts_with("hgt_"), "{shown}");
+        assert!(fits(c).await, "the shown token fits 400 px");
+        let row = wait_text(c, "#tokens-table", name).await;
+        let may = if sensitive {
+            "Everything its owner may do"
+        } else {
+            "Everything except sensitive actions"
+        };
+        assert!(row.contains(may), "{row}");
+        made.push(shown);
+    }
+    let patch = |token: String| {
+        s.client()
+            .patch(s.url("/api/v1/tenants/acme"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"jit_max_minutes": 120}))
+            .send()
+    };
+    let plain = patch(made[0].clone()).await.unwrap();
+    assert_eq!(plain.status(), 403, "a token without the sensitive scope");
+    let scoped = patch(made[1].clone()).await.unwrap();
+    assert_eq!(scoped.status(), 200, "{}", scoped.text().await.unwrap());
+}
