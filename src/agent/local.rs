@@ -175,6 +175,8 @@ mod unix {
         crate::fsx::set_mode(&path, 0o666)?;
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait a little instead of spinning.
+                tokio::time::sleep(Duration::from_millis(200)).await;
                 continue;
             };
             let (dir, root) = (dir.clone(), root.clone());

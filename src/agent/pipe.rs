@@ -21,7 +21,12 @@ pub async fn serve(name: String, dir: PathBuf) -> Result<()> {
     let mut server = super::win32::create_pipe(&name, true)
         .map_err(|e| Error::startup(format!("cannot open the pipe {name}: {e}")))?;
     loop {
-        server.connect().await?;
+        if let Err(e) = server.connect().await {
+            // A client that vanished while connecting: offer a fresh instance.
+            eprintln!("hourglass agent: pipe connection failed: {e}");
+            server = super::win32::create_pipe(&name, false)?;
+            continue;
+        }
         let client = server;
         server = super::win32::create_pipe(&name, false)?;
         let dir = dir.clone();
