@@ -30,21 +30,9 @@ fn agent_options(p: AgentPlace) -> Options {
     }
 }
 
-/// What `agent run-elevated` was told besides the program.
-struct Elevation {
-    user: Option<String>,
-    reason: Option<String>,
-    minutes: i64,
-    ticket: Option<String>,
-    wait_minutes: u64,
-}
-
-/// The justification to ask with: `--reason`, else typed at a terminal (empty: do not ask).
-fn justification(given: Option<String>) -> Option<String> {
+/// The justification to ask with: typed at a terminal (empty: do not ask).
+fn justification() -> Option<String> {
     use std::io::{BufRead, IsTerminal, Write};
-    if given.is_some() {
-        return given;
-    }
     if !std::io::stdin().is_terminal() {
         return None;
     }
@@ -55,107 +43,128 @@ fn justification(given: Option<String>) -> Option<String> {
     Some(line.trim().to_string()).filter(|l| !l.is_empty())
 }
 
-/// Runs the program (as this process's user: root under `run-elevated`); its exit code is ours.
-fn run_program(path: &std::path::Path, args: &[String]) -> Result<ExitCode> {
-    let status = std::process::Command::new(path).args(args).status()?;
-    Ok(ExitCode::from(
-        u8::try_from(status.code().unwrap_or(1)).unwrap_or(1),
-    ))
-}
-
-/// `agent run-elevated`: the program runs as root only on an `allow`; its exit code is ours.
-/// On `ask` it asks for the program through the approval flow, waits, and decides again.
-fn run_elevated(e: Elevation, place: AgentPlace, command: Vec<String>) -> Result<ExitCode> {
-    use hourglass::agent::{elevate, requests};
+/// `agent run-elevated`: the program runs with administrator rights only on an `allow`; its
+/// exit code is ours (2 while a request waits). Ordinary users go through the daemon, which
+/// runs the program for them; root on Linux runs the same steps itself.
+fn run_elevated(
+    mut e: hourglass::agent::runas::Elevation,
+    user: Option<String>,
+    place: AgentPlace,
+    command: Vec<String>,
+) -> Result<ExitCode> {
+    use hourglass::agent::runas::Outcome;
     use hourglass::error::Error;
-    use hourglass::model::policies::Decision;
-    if cfg!(windows) {
-        // Starting a program elevated in the user's session without making them an
-        // administrator is not built yet on Windows (see the README).
-        return Err(Error::startup(
-            "run-elevated is not available on Windows yet: ask for a session with request-admin",
-        ));
-    }
-    let user = requests::invoking_user(e.user)?;
     let program = command
         .first()
         .ok_or_else(|| Error::validation("program", "give the program after --"))?;
-    let path = elevate::resolve(program)?;
-    let dir = &place.state_dir;
-    let staged = elevate::stage(&path, dir)?;
-    let app = elevate::describe(&path, &staged.bytes, &staged.run)?;
-    let wall = Clock::system().now().millis();
-    if let Some(session) = elevate::session(dir, &user, wall)? {
-        // An administrator for now anyway: no policy needed, the session's trail records it.
-        elevate::record_in_session(dir, &user, &app, &session, wall)?;
-        eprintln!(
-            "hourglass: {} runs in your administrator session",
-            path.display()
-        );
-        return run_program(&staged.run, &command[1..]);
-    }
-    let mut asked = false;
+    let path = hourglass::agent::elevate::resolve(program)?;
+    let args = command[1..].to_vec();
     loop {
-        let now = Clock::system().now().millis();
-        let (d, from) = elevate::decide(dir, &user, &app, now)?;
-        match &d {
-            Decision::Allow { policy, rule, .. } => {
-                elevate::record(dir, &user, &app, &d, now)?;
-                eprintln!(
-                    "hourglass: {} allowed by policy {policy}{} ({from})",
-                    path.display(),
-                    rule.as_ref()
-                        .map(|r| format!(", rule {r}"))
-                        .unwrap_or_default()
-                );
-                return run_program(&staged.run, &command[1..]);
+        let outcome = if via_daemon() {
+            elevated_by_daemon(&place, user.clone(), &path, &args, &e)?
+        } else {
+            elevated_here(&place, user.clone(), &path, &args, &e)?
+        };
+        match outcome {
+            Outcome::Ran { code } => {
+                return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
             }
-            Decision::Deny { policy, rule } => {
-                return Err(Error::Forbidden(format!(
-                    "{} is denied by policy {policy}, rule {rule} ({from})",
-                    path.display()
-                )));
-            }
-            Decision::Ask if !asked => {
-                let none = || {
-                    Error::Forbidden(format!(
-                        "no application policy lets {user} run {} with administrator rights ({from}); ask for it with --reason",
-                        path.display()
-                    ))
-                };
-                let reason = justification(e.reason.clone()).ok_or_else(none)?;
-                let v =
-                    elevate::request(dir, &user, &app, e.minutes, &reason, e.ticket.as_deref())?;
-                eprintln!("hourglass: {}", requests::describe(&v));
-                let id = v["id"].as_str().unwrap_or_default().to_string();
-                if v["state"] == "pending" {
-                    if e.wait_minutes == 0 {
-                        return Ok(ExitCode::from(2));
-                    }
-                    eprintln!(
-                        "hourglass: waiting up to {} minute(s) for a decision…",
-                        e.wait_minutes
-                    );
-                    let v = elevate::wait(
-                        dir,
-                        &id,
-                        std::time::Duration::from_secs(e.wait_minutes * 60),
-                    )?;
-                    eprintln!("hourglass: {}", requests::describe(&v));
-                    if v["state"] == "pending" {
-                        return Ok(ExitCode::from(2));
-                    }
-                }
-                asked = true;
-            }
-            Decision::Ask => {
-                return Err(Error::Forbidden(format!(
-                    "{} may not run with administrator rights ({from})",
-                    path.display()
-                )));
-            }
+            Outcome::Pending { .. } => return Ok(ExitCode::from(2)),
+            Outcome::NeedsReason { message } => match justification().filter(|_| e.reason.is_none()) {
+                Some(r) => e.reason = Some(r),
+                None => return Err(Error::Forbidden(message)),
+            },
         }
     }
+}
+
+/// Root on Linux: the same steps in this process, the program run with our own terminal.
+fn elevated_here(
+    place: &AgentPlace,
+    user: Option<String>,
+    path: &std::path::Path,
+    args: &[String],
+    e: &hourglass::agent::runas::Elevation,
+) -> Result<hourglass::agent::runas::Outcome> {
+    use hourglass::agent::{elevate, requests, runas};
+    let user = requests::invoking_user(user)?;
+    let staged = elevate::stage(path, &place.state_dir)?;
+    runas::run(
+        &place.state_dir,
+        &user,
+        path,
+        &staged,
+        e,
+        &mut |m| eprintln!("hourglass: {m}"),
+        &mut |p| Ok(runas::code_of(std::process::Command::new(p).args(args).status()?)),
+    )
+}
+
+fn run_elevated_ask(
+    user: Option<String>,
+    path: &std::path::Path,
+    args: &[String],
+    e: &hourglass::agent::runas::Elevation,
+) -> Result<Ask> {
+    Ok(Ask::RunElevated {
+        program: path.display().to_string(),
+        args: args.to_vec(),
+        cwd: std::env::current_dir()?.display().to_string(),
+        term: std::env::var("TERM").ok(),
+        lang: std::env::var("LANG").ok(),
+        user,
+        elevation: e.clone(),
+    })
+}
+
+fn outcome_of(v: serde_json::Value) -> Result<hourglass::agent::runas::Outcome> {
+    serde_json::from_value(v).map_err(|e| {
+        hourglass::error::Error::startup(format!("the agent answered something unreadable: {e}"))
+    })
+}
+
+/// Linux: the program (opened here, so only what we may read can be elevated) and our
+/// terminal go to the daemon with the request; it runs the program as root with them.
+#[cfg(unix)]
+fn elevated_by_daemon(
+    place: &AgentPlace,
+    user: Option<String>,
+    path: &std::path::Path,
+    args: &[String],
+    e: &hourglass::agent::runas::Elevation,
+) -> Result<hourglass::agent::runas::Outcome> {
+    use std::os::fd::AsFd;
+    let file = std::fs::File::open(path).map_err(|err| {
+        hourglass::error::Error::validation("program", format!("{}: {err}", path.display()))
+    })?;
+    let (i, o, er) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let fds = [file.as_fd(), i.as_fd(), o.as_fd(), er.as_fd()];
+    let v = hourglass::agent::local::ask_with(
+        &hourglass::agent::local::socket_path(&place.state_dir),
+        &run_elevated_ask(user, path, args, e)?,
+        &fds,
+        None,
+        &mut |m| eprintln!("hourglass: {m}"),
+    )?;
+    outcome_of(v)
+}
+
+/// Windows: the service starts the program in our session (see `win32::launch_elevated`).
+#[cfg(windows)]
+fn elevated_by_daemon(
+    place: &AgentPlace,
+    user: Option<String>,
+    path: &std::path::Path,
+    args: &[String],
+    e: &hourglass::agent::runas::Elevation,
+) -> Result<hourglass::agent::runas::Outcome> {
+    let v = hourglass::agent::pipe::ask_with(
+        &hourglass::agent::pipe::pipe_name(&place.state_dir),
+        &run_elevated_ask(user, path, args, e)?,
+        None,
+        &mut |m| eprintln!("hourglass: {m}"),
+    )?;
+    outcome_of(v)
 }
 
 use hourglass::agent::local::Ask;
@@ -261,14 +270,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     place,
                     command,
                 } => {
-                    let e = Elevation {
-                        user,
+                    let e = hourglass::agent::runas::Elevation {
                         reason,
                         minutes,
                         ticket,
                         wait_minutes,
                     };
-                    return run_elevated(e, place, command);
+                    return run_elevated(e, user, place, command);
                 }
                 AgentCommand::OfflineLogin {
                     account,

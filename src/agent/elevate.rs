@@ -14,19 +14,39 @@ use crate::model::commands::SessionRef;
 use crate::model::policies::{self as engine, App, Decision};
 
 /// Finds the executable: a path as given, else the first match on `PATH`.
+/// On Windows a bare name may leave out `.exe`, and `\\` or a drive letter make a path.
 pub fn resolve(program: &str) -> Result<PathBuf> {
-    let found = if program.contains('/') {
+    let is_path = program.contains('/') || (cfg!(windows) && program.contains(['\\', ':']));
+    let names = if cfg!(windows) && !program.to_ascii_lowercase().ends_with(".exe") {
+        vec![program.to_string(), format!("{program}.exe")]
+    } else {
+        vec![program.to_string()]
+    };
+    let found = if is_path {
         Some(PathBuf::from(program))
     } else {
         std::env::var_os("PATH").and_then(|paths| {
             std::env::split_paths(&paths)
-                .map(|d| d.join(program))
+                .flat_map(|d| names.iter().map(move |n| d.join(n)))
                 .find(|p| p.is_file())
         })
     };
     let p = found.ok_or_else(|| Error::validation("program", format!("{program}: not found")))?;
     std::fs::canonicalize(&p)
+        .map(|c| PathBuf::from(plain_path(&c.to_string_lossy())))
         .map_err(|e| Error::validation("program", format!("{}: {e}", p.display())))
+}
+
+/// Windows canonical paths come back as `\\?\C:\…` (or `\\?\UNC\host\share`); policies
+/// and people write `C:\…`, so the verbatim prefix is dropped.
+fn plain_path(p: &str) -> String {
+    if let Some(unc) = p.strip_prefix(r"\\?\UNC\") {
+        format!(r"\\{unc}")
+    } else if let Some(rest) = p.strip_prefix(r"\\?\") {
+        rest.to_string()
+    } else {
+        p.to_string()
+    }
 }
 
 fn run_text(cmd: &str, args: &[&str]) -> Option<String> {
@@ -55,10 +75,16 @@ impl Drop for Staged {
 }
 
 pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
+    let bytes = std::fs::read(path)?;
+    stage_bytes(path, bytes, only_root_can_change(path), state_dir)
+}
+
+/// Stages `bytes`, read from `path` (by the daemon, through the descriptor the user opened):
+/// in place only when `in_place` (the file is root's alone and is the one that was read).
+pub fn stage_bytes(path: &Path, bytes: Vec<u8>, in_place: bool, state_dir: &Path) -> Result<Staged> {
     use crate::fsx::OwnerOnly;
     use std::io::Write;
-    let bytes = std::fs::read(path)?;
-    if only_root_can_change(path) {
+    if in_place {
         return Ok(Staged {
             run: path.to_path_buf(),
             bytes,
@@ -90,7 +116,7 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
 /// Owned by root and not writable by group or others, and so is every directory above it
 /// (a sticky directory such as /tmp is fine: others cannot replace root's entry in it).
 #[cfg(unix)]
-fn only_root_can_change(path: &Path) -> bool {
+pub fn only_root_can_change(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = std::fs::metadata(path) else {
         return false;
@@ -107,7 +133,7 @@ fn only_root_can_change(path: &Path) -> bool {
 /// On Windows every program is staged: whether only administrators can change a file is
 /// an ACL question this agent does not answer yet.
 #[cfg(not(unix))]
-fn only_root_can_change(_path: &Path) -> bool {
+pub fn only_root_can_change(_path: &Path) -> bool {
     false
 }
 
@@ -357,6 +383,13 @@ pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Resul
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_verbatim_paths_read_as_people_write_them() {
+        assert_eq!(plain_path(r"\\?\C:\Tools\a.exe"), r"C:\Tools\a.exe");
+        assert_eq!(plain_path(r"\\?\UNC\nas\apps\a.exe"), r"\\nas\apps\a.exe");
+        assert_eq!(plain_path("/usr/bin/ls"), "/usr/bin/ls");
+    }
 
     #[test]
     fn merged_usr_paths_are_asked_for_under_both_names() {

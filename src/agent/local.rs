@@ -34,6 +34,38 @@ pub enum Ask {
     },
     Status {},
     EndSession {},
+    /// One program with administrator rights (`runas`). On Linux the program and the
+    /// caller's terminal come along as descriptors (SCM_RIGHTS): the daemon reads the program
+    /// through the caller's own descriptor, so nobody elevates a file they could not read.
+    RunElevated {
+        /// Absolute, as the caller resolved it on their PATH.
+        program: String,
+        args: Vec<String>,
+        cwd: String,
+        /// TERM and LANG are the only parts of the caller's environment kept.
+        term: Option<String>,
+        lang: Option<String>,
+        user: Option<String>,
+        elevation: super::runas::Elevation,
+    },
+}
+
+/// A progress line the daemon sends ahead of its answer ("waiting for a decision…").
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Note {
+    note: String,
+}
+
+/// One line from the daemon: a note to show, or its answer.
+pub(super) fn read_line(line: &str, say: &mut dyn FnMut(&str)) -> Option<Result<serde_json::Value>> {
+    match serde_json::from_str::<Note>(line.trim()) {
+        Ok(n) => {
+            say(&n.note);
+            None
+        }
+        Err(_) => Some(Answer::read(line)),
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -143,7 +175,112 @@ pub fn handle(dir: &Path, who: &Who, ask: Ask) -> Result<serde_json::Value> {
         } => requests::request_own_extension(dir, &for_whom(who, user)?, minutes, reason),
         Ask::Status {} => requests::status_of(dir, &own()),
         Ask::EndSession {} => requests::end_of(dir, &own()),
+        Ask::RunElevated { .. } => Err(Error::validation(
+            "request",
+            "run-elevated is answered on its own connection",
+        )),
     }
+}
+
+/// The daemon's side of run-elevated, once the program is staged as the caller let it be
+/// read; `launch` runs it for them.
+pub(super) fn run_for(
+    dir: &Path,
+    who: &Who,
+    named: Option<String>,
+    path: &Path,
+    staged: &super::elevate::Staged,
+    e: &super::runas::Elevation,
+    say: &mut dyn FnMut(String),
+    launch: &mut dyn FnMut(&Path) -> Result<i32>,
+) -> Result<serde_json::Value> {
+    let user = for_whom(who, named)?;
+    let outcome = super::runas::run(dir, &user, path, staged, e, say, launch)?;
+    Ok(serde_json::to_value(outcome)?)
+}
+
+/// TERM and LANG pass only when they look like what they are.
+pub(super) fn plain_env(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|v| {
+        !v.is_empty()
+            && v.len() <= 64
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+    })
+}
+
+async fn write_answer<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    answer: Result<serde_json::Value>,
+) -> Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = serde_json::to_vec(&Answer::from(answer))?;
+    out.push(b'\n');
+    w.write_all(&out).await?;
+    Ok(())
+}
+
+/// Answers a short request: at most a minute of work on a blocking thread.
+pub(super) async fn answer_short<W: tokio::io::AsyncWrite + Unpin>(
+    w: &mut W,
+    work: impl FnOnce() -> Result<serde_json::Value> + Send + 'static,
+) -> Result<()> {
+    let answer = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(work),
+    )
+    .await;
+    let answer = match answer {
+        Ok(joined) => joined.map_err(Error::internal).and_then(|r| r),
+        Err(_) => Err(Error::startup("the agent could not answer within a minute")),
+    };
+    write_answer(w, answer).await
+}
+
+/// Answers a request that lasts as long as a person or a program takes (run-elevated):
+/// what the work says goes out as note lines ahead of the answer, and `gone` tells the work
+/// when the client hangs up (Ctrl-C), so the program it runs is ended with it.
+pub(super) async fn answer_long<R, W, F>(mut r: R, w: &mut W, work: F) -> Result<()>
+where
+    R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    W: tokio::io::AsyncWrite + Unpin,
+    F: FnOnce(&std::sync::atomic::AtomicBool, &mut dyn FnMut(String)) -> Result<serde_json::Value>
+        + Send
+        + 'static,
+{
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gone = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let g = gone.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let mut say = |m: String| {
+            let _ = tx.send(m);
+        };
+        work(&g, &mut say)
+    });
+    let g = gone.clone();
+    let watch = tokio::spawn(async move {
+        let mut b = [0u8; 64];
+        // The client sends nothing more: end of stream (or an error) means it went away.
+        while let Ok(n) = r.read(&mut b).await {
+            if n == 0 {
+                break;
+            }
+        }
+        g.store(true, Ordering::Relaxed);
+    });
+    while let Some(note) = rx.recv().await {
+        let mut line = serde_json::to_vec(&Note { note })?;
+        line.push(b'\n');
+        if w.write_all(&line).await.is_err() {
+            gone.store(true, Ordering::Relaxed);
+        }
+    }
+    let answer = job.await.map_err(Error::internal).and_then(|r| r);
+    watch.abort();
+    write_answer(w, answer).await
 }
 
 /// Windows: the pipe's client is always an account by name.
@@ -153,18 +290,33 @@ pub(super) fn handle_for(dir: &Path, user: &str, ask: Ask) -> Result<serde_json:
 }
 
 #[cfg(unix)]
-pub use unix::{ask, serve};
+pub use unix::{ask, ask_with, serve};
 
 #[cfg(unix)]
 mod unix {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufRead, BufReader, IoSlice, IoSliceMut, Read, Write};
+    use std::mem::MaybeUninit;
+    use std::os::fd::{BorrowedFd, OwnedFd};
     use std::path::{Path, PathBuf};
+    use std::sync::atomic::AtomicBool;
     use std::time::Duration;
 
-    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    use rustix::net::{
+        RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+        SendAncillaryMessage, SendFlags,
+    };
+    use tokio::io::Interest;
+    use tokio::net::UnixStream;
 
-    use super::{Answer, Ask, MAX_LINE, handle, who_is};
+    use super::{Ask, MAX_LINE, Who, answer_long, answer_short, handle, who_is, write_answer};
+    use crate::agent::{elevate, runas};
     use crate::error::{Error, Result};
+
+    /// run-elevated passes four descriptors: the program, stdin, stdout, stderr.
+    const FDS: usize = 4;
+
+    /// The PATH a program run as root gets (sudo's secure_path).
+    const SECURE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
     /// Listens until the daemon stops; one request per connection.
     pub async fn serve(path: PathBuf, dir: PathBuf, root: PathBuf) -> Result<()> {
@@ -181,58 +333,209 @@ mod unix {
             };
             let (dir, root) = (dir.clone(), root.clone());
             tokio::spawn(async move {
-                let _ = tokio::time::timeout(Duration::from_secs(60), one(stream, dir, root)).await;
+                let _ = one(stream, dir, root).await;
             });
         }
     }
 
-    async fn one(stream: tokio::net::UnixStream, dir: PathBuf, root: PathBuf) -> Result<()> {
-        let uid = stream.peer_cred()?.uid();
-        let (r, mut w) = stream.into_split();
-        let mut line = String::new();
-        // A client that never finishes its line is dropped, not waited for.
-        let read = tokio::time::timeout(
-            Duration::from_secs(10),
-            tokio::io::BufReader::new(r.take(MAX_LINE as u64 + 1)).read_line(&mut line),
-        )
-        .await;
-        let answer = match read {
-            Ok(Ok(_)) if line.len() > MAX_LINE => Err(Error::validation("request", "too long")),
-            Ok(Ok(_)) => match serde_json::from_str::<Ask>(line.trim()) {
-                Ok(ask) => {
-                    tokio::task::spawn_blocking(move || handle(&dir, &who_is(&root, uid)?, ask))
-                        .await
-                        .map_err(Error::internal)
-                        .and_then(|r| r)
+    /// The request line and any descriptors sent with it.
+    async fn read_request(s: &UnixStream) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        let (mut line, mut fds) = (Vec::new(), Vec::new());
+        loop {
+            s.readable().await?;
+            let mut buf = [0u8; 4096];
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+            let got = s.try_io(Interest::READABLE, || {
+                let mut control = RecvAncillaryBuffer::new(&mut space);
+                let r = rustix::net::recvmsg(
+                    s,
+                    &mut [IoSliceMut::new(&mut buf)],
+                    &mut control,
+                    RecvFlags::CMSG_CLOEXEC,
+                )?;
+                for m in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(received) = m {
+                        fds.extend(received);
+                    }
                 }
-                Err(e) => Err(Error::validation("request", e)),
-            },
-            // A client that went away mid-request gets no answer and changes nothing.
-            Ok(Err(e)) => Err(e.into()),
-            Err(_) => Err(Error::validation("request", "not received in time")),
-        };
-        let a = Answer::from(answer);
-        let mut out = serde_json::to_vec(&a)?;
-        out.push(b'\n');
-        w.write_all(&out).await?;
-        Ok(())
+                Ok(r.bytes)
+            });
+            match got {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+                // A client that went away mid-request gets no answer and changes nothing.
+                Ok(0) => return Err(Error::validation("request", "the client hung up")),
+                Ok(n) => line.extend_from_slice(&buf[..n]),
+            }
+            if line.len() > MAX_LINE {
+                return Err(Error::validation("request", "too long"));
+            }
+            if line.contains(&b'\n') {
+                return Ok((line, fds));
+            }
+        }
     }
 
-    /// The user's side: one request, one answer.
-    pub fn ask(path: &Path, ask: &Ask) -> Result<serde_json::Value> {
-        let mut s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
+    async fn one(stream: UnixStream, dir: PathBuf, root: PathBuf) -> Result<()> {
+        let uid = stream.peer_cred()?.uid();
+        // A client that never finishes its line is dropped, not waited for.
+        let got = tokio::time::timeout(Duration::from_secs(10), read_request(&stream)).await;
+        let (r, mut w) = stream.into_split();
+        let request = match got {
+            Ok(Ok((line, fds))) => serde_json::from_slice::<Ask>(line.trim_ascii())
+                .map(|a| (a, fds))
+                .map_err(|e| Error::validation("request", e)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(Error::validation("request", "not received in time")),
+        };
+        match request {
+            Ok((ask @ Ask::RunElevated { .. }, fds)) => {
+                answer_long(r, &mut w, move |gone, say| {
+                    with_terminal(&dir, &who_is(&root, uid)?, ask, fds, gone, say)
+                })
+                .await
+            }
+            Ok((ask, _)) => {
+                answer_short(&mut w, move || handle(&dir, &who_is(&root, uid)?, ask)).await
+            }
+            Err(e) => write_answer(&mut w, Err(e)).await,
+        }
+    }
+
+    /// run-elevated for a socket client: the program is read through the caller's descriptor
+    /// and runs as root with the caller's terminal, in their working directory, with a clean
+    /// environment (sudo's `env_reset`).
+    fn with_terminal(
+        dir: &Path,
+        who: &Who,
+        ask: Ask,
+        fds: Vec<OwnedFd>,
+        gone: &AtomicBool,
+        say: &mut dyn FnMut(String),
+    ) -> Result<serde_json::Value> {
+        use std::os::unix::fs::MetadataExt;
+        let Ask::RunElevated {
+            program,
+            args,
+            cwd,
+            term,
+            lang,
+            user,
+            elevation,
+        } = ask
+        else {
+            return Err(Error::validation("request", "not run-elevated"));
+        };
+        let [file, stdin, stdout, stderr]: [OwnedFd; FDS] = fds.try_into().map_err(|_| {
+            Error::validation(
+                "request",
+                "run-elevated passes the program and the terminal (4 descriptors)",
+            )
+        })?;
+        let path = PathBuf::from(&program);
+        if !path.is_absolute() {
+            return Err(Error::validation("program", "give the program's full path"));
+        }
+        let mut file = std::fs::File::from(file);
+        let opened = file.metadata()?;
+        let named = std::fs::metadata(&path)
+            .map_err(|e| Error::validation("program", format!("{program}: {e}")))?;
+        if !opened.is_file() {
+            return Err(Error::validation("program", format!("{program}: not a file")));
+        }
+        if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
+            return Err(Error::Forbidden(format!(
+                "{program} was replaced while asking; try again"
+            )));
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let staged =
+            elevate::stage_bytes(&path, bytes, elevate::only_root_can_change(&path), dir)?;
+        let cwd = Some(PathBuf::from(&cwd))
+            .filter(|c| c.is_absolute() && c.is_dir())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let asker = match (who, &user) {
+            (Who::User(u), _) => u.clone(),
+            (Who::Root, named) => named.clone().unwrap_or_default(),
+        };
+        let mut stdio = Some((stdin, stdout, stderr));
+        let mut launch = |p: &Path| -> Result<i32> {
+            let (i, o, e) = stdio
+                .take()
+                .ok_or_else(|| Error::startup("the program was already started"))?;
+            let mut c = std::process::Command::new(p);
+            c.args(&args)
+                .env_clear()
+                .env("PATH", SECURE_PATH)
+                .env("HOME", "/root")
+                .env("USER", "root")
+                .env("LOGNAME", "root")
+                .env("HOURGLASS_USER", &asker)
+                .current_dir(&cwd)
+                .stdin(i)
+                .stdout(o)
+                .stderr(e);
+            for (k, v) in [("TERM", &term), ("LANG", &lang)] {
+                if let Some(v) = super::plain_env(v) {
+                    c.env(k, v);
+                }
+            }
+            runas::wait_or_end(c.spawn()?, gone)
+        };
+        super::run_for(
+            dir,
+            who,
+            user,
+            &path,
+            &staged,
+            &elevation,
+            say,
+            &mut launch,
+        )
+    }
+
+    /// The user's side: one request, one answer (after any notes, shown with `say`), with
+    /// `fds` sent along with the request line.
+    pub fn ask_with(
+        path: &Path,
+        ask: &Ask,
+        fds: &[BorrowedFd<'_>],
+        timeout: Option<Duration>,
+        say: &mut dyn FnMut(&str),
+    ) -> Result<serde_json::Value> {
+        let s = std::os::unix::net::UnixStream::connect(path).map_err(|e| {
             Error::startup(format!(
                 "cannot reach the Hourglass agent at {} ({e}): is `hourglass agent run` running?",
                 path.display()
             ))
         })?;
-        s.set_read_timeout(Some(Duration::from_secs(60)))?;
+        s.set_read_timeout(timeout)?;
         let mut line = serde_json::to_vec(ask)?;
         line.push(b'\n');
-        s.write_all(&line)?;
-        let mut answer = String::new();
-        BufReader::new(s.take(1 << 20)).read_line(&mut answer)?;
-        Answer::read(&answer)
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(Error::startup("too many descriptors for one request"));
+        }
+        let sent = rustix::net::sendmsg(&s, &[IoSlice::new(&line)], &mut control, SendFlags::empty())
+            .map_err(std::io::Error::from)?;
+        (&s).write_all(&line[sent..])?;
+        let mut lines = BufReader::new(s.take(1 << 20));
+        loop {
+            let mut l = String::new();
+            if lines.read_line(&mut l)? == 0 {
+                return Err(Error::startup("the agent hung up without an answer"));
+            }
+            if let Some(answer) = super::read_line(&l, say) {
+                return answer;
+            }
+        }
+    }
+
+    /// One request, one answer, within a minute.
+    pub fn ask(path: &Path, ask: &Ask) -> Result<serde_json::Value> {
+        ask_with(path, ask, &[], Some(Duration::from_secs(60)), &mut |_| {})
     }
 }
 

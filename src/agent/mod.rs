@@ -15,6 +15,7 @@ pub mod pe;
 pub mod pipe;
 pub mod queue;
 pub mod requests;
+pub mod runas;
 #[cfg(windows)]
 pub mod service;
 pub mod simulate;

@@ -149,3 +149,101 @@ async fn an_ordinary_user_asks_through_the_daemon_which_knows_who_they_are() {
     ws.kill();
     s.stop().await;
 }
+
+/// `run-elevated` needs no root either: alice's program and terminal go to the daemon with
+/// her request; an allowed program runs as root on her stdout with its exit code; a denied
+/// one or one she cannot read does not run; ending the client (Ctrl-C) ends the program.
+#[actix_web::test]
+async fn an_ordinary_user_runs_an_allowed_program_through_the_daemon() {
+    let mut s = TestServer::start().await;
+    let (_, token, _) = crate::agent::tenant_and_admin(&s).await;
+    let nik = hourglass::service::tokens::create_for_email(
+        s.ctx(),
+        "nik@nikpot.com",
+        "t",
+        sensitive_scope(),
+    )
+    .unwrap();
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    // A program anyone may read but that only the policy lets run; and one alice cannot read.
+    let tools = tempfile::tempdir().unwrap();
+    mode(tools.path(), 0o755);
+    let slow = tools.path().join("slow-tool");
+    std::fs::copy("/usr/bin/sleep", &slow).unwrap();
+    mode(&slow, 0o755);
+    let secret = tools.path().join("secret-tool");
+    std::fs::copy("/usr/bin/id", &secret).unwrap();
+    mode(&secret, 0o700);
+    let (slow_s, secret_s) = (slow.to_str().unwrap(), secret.to_str().unwrap());
+    let (st, p) = crate::logins::api(&s, &nik, "POST", "/api/v1/tenants/acme/policies", serde_json::json!({
+        "name": "Helpdesk tools", "duration": "fixed", "hours": 8, "access": "specific", "users": ["alice"],
+        "rules": [{"kind": "path", "value": "/usr/bin/id"}, {"kind": "path", "value": "/usr/bin/dash"},
+                  {"kind": "path", "value": slow_s}, {"kind": "path", "value": secret_s},
+                  {"kind": "path", "value": "/usr/bin/whoami", "deny": true}]
+    })).await;
+    assert_eq!(st, 201, "{p}");
+    assert!(
+        eventually(15, || ws.state_json()["policies"]["version"].as_i64() == Some(1)).await,
+        "the bundle reaches the agent"
+    );
+    let dir = ws.state.path().to_str().unwrap().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["agent", "run-elevated", "--state-dir", &dir, "--"];
+        a.extend_from_slice(extra);
+        as_uid(1000, &a)
+    };
+
+    let out = run(&["id", "-u"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "ran as root, on alice's own stdout: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("allowed by policy"), "{}", text(&out));
+    let out = run(&["sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+
+    let out = run(&["whoami"]);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("denied by policy"), "{}", text(&out));
+    let out = run(&[secret_s]);
+    assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("Permission denied"), "{}", text(&out));
+    let named = as_uid(
+        1000,
+        &["agent", "run-elevated", "--user", "bob", "--state-dir", &dir, "--", "id"],
+    );
+    assert!(!named.status.success() && named.stdout.is_empty());
+    assert!(text(&named).contains("you are alice"), "{}", text(&named));
+
+    // The program ends with the client that asked for it.
+    let mut client = std::process::Command::new("setpriv")
+        .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_hourglass"))
+        .args(["agent", "run-elevated", "--state-dir", &dir, "--", slow_s, "4242"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "^[^ ]*slow-tool 4242"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(eventually(15, running).await, "the program started");
+    client.kill().unwrap();
+    client.wait().unwrap();
+    assert!(eventually(15, || !running()).await, "and ended with its client");
+    ws.kill();
+    s.stop().await;
+}
+
+fn mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
