@@ -70,10 +70,12 @@ fn run_elevated(
                 return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
             }
             Outcome::Pending { .. } => return Ok(ExitCode::from(2)),
-            Outcome::NeedsReason { message } => match justification().filter(|_| e.reason.is_none()) {
-                Some(r) => e.reason = Some(r),
-                None => return Err(Error::Forbidden(message)),
-            },
+            Outcome::NeedsReason { message } => {
+                match justification().filter(|_| e.reason.is_none()) {
+                    Some(r) => e.reason = Some(r),
+                    None => return Err(Error::Forbidden(message)),
+                }
+            }
         }
     }
 }
@@ -96,7 +98,11 @@ fn elevated_here(
         &staged,
         e,
         &mut |m| eprintln!("hourglass: {m}"),
-        &mut |p| Ok(runas::code_of(std::process::Command::new(p).args(args).status()?)),
+        &mut |p| {
+            Ok(runas::code_of(
+                std::process::Command::new(p).args(args).status()?,
+            ))
+        },
     )
 }
 

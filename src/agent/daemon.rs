@@ -276,8 +276,9 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
         #[cfg(windows)]
         let pipe = {
             let (name, d) = (super::pipe::pipe_name(&dir), dir.clone());
+            let fake = o.backend == Backend::FakeSam;
             tokio::spawn(async move {
-                if let Err(e) = super::pipe::serve(name, d).await {
+                if let Err(e) = super::pipe::serve(name, d, fake).await {
                     eprintln!("hourglass agent: {e}; end users must ask as administrators");
                 }
             })

@@ -81,7 +81,12 @@ pub fn stage(path: &Path, state_dir: &Path) -> Result<Staged> {
 
 /// Stages `bytes`, read from `path` (by the daemon, through the descriptor the user opened):
 /// in place only when `in_place` (the file is root's alone and is the one that was read).
-pub fn stage_bytes(path: &Path, bytes: Vec<u8>, in_place: bool, state_dir: &Path) -> Result<Staged> {
+pub fn stage_bytes(
+    path: &Path,
+    bytes: Vec<u8>,
+    in_place: bool,
+    state_dir: &Path,
+) -> Result<Staged> {
     use crate::fsx::OwnerOnly;
     use std::io::Write;
     if in_place {

@@ -58,7 +58,10 @@ struct Note {
 }
 
 /// One line from the daemon: a note to show, or its answer.
-pub(super) fn read_line(line: &str, say: &mut dyn FnMut(&str)) -> Option<Result<serde_json::Value>> {
+pub(super) fn read_line(
+    line: &str,
+    say: &mut dyn FnMut(&str),
+) -> Option<Result<serde_json::Value>> {
     match serde_json::from_str::<Note>(line.trim()) {
         Ok(n) => {
             say(&n.note);
@@ -144,7 +147,7 @@ pub fn who_is(root: &Path, uid: u32) -> Result<Who> {
 }
 
 /// Who a request is for: the caller; root may name someone else.
-fn for_whom(who: &Who, named: Option<String>) -> Result<String> {
+pub(super) fn for_whom(who: &Who, named: Option<String>) -> Result<String> {
     match (who, named.filter(|n| !n.is_empty())) {
         (Who::Root, Some(n)) => Ok(n),
         (Who::Root, None) => Err(Error::validation("user", "root must say which user asks")),
@@ -180,33 +183,6 @@ pub fn handle(dir: &Path, who: &Who, ask: Ask) -> Result<serde_json::Value> {
             "run-elevated is answered on its own connection",
         )),
     }
-}
-
-/// The daemon's side of run-elevated, once the program is staged as the caller let it be
-/// read; `launch` runs it for them.
-pub(super) fn run_for(
-    dir: &Path,
-    who: &Who,
-    named: Option<String>,
-    path: &Path,
-    staged: &super::elevate::Staged,
-    e: &super::runas::Elevation,
-    say: &mut dyn FnMut(String),
-    launch: &mut dyn FnMut(&Path) -> Result<i32>,
-) -> Result<serde_json::Value> {
-    let user = for_whom(who, named)?;
-    let outcome = super::runas::run(dir, &user, path, staged, e, say, launch)?;
-    Ok(serde_json::to_value(outcome)?)
-}
-
-/// TERM and LANG pass only when they look like what they are.
-pub(super) fn plain_env(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|v| {
-        !v.is_empty()
-            && v.len() <= 64
-            && v.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
-    })
 }
 
 async fn write_answer<W: tokio::io::AsyncWrite + Unpin>(
@@ -432,6 +408,7 @@ mod unix {
                 "run-elevated passes the program and the terminal (4 descriptors)",
             )
         })?;
+        let asker = super::for_whom(who, user)?;
         let path = PathBuf::from(&program);
         if !path.is_absolute() {
             return Err(Error::validation("program", "give the program's full path"));
@@ -441,7 +418,10 @@ mod unix {
         let named = std::fs::metadata(&path)
             .map_err(|e| Error::validation("program", format!("{program}: {e}")))?;
         if !opened.is_file() {
-            return Err(Error::validation("program", format!("{program}: not a file")));
+            return Err(Error::validation(
+                "program",
+                format!("{program}: not a file"),
+            ));
         }
         if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
             return Err(Error::Forbidden(format!(
@@ -450,15 +430,10 @@ mod unix {
         }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
-        let staged =
-            elevate::stage_bytes(&path, bytes, elevate::only_root_can_change(&path), dir)?;
+        let staged = elevate::stage_bytes(&path, bytes, elevate::only_root_can_change(&path), dir)?;
         let cwd = Some(PathBuf::from(&cwd))
             .filter(|c| c.is_absolute() && c.is_dir())
             .unwrap_or_else(|| PathBuf::from("/"));
-        let asker = match (who, &user) {
-            (Who::User(u), _) => u.clone(),
-            (Who::Root, named) => named.clone().unwrap_or_default(),
-        };
         let mut stdio = Some((stdin, stdout, stderr));
         let mut launch = |p: &Path| -> Result<i32> {
             let (i, o, e) = stdio
@@ -477,22 +452,24 @@ mod unix {
                 .stdout(o)
                 .stderr(e);
             for (k, v) in [("TERM", &term), ("LANG", &lang)] {
-                if let Some(v) = super::plain_env(v) {
+                if let Some(v) = plain_env(v) {
                     c.env(k, v);
                 }
             }
             runas::wait_or_end(c.spawn()?, gone)
         };
-        super::run_for(
-            dir,
-            who,
-            user,
-            &path,
-            &staged,
-            &elevation,
-            say,
-            &mut launch,
-        )
+        let outcome = runas::run(dir, &asker, &path, &staged, &elevation, say, &mut launch)?;
+        Ok(serde_json::to_value(outcome)?)
+    }
+
+    /// TERM and LANG pass only when they look like what they are.
+    fn plain_env(v: &Option<String>) -> Option<&str> {
+        v.as_deref().filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b))
+        })
     }
 
     /// The user's side: one request, one answer (after any notes, shown with `say`), with
@@ -518,8 +495,9 @@ mod unix {
         if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
             return Err(Error::startup("too many descriptors for one request"));
         }
-        let sent = rustix::net::sendmsg(&s, &[IoSlice::new(&line)], &mut control, SendFlags::empty())
-            .map_err(std::io::Error::from)?;
+        let sent =
+            rustix::net::sendmsg(&s, &[IoSlice::new(&line)], &mut control, SendFlags::empty())
+                .map_err(std::io::Error::from)?;
         (&s).write_all(&line[sent..])?;
         let mut lines = BufReader::new(s.take(1 << 20));
         loop {

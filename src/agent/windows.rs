@@ -132,6 +132,42 @@ pub fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// A command line that Windows programs split back into exactly `program` and `args`
+/// (the CommandLineToArgvW rules: quotes around spaces, backslashes doubled before a quote).
+pub fn command_line(program: &str, args: &[String]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
+        .map(quote_arg)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote_arg(a: &str) -> String {
+    if !a.is_empty() && !a.contains([' ', '\t', '\n', '"']) {
+        return a.to_string();
+    }
+    let mut out = String::from('"');
+    let mut slashes = 0;
+    for c in a.chars() {
+        match c {
+            '\\' => slashes += 1,
+            '"' => {
+                out.push_str(&"\\".repeat(slashes * 2 + 1));
+                out.push('"');
+                slashes = 0;
+            }
+            c => {
+                out.push_str(&"\\".repeat(slashes));
+                out.push(c);
+                slashes = 0;
+            }
+        }
+    }
+    out.push_str(&"\\".repeat(slashes * 2));
+    out.push('"');
+    out
+}
+
 pub struct WindowsSam<A: WinApi> {
     api: A,
 }
@@ -512,6 +548,23 @@ impl WinApi for StoredSam {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn command_lines_split_back_into_the_same_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(r"C:\Program Files\Tool\t.exe", &args(&["/S", "a b", ""])),
+            r#""C:\Program Files\Tool\t.exe" /S "a b" """#
+        );
+        assert_eq!(
+            command_line("t.exe", &args(&[r#"say "hi""#, r"C:\dir\", r"a\b"])),
+            r#"t.exe "say \"hi\"" C:\dir\ a\b"#
+        );
+        assert_eq!(
+            command_line("t.exe", &args(&[r"C:\my dir\"])),
+            r#"t.exe "C:\my dir\\""#
+        );
+    }
 
     fn sam(state: FakeState) -> WindowsSam<FakeSam> {
         WindowsSam::new(FakeSam::with(state))

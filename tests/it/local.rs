@@ -184,7 +184,9 @@ async fn an_ordinary_user_runs_an_allowed_program_through_the_daemon() {
     })).await;
     assert_eq!(st, 201, "{p}");
     assert!(
-        eventually(15, || ws.state_json()["policies"]["version"].as_i64() == Some(1)).await,
+        eventually(15, || ws.state_json()["policies"]["version"].as_i64()
+            == Some(1))
+        .await,
         "the bundle reaches the agent"
     );
     let dir = ws.state.path().to_str().unwrap().to_string();
@@ -207,14 +209,31 @@ async fn an_ordinary_user_runs_an_allowed_program_through_the_daemon() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
 
     let out = run(&["whoami"]);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("denied by policy"), "{}", text(&out));
     let out = run(&[secret_s]);
-    assert!(!out.status.success() && out.stdout.is_empty(), "{}", text(&out));
+    assert!(
+        !out.status.success() && out.stdout.is_empty(),
+        "{}",
+        text(&out)
+    );
     assert!(text(&out).contains("Permission denied"), "{}", text(&out));
     let named = as_uid(
         1000,
-        &["agent", "run-elevated", "--user", "bob", "--state-dir", &dir, "--", "id"],
+        &[
+            "agent",
+            "run-elevated",
+            "--user",
+            "bob",
+            "--state-dir",
+            &dir,
+            "--",
+            "id",
+        ],
     );
     assert!(!named.status.success() && named.stdout.is_empty());
     assert!(text(&named).contains("you are alice"), "{}", text(&named));
@@ -223,7 +242,15 @@ async fn an_ordinary_user_runs_an_allowed_program_through_the_daemon() {
     let mut client = std::process::Command::new("setpriv")
         .args(["--reuid", "1000", "--regid", "1000", "--clear-groups"])
         .arg(env!("CARGO_BIN_EXE_hourglass"))
-        .args(["agent", "run-elevated", "--state-dir", &dir, "--", slow_s, "4242"])
+        .args([
+            "agent",
+            "run-elevated",
+            "--state-dir",
+            &dir,
+            "--",
+            slow_s,
+            "4242",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -238,7 +265,10 @@ async fn an_ordinary_user_runs_an_allowed_program_through_the_daemon() {
     assert!(eventually(15, running).await, "the program started");
     client.kill().unwrap();
     client.wait().unwrap();
-    assert!(eventually(15, || !running()).await, "and ended with its client");
+    assert!(
+        eventually(15, || !running()).await,
+        "and ended with its client"
+    );
     ws.kill();
     s.stop().await;
 }

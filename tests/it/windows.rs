@@ -422,7 +422,7 @@ async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
     };
     let mut s = TestServer::start().await;
     s.follow_real_time();
-    let (_, token) = tenant_with_token(&s).await;
+    let (_, token, _) = crate::agent::tenant_and_admin(&s).await;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("agent");
     let state_w = win(&state);
@@ -489,8 +489,100 @@ async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
         "{}",
         text(&out)
     );
+
+    // Pipe clients that hang up mid-line or send what the agent does not know change
+    // nothing, and the pipe goes on answering.
+    let tools = dir.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    let hangup = mingw(&tools, "pipe_hangup");
+    let pipe = format!(
+        r"\\.\pipe\hourglass-agent-{}",
+        hex::encode(&hourglass::crypto::sha256(state_w.to_lowercase().as_bytes())[..8])
+    );
+    let out = wine(&hangup, &[&pipe]).output().unwrap();
+    assert!(out.status.success(), "{:?} {}", out.status, text(&out));
+    assert!(
+        text(&out).contains("\"ok\":false") && text(&out).contains("request"),
+        "{}",
+        text(&out)
+    );
+    let out = ask(&["status"]);
+    assert!(
+        out.status.success() && text(&out).contains("waiting for approval"),
+        "{}",
+        text(&out)
+    );
+
+    // run-elevated through the pipe: the policy decides, the program's exit code comes back.
+    // (Started as the agent's own account here: fake-sam does not call LsaLogonUser.)
+    let allowed = mingw(&tools, "exit_code");
+    let denied = tools.join("denied.exe");
+    std::fs::copy(&allowed, &denied).unwrap();
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
+    let (st, p) = crate::logins::api(
+        &s,
+        &nik,
+        "POST",
+        "/api/v1/tenants/acme/policies",
+        serde_json::json!({
+            "name": "Helpdesk tools", "duration": "fixed", "hours": 8, "access": "all",
+            "rules": [{"kind": "path", "value": win(&allowed)},
+                      {"kind": "path", "value": win(&denied), "deny": true}]
+        }),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let version = || {
+        std::fs::read_to_string(state.join("state.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["policies"]["version"].as_i64())
+    };
+    assert!(
+        eventually(30, || version() == Some(1)).await,
+        "the bundle reaches the agent"
+    );
+    let elevated = |extra: &[&str]| {
+        let mut a = vec!["agent", "run-elevated", "--state-dir", &state_w];
+        a.extend_from_slice(extra);
+        wine(&exe, &a).output().unwrap()
+    };
+    let out = elevated(&["--", &win(&allowed), "3"]);
+    let agent_log = || std::fs::read_to_string(state.with_extension("log")).unwrap_or_default();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\nagent: {}",
+        text(&out),
+        agent_log()
+    );
+    assert!(text(&out).contains("allowed by policy"), "{}", text(&out));
+    let out = elevated(&["--", &win(&denied), "0"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("denied by policy"), "{}", text(&out));
+    let out = elevated(&["--user", "someone-else", "--", &win(&allowed)]);
+    assert!(
+        text(&out).contains(&format!("you are {me}")),
+        "{}",
+        text(&out)
+    );
     agent.kill();
     s.stop().await;
+}
+
+/// Builds tests/wine/<name>.c into `dir` with mingw.
+fn mingw(dir: &Path, name: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/wine/{name}.c"));
+    let exe = dir.join(format!("{name}.exe"));
+    let out = Command::new("x86_64-w64-mingw32-gcc")
+        .arg(src)
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    exe
 }
 
 /// Vendor and product for policies come from the program's version resource: a real PE

@@ -1,0 +1,3 @@
+/* A program to elevate in tests: exits with the code given as its first argument. */
+#include <stdlib.h>
+int main(int argc, char **argv) { return argc > 1 ? atoi(argv[1]) : 0; }
