@@ -965,7 +965,7 @@ async fn replacing_the_authenticator_ends_other_sessions_and_retires_the_old_app
 }
 
 /// With SMTP configured, a new user's enrollment link is mailed (to a real SMTP server:
-/// Python's smtpd debugging server on loopback).
+/// in-process SMTP sink on loopback).
 #[actix_web::test]
 async fn enrollment_links_are_mailed_when_smtp_is_configured() {
     let smtp = SmtpSink::start().await;

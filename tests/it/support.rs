@@ -143,82 +143,83 @@ pub fn sha256_file(p: &Path) -> String {
     hourglass::crypto::sha256_hex(&std::fs::read(p).unwrap())
 }
 
-/// A real SMTP server on loopback (Python's smtpd debugging server) that prints every mail.
+/// An SMTP server on loopback, in this process: it speaks enough of RFC 5321 for the
+/// appliance's mailer (EHLO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) over a real TCP socket and
+/// hands over every message as received (headers and body, dot-unstuffed).
 pub struct SmtpSink {
     pub port: u16,
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
+    mails: std::sync::mpsc::Receiver<String>,
 }
 
 impl SmtpSink {
     pub async fn start() -> SmtpSink {
-        use std::io::{BufRead, BufReader};
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("python3")
-            .args([
-                "-u",
-                "-W",
-                "ignore",
-                "-m",
-                "smtpd",
-                "-n",
-                "-c",
-                "DebuggingServer",
-            ])
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("python3 with the smtpd module");
-        // Wait until the relay answers before the appliance needs it.
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, mails) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
+            for conn in listener.incoming().map_while(Result::ok) {
+                let tx = tx.clone();
+                std::thread::spawn(move || smtp_session(conn, &tx));
             }
         });
-        SmtpSink { port, child, lines }
+        SmtpSink { port, mails }
     }
 
-    /// The next mail as printed by the server (what arrived by then after 20 s). Waits
-    /// without blocking the runtime, so the appliance in this process can send meanwhile.
+    /// The next mail (empty when none came within 20 s). Waits without blocking the
+    /// runtime, so the appliance in this process can send meanwhile.
     pub async fn next_mail(&self) -> String {
-        use std::sync::mpsc::TryRecvError;
-        let mut mail = String::new();
         for _ in 0..400 {
-            match self.lines.try_recv() {
-                Ok(line) => {
-                    let end = line.contains("END MESSAGE");
-                    mail.push_str(&line);
-                    mail.push('\n');
-                    if end {
-                        break;
-                    }
-                }
-                Err(TryRecvError::Empty) => {
+            match self.mails.try_recv() {
+                Ok(mail) => return mail,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await
                 }
-                Err(TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
             }
         }
-        mail
+        String::new()
     }
 }
 
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+fn smtp_session(conn: std::net::TcpStream, mails: &std::sync::mpsc::Sender<String>) {
+    use std::io::{BufRead, BufReader, Write};
+    let mut w = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    let mut say = |line: &str| w.write_all(format!("{line}\r\n").as_bytes()).is_ok();
+    say("220 sink ESMTP");
+    let mut line = String::new();
+    while r.read_line(&mut line).unwrap_or(0) > 0 {
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        line.clear();
+        let ok = match verb.as_str() {
+            "EHLO" | "HELO" => say("250 sink"),
+            "MAIL" | "RCPT" | "RSET" | "NOOP" => say("250 ok"),
+            "QUIT" => {
+                say("221 bye");
+                return;
+            }
+            "DATA" => {
+                say("354 end with <CRLF>.<CRLF>");
+                let mut mail = String::new();
+                loop {
+                    let mut l = String::new();
+                    if r.read_line(&mut l).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let l = l.trim_end_matches(['\r', '\n']);
+                    if l == "." {
+                        break;
+                    }
+                    mail.push_str(l.strip_prefix('.').unwrap_or(l));
+                    mail.push('\n');
+                }
+                let _ = mails.send(mail);
+                say("250 queued")
+            }
+            _ => say("502 not implemented"),
+        };
+        if !ok {
+            return;
+        }
     }
 }
