@@ -3,18 +3,18 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::Crypto;
 use crate::error::{Error, Result};
+use crate::http::AppState;
 use crate::service::{self, Ctx};
 use crate::store::{self, Db, Opened};
 use crate::tls::{self, CertResolver};
@@ -27,44 +27,6 @@ pub const QUIET_LOGS: &[&str] = &[
     "actix_server=warn",
     "actix_web::middleware=warn",
 ];
-
-pub struct AppState {
-    pub ctx: Ctx,
-    pub metrics: PrometheusHandle,
-    /// Sign-in attempts per client address.
-    pub limiter: crate::web::limiter::Limiter,
-    /// Reverse proxies whose X-Forwarded-For is believed (checked at start-up).
-    pub proxies: Vec<ipnet::IpNet>,
-}
-
-impl AppState {
-    pub fn new(ctx: Ctx) -> Self {
-        AppState {
-            metrics: metrics_handle(),
-            limiter: crate::web::limiter::Limiter::new(30, 60_000),
-            proxies: crate::model::net::parse_proxies(&ctx.cfg.server.trusted_proxies)
-                .unwrap_or_default(),
-            ctx,
-        }
-    }
-}
-
-/// The client's address (behind a trusted proxy, the one it forwarded).
-pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    let peer = req.peer_addr()?.ip();
-    let proxies = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.proxies.as_slice())
-        .unwrap_or_default();
-    // Every X-Forwarded-For line, in order: a proxy may add its own line after the client's.
-    let xff: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let xff = (!xff.is_empty()).then(|| xff.join(","));
-    Some(crate::model::net::client_ip(peer, xff.as_deref(), proxies).to_string())
-}
 
 /// The portal (and, unless it has its own listener, the agent API).
 pub fn build_app(
@@ -143,26 +105,6 @@ pub fn build_agent_app(
         .configure(crate::agent_api::configure)
         .service(web::resource("/healthz").route(web::get().to(crate::web::ops::healthz)))
         .default_service(web::to(crate::web::error::not_found))
-}
-
-/// One process-wide Prometheus recorder (tests start several servers in one process).
-pub fn metrics_handle() -> PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let buckets = [
-                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ];
-            let builder = PrometheusBuilder::new();
-            let recorder = match builder.set_buckets(&buckets) {
-                Ok(b) => b.build_recorder(),
-                Err(_) => PrometheusBuilder::new().build_recorder(),
-            };
-            let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
-            handle
-        })
-        .clone()
 }
 
 /// An opened data directory: database, master key and active certificate.

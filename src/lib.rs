@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod demo;
 pub mod error;
 pub mod fsx;
+pub mod http;
 pub mod ids;
 pub mod jobs;
 pub mod model;

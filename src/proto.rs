@@ -124,3 +124,26 @@ pub struct ErrorBody {
     pub code: String,
     pub message: String,
 }
+
+/// What a workstation asks for.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestAsk {
+    /// The local account that wants the rights.
+    pub account: String,
+    pub minutes: i64,
+    #[serde(default)]
+    pub reason: String,
+    #[serde(default)]
+    pub ticket: Option<String>,
+    /// `admin` (a new session), `extension` (more time for the running one) or
+    /// `application` (run one program elevated, described by `app`).
+    #[serde(default = "admin_kind")]
+    pub kind: String,
+    #[serde(default)]
+    pub app: Option<crate::model::policies::App>,
+}
+
+fn admin_kind() -> String {
+    "admin".into()
+}

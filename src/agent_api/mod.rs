@@ -10,13 +10,14 @@ use actix_web::{
 };
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
+use crate::http::request_id::RequestId;
+use crate::http::request_view;
 use crate::ids::{CommandId, DeviceId};
 use crate::proto::{self, AckRequest, EnrollRequest, EventsRequest, PollRequest};
 use crate::service::{self, audit::Origin};
 use crate::store::devices::Device;
-use crate::web::headers::RequestId;
 
 #[derive(Debug)]
 pub struct AgentError(pub Error);
@@ -35,7 +36,7 @@ impl From<Error> for AgentError {
 
 impl ResponseError for AgentError {
     fn status_code(&self) -> StatusCode {
-        crate::web::error::status_of(&self.0)
+        crate::http::status_of(&self.0)
     }
     fn error_response(&self) -> HttpResponse {
         let message = match &self.0 {
@@ -43,7 +44,7 @@ impl ResponseError for AgentError {
                 tracing::error!(error = %e, "agent request failed");
                 format!(
                     "internal error (request {})",
-                    crate::web::headers::current_request_id().unwrap_or_default()
+                    crate::http::request_id::current_request_id().unwrap_or_default()
                 )
             }
             Error::Unauthenticated => {
@@ -62,7 +63,7 @@ type AgentResult = Result<HttpResponse, AgentError>;
 
 fn origin(req: &HttpRequest) -> Origin {
     Origin {
-        ip: crate::app::client_ip(req),
+        ip: crate::http::client_ip(req),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     }
 }
@@ -196,17 +197,6 @@ async fn events(
 ) -> AgentResult {
     Ok(HttpResponse::Ok()
         .json(service::commands::events(&state.ctx, &d, body.into_inner(), &origin(&req)).await?))
-}
-
-/// What the workstation is told about a request.
-pub fn request_view(r: &crate::store::requests::Request) -> serde_json::Value {
-    json!({
-        "id": r.id, "kind": r.kind, "account": r.account, "state": r.state.as_str(),
-        "minutes_requested": r.minutes_requested, "minutes_approved": r.minutes_approved,
-        "expires_at": r.expires_at.map(|t| t.millis()), "reason": r.reason, "ticket": r.ticket,
-        "decided_by_rule": r.decided_by_rule.is_some(), "app": r.app, "grant": r.grant_scope,
-        "policy_id": r.policy_id,
-    })
 }
 
 async fn request_create(

@@ -241,7 +241,13 @@ pub async fn events(
             let mut accepted = 0;
             let mut woken = Vec::new();
             for e in &req.events {
-                if store::commands::insert_event(tx, tenant, device, e, now)? {
+                let stored = store::commands::NewEvent {
+                    id: &e.id,
+                    kind: &e.kind,
+                    at: e.at,
+                    data: &e.data,
+                };
+                if store::commands::insert_event(tx, tenant, device, &stored, now)? {
                     accepted += 1;
                     if e.kind == "offline_login" {
                         woken.extend(super::logins::offline_used(

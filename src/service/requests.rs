@@ -13,31 +13,15 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, SessionRef};
-use crate::model::policies::{self as engine, App};
+use crate::model::policies as engine;
 use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, State};
 use crate::model::tenants::Tenant;
 use crate::model::zones;
 pub use crate::store::requests::Filter;
 use crate::store::{self, WriteTx, devices::Device, requests::Request};
 
-/// What a workstation asks for.
-#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ask {
-    /// The local account that wants the rights.
-    pub account: String,
-    pub minutes: i64,
-    #[serde(default)]
-    pub reason: String,
-    #[serde(default)]
-    pub ticket: Option<String>,
-    /// `admin` (a new session), `extension` (more time for the running one) or
-    /// `application` (run one program elevated, described by `app`).
-    #[serde(default = "admin_kind")]
-    pub kind: String,
-    #[serde(default)]
-    pub app: Option<App>,
-}
+/// What a workstation asks for (a wire type of the agent protocol).
+pub use crate::proto::RequestAsk as Ask;
 
 /// What the requester is told a request was for.
 fn what(r: &Request) -> String {
@@ -53,10 +37,6 @@ fn what(r: &Request) -> String {
 pub struct Approval {
     pub minutes: u32,
     pub grant: Grant,
-}
-
-fn admin_kind() -> String {
-    "admin".into()
 }
 
 fn audit_for(e: Event, r: &Request, now: Timestamp) -> Audit {

@@ -132,12 +132,20 @@ pub fn expire_all_queued(tx: &WriteTx<'_>) -> Result<u64> {
         .execute([])? as u64)
 }
 
+/// An event a device reported: its own id (for exactly-once), kind, time and data.
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub at: i64,
+    pub data: &'a serde_json::Value,
+}
+
 /// Stores an event unless its id was seen before; true when it is new.
 pub fn insert_event(
     tx: &WriteTx<'_>,
     tenant: TenantId,
     device: DeviceId,
-    e: &crate::proto::Event,
+    e: &NewEvent<'_>,
     now: Timestamp,
 ) -> Result<bool> {
     let n = tx

@@ -10,8 +10,8 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::service;
 
 pub async fn account_page(

@@ -11,9 +11,9 @@ use serde_json::json;
 
 use super::headers::current_request_id;
 use super::session::origin_of;
-use crate::app::AppState;
 use crate::authz::{Permission, Principal};
 use crate::error::Error;
+use crate::http::AppState;
 use crate::ids::UserId;
 use crate::model::requests::Grant;
 use crate::model::tenants::{LoginMode, Settings, Tenant};
@@ -581,9 +581,8 @@ pub async fn requests_list(
         .await,
     )
     .await?;
-    Ok(HttpResponse::Ok().json(
-        json!({"requests": rs.iter().map(crate::agent_api::request_view).collect::<Vec<_>>()}),
-    ))
+    Ok(HttpResponse::Ok()
+        .json(json!({"requests": rs.iter().map(crate::http::request_view).collect::<Vec<_>>()})))
 }
 
 #[derive(Deserialize, Default)]
@@ -636,7 +635,7 @@ pub async fn request_action(
         _ => return Err(ApiError(Error::NotFound)),
     };
     let r = denied(&state, &u, &t, r).await?;
-    Ok(HttpResponse::Ok().json(crate::agent_api::request_view(&r)))
+    Ok(HttpResponse::Ok().json(crate::http::request_view(&r)))
 }
 
 pub async fn rules_list(

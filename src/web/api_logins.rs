@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{ApiResult, ApiUser, body_or_default, denied, tenant};
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::ids::{DeviceId, LoginId};
 use crate::service;
 use crate::store::logins::Login;

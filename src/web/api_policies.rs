@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{ApiResult, ApiUser, denied, tenant};
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::model::policies::App;
 use crate::service;
 use crate::service::policies::PolicyInput;

@@ -10,8 +10,8 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::users::denied;
-use crate::app::AppState;
 use crate::authz::Permission;
+use crate::http::AppState;
 use crate::model::audit_export::Format;
 use crate::service;
 

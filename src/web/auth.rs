@@ -8,9 +8,9 @@ use zeroize::Zeroizing;
 use super::error::WebError;
 use super::session::{self, CurrentUser, origin_of, token_of};
 use super::ui;
-use crate::app::AppState;
 use crate::crypto::totp;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::service::{self, setup::Enrollment};
 
 const BAD_LOGIN: &str = "Wrong email or password.";
@@ -127,7 +127,7 @@ pub async fn login(
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, WebError> {
     let f = form.into_inner();
-    let ip = crate::app::client_ip(&req).unwrap_or_default();
+    let ip = crate::http::client_ip(&req).unwrap_or_default();
     let old = token_of(&req);
     let csrf = pre_auth(&state, &req)?.0;
     let fail = |status: actix_web::http::StatusCode, msg: &str| {

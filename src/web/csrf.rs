@@ -11,9 +11,9 @@ use actix_web::{Error as ActixError, HttpMessage, ResponseError, web};
 
 use super::error::WebError;
 use super::session;
-use crate::app::AppState;
 use crate::crypto::ct_eq;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::model::audit::Event;
 use crate::service::audit::Audit;
 

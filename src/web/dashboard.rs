@@ -7,7 +7,7 @@ use super::error::WebError;
 use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::service;
 
 /// `/`: signed in → the dashboard; otherwise the sign-in page.

@@ -12,8 +12,8 @@ use super::nav;
 use super::session::CurrentUser;
 use super::ui;
 use super::users::denied;
-use crate::app::AppState;
 use crate::authz::Permission;
+use crate::http::AppState;
 use crate::service;
 
 pub async fn page(

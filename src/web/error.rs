@@ -25,23 +25,7 @@ impl From<Error> for WebError {
     }
 }
 
-pub fn status_of(e: &Error) -> StatusCode {
-    match e {
-        Error::NotFound => StatusCode::NOT_FOUND,
-        Error::Unauthenticated => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::Conflict(_) => StatusCode::CONFLICT,
-        Error::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Error::Locked(_) => StatusCode::LOCKED,
-        Error::StepUpRequired => StatusCode::UNAUTHORIZED,
-        Error::InvalidState(_) => StatusCode::CONFLICT,
-        Error::Gone(_) => StatusCode::GONE,
-        Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        Error::Unavailable(_) | Error::StorageFull => StatusCode::SERVICE_UNAVAILABLE,
-        Error::Startup(_) | Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+pub use crate::http::status_of;
 
 /// The message a client may see.
 pub fn public_message(e: &Error) -> String {

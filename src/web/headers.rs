@@ -15,6 +15,7 @@ use futures_util::FutureExt;
 
 use super::error::WebError;
 use crate::error::Error;
+pub use crate::http::request_id::{CURRENT_REQUEST_ID, RequestId, current_request_id};
 
 /// Strict CSP: scripts only from our own embedded assets; no inline script, no eval (WEB-03).
 /// Violations are reported to /csp-report, which logs and counts them.
@@ -37,22 +38,9 @@ pub const SECURITY_HEADERS: &[(&str, &str)] = &[
     ),
 ];
 
-/// The id of the request being served, in request extensions and the `X-Request-Id` header.
-#[derive(Clone, Debug)]
-pub struct RequestId(pub String);
-
-tokio::task_local! {
-    /// Lets error rendering echo the request id without threading it through every handler.
-    pub static CURRENT_REQUEST_ID: String;
-}
-
 tokio::task_local! {
     /// Whether the request came from htmx (errors then answer with a fragment).
     pub static IS_HTMX: bool;
-}
-
-pub fn current_request_id() -> Option<String> {
-    CURRENT_REQUEST_ID.try_with(Clone::clone).ok()
 }
 
 pub fn is_htmx() -> bool {
@@ -170,7 +158,7 @@ fn body_deadline(req: &mut ServiceRequest) -> Rc<std::cell::Cell<bool>> {
     let late = Rc::new(std::cell::Cell::new(false));
     let flag = late.clone();
     let secs = req
-        .app_data::<actix_web::web::Data<crate::app::AppState>>()
+        .app_data::<actix_web::web::Data<crate::http::AppState>>()
         .map(|s| s.ctx.cfg.server.body_timeout_secs)
         .unwrap_or(30);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs.max(1));

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use maud::{Markup, html};
 
 use super::error::WebError;
-use crate::app::AppState;
+use crate::http::AppState;
 use crate::service;
 
 /// Appliance health as an htmx fragment.

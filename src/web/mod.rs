@@ -18,7 +18,6 @@ pub mod error;
 pub mod fmt;
 pub mod headers;
 pub mod home;
-pub mod limiter;
 pub mod logins;
 pub mod nav;
 pub mod ops;

@@ -3,8 +3,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::error::WebError;
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::service;
 
 /// 200 only when the disk and the database accept a write; otherwise 503 with the reason.
@@ -29,7 +29,7 @@ pub async fn metrics(
 ) -> Result<HttpResponse, WebError> {
     // The client's address: behind a reverse proxy on this host every request comes from
     // loopback, so the forwarded address decides.
-    let loopback = crate::app::client_ip(&req)
+    let loopback = crate::http::client_ip(&req)
         .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
         .is_some_and(|ip| ip.is_loopback());
     if !loopback && !state.ctx.cfg.server.metrics_remote {

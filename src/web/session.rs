@@ -9,9 +9,9 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 
 use super::error::WebError;
 use super::headers::RequestId;
-use crate::app::AppState;
 use crate::authz::Principal;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::model::tenants::Tenant;
 use crate::service::{self, audit::Origin};
 use crate::store::users::User;
@@ -69,7 +69,7 @@ pub fn token_of(req: &HttpRequest) -> Option<String> {
 
 pub fn origin_of(req: &HttpRequest) -> Origin {
     Origin {
-        ip: crate::app::client_ip(req),
+        ip: crate::http::client_ip(req),
         request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
     }
 }

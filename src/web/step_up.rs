@@ -29,8 +29,8 @@ use super::csrf::{FORM_LIMIT, FormBody, put_back};
 use super::error::{WebError, public_message, status_of};
 use super::session::{self, CurrentUser, Renewed, origin_of, token_of};
 use super::{nav, ui};
-use crate::app::AppState;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::service;
 
 pub const DIALOG_ID: &str = "step-up-dialog";

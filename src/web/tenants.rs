@@ -10,9 +10,9 @@ use super::nav;
 use super::session::CurrentUser;
 use super::ui;
 use super::users::denied;
-use crate::app::AppState;
 use crate::authz::Permission;
 use crate::error::Error;
+use crate::http::AppState;
 use crate::model::tenants::{LoginMode, Settings};
 use crate::service::{
     self,

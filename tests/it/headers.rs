@@ -172,7 +172,7 @@ async fn assets_are_embedded_and_cached_for_a_year() {
 #[actix_web::test]
 async fn a_panicking_handler_answers_500_with_only_a_request_id() {
     let mut s = TestServer::start().await;
-    let state = web::Data::new(hourglass::app::AppState::new(s.ctx().clone()));
+    let state = web::Data::new(hourglass::http::AppState::new(s.ctx().clone()));
     let app = atest::init_service(hourglass::app::build_app(state).service(
         web::resource("/test-panic").route(web::get().to(|| async {
             if true {

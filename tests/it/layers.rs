@@ -41,7 +41,7 @@ fn sql_lives_only_in_the_store() {
 #[test]
 fn the_web_framework_stays_at_the_edges() {
     assert_eq!(
-        offenders("actix", &["web", "agent_api", "app.rs"]),
+        offenders("actix", &["web", "agent_api", "http", "app.rs"]),
         Vec::<String>::new()
     );
     assert_eq!(
@@ -118,5 +118,104 @@ fn ids(text: &str, kinds: &[&str]) -> Vec<String> {
             }
         }
     }
+    out
+}
+
+/// The layers of docs/ARCHITECTURE.md: no module imports from a layer above it (handlers in
+/// web/ and agent_api/ over the shared http/, over service/, over store/ and model/), and the
+/// agent, which runs on workstations, reaches none of the appliance's inside.
+#[test]
+fn no_module_imports_from_a_layer_above_it() {
+    const EDGES: &[&str] = &["web", "agent_api", "app", "ops", "demo", "jobs"];
+    let rules: &[(&str, Vec<&str>)] = &[
+        (
+            "model",
+            [
+                EDGES,
+                &["http", "service", "store", "proto", "notify", "agent"],
+            ]
+            .concat(),
+        ),
+        (
+            "store",
+            [EDGES, &["http", "service", "proto", "agent"]].concat(),
+        ),
+        (
+            "proto",
+            [EDGES, &["http", "service", "store", "agent"]].concat(),
+        ),
+        ("service", [EDGES, &["http", "agent"]].concat()),
+        ("http", [EDGES, &["agent"]].concat()),
+        (
+            "web",
+            vec!["agent_api", "app", "ops", "demo", "jobs", "agent"],
+        ),
+        (
+            "agent_api",
+            vec!["web", "app", "ops", "demo", "jobs", "agent"],
+        ),
+        (
+            "agent",
+            [EDGES, &["http", "service", "store", "notify"]].concat(),
+        ),
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut wrong = Vec::new();
+    for (module, forbidden) in rules {
+        let mut files = Vec::new();
+        let dir = src.join(module);
+        if dir.is_dir() {
+            rust_files(&dir, &mut files);
+        } else {
+            files.push(src.join(format!("{module}.rs")));
+        }
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for used in crate_paths(&text) {
+                if forbidden.contains(&used.as_str()) {
+                    let rel = f.strip_prefix(&src).unwrap().display().to_string();
+                    wrong.push(format!("{rel} uses crate::{used}"));
+                }
+            }
+        }
+    }
+    wrong.sort();
+    wrong.dedup();
+    assert!(wrong.is_empty(), "imports from a layer above: {wrong:#?}");
+}
+
+/// The top-level modules a file names as `crate::x`, including `use crate::{x::…, y}`.
+fn crate_paths(text: &str) -> Vec<String> {
+    let ident = |s: &str| {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect::<String>()
+    };
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("crate::") {
+        let rest = &text[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut start) = (0, 0);
+            for (j, c) in group.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        break;
+                    }
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        out.push(ident(&group[start..j]));
+                        start = j + 1;
+                    }
+                    _ => {}
+                }
+            }
+        } else {
+            out.push(ident(rest));
+        }
+    }
+    out.retain(|m| !m.is_empty());
     out
 }
