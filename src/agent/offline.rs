@@ -22,7 +22,7 @@ use crate::clock::Timestamp;
 use crate::crypto::totp;
 use crate::error::{Error, Result};
 use crate::model::commands::is_managed_account;
-use crate::model::logins::{OFFLINE_LOCK_MS, OFFLINE_MAX_FAILURES, new_password};
+use crate::model::logins::{OFFLINE_LOCK_MS, OFFLINE_MAX_FAILURES, password_from};
 use crate::proto::Event;
 
 const FILE: &str = "offline.json";
@@ -142,7 +142,7 @@ pub fn login(dir: &Path, os: &dyn Os, account: &str, code: &str, wall_ms: i64) -
     let now = state.server_now(wall_ms);
     with(dir, |o| {
         let step = check_code(o, &secret, code, now)?;
-        let password = new_password()?;
+        let password = password_from(&*crate::crypto::random_secret()?);
         os.ensure_account(account, &password, true)?;
         let expires_at = now + i64::from(off.minutes) * 60_000;
         o.sessions.retain(|s| s.account != account);
@@ -183,7 +183,10 @@ pub fn tick(
                 }
                 continue;
             }
-            os.set_password(&s.account, &new_password()?)?;
+            os.set_password(
+                &s.account,
+                &password_from(&*crate::crypto::random_secret()?),
+            )?;
             os.disable_account(&s.account)?;
             os.logoff(&s.account)?;
             state.ordered_admins.retain(|a| *a != s.account);

@@ -221,6 +221,14 @@ pub fn fill_random(buf: &mut [u8]) -> Result<()> {
         .map_err(|_| Error::internal("random source failed"))
 }
 
+/// `N` random bytes, wiped when dropped (for pure rules that turn them into secrets, such as
+/// `model::logins::password_from`).
+pub fn random_secret<const N: usize>() -> Result<zeroize::Zeroizing<[u8; N]>> {
+    let mut b = zeroize::Zeroizing::new([0u8; N]);
+    fill_random(&mut b[..])?;
+    Ok(b)
+}
+
 /// A URL-safe random token of `bytes` bytes of entropy (≥ 16 for anything unguessable).
 pub fn random_token(bytes: usize) -> Result<String> {
     use base64::Engine;

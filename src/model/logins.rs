@@ -26,16 +26,15 @@ pub const OFFLINE_LOCK_MS: i64 = 15 * 60_000;
 pub const PASSWORD_LEN: usize = 24;
 pub const ALPHABET: &[u8; 64] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789#%+-=?@";
 
-/// A fresh password: each symbol from 6 random bits, so every symbol is equally likely.
-pub fn new_password() -> Result<zeroize::Zeroizing<String>> {
-    let mut bytes = zeroize::Zeroizing::new([0u8; PASSWORD_LEN]);
-    crate::crypto::fill_random(&mut bytes[..])?;
-    Ok(zeroize::Zeroizing::new(
-        bytes
+/// A password from random bytes (the service or agent draws them): each symbol from 6
+/// random bits, so every symbol is equally likely. Pure, so the rule is testable.
+pub fn password_from(random: &[u8; PASSWORD_LEN]) -> zeroize::Zeroizing<String> {
+    zeroize::Zeroizing::new(
+        random
             .iter()
             .map(|b| ALPHABET[usize::from(b & 63)] as char)
             .collect(),
-    ))
+    )
 }
 
 /// The account a person uses on a workstation in named mode: MSP staff `msp-<username>`,
@@ -74,11 +73,9 @@ pub fn check_account_fits(person_tenant: TenantKind, username: &str) -> Result<(
     Ok(())
 }
 
-/// `msp-` + four random digits, for a tenant switching to shared mode.
-pub fn shared_account_candidate() -> Result<String> {
-    let mut b = [0u8; 2];
-    crate::crypto::fill_random(&mut b)?;
-    Ok(format!("msp-{:04}", u16::from_le_bytes(b) % 10_000))
+/// `msp-` + four digits from two random bytes, for a tenant switching to shared mode.
+pub fn shared_account_candidate(random: [u8; 2]) -> String {
+    format!("msp-{:04}", u16::from_le_bytes(random) % 10_000)
 }
 
 /// The account for a login: named per person, or the tenant's shared one.
@@ -168,7 +165,7 @@ mod tests {
         let mut seen = HashSet::new();
         let mut counts = [0u64; 64];
         for _ in 0..n {
-            let p = new_password().unwrap();
+            let p = password_from(&crate::crypto::random_secret().unwrap());
             assert_eq!(p.len(), PASSWORD_LEN);
             for b in p.bytes() {
                 let i = ALPHABET.iter().position(|a| *a == b).expect("alphabet");
@@ -218,7 +215,7 @@ mod tests {
             "msp-2356"
         );
         assert!(account_for(LoginMode::Shared, None, TenantKind::Msp, "nik").is_err());
-        let c = shared_account_candidate().unwrap();
+        let c = shared_account_candidate(*crate::crypto::random_secret().unwrap());
         assert!(
             c.len() == 8 && c.starts_with("msp-") && c[4..].bytes().all(|b| b.is_ascii_digit())
         );

@@ -98,7 +98,7 @@ fn escrow_and_order(
         Some(s) if reason == "login" => s.expires_at.millis() - now.millis(),
         _ => ORDER_TTL_MS,
     };
-    let password = rules::new_password()?;
+    let password = rules::password_from(&*crate::crypto::random_secret()?);
     let id = format!("cred-{}", uuid::Uuid::now_v7().simple());
     let tenant = scope.tenant().to_string();
     let c = Credential {
@@ -892,7 +892,7 @@ pub fn mode_changed(
             if store::logins::shared_account(&tx.reader(), scope)?.is_none() {
                 let mut claimed = None;
                 for _ in 0..50 {
-                    let a = rules::shared_account_candidate()?;
+                    let a = rules::shared_account_candidate(*crate::crypto::random_secret()?);
                     if store::logins::claim_shared_account(tx, scope, &a, now)? {
                         claimed = Some(a);
                         break;

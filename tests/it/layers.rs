@@ -219,3 +219,34 @@ fn crate_paths(text: &str) -> Vec<String> {
     out.retain(|m| !m.is_empty());
     out
 }
+
+/// Pure model code draws no randomness and reads no clock: what it needs comes in as
+/// arguments (random bytes from `crypto::random_secret`, `now` from the service).
+#[test]
+fn model_code_draws_no_randomness() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/model");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut wrong = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        for needle in [
+            "fill_random",
+            "random_secret",
+            "random_token",
+            "SystemRandom",
+            "now_v7",
+            "new_v4",
+            "Clock::system",
+        ] {
+            if code.contains(needle) {
+                wrong.push(format!(
+                    "{} uses {needle}",
+                    f.strip_prefix(&dir).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
