@@ -432,8 +432,35 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         .await
         .unwrap();
     let reason = wait_for(c, "tr.request input[name=reason]").await;
+    // Count the queue's refreshes in the page itself, to wait for two of them (a positive
+    // signal) before checking that the typed reason survived.
+    c.execute(
+        "window.queueFetches = 0;
+         document.body.addEventListener('htmx:afterRequest', e => {
+           if (e.detail.pathInfo.requestPath.endsWith('/requests/queue')) window.queueFetches++;
+         });
+         return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
     reason.send_keys("not on a Friday").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let mut fetched = 0;
+    for _ in 0..150 {
+        let n = c
+            .execute("return window.queueFetches;", vec![])
+            .await
+            .unwrap();
+        fetched = n.as_u64().unwrap_or(0);
+        if fetched >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        fetched >= 2,
+        "the queue refreshed {fetched} time(s) in 15 s, not twice"
+    );
     let kept = c
         .find(Locator::Css("tr.request input[name=reason]"))
         .await

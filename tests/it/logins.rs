@@ -1307,8 +1307,8 @@ async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
     assert_eq!(st, 200);
     assert!(eventually(15, || locked(&root, "msp-nik") && version(&ws) != v1).await);
     let rollbacks = || audit_details(&s, "credential_rollback_detected");
-    // Let the rotation's acknowledgement land, then check nothing was flagged.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // Once the rotation's acknowledgement has landed, nothing was flagged.
+    all_acknowledged(&s, ws.device).await;
     assert!(
         rollbacks().await.is_empty(),
         "an up-to-date agent is not a rollback"
@@ -1335,7 +1335,7 @@ async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
         "rotated again and locked"
     );
     assert!(eventually(15, || version(&ws) != v1).await);
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    all_acknowledged(&s, ws.device).await;
     assert_eq!(rollbacks().await.len(), 1, "once");
     ws.kill();
 }
@@ -1383,4 +1383,23 @@ async fn a_stray_on_a_retired_workstation_does_not_stall_the_sweep() {
             .await
             .is_empty()
     );
+}
+
+/// Waits until the device has acknowledged every command it was sent (a positive signal
+/// before asserting that something did not happen); fails saying so after 15 s.
+async fn all_acknowledged(s: &TestServer, device: hourglass::ids::DeviceId) {
+    for _ in 0..300 {
+        let now = s.ctx().clock.now();
+        let pending = s
+            .ctx()
+            .db
+            .read(move |r| hourglass::store::commands::pending(r, device, now))
+            .await
+            .unwrap();
+        if pending.is_empty() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("device {device} still has unacknowledged commands after 15 s");
 }
