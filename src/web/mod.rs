@@ -5,6 +5,7 @@ pub mod account;
 pub mod api;
 pub mod api_logins;
 pub mod api_policies;
+pub mod api_requests;
 pub mod assets;
 pub mod audit;
 pub mod auth;
@@ -112,13 +113,13 @@ route_table! {
     "/api/v1/tenants/{slug}/users/{id}/{action}" => { post: api::user_action },
     "/api/v1/tenants/{slug}/audit" => { get: api::audit_list },
     "/api/v1/tenants/{slug}/audit/export" => { get: api::audit_export },
-    "/api/v1/tenants/{slug}/enrollment-tokens" => { post: api::enrollment_token_create },
-    "/api/v1/tenants/{slug}/requests" => { get: api::requests_list },
-    "/api/v1/tenants/{slug}/auto-approval-rules" => { get: api::rules_list, post: api::rules_create },
-    "/api/v1/tenants/{slug}/auto-approval-rules/{id}" => { delete: api::rules_delete },
-    "/api/v1/tenants/{slug}/requests/{id}/{action}" => { post: api::request_action },
-    "/api/v1/tenants/{slug}/devices" => { get: api::devices_list },
-    "/api/v1/tenants/{slug}/devices/{id}" => { get: api::device_get },
+    "/api/v1/tenants/{slug}/enrollment-tokens" => { post: api_requests::enrollment_token_create },
+    "/api/v1/tenants/{slug}/requests" => { get: api_requests::requests_list },
+    "/api/v1/tenants/{slug}/auto-approval-rules" => { get: api_requests::rules_list, post: api_requests::rules_create },
+    "/api/v1/tenants/{slug}/auto-approval-rules/{id}" => { delete: api_requests::rules_delete },
+    "/api/v1/tenants/{slug}/requests/{id}/{action}" => { post: api_requests::request_action },
+    "/api/v1/tenants/{slug}/devices" => { get: api_requests::devices_list },
+    "/api/v1/tenants/{slug}/devices/{id}" => { get: api_requests::device_get },
     "/api/v1/tenants/{slug}/devices/{id}/logins" => { post: api_logins::start },
     "/api/v1/tenants/{slug}/logins" => { get: api_logins::list },
     "/api/v1/tenants/{slug}/policies" => { get: api_policies::list, post: api_policies::create },

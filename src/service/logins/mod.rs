@@ -1,0 +1,156 @@
+//! Technician JIT logins (DESIGN §5): start a session on a workstation (fresh password,
+//! escrowed sealed before the agent is told: CRED-01), reveal it once (CRED-06), end, revoke
+//! or expire it with a rotation and the account disabled (CRED-03), offline codes (MFA-06/07).
+
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::Ctx;
+use super::audit::{Audit, Origin};
+use super::commands;
+use crate::authz::{Permission, Principal, TenantScope, system_scope};
+use crate::clock::Timestamp;
+use crate::crypto::{SealContext, totp};
+use crate::error::{Error, Result};
+use crate::ids::{DeviceId, LoginId, TenantId};
+use crate::model::audit::{ActorKind, Event};
+use crate::model::commands::Action;
+use crate::model::logins::{self as rules, State};
+use crate::model::tenants::{LoginMode, Tenant};
+use crate::store::{self, WriteTx, logins::Credential, logins::Login, logins::OfflineSecret};
+
+mod end;
+mod offline;
+mod start;
+
+pub use end::*;
+pub use offline::*;
+pub use start::*;
+
+/// How long rotations, revocations and secrets wait for an offline workstation.
+const ORDER_TTL_MS: i64 = 7 * 86_400_000;
+
+fn password_ctx<'a>(id: &'a str, tenant: &'a str) -> SealContext<'a> {
+    SealContext {
+        table: "credentials",
+        column: "password_sealed",
+        row_id: id,
+        tenant_id: tenant,
+    }
+}
+
+fn secret_ctx<'a>(id: &'a str, tenant: &'a str) -> SealContext<'a> {
+    SealContext {
+        table: "offline_secrets",
+        column: "secret_sealed",
+        row_id: id,
+        tenant_id: tenant,
+    }
+}
+
+/// The audit line naming person, workstation and account (DESIGN §5).
+fn line(l: &Login, shared: bool, what: &str) -> String {
+    let verb = if shared { "accessed" } else { "logged into" };
+    match what {
+        "" => format!(
+            "{} {verb} {} with account {}",
+            l.email, l.hostname, l.account
+        ),
+        w => format!(
+            "{} {w} on {} with account {}",
+            l.email, l.hostname, l.account
+        ),
+    }
+}
+
+fn audit_for(e: Event, l: &Login, now: Timestamp) -> Audit {
+    Audit::new(e, now)
+        .tenant(l.tenant_id)
+        .device(l.device_id)
+        .target("login", l.id)
+}
+
+/// Whose password is escrowed: an account on a workstation, for a session or (a log-on seen
+/// outside any session) for none.
+#[derive(Clone, Copy)]
+struct Escrow<'a> {
+    device: DeviceId,
+    account: &'a str,
+    login: Option<&'a Login>,
+}
+
+impl<'a> From<&'a Login> for Escrow<'a> {
+    fn from(l: &'a Login) -> Self {
+        Escrow {
+            device: l.device_id,
+            account: &l.account,
+            login: Some(l),
+        }
+    }
+}
+
+/// Seals a new password for (device, account) as `pending` and queues the command setting it;
+/// the escrow row exists before the command does (CRED-01).
+fn escrow_and_order(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    l: Escrow<'_>,
+    reason: &str,
+    action: impl FnOnce(String, Option<String>) -> Action,
+    now: Timestamp,
+) -> Result<Zeroizing<String>> {
+    // A login order lives as long as the session (a workstation back after it must not
+    // enable the account); a rotation waits for the workstation as long as it takes.
+    let ttl_ms = match l.login {
+        Some(s) if reason == "login" => s.expires_at.millis() - now.millis(),
+        _ => ORDER_TTL_MS,
+    };
+    let password = rules::password_from(&*crate::crypto::random_secret()?);
+    let id = format!("cred-{}", uuid::Uuid::now_v7().simple());
+    let tenant = scope.tenant().to_string();
+    let c = Credential {
+        password_sealed: Some(
+            ctx.crypto
+                .seal(&password_ctx(&id, &tenant), password.as_bytes())?,
+        ),
+        id: id.clone(),
+        tenant_id: scope.tenant(),
+        device_id: l.device,
+        account: l.account.to_string(),
+        login_id: l.login.map(|s| s.id),
+        command_id: None,
+        reason: reason.into(),
+        state: "pending".into(),
+        created_at: now,
+        activated_at: None,
+    };
+    store::logins::insert_credential(tx, scope, &c)?;
+    let cmd = commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        l.device,
+        &action(password.to_string(), Some(id.clone())),
+        ttl_ms,
+        now,
+    )?;
+    store::logins::set_credential_command(tx, &id, cmd.id)?;
+    Ok(password)
+}
+
+fn shared_mode(tx: &WriteTx<'_>, scope: &TenantScope) -> Result<bool> {
+    Ok(store::tenants::get(&tx.reader(), scope)?
+        .settings
+        .login_mode
+        == LoginMode::Shared)
+}
+
+/// Audited and committed even though the action fails (CRY-02).
+fn decrypt_failed(tx: &WriteTx<'_>, l: &Login, what: &str, now: Timestamp) -> Result<()> {
+    audit_for(Event::CryptDecryptFail, l, now)
+        .failure()
+        .details(json!({"what": what}))
+        .append(tx)?;
+    Ok(())
+}

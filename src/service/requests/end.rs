@@ -1,0 +1,223 @@
+//! Ending sessions: revoked, ended from the workstation, after a restore, or when their time runs out (the sweep).
+
+use super::*;
+
+/// Ends an active session: by an approver (`revoked`) or by its user (`ended_by_user`).
+pub(super) fn end_in(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    to: State,
+    now: Timestamp,
+) -> Result<(Request, Vec<DeviceId>)> {
+    if r.state != State::Approved || r.kind == "extension" {
+        return Err(Error::InvalidState(format!(
+            "this request is {}, not an active session",
+            r.state.as_str()
+        )));
+    }
+    if !store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        State::Approved,
+        to,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )? {
+        return Err(Error::InvalidState("this session has already ended".into()));
+    }
+    let mut woken = vec![r.device_id];
+    if r.kind == "application" {
+        // A revoke takes back what the approval created, a standing rule included; the user
+        // ending it early only gives up a one-off approval, never an approver's rule.
+        if to == State::Revoked || r.grant_scope.as_deref().is_none_or(|g| g == "once") {
+            woken.extend(crate::service::policies::remove_for_request(
+                tx, ctx, scope, r, now,
+            )?);
+        }
+    } else {
+        commands::enqueue(
+            tx,
+            &ctx.crypto,
+            scope,
+            r.device_id,
+            &Action::RevokeAdmin {
+                account: r.account.clone(),
+            },
+            DEFAULT_TTL_MS,
+            now,
+        )?;
+    }
+    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+}
+
+/// After a restore (DUR-04): a session running in the restored copy may have been revoked or
+/// ended after it was taken. It is revoked again on the workstation and audited as revoked by
+/// the restore, so an old copy never revives rights.
+pub(in crate::service) fn revoke_after_restore(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    r: &Request,
+    now: Timestamp,
+) -> Result<()> {
+    let scope = system_scope(r.tenant_id);
+    end_in(tx, ctx, &scope, r, State::Revoked, now)?;
+    audit_for(Event::RequestRevoked, r, now)
+        .details(json!({"why": "restored from a backup"}))
+        .append(tx)?;
+    Ok(())
+}
+
+pub async fn revoke(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: RequestId,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::RequestsApprove)?;
+    p.require_fresh_mfa(now)?;
+    let (ctx2, p2, o) = (ctx.clone(), p.clone(), origin.clone());
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let r = store::requests::get(&tx.reader(), &scope, id)?;
+            let out = end_in(tx, &ctx2, &scope, &r, State::Revoked, now)?;
+            audit_for(Event::RequestRevoked, &r, now)
+                .by(&p2, &o)
+                .append(tx)?;
+            Ok(out)
+        })
+        .await?;
+    let (r, woken) = r;
+    crate::service::policies::wake(ctx, woken);
+    Ok(r)
+}
+
+/// The workstation's user ends their own session early.
+pub async fn end_by_device(
+    ctx: &Ctx,
+    d: &Device,
+    id: RequestId,
+    origin: &Origin,
+) -> Result<Request> {
+    let now = ctx.clock.now();
+    let (ctx2, d2, o) = (ctx.clone(), d.clone(), origin.clone());
+    let r = ctx
+        .db
+        .write(move |tx| {
+            let r = store::requests::for_device(&tx.reader(), d2.id, id)?.ok_or(Error::NotFound)?;
+            let scope = system_scope(r.tenant_id);
+            let out = end_in(tx, &ctx2, &scope, &r, State::EndedByUser, now)?;
+            audit_for(Event::RequestEnded, &r, now)
+                .actor(ActorKind::Device, Some(d2.id.to_string()))
+                .from(&o)
+                .append(tx)?;
+            Ok(out)
+        })
+        .await?;
+    let (r, woken) = r;
+    crate::service::policies::wake(ctx, woken);
+    Ok(r)
+}
+
+/// Job (start-up and every sweep): pending requests past the tenant's timeout become
+/// `timed_out`; sessions past their deadline `expired`, with a revoke sent (the agent has
+/// already revoked on its own clock; this makes sure).
+pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let due = ctx
+        .db
+        .read(move |r| store::requests::due(r, now, 500))
+        .await?;
+    let mut done = 0;
+    for r in due {
+        let ctx2 = ctx.clone();
+        let res = ctx
+            .db
+            .write(move |tx| {
+                let mut woken = vec![r.device_id];
+                let scope = system_scope(r.tenant_id);
+                if r.state == State::Pending {
+                    if store::requests::transition(
+                        tx,
+                        &scope,
+                        r.id,
+                        r.version,
+                        State::Pending,
+                        State::TimedOut,
+                        None,
+                        None,
+                        None,
+                        None,
+                        None,
+                        now,
+                    )? {
+                        tell(
+                            tx,
+                            &ctx2,
+                            &scope,
+                            &r,
+                            format!("Your {} timed out without a decision.", what(&r)),
+                            now,
+                        )?;
+                        audit_for(Event::RequestTimedOut, &r, now).append(tx)?;
+                    }
+                } else if store::requests::transition(
+                    tx,
+                    &scope,
+                    r.id,
+                    r.version,
+                    State::Approved,
+                    State::Expired,
+                    None,
+                    None,
+                    None,
+                    None,
+                    None,
+                    now,
+                )? {
+                    if r.kind == "application" {
+                        // A one-off approval ends with its window; a rule stays.
+                        if r.grant_scope.as_deref() == Some("once") {
+                            woken.extend(crate::service::policies::remove_for_request(
+                                tx, &ctx2, &scope, &r, now,
+                            )?);
+                        }
+                    } else {
+                        commands::enqueue(
+                            tx,
+                            &ctx2.crypto,
+                            &scope,
+                            r.device_id,
+                            &Action::RevokeAdmin {
+                                account: r.account.clone(),
+                            },
+                            DEFAULT_TTL_MS,
+                            now,
+                        )?;
+                    }
+                    audit_for(Event::RequestExpired, &r, now)
+                        .details(json!({"account": r.account}))
+                        .append(tx)?;
+                }
+                Ok(woken)
+            })
+            .await;
+        match res {
+            Ok(woken) => {
+                crate::service::policies::wake(ctx, woken);
+                done += 1;
+            }
+            Err(e) => tracing::error!(error = %e, "request sweep"),
+        }
+    }
+    Ok(done)
+}

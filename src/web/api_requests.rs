@@ -1,0 +1,233 @@
+//! The management API for workstations and their requests: enrollment tokens, devices,
+//! requests (approve, deny, revoke) and auto-approval rules.
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::api::{ApiError, ApiResult, ApiUser, body_or_default, denied, tenant};
+use crate::error::Error;
+use crate::http::AppState;
+use crate::model::requests::Grant;
+use crate::service;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEnrollmentToken {
+    hours: Option<u32>,
+    uses: Option<u32>,
+}
+
+fn device_json(
+    ctx: &service::Ctx,
+    d: &crate::store::devices::Device,
+    now: crate::clock::Timestamp,
+) -> serde_json::Value {
+    json!({"id": d.id, "hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version,
+        "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(ctx, d, now),
+        "last_seen_at": d.last_seen_at.rfc3339(), "enrolled_at": d.enrolled_at.rfc3339(), "admin_members": d.admin_members})
+}
+
+pub async fn enrollment_token_create(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<NewEnrollmentToken>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let n = service::devices::NewToken {
+        hours: body.hours.unwrap_or(24),
+        uses: body.uses.unwrap_or(1),
+    };
+    let base = super::devices::base_url(&state);
+    let (tok, secret, command) = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::create_token(&state.ctx, &u.principal, &t, n, &base, &u.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(json!({"id": tok.id, "token": secret, "command": command.linux, "windows_command": command.windows, "expires_at": tok.expires_at.rfc3339(), "uses": tok.uses_left})))
+}
+
+pub async fn devices_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let ds = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::list(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    let now = state.ctx.clock.now();
+    Ok(HttpResponse::Ok().json(
+        json!({"devices": ds.iter().map(|d| device_json(&state.ctx, d, now)).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn device_get(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    let Some(id) = crate::ids::DeviceId::parse(&id) else {
+        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+    };
+    let (d, commands, events) = denied(
+        &state,
+        &u,
+        &t,
+        service::devices::detail(&state.ctx, &u.principal, &t, id).await,
+    )
+    .await?;
+    let mut v = device_json(&state.ctx, &d, state.ctx.clock.now());
+    v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind, "state": c.state, "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
+    v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestsQuery {
+    state: Option<String>,
+    /// An account, workstation host name or ticket.
+    who: Option<String>,
+}
+
+pub async fn requests_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    q: web::Query<RequestsQuery>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let rs = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::list(&state.ctx, &u.principal, &t, {
+            let q = q.into_inner();
+            service::requests::Filter {
+                state: q.state.filter(|s| !s.is_empty()),
+                who: q
+                    .who
+                    .map(|w| w.trim().to_string())
+                    .filter(|w| !w.is_empty()),
+            }
+        })
+        .await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok()
+        .json(json!({"requests": rs.iter().map(crate::http::request_view).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    duration_minutes: Option<i64>,
+    reason: Option<String>,
+    /// Application requests: `once` (default), `user`, `device` or `tenant`.
+    grant: Option<String>,
+}
+
+pub async fn request_action(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+) -> ApiResult {
+    let (slug, id, verb) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    let Some(id) = crate::ids::RequestId::parse(&id) else {
+        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+    };
+    let b: Decision = body_or_default(&body)?;
+    let r = match verb.as_str() {
+        "approve" => {
+            let grant = Grant::parse(b.grant.as_deref().unwrap_or("once"))?;
+            service::requests::approve(
+                &state.ctx,
+                &u.principal,
+                &t,
+                id,
+                b.duration_minutes,
+                grant,
+                &u.origin,
+            )
+            .await
+        }
+        "deny" => {
+            service::requests::deny(
+                &state.ctx,
+                &u.principal,
+                &t,
+                id,
+                b.reason.as_deref().unwrap_or(""),
+                &u.origin,
+            )
+            .await
+        }
+        "revoke" => service::requests::revoke(&state.ctx, &u.principal, &t, id, &u.origin).await,
+        _ => return Err(ApiError(Error::NotFound)),
+    };
+    let r = denied(&state, &u, &t, r).await?;
+    Ok(HttpResponse::Ok().json(crate::http::request_view(&r)))
+}
+
+pub async fn rules_list(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let rs = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::rules_of(&state.ctx, &u.principal, &t).await,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(json!({"rules": rs})))
+}
+
+pub async fn rules_create(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    slug: web::Path<String>,
+    body: web::Json<service::requests::NewRule>,
+) -> ApiResult {
+    let t = tenant(&state, &u, &slug).await?;
+    let r = denied(
+        &state,
+        &u,
+        &t,
+        service::requests::create_rule(&state.ctx, &u.principal, &t, body.into_inner(), &u.origin)
+            .await,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+pub async fn rules_delete(
+    state: web::Data<AppState>,
+    u: ApiUser,
+    path: web::Path<(String, String)>,
+) -> ApiResult {
+    let (slug, id) = path.into_inner();
+    let t = tenant(&state, &u, &slug).await?;
+    denied(
+        &state,
+        &u,
+        &t,
+        service::requests::delete_rule(&state.ctx, &u.principal, &t, &id, &u.origin).await,
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
