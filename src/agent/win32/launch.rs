@@ -9,6 +9,26 @@ use windows_sys::Win32::Security::{
 };
 
 use super::{from_array, last_error, wide};
+use windows_sys::Win32::Foundation::{LUID, WAIT_OBJECT_0};
+use windows_sys::Win32::Security::Authentication::Identity::{
+    LsaDeregisterLogonProcess, LsaFreeReturnBuffer, LsaLogonUser, LsaLookupAuthenticationPackage,
+    LsaRegisterLogonProcess, MSV1_0_S4U_LOGON, MsV1_0S4ULogon, SECURITY_LOGON_TYPE,
+};
+use windows_sys::Win32::Security::{
+    AllocateLocallyUniqueId, DuplicateTokenEx, QUOTA_LIMITS, SID_AND_ATTRIBUTES,
+    SecurityImpersonation, SetTokenInformation, TOKEN_ALL_ACCESS, TOKEN_SOURCE, TokenPrimary,
+    TokenSessionId,
+};
+use windows_sys::Win32::System::Environment::{CreateEnvironmentBlock, DestroyEnvironmentBlock};
+use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
+use windows_sys::Win32::System::SystemServices::{
+    SE_GROUP_ENABLED, SE_GROUP_ENABLED_BY_DEFAULT, SE_GROUP_LOGON_ID, SE_GROUP_MANDATORY,
+};
+use windows_sys::Win32::System::Threading::{
+    CREATE_NEW_CONSOLE, CREATE_UNICODE_ENVIRONMENT, CreateProcessAsUserW, GetExitCodeProcess,
+    PROCESS_INFORMATION, STARTUPINFOW, TerminateProcess, WaitForSingleObject,
+};
+
 use crate::agent::windows::WinError;
 
 /// A handle closed when dropped.
@@ -65,29 +85,6 @@ pub fn launch_elevated(
     cwd: &std::path::Path,
     gone: &std::sync::atomic::AtomicBool,
 ) -> Result<i32, WinError> {
-    use windows_sys::Win32::Foundation::{LUID, WAIT_OBJECT_0};
-    use windows_sys::Win32::Security::Authentication::Identity::{
-        LsaDeregisterLogonProcess, LsaFreeReturnBuffer, LsaLogonUser,
-        LsaLookupAuthenticationPackage, LsaRegisterLogonProcess, MSV1_0_S4U_LOGON, MsV1_0S4ULogon,
-        SECURITY_LOGON_TYPE,
-    };
-    use windows_sys::Win32::Security::{
-        AllocateLocallyUniqueId, DuplicateTokenEx, QUOTA_LIMITS, SID_AND_ATTRIBUTES,
-        SecurityImpersonation, SetTokenInformation, TOKEN_ALL_ACCESS, TOKEN_SOURCE, TokenPrimary,
-        TokenSessionId,
-    };
-    use windows_sys::Win32::System::Environment::{
-        CreateEnvironmentBlock, DestroyEnvironmentBlock,
-    };
-    use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
-    use windows_sys::Win32::System::SystemServices::{
-        SE_GROUP_ENABLED, SE_GROUP_ENABLED_BY_DEFAULT, SE_GROUP_LOGON_ID, SE_GROUP_MANDATORY,
-    };
-    use windows_sys::Win32::System::Threading::{
-        CREATE_NEW_CONSOLE, CREATE_UNICODE_ENVIRONMENT, CreateProcessAsUserW, GetExitCodeProcess,
-        PROCESS_INFORMATION, STARTUPINFOW, TerminateProcess, WaitForSingleObject,
-    };
-
     let mut session = 0u32;
     // SAFETY: plain values.
     if unsafe { ProcessIdToSessionId(pid, &mut session) } == 0 {
@@ -96,6 +93,14 @@ pub fn launch_elevated(
     let client = ClientToken::of(pid)?;
     let (user, domain) = client.account()?;
     let logon_sid = client.logon_sid()?;
+    let token = s4u_token(&user, &domain, &logon_sid)?;
+    let primary = primary_in_session(&token, session)?;
+    let process = start_process(&primary, program, args, cwd)?;
+    wait(&process, gone)
+}
+
+/// The S4U logon: the user's own token, with Administrators and the session's logon SID added.
+fn s4u_token(user: &str, domain: &str, logon_sid: &[u8]) -> Result<Owned, WinError> {
     let mut admins = [0u8; SECURITY_MAX_SID_SIZE as usize];
     let mut size = SECURITY_MAX_SID_SIZE;
     // SAFETY: `admins` has room for any SID.
@@ -125,32 +130,7 @@ pub fn launch_elevated(
         nt("LsaLookupAuthenticationPackage", unsafe {
             LsaLookupAuthenticationPackage(lsa, &lsa_string(package_name), &mut package)
         })?;
-        // MSV1_0_S4U_LOGON followed by the two strings it points to (u64s keep it aligned).
-        let (u, d): (Vec<u16>, Vec<u16>) = (
-            user.encode_utf16().collect(),
-            domain.encode_utf16().collect(),
-        );
-        let head = std::mem::size_of::<MSV1_0_S4U_LOGON>();
-        let bytes = head + 2 * (u.len() + d.len());
-        let mut buf = vec![0u64; bytes.div_ceil(8)];
-        let base = buf.as_mut_ptr() as *mut u8;
-        // SAFETY: the buffer holds the header and both strings; the pointers written into the
-        // header point inside the same buffer, which outlives LsaLogonUser.
-        unsafe {
-            let us = base.add(head) as *mut u16;
-            let ds = us.add(u.len());
-            std::ptr::copy_nonoverlapping(u.as_ptr(), us, u.len());
-            std::ptr::copy_nonoverlapping(d.as_ptr(), ds, d.len());
-            let logon = base as *mut MSV1_0_S4U_LOGON;
-            (*logon).MessageType = MsV1_0S4ULogon;
-            (*logon).Flags = 0;
-            (*logon).UserPrincipalName.Length = (u.len() * 2) as u16;
-            (*logon).UserPrincipalName.MaximumLength = (u.len() * 2) as u16;
-            (*logon).UserPrincipalName.Buffer = us;
-            (*logon).DomainName.Length = (d.len() * 2) as u16;
-            (*logon).DomainName.MaximumLength = (d.len() * 2) as u16;
-            (*logon).DomainName.Buffer = ds;
-        }
+        let (buf, bytes) = s4u_logon(user, domain);
         let attrs = (SE_GROUP_ENABLED | SE_GROUP_ENABLED_BY_DEFAULT | SE_GROUP_MANDATORY) as u32;
         let groups = TwoGroups {
             count: 2,
@@ -211,8 +191,43 @@ pub fn launch_elevated(
     })();
     // SAFETY: registered above.
     unsafe { LsaDeregisterLogonProcess(lsa) };
-    let token = logged_on?;
+    logged_on
+}
 
+/// MSV1_0_S4U_LOGON followed by the two strings it points to, and its length in bytes. The
+/// pointers point into the vector's heap buffer, which stays put when the vector is moved.
+fn s4u_logon(user: &str, domain: &str) -> (Vec<u64>, usize) {
+    // u64s keep the header aligned.
+    let (u, d): (Vec<u16>, Vec<u16>) = (
+        user.encode_utf16().collect(),
+        domain.encode_utf16().collect(),
+    );
+    let head = std::mem::size_of::<MSV1_0_S4U_LOGON>();
+    let bytes = head + 2 * (u.len() + d.len());
+    let mut buf = vec![0u64; bytes.div_ceil(8)];
+    let base = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: the buffer holds the header and both strings; the pointers written into the
+    // header point inside the same buffer, which outlives LsaLogonUser.
+    unsafe {
+        let us = base.add(head) as *mut u16;
+        let ds = us.add(u.len());
+        std::ptr::copy_nonoverlapping(u.as_ptr(), us, u.len());
+        std::ptr::copy_nonoverlapping(d.as_ptr(), ds, d.len());
+        let logon = base as *mut MSV1_0_S4U_LOGON;
+        (*logon).MessageType = MsV1_0S4ULogon;
+        (*logon).Flags = 0;
+        (*logon).UserPrincipalName.Length = (u.len() * 2) as u16;
+        (*logon).UserPrincipalName.MaximumLength = (u.len() * 2) as u16;
+        (*logon).UserPrincipalName.Buffer = us;
+        (*logon).DomainName.Length = (d.len() * 2) as u16;
+        (*logon).DomainName.MaximumLength = (d.len() * 2) as u16;
+        (*logon).DomainName.Buffer = ds;
+    }
+    (buf, bytes)
+}
+
+/// A primary token for the session the program is to appear in.
+fn primary_in_session(token: &Owned, session: u32) -> Result<Owned, WinError> {
     let mut primary = Owned(null_mut());
     // SAFETY: `token` is valid; `primary` receives a new handle.
     if unsafe {
@@ -240,6 +255,16 @@ pub fn launch_elevated(
     {
         return Err(last_error("SetTokenInformation"));
     }
+    Ok(primary)
+}
+
+/// Starts the program on the session's desktop with a console of its own; its handle.
+fn start_process(
+    primary: &Owned,
+    program: &std::path::Path,
+    args: &[String],
+    cwd: &std::path::Path,
+) -> Result<Owned, WinError> {
     let mut env = null_mut();
     // SAFETY: `env` receives a block destroyed below.
     if unsafe { CreateEnvironmentBlock(&mut env, primary.0, 0) } == 0 {
@@ -280,6 +305,11 @@ pub fn launch_elevated(
         return Err(last_error("CreateProcessAsUserW"));
     }
     let (process, _thread) = (Owned(pi.hProcess), Owned(pi.hThread));
+    Ok(process)
+}
+
+/// Waits for the program, ending it if the person who asked has gone away; its exit code.
+fn wait(process: &Owned, gone: &std::sync::atomic::AtomicBool) -> Result<i32, WinError> {
     // SAFETY: `process` is a live process handle in every call below.
     while unsafe { WaitForSingleObject(process.0, 200) } != WAIT_OBJECT_0 {
         if gone.load(std::sync::atomic::Ordering::Relaxed) {

@@ -1,5 +1,8 @@
 //! Command line: `hourglass serve | cert … | audit …`.
 
+pub mod agent;
+pub mod appliance;
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
