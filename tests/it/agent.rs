@@ -63,6 +63,11 @@ pub fn sudoers(root: &Path) -> Vec<String> {
 }
 
 /// Polls `cond` for up to `secs` seconds (real processes: no clock to move).
+/// Waits up to `secs` for `cond`, failing the test with `what` it waited for.
+pub async fn wait_until(secs: u64, what: &str, cond: impl FnMut() -> bool) {
+    assert!(eventually(secs, cond).await, "waited {secs} s for {what}");
+}
+
 pub async fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     for _ in 0..secs * 20 {
         if cond() {
@@ -376,7 +381,12 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert!(eventually(10, || !sudoers(&root).contains(&"root".to_string())).await);
+    wait_until(
+        10,
+        "!sudoers(&root).contains(&\"root\".to_string())",
+        || !sudoers(&root).contains(&"root".to_string()),
+    )
+    .await;
     let ppam = || {
         s.ctx()
             .db
@@ -451,7 +461,12 @@ async fn offline_expiry_and_events_that_survive_a_restart() {
     )
     .await
     .unwrap();
-    assert!(eventually(15, || sudoers(&root).contains(&"msp-nik".to_string())).await);
+    wait_until(
+        15,
+        "sudoers(&root).contains(&\"msp-nik\".to_string())",
+        || sudoers(&root).contains(&"msp-nik".to_string()),
+    )
+    .await;
     assert!(
         eventually(10, || ws.state_json()["grants"]
             .as_array()
@@ -878,7 +893,10 @@ async fn shutdown_answers_a_held_long_poll() {
     });
     // Wait until the server is holding it (the heartbeat is its first step).
     let device = DeviceId::parse(d["device_id"].as_str().unwrap()).unwrap();
-    assert!(eventually(10, || s.ctx().beats.last_seen(device).is_some()).await);
+    wait_until(10, "s.ctx().beats.last_seen(device).is_some()", || {
+        s.ctx().beats.last_seen(device).is_some()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!poll.is_finished(), "the poll is held");
     let started = std::time::Instant::now();

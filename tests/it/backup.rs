@@ -6,7 +6,7 @@
 use hourglass::service;
 use serde_json::json;
 
-use crate::agent::{enroll, eventually, tenant_and_admin};
+use crate::agent::{enroll, eventually, tenant_and_admin, wait_until};
 use crate::logins::{api, commands_of, opens, shadow, wait_state};
 use crate::support::*;
 
@@ -89,8 +89,14 @@ async fn a_backup_restores_with_its_key_and_agents_and_passwords_move_on() {
     )
     .await;
     assert_eq!(st, 200, "{e}");
-    assert!(eventually(30, || !opens(&root, "msp-nik", &password)).await);
-    assert!(eventually(30, || queued(&data, &ws.device.to_string()) == 0).await);
+    wait_until(30, "!opens(&root, \"msp-nik\", &password)", || {
+        !opens(&root, "msp-nik", &password)
+    })
+    .await;
+    wait_until(30, "queued(&data, &ws.device.to_string()) == 0", || {
+        queued(&data, &ws.device.to_string()) == 0
+    })
+    .await;
     let after_end = shadow(&root, "msp-nik");
 
     // Never under a running appliance.

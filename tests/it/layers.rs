@@ -250,3 +250,16 @@ fn model_code_draws_no_randomness() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// `system_scope` is the appliance's own authority (jobs, the console, a device acting on its
+/// own tenant): no handler may mint one for a person or a token.
+#[test]
+fn handlers_never_take_the_system_scope() {
+    assert_eq!(
+        offenders(
+            "system_scope",
+            &["authz.rs", "service", "ops.rs", "demo.rs", "jobs.rs"]
+        ),
+        Vec::<String>::new()
+    );
+}

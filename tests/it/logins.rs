@@ -6,7 +6,7 @@ use std::path::Path;
 use hourglass::service;
 use serde_json::{Value, json};
 
-use crate::agent::{enroll, eventually, sudoers, tenant_and_admin};
+use crate::agent::{enroll, eventually, sudoers, tenant_and_admin, wait_until};
 use crate::support::*;
 
 /// The `/etc/shadow` hash of `account` in the root ("" when absent).
@@ -228,7 +228,12 @@ async fn named_login_end_to_end_with_the_real_agent() {
         "locked: {}",
         shadow(&root, "msp-nik")
     );
-    assert!(eventually(5, || !sudoers(&root).contains(&"msp-nik".to_string())).await);
+    wait_until(
+        5,
+        "!sudoers(&root).contains(&\"msp-nik\".to_string())",
+        || !sudoers(&root).contains(&"msp-nik".to_string()),
+    )
+    .await;
     assert!(!opens(&root, "msp-nik", &password));
     assert!(
         eventually(15, || rotated(&root, "msp-nik", &password)).await,
@@ -349,7 +354,10 @@ async fn offline_codes_work_once_and_are_replaced_after_use() {
         Value::Null,
     )
     .await;
-    assert!(eventually(15, || locked(&root, "msp-nik")).await);
+    wait_until(15, "locked(&root, \"msp-nik\")", || {
+        locked(&root, "msp-nik")
+    })
+    .await;
 
     let html = admin
         .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
@@ -802,9 +810,17 @@ async fn no_secret_reaches_the_database_files_or_logs() {
             Value::Null,
         )
         .await;
-        assert!(eventually(15, || locked(ws.root.path(), "msp-nik")).await);
+        wait_until(15, "locked(ws.root.path(), \"msp-nik\")", || {
+            locked(ws.root.path(), "msp-nik")
+        })
+        .await;
     }
-    assert!(eventually(10, || ws.state_json()["offline"]["secret"].is_string()).await);
+    wait_until(
+        10,
+        "ws.state_json()[\"offline\"][\"secret\"].is_string()",
+        || ws.state_json()["offline"]["secret"].is_string(),
+    )
+    .await;
     // CRED-02: six versions (three logins, three rotations): one current, three old ones
     // still sealed, the two oldest purged (rows kept, ciphertext gone), audited.
     let (t, d) = (
@@ -1115,7 +1131,10 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
     )
     .await;
     assert_eq!(st, 200);
-    assert!(eventually(15, || locked(&root, "msp-nik")).await);
+    wait_until(15, "locked(&root, \"msp-nik\")", || {
+        locked(&root, "msp-nik")
+    })
+    .await;
     let after_end = shadow(&root, "msp-nik");
 
     // Outside any session: audited at once, rotated and locked when the grace period ends.
@@ -1305,7 +1324,12 @@ async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
     )
     .await;
     assert_eq!(st, 200);
-    assert!(eventually(15, || locked(&root, "msp-nik") && version(&ws) != v1).await);
+    wait_until(
+        15,
+        "locked(&root, \"msp-nik\") && version(&ws) != v1",
+        || locked(&root, "msp-nik") && version(&ws) != v1,
+    )
+    .await;
     let rollbacks = || audit_details(&s, "credential_rollback_detected");
     // Once the rotation's acknowledgement has landed, nothing was flagged.
     all_acknowledged(&s, ws.device).await;
@@ -1334,7 +1358,7 @@ async fn a_rolled_back_agent_gets_the_password_rotated_at_its_first_poll() {
         .await,
         "rotated again and locked"
     );
-    assert!(eventually(15, || version(&ws) != v1).await);
+    wait_until(15, "version(&ws) != v1", || version(&ws) != v1).await;
     all_acknowledged(&s, ws.device).await;
     assert_eq!(rollbacks().await.len(), 1, "once");
     ws.kill();

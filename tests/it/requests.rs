@@ -6,7 +6,7 @@ use std::time::Duration;
 use hourglass::service;
 use serde_json::{Value, json};
 
-use crate::agent::{enroll, eventually, sudoers, tenant_and_admin, tenant_with_token};
+use crate::agent::{enroll, eventually, sudoers, tenant_and_admin, tenant_with_token, wait_until};
 use crate::people::admin_principal;
 use crate::support::*;
 
@@ -508,7 +508,10 @@ async fn a_session_ends_on_time_with_the_appliance_stopped() {
         )
         .await;
     assert_eq!(r.status(), 303, "approved in the portal");
-    assert!(eventually(15, || sudoers(&root).contains(&"bob".to_string())).await);
+    wait_until(15, "sudoers(&root).contains(&\"bob\".to_string())", || {
+        sudoers(&root).contains(&"bob".to_string())
+    })
+    .await;
 
     // The appliance's clock moves to 8 s before the deadline; a notice shows the agent has
     // polled (and learned that time) since. Then the appliance goes away.
@@ -527,7 +530,10 @@ async fn a_session_ends_on_time_with_the_appliance_stopped() {
         std::fs::read_to_string(root.join("var/log/hourglass-agent/actions.log"))
             .unwrap_or_default()
     };
-    assert!(eventually(15, || actions().contains("clock-probe")).await);
+    wait_until(15, "actions().contains(\"clock-probe\")", || {
+        actions().contains("clock-probe")
+    })
+    .await;
     s.stop().await;
     assert!(
         sudoers(&root).contains(&"bob".to_string()),
