@@ -4,11 +4,10 @@
 use std::ptr::{null, null_mut};
 
 use windows_sys::Win32::Security::{
-    CreateWellKnownSid, LookupAccountSidW, PSID, SECURITY_MAX_SID_SIZE, SID_NAME_USE,
-    WinBuiltinAdministratorsSid,
+    CreateWellKnownSid, PSID, SECURITY_MAX_SID_SIZE, WinBuiltinAdministratorsSid,
 };
 
-use super::{from_array, last_error, wide};
+use super::{last_error, wide};
 use windows_sys::Win32::Foundation::{LUID, WAIT_OBJECT_0};
 use windows_sys::Win32::Security::Authentication::Identity::{
     LsaDeregisterLogonProcess, LsaFreeReturnBuffer, LsaLogonUser, LsaLookupAuthenticationPackage,
@@ -376,26 +375,8 @@ impl ClientToken {
         let buf = self.info(TokenUser)?;
         // SAFETY: GetTokenInformation(TokenUser) put a TOKEN_USER at the buffer's start.
         let sid = unsafe { (*(buf.as_ptr() as *const TOKEN_USER)).User.Sid };
-        let mut name = [0u16; 257];
-        let mut domain = [0u16; 257];
-        let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
-        let mut kind: SID_NAME_USE = 0;
-        // SAFETY: both buffers are as long as their lengths say; `sid` points into `buf`.
-        let ok = unsafe {
-            LookupAccountSidW(
-                null(),
-                sid,
-                name.as_mut_ptr(),
-                &mut name_len,
-                domain.as_mut_ptr(),
-                &mut domain_len,
-                &mut kind,
-            )
-        };
-        if ok == 0 {
-            return Err(last_error("LookupAccountSidW"));
-        }
-        Ok((from_array(&name), from_array(&domain)))
+        // SAFETY: `sid` points into `buf`, alive for the call.
+        unsafe { super::account_of(sid) }
     }
 
     /// A copy of the logon SID of the session the client runs in.

@@ -79,6 +79,32 @@ fn last_error(call: &'static str) -> WinError {
     WinError::from_code(call, unsafe { GetLastError() })
 }
 
+/// The name and domain (the computer's name for a local account) of a SID.
+///
+/// SAFETY (for callers): `sid` points to a valid SID for the duration of the call.
+unsafe fn account_of(sid: PSID) -> Result<(String, String), WinError> {
+    let mut name = [0u16; 257];
+    let mut domain = [0u16; 257];
+    let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
+    let mut kind: SID_NAME_USE = 0;
+    // SAFETY: both buffers are as long as their lengths say; the caller vouches for `sid`.
+    let ok = unsafe {
+        LookupAccountSidW(
+            null(),
+            sid,
+            name.as_mut_ptr(),
+            &mut name_len,
+            domain.as_mut_ptr(),
+            &mut domain_len,
+            &mut kind,
+        )
+    };
+    if ok == 0 {
+        return Err(last_error("LookupAccountSidW"));
+    }
+    Ok((from_array(&name), from_array(&domain)))
+}
+
 /// FILETIME ticks (100 ns since 1601) → Unix seconds.
 fn unix_seconds(filetime: i64) -> i64 {
     filetime / 10_000_000 - 11_644_473_600
@@ -278,26 +304,8 @@ impl WinApi for Win32Api {
         if ok == 0 {
             return Err(last_error("CreateWellKnownSid"));
         }
-        let mut name = [0u16; 257];
-        let mut domain = [0u16; 257];
-        let (mut name_len, mut domain_len) = (name.len() as u32, domain.len() as u32);
-        let mut kind: SID_NAME_USE = 0;
-        // SAFETY: both buffers are as long as their lengths say; the SID was built above.
-        let ok = unsafe {
-            LookupAccountSidW(
-                null(),
-                sid.as_mut_ptr() as PSID,
-                name.as_mut_ptr(),
-                &mut name_len,
-                domain.as_mut_ptr(),
-                &mut domain_len,
-                &mut kind,
-            )
-        };
-        if ok == 0 {
-            return Err(last_error("LookupAccountSidW"));
-        }
-        Ok(from_array(&name))
+        // SAFETY: the SID was built above in `sid`.
+        Ok(unsafe { account_of(sid.as_mut_ptr() as PSID) }?.0)
     }
 
     fn group_members(&self, group: &str) -> Result<Vec<String>, WinError> {
