@@ -60,6 +60,7 @@ pub(super) type ApiResult = Result<HttpResponse, ApiError>;
 pub struct ApiUser {
     pub principal: Principal,
     pub origin: Origin,
+    pub acting: std::rc::Rc<super::refusals::Acting>,
 }
 
 impl FromRequest for ApiUser {
@@ -82,9 +83,12 @@ impl FromRequest for ApiUser {
                 .trim()
                 .to_string();
             let principal = service::auth::api_principal(&state.ctx, &token).await?;
+            let origin = origin_of(&req);
+            let acting = super::refusals::Acting::attach(&req, &principal, &origin);
             Ok(ApiUser {
                 principal,
-                origin: origin_of(&req),
+                origin,
+                acting,
             })
         })
     }
@@ -124,26 +128,7 @@ pub(super) fn body_or_default<T: serde::de::DeserializeOwned + Default>(
 }
 
 pub(super) async fn tenant(state: &AppState, u: &ApiUser, slug: &str) -> Result<Tenant, ApiError> {
-    Ok(service::tenants::resolve(&state.ctx, &u.principal, slug, &u.origin).await?)
-}
-
-pub(super) async fn denied<T>(
-    state: &AppState,
-    u: &ApiUser,
-    t: &Tenant,
-    r: crate::error::Result<T>,
-) -> Result<T, ApiError> {
-    if let Err(e @ (Error::Forbidden(_) | Error::NotFound)) = &r {
-        service::tenants::authz_fail(
-            &state.ctx,
-            &u.principal,
-            Some(t.id),
-            &e.to_string(),
-            &u.origin,
-        )
-        .await?;
-    }
-    r.map_err(ApiError)
+    Ok(u.acting.tenant(state, slug).await?)
 }
 
 pub async fn tenants_list(state: web::Data<AppState>, u: ApiUser) -> ApiResult {
@@ -165,6 +150,7 @@ pub async fn tenants_create(
     body: web::Json<NewTenant>,
 ) -> ApiResult {
     let b = body.into_inner();
+    u.acting.appliance_level();
     match service::tenants::create(
         &state.ctx,
         &u.principal,
@@ -177,17 +163,6 @@ pub async fn tenants_create(
     .await
     {
         Ok(t) => Ok(HttpResponse::Created().json(tenant_json(&t))),
-        Err(Error::NotFound) => {
-            service::tenants::authz_fail(
-                &state.ctx,
-                &u.principal,
-                None,
-                "create tenant",
-                &u.origin,
-            )
-            .await?;
-            Err(ApiError(Error::NotFound))
-        }
         Err(e) => Err(e.into()),
     }
 }
@@ -198,13 +173,9 @@ pub async fn tenant_get(
     slug: web::Path<String>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    denied(
-        &state,
-        &u,
-        &t,
-        u.principal.scope(&t, Permission::SettingsView).map(|_| ()),
-    )
-    .await?;
+    u.principal
+        .scope(&t, Permission::SettingsView)
+        .map(|_| ())?;
     Ok(HttpResponse::Ok().json(tenant_json(&t)))
 }
 
@@ -257,13 +228,7 @@ pub async fn tenant_update(
         settings,
         acknowledge_shared: p.acknowledge_shared.unwrap_or(false),
     };
-    let t2 = denied(
-        &state,
-        &u,
-        &t,
-        service::tenants::update(&state.ctx, &u.principal, &t, upd, &u.origin).await,
-    )
-    .await?;
+    let t2 = service::tenants::update(&state.ctx, &u.principal, &t, upd, &u.origin).await?;
     Ok(HttpResponse::Ok().json(tenant_json(&t2)))
 }
 
@@ -273,13 +238,7 @@ pub async fn users_list(
     slug: web::Path<String>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let users = denied(
-        &state,
-        &u,
-        &t,
-        service::users::list(&state.ctx, &u.principal, &t).await,
-    )
-    .await?;
+    let users = service::users::list(&state.ctx, &u.principal, &t).await?;
     let out: Vec<_> = users
         .iter()
         .map(|(x, roles)| json!({"id": x.id, "email": x.email, "first_name": x.first_name, "last_name": x.last_name,
@@ -312,13 +271,7 @@ pub async fn users_create(
         email: b.email,
         username: b.username,
     };
-    let c = denied(
-        &state,
-        &u,
-        &t,
-        service::users::create(&state.ctx, &u.principal, &t, new, &u.origin).await,
-    )
-    .await?;
+    let c = service::users::create(&state.ctx, &u.principal, &t, new, &u.origin).await?;
     let link = super::users::link_url(&state, &format!("/enroll/{}", c.enrollment_token));
     let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &link);
     Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link, "mailed": mailed})))
@@ -332,7 +285,7 @@ pub async fn user_action(
     let (slug, id, verb) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(id) = UserId::parse(&id) else {
-        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+        return Err(ApiError(Error::NotFound));
     };
     let action = match verb.as_str() {
         "make-admin" => Action::MakeAdmin,
@@ -350,14 +303,9 @@ pub async fn user_action(
         },
         _ => return Err(ApiError(Error::NotFound)),
     };
-    let link = denied(
-        &state,
-        &u,
-        &t,
-        service::users::act(&state.ctx, &u.principal, &t, id, action, &u.origin).await,
-    )
-    .await?
-    .map(|tok| super::users::link_url(&state, &format!("/enroll/{tok}")));
+    let link = service::users::act(&state.ctx, &u.principal, &t, id, action, &u.origin)
+        .await?
+        .map(|tok| super::users::link_url(&state, &format!("/enroll/{tok}")));
     let scope = u.principal.scope(&t, Permission::UsersView)?;
     let user = service::users::get(&state.ctx, &scope, id).await?;
     Ok(
@@ -384,7 +332,7 @@ pub async fn audit_list(
     q: web::Query<AuditQuery>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let scope = denied(&state, &u, &t, u.principal.scope(&t, Permission::AuditView)).await?;
+    let scope = u.principal.scope(&t, Permission::AuditView)?;
     let q = q.into_inner();
     let f = service::audit::ListFilter {
         event: q.event,
@@ -422,13 +370,7 @@ pub async fn audit_export(
     q: web::Query<AuditExportQuery>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let scope = denied(
-        &state,
-        &u,
-        &t,
-        u.principal.scope(&t, Permission::AuditExport),
-    )
-    .await?;
+    let scope = u.principal.scope(&t, Permission::AuditExport)?;
     let q = q.into_inner();
     let format = crate::model::audit_export::Format::parse(q.format.as_deref().unwrap_or_default())
         .ok_or_else(|| ApiError(Error::validation("format", "must be csv or ndjson")))?;

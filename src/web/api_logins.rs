@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{ApiResult, ApiUser, body_or_default, denied, tenant};
+use super::api::{ApiError, ApiResult, ApiUser, body_or_default, tenant};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::{DeviceId, LoginId};
@@ -37,33 +37,21 @@ pub async fn start(
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(device) = DeviceId::parse(&id) else {
-        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+        return Err(ApiError(Error::NotFound));
     };
     let b: StartBody = body_or_default(&body)?;
     let ctx = &state.ctx;
-    let l = denied(
-        &state,
-        &u,
+    let l = service::logins::start(
+        ctx,
+        &u.principal,
         &t,
-        service::logins::start(
-            ctx,
-            &u.principal,
-            &t,
-            device,
-            b.duration_minutes,
-            b.ticket,
-            &u.origin,
-        )
-        .await,
+        device,
+        b.duration_minutes,
+        b.ticket,
+        &u.origin,
     )
     .await?;
-    let (l, password) = denied(
-        &state,
-        &u,
-        &t,
-        service::logins::reveal(ctx, &u.principal, &t, l.id, &u.origin).await,
-    )
-    .await?;
+    let (l, password) = service::logins::reveal(ctx, &u.principal, &t, l.id, &u.origin).await?;
     let mut v = login_json(&l);
     v["password"] = json!(password.as_str());
     Ok(HttpResponse::Created().json(v))
@@ -71,13 +59,7 @@ pub async fn start(
 
 pub async fn list(state: web::Data<AppState>, u: ApiUser, slug: web::Path<String>) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let ls = denied(
-        &state,
-        &u,
-        &t,
-        service::logins::list(&state.ctx, &u.principal, &t, None).await,
-    )
-    .await?;
+    let ls = service::logins::list(&state.ctx, &u.principal, &t, None).await?;
     Ok(HttpResponse::Ok().json(json!({"logins": ls.iter().map(login_json).collect::<Vec<_>>()})))
 }
 
@@ -90,14 +72,8 @@ pub async fn end(
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(id) = LoginId::parse(&id) else {
-        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+        return Err(ApiError(Error::NotFound));
     };
-    let l = denied(
-        &state,
-        &u,
-        &t,
-        service::logins::end(&state.ctx, &u.principal, &t, id, &u.origin).await,
-    )
-    .await?;
+    let l = service::logins::end(&state.ctx, &u.principal, &t, id, &u.origin).await?;
     Ok(HttpResponse::Ok().json(login_json(&l)))
 }

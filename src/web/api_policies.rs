@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{ApiResult, ApiUser, denied, tenant};
+use super::api::{ApiResult, ApiUser, tenant};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::model::policies::App;
@@ -13,13 +13,7 @@ use crate::service::policies::PolicyInput;
 
 pub async fn list(state: web::Data<AppState>, u: ApiUser, slug: web::Path<String>) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let ps = denied(
-        &state,
-        &u,
-        &t,
-        service::policies::list(&state.ctx, &u.principal, &t).await,
-    )
-    .await?;
+    let ps = service::policies::list(&state.ctx, &u.principal, &t).await?;
     Ok(HttpResponse::Ok().json(json!({"policies": ps})))
 }
 
@@ -30,19 +24,13 @@ pub async fn create(
     body: web::Json<PolicyInput>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let p = denied(
-        &state,
-        &u,
+    let p = service::policies::save(
+        &state.ctx,
+        &u.principal,
         &t,
-        service::policies::save(
-            &state.ctx,
-            &u.principal,
-            &t,
-            None,
-            body.into_inner(),
-            &u.origin,
-        )
-        .await,
+        None,
+        body.into_inner(),
+        &u.origin,
     )
     .await?;
     Ok(HttpResponse::Created().json(p))
@@ -55,13 +43,7 @@ pub async fn get(
 ) -> ApiResult {
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
-    let p = denied(
-        &state,
-        &u,
-        &t,
-        service::policies::get(&state.ctx, &u.principal, &t, &id).await,
-    )
-    .await?;
+    let p = service::policies::get(&state.ctx, &u.principal, &t, &id).await?;
     Ok(HttpResponse::Ok().json(p))
 }
 
@@ -73,19 +55,13 @@ pub async fn replace(
 ) -> ApiResult {
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
-    let p = denied(
-        &state,
-        &u,
+    let p = service::policies::save(
+        &state.ctx,
+        &u.principal,
         &t,
-        service::policies::save(
-            &state.ctx,
-            &u.principal,
-            &t,
-            Some(id),
-            body.into_inner(),
-            &u.origin,
-        )
-        .await,
+        Some(id),
+        body.into_inner(),
+        &u.origin,
     )
     .await?;
     Ok(HttpResponse::Ok().json(p))
@@ -98,13 +74,7 @@ pub async fn delete(
 ) -> ApiResult {
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
-    denied(
-        &state,
-        &u,
-        &t,
-        service::policies::delete(&state.ctx, &u.principal, &t, &id, &u.origin).await,
-    )
-    .await?;
+    service::policies::delete(&state.ctx, &u.principal, &t, &id, &u.origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -127,26 +97,15 @@ pub async fn test(
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
     let b = body.into_inner();
-    let d = denied(
-        &state,
-        &u,
-        &t,
-        service::policies::test(&state.ctx, &u.principal, &t, &b.device_id, &b.user, b.app).await,
-    )
-    .await?;
+    let d =
+        service::policies::test(&state.ctx, &u.principal, &t, &b.device_id, &b.user, b.app).await?;
     Ok(HttpResponse::Ok().json(d))
 }
 
 /// `GET /api/v1/tenants/{slug}/policies/export`: the tenant's policies as a file.
 pub async fn export(state: web::Data<AppState>, u: ApiUser, slug: web::Path<String>) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let f = denied(
-        &state,
-        &u,
-        &t,
-        service::policy_files::export(&state.ctx, &u.principal, &t).await,
-    )
-    .await?;
+    let f = service::policy_files::export(&state.ctx, &u.principal, &t).await?;
     Ok(HttpResponse::Ok()
         .insert_header((
             "content-disposition",
@@ -184,20 +143,14 @@ pub async fn import(
     };
     let file: service::policy_files::PolicyFile = serde_json::from_slice(&body)
         .map_err(|e| Error::validation("body", format!("not a policy file: {e}")))?;
-    let plan = denied(
-        &state,
-        &u,
+    let plan = service::policy_files::import(
+        &state.ctx,
+        &u.principal,
         &t,
-        service::policy_files::import(
-            &state.ctx,
-            &u.principal,
-            &t,
-            file,
-            replace,
-            q.dry_run,
-            &u.origin,
-        )
-        .await,
+        file,
+        replace,
+        q.dry_run,
+        &u.origin,
     )
     .await?;
     Ok(HttpResponse::Ok().json(plan))

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::api::{ApiError, ApiResult, ApiUser, body_or_default, denied, tenant};
+use super::api::{ApiError, ApiResult, ApiUser, body_or_default, tenant};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::model::requests::Grant;
@@ -40,13 +40,8 @@ pub async fn enrollment_token_create(
         uses: body.uses.unwrap_or(1),
     };
     let base = super::devices::base_url(&state);
-    let (tok, secret, command) = denied(
-        &state,
-        &u,
-        &t,
-        service::devices::create_token(&state.ctx, &u.principal, &t, n, &base, &u.origin).await,
-    )
-    .await?;
+    let (tok, secret, command) =
+        service::devices::create_token(&state.ctx, &u.principal, &t, n, &base, &u.origin).await?;
     Ok(HttpResponse::Created().json(json!({"id": tok.id, "token": secret, "command": command.linux, "windows_command": command.windows, "expires_at": tok.expires_at.rfc3339(), "uses": tok.uses_left})))
 }
 
@@ -56,13 +51,7 @@ pub async fn devices_list(
     slug: web::Path<String>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let ds = denied(
-        &state,
-        &u,
-        &t,
-        service::devices::list(&state.ctx, &u.principal, &t).await,
-    )
-    .await?;
+    let ds = service::devices::list(&state.ctx, &u.principal, &t).await?;
     let now = state.ctx.clock.now();
     Ok(HttpResponse::Ok().json(
         json!({"devices": ds.iter().map(|d| device_json(&state.ctx, d, now)).collect::<Vec<_>>()}),
@@ -77,15 +66,9 @@ pub async fn device_get(
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(id) = crate::ids::DeviceId::parse(&id) else {
-        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+        return Err(ApiError(Error::NotFound));
     };
-    let (d, commands, events) = denied(
-        &state,
-        &u,
-        &t,
-        service::devices::detail(&state.ctx, &u.principal, &t, id).await,
-    )
-    .await?;
+    let (d, commands, events) = service::devices::detail(&state.ctx, &u.principal, &t, id).await?;
     let mut v = device_json(&state.ctx, &d, state.ctx.clock.now());
     v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind, "state": c.state, "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
     v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
@@ -107,22 +90,16 @@ pub async fn requests_list(
     q: web::Query<RequestsQuery>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let rs = denied(
-        &state,
-        &u,
-        &t,
-        service::requests::list(&state.ctx, &u.principal, &t, {
-            let q = q.into_inner();
-            service::requests::Filter {
-                state: q.state.filter(|s| !s.is_empty()),
-                who: q
-                    .who
-                    .map(|w| w.trim().to_string())
-                    .filter(|w| !w.is_empty()),
-            }
-        })
-        .await,
-    )
+    let rs = service::requests::list(&state.ctx, &u.principal, &t, {
+        let q = q.into_inner();
+        service::requests::Filter {
+            state: q.state.filter(|s| !s.is_empty()),
+            who: q
+                .who
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty()),
+        }
+    })
     .await?;
     Ok(HttpResponse::Ok()
         .json(json!({"requests": rs.iter().map(crate::http::request_view).collect::<Vec<_>>()})))
@@ -146,7 +123,7 @@ pub async fn request_action(
     let (slug, id, verb) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
     let Some(id) = crate::ids::RequestId::parse(&id) else {
-        return denied(&state, &u, &t, Err(Error::NotFound)).await;
+        return Err(ApiError(Error::NotFound));
     };
     let b: Decision = body_or_default(&body)?;
     let r = match verb.as_str() {
@@ -177,7 +154,7 @@ pub async fn request_action(
         "revoke" => service::requests::revoke(&state.ctx, &u.principal, &t, id, &u.origin).await,
         _ => return Err(ApiError(Error::NotFound)),
     };
-    let r = denied(&state, &u, &t, r).await?;
+    let r = r?;
     Ok(HttpResponse::Ok().json(crate::http::request_view(&r)))
 }
 
@@ -187,13 +164,7 @@ pub async fn rules_list(
     slug: web::Path<String>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let rs = denied(
-        &state,
-        &u,
-        &t,
-        service::requests::rules_of(&state.ctx, &u.principal, &t).await,
-    )
-    .await?;
+    let rs = service::requests::rules_of(&state.ctx, &u.principal, &t).await?;
     Ok(HttpResponse::Ok().json(json!({"rules": rs})))
 }
 
@@ -204,14 +175,9 @@ pub async fn rules_create(
     body: web::Json<service::requests::NewRule>,
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
-    let r = denied(
-        &state,
-        &u,
-        &t,
+    let r =
         service::requests::create_rule(&state.ctx, &u.principal, &t, body.into_inner(), &u.origin)
-            .await,
-    )
-    .await?;
+            .await?;
     Ok(HttpResponse::Created().json(r))
 }
 
@@ -222,12 +188,6 @@ pub async fn rules_delete(
 ) -> ApiResult {
     let (slug, id) = path.into_inner();
     let t = tenant(&state, &u, &slug).await?;
-    denied(
-        &state,
-        &u,
-        &t,
-        service::requests::delete_rule(&state.ctx, &u.principal, &t, &id, &u.origin).await,
-    )
-    .await?;
+    service::requests::delete_rule(&state.ctx, &u.principal, &t, &id, &u.origin).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -9,7 +9,6 @@ use super::error::WebError;
 use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::http::AppState;
 use crate::model::audit_export::Format;
@@ -41,14 +40,8 @@ pub async fn audit_page(
     slug: web::Path<String>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let scope = denied(
-        &state,
-        &cu,
-        &t,
-        cu.principal.scope(&t, Permission::AuditView),
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let scope = cu.principal.scope(&t, Permission::AuditView)?;
     let all_tenants = cu.principal.is_msp_admin() && q.all.as_deref() == Some("1");
     let filter = service::audit::ListFilter {
         event: Some(q.event.trim().to_string()).filter(|s| !s.is_empty()),
@@ -190,14 +183,8 @@ pub async fn export(
     slug: web::Path<String>,
     q: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let scope = denied(
-        &state,
-        &cu,
-        &t,
-        cu.principal.scope(&t, Permission::AuditExport),
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let scope = cu.principal.scope(&t, Permission::AuditExport)?;
     let format = Format::parse(&q.format).ok_or_else(|| {
         WebError(crate::error::Error::validation(
             "format",

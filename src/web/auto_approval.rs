@@ -8,7 +8,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
@@ -26,14 +25,8 @@ pub async fn rules_page(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let ctx = &state.ctx;
-    let t = service::tenants::resolve(ctx, &cu.principal, &slug, &cu.origin).await?;
-    let rules: Vec<AutoRule> = denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::rules_of(ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let rules: Vec<AutoRule> = service::requests::rules_of(ctx, &cu.principal, &t).await?;
     let perms = cu.principal.permissions_in(&t).unwrap_or_default();
     let can = perms.contains(Permission::PoliciesManage);
     let devices = if perms.contains(Permission::DevicesView) {
@@ -128,7 +121,7 @@ pub async fn create(
     slug: web::Path<String>,
     form: web::Form<RuleForm>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let f = form.into_inner();
     let Ok(max_minutes) = f.max_minutes.trim().parse::<i64>() else {
         return Ok(super::home::invalid(
@@ -155,7 +148,7 @@ pub async fn create(
             "new-rule-error",
             &super::fmt::validation_message(&field, &msg),
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -167,20 +160,14 @@ pub async fn delete(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the deletion (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::delete_rule(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
-    )
-    .await?;
+    service::requests::delete_rule(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/auto-approval", t.slug),

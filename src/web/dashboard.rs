@@ -68,7 +68,7 @@ pub async fn tenant_home(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let perms = cu.principal.permissions_in(&t).unwrap_or_default();
     let content = html! {
         main {

@@ -10,7 +10,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
@@ -32,14 +31,8 @@ pub async fn devices_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let devices = denied(
-        &state,
-        &cu,
-        &t,
-        service::devices::list(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let devices = service::devices::list(&state.ctx, &cu.principal, &t).await?;
     let can_manage = cu
         .principal
         .permissions_in(&t)
@@ -145,7 +138,7 @@ pub async fn create_token(
     slug: web::Path<String>,
     form: web::Form<TokenForm>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let num = |f: &str, v: &str| {
         v.trim()
             .parse::<u32>()
@@ -188,19 +181,14 @@ pub async fn create_token(
             "add-device-error",
             &super::fmt::validation_message(&field, &msg),
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
-async fn device_id(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    raw: &str,
-) -> Result<DeviceId, WebError> {
+fn device_id(raw: &str) -> Result<DeviceId, WebError> {
     match DeviceId::parse(raw) {
         Some(id) => Ok(id),
-        None => denied(state, cu, t, Err(Error::NotFound)).await,
+        None => Err(WebError(Error::NotFound)),
     }
 }
 
@@ -210,15 +198,9 @@ pub async fn detail_page(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = device_id(&state, &cu, &t, &id).await?;
-    let (d, commands, events) = denied(
-        &state,
-        &cu,
-        &t,
-        service::devices::detail(&state.ctx, &cu.principal, &t, id).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = device_id(&id)?;
+    let (d, commands, events) = service::devices::detail(&state.ctx, &cu.principal, &t, id).await?;
     let can_manage = cu
         .principal
         .permissions_in(&t)
@@ -274,21 +256,15 @@ pub async fn retire(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = device_id(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = device_id(&id)?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the retirement (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::devices::retire(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
-    )
-    .await?;
+    service::devices::retire(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(
@@ -303,20 +279,14 @@ pub async fn revoke_token(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the revocation (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::devices::revoke_token(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
-    )
-    .await?;
+    service::devices::revoke_token(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html! { div.flash.info { "Token revoked: it enrolls nothing more." } }.into_string()))

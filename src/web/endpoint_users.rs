@@ -11,7 +11,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::http::AppState;
 use crate::service;
@@ -21,14 +20,8 @@ pub async fn page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let eus = denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::endpoint_users(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let eus = service::requests::endpoint_users(&state.ctx, &cu.principal, &t).await?;
     let can = cu
         .principal
         .permissions_in(&t)
@@ -100,7 +93,7 @@ pub async fn link(
     form: web::Form<LinkForm>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let r = service::requests::link_endpoint_user(
         &state.ctx,
         &cu.principal,
@@ -110,7 +103,7 @@ pub async fn link(
         &cu.origin,
     )
     .await;
-    denied(&state, &cu, &t, r).await?;
+    r?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/endpoint-users", t.slug),

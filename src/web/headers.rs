@@ -105,9 +105,20 @@ where
                 .scope(
                     id.clone(),
                     IS_HTMX.scope(htmx, async move {
-                        match std::panic::catch_unwind(AssertUnwindSafe(|| svc.call(req))) {
+                        let answered = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            svc.call(req)
+                        })) {
                             Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.map_err(|_| ()),
                             Err(_) => Err(()),
+                        };
+                        match answered {
+                            // A refusal is audited once, here (super::refusals).
+                            Ok(Ok(res)) if matches!(res.status().as_u16(), 403 | 404) => {
+                                Ok(Ok(super::refusals::audit(res.map_into_boxed_body()).await))
+                            }
+                            Ok(Ok(res)) => Ok(Ok(res.map_into_boxed_body())),
+                            Ok(Err(e)) => Ok(Err(e)),
+                            Err(()) => Err(()),
                         }
                     }),
                 )

@@ -10,7 +10,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -148,27 +147,17 @@ pub struct StartForm {
     csrf_token: Option<String>,
 }
 
-async fn parse_device(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    raw: &str,
-) -> Result<DeviceId, WebError> {
+fn parse_device(raw: &str) -> Result<DeviceId, WebError> {
     match DeviceId::parse(raw) {
         Some(id) => Ok(id),
-        None => denied(state, cu, t, Err(Error::NotFound)).await,
+        None => Err(WebError(Error::NotFound)),
     }
 }
 
-async fn parse_login(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    raw: &str,
-) -> Result<LoginId, WebError> {
+fn parse_login(raw: &str) -> Result<LoginId, WebError> {
     match LoginId::parse(raw) {
         Some(id) => Ok(id),
-        None => denied(state, cu, t, Err(Error::NotFound)).await,
+        None => Err(WebError(Error::NotFound)),
     }
 }
 
@@ -181,8 +170,8 @@ pub async fn start(
     form: web::Form<StartForm>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let device = parse_device(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let device = parse_device(&id)?;
     let f = form.into_inner();
     // An offline workstation: the person has been told, and said to go on.
     if f.offline_ack.as_deref() != Some("yes")
@@ -208,20 +197,14 @@ pub async fn start(
             ))
         })?),
     };
-    let l = denied(
-        &state,
-        &cu,
+    let l = service::logins::start(
+        &state.ctx,
+        &cu.principal,
         &t,
-        service::logins::start(
-            &state.ctx,
-            &cu.principal,
-            &t,
-            device,
-            minutes,
-            f.ticket,
-            &cu.origin,
-        )
-        .await,
+        device,
+        minutes,
+        f.ticket,
+        &cu.origin,
     )
     .await?;
     Ok(super::auth::redirect(
@@ -238,15 +221,10 @@ pub async fn reveal(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = parse_login(&state, &cu, &t, &id).await?;
-    let (l, password) = denied(
-        &state,
-        &cu,
-        &t,
-        service::logins::reveal(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = parse_login(&id)?;
+    let (l, password) =
+        service::logins::reveal(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     let now = state.ctx.clock.now();
     let content = html! {
         main {
@@ -278,14 +256,8 @@ pub async fn logins_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let logins = denied(
-        &state,
-        &cu,
-        &t,
-        service::logins::list(&state.ctx, &cu.principal, &t, None).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let logins = service::logins::list(&state.ctx, &cu.principal, &t, None).await?;
     let now = state.ctx.clock.now();
     let content = html! {
         main {
@@ -311,21 +283,15 @@ pub async fn end(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = parse_login(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = parse_login(&id)?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm ending the session (confirm=yes)",
         )));
     }
-    let l = denied(
-        &state,
-        &cu,
-        &t,
-        service::logins::end(&state.ctx, &cu.principal, &t, id, &cu.origin).await,
-    )
-    .await?;
+    let l = service::logins::end(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/devices/{}", t.slug, l.device_id),
@@ -340,15 +306,10 @@ pub async fn offline_code(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let device = parse_device(&state, &cu, &t, &id).await?;
-    let c = denied(
-        &state,
-        &cu,
-        &t,
-        service::logins::offline_code(&state.ctx, &cu.principal, &t, device, &cu.origin).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let device = parse_device(&id)?;
+    let c =
+        service::logins::offline_code(&state.ctx, &cu.principal, &t, device, &cu.origin).await?;
     let qr = crate::crypto::totp::qr_png_base64(&c.otpauth)?;
     let content = html! {
         main {

@@ -24,6 +24,7 @@ pub mod nav;
 pub mod ops;
 pub mod policies;
 pub mod policy_files;
+pub mod refusals;
 pub mod requests;
 pub mod roles;
 pub mod session;

@@ -9,7 +9,6 @@ use super::home::{fragment, html_response};
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -125,14 +124,8 @@ pub async fn policies_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let ps = denied(
-        &state,
-        &cu,
-        &t,
-        service::policies::list(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let ps = service::policies::list(&state.ctx, &cu.principal, &t).await?;
     let can = cu
         .principal
         .permissions_in(&t)
@@ -178,14 +171,8 @@ pub async fn policy_page(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let p = denied(
-        &state,
-        &cu,
-        &t,
-        service::policies::get(&state.ctx, &cu.principal, &t, &id).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let p = service::policies::get(&state.ctx, &cu.principal, &t, &id).await?;
     let perms = cu.principal.permissions_in(&t).unwrap_or_default();
     let trail = if perms.contains(Permission::AuditView) {
         service::policies::audit(&state.ctx, &cu.principal, &t, &id).await?
@@ -340,7 +327,7 @@ async fn save(
             ui::form_error(Some(&super::fmt::validation_message(&field, &msg))),
             false,
         )),
-        Err(e) => denied(state, cu, t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -351,7 +338,7 @@ pub async fn create(
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     save(&state, &req, &cu, &t, None, form.into_inner()).await
 }
 
@@ -363,7 +350,7 @@ pub async fn update(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     save(&state, &req, &cu, &t, Some(id), form.into_inner()).await
 }
 
@@ -375,20 +362,14 @@ pub async fn delete(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the deletion (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::policies::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
-    )
-    .await?;
+    service::policies::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/policies", t.slug),
@@ -402,7 +383,7 @@ pub async fn test(
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let (mut app, mut device, mut user) = (App::default(), String::new(), String::new());
     for (k, v) in form.into_inner() {
         match k.as_str() {
@@ -446,6 +427,6 @@ pub async fn test(
             ui::form_error(Some(&super::fmt::validation_message(&field, &msg))),
             false,
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }

@@ -9,7 +9,6 @@ use super::error::WebError;
 use super::home::fragment;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::model::tenants::Tenant;
@@ -77,7 +76,7 @@ pub async fn import(
     slug: web::Path<String>,
     form: web::Form<ImportForm>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let f = form.into_inner();
     let mode = f.mode.unwrap_or_else(|| "merge".into());
     let bad = |m: String| Ok(fragment(ui::form_error(Some(&m)), false));
@@ -103,7 +102,7 @@ pub async fn import(
             true,
         )),
         Err(Error::Validation { field, msg }) => bad(super::fmt::validation_message(&field, &msg)),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -113,14 +112,8 @@ pub async fn export(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let file = denied(
-        &state,
-        &cu,
-        &t,
-        service::policy_files::export(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let file = service::policy_files::export(&state.ctx, &cu.principal, &t).await?;
     Ok(HttpResponse::Ok()
         .insert_header((
             "content-disposition",

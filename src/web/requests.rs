@@ -10,7 +10,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::clock::Timestamp;
 use crate::error::Error;
@@ -222,15 +221,9 @@ pub async fn requests_page(
     slug: web::Path<String>,
     q: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let ctx = &state.ctx;
-    let open = denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::list(ctx, &cu.principal, &t, Filter::default()).await,
-    )
-    .await?;
+    let open = service::requests::list(ctx, &cu.principal, &t, Filter::default()).await?;
     let q = q.into_inner();
     let f = Filter {
         state: q.state.clone().filter(|s| !s.is_empty()),
@@ -240,13 +233,7 @@ pub async fn requests_page(
             .map(|w| w.trim().to_string())
             .filter(|w| !w.is_empty()),
     };
-    let history = denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::list(ctx, &cu.principal, &t, f).await,
-    )
-    .await?;
+    let history = service::requests::list(ctx, &cu.principal, &t, f).await?;
     let zone = cu.zone(Some(&t));
     let v = View {
         can: can_approve(&cu, &t),
@@ -323,14 +310,8 @@ pub async fn queue_fragment(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let rs = denied(
-        &state,
-        &cu,
-        &t,
-        service::requests::list(&state.ctx, &cu.principal, &t, Filter::default()).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let rs = service::requests::list(&state.ctx, &cu.principal, &t, Filter::default()).await?;
     let zone = cu.zone(Some(&t));
     let v = View {
         can: can_approve(&cu, &t),
@@ -462,9 +443,9 @@ pub async fn decide(
     form: web::Form<DecisionForm>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id, verb) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let Some(id) = RequestId::parse(&id) else {
-        return denied(&state, &cu, &t, Err(Error::NotFound)).await;
+        return Err(WebError(Error::NotFound));
     };
     let ctx = &state.ctx;
     let r = match verb.as_str() {
@@ -508,7 +489,7 @@ pub async fn decide(
         }
         _ => return Err(WebError(Error::NotFound)),
     };
-    denied(&state, &cu, &t, r).await?;
+    r?;
     let to = match form.back.as_deref() {
         Some("all") => "/requests".to_string(),
         _ => format!("/t/{}/requests", t.slug),

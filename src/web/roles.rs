@@ -8,7 +8,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
@@ -21,14 +20,8 @@ pub async fn roles_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let customs = denied(
-        &state,
-        &cu,
-        &t,
-        service::roles::list(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let customs = service::roles::list(&state.ctx, &cu.principal, &t).await?;
     let can = cu
         .principal
         .permissions_in(&t)
@@ -81,7 +74,7 @@ pub async fn create(
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let (mut name, mut perms) = (String::new(), Vec::new());
     for (k, v) in form.into_inner() {
         match k.as_str() {
@@ -102,7 +95,7 @@ pub async fn create(
             "new-role-error",
             &super::fmt::validation_message(&field, &msg),
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -114,20 +107,14 @@ pub async fn delete(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the deletion (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
-    )
-    .await?;
+    service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/roles", t.slug),

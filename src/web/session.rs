@@ -82,6 +82,7 @@ pub struct CurrentUser {
     pub csrf: String,
     pub tenants: Vec<Tenant>,
     pub origin: Origin,
+    pub acting: std::rc::Rc<super::refusals::Acting>,
 }
 
 impl FromRequest for CurrentUser {
@@ -117,19 +118,28 @@ impl FromRequest for CurrentUser {
                 .await?
                 .ok_or(WebError(Error::Unauthenticated))?;
             let tenants = service::tenants::visible(ctx, &principal).await?;
+            let origin = origin_of(&req);
+            let acting = super::refusals::Acting::attach(&req, &principal, &origin);
             Ok(CurrentUser {
                 principal,
                 user,
                 token,
                 csrf,
                 tenants,
-                origin: origin_of(&req),
+                origin,
+                acting,
             })
         })
     }
 }
 
 impl CurrentUser {
+    /// The tenant named in the path, as this person may reach it; a refusal after this is
+    /// audited by the middleware (`refusals`).
+    pub async fn tenant(&self, state: &AppState, slug: &str) -> Result<Tenant, WebError> {
+        Ok(self.acting.tenant(state, slug).await?)
+    }
+
     /// The zone a page shows times in: the tenant's own, or on the views across tenants the
     /// person's home tenant's (the MSP's for its staff).
     pub fn zone(&self, t: Option<&Tenant>) -> String {

@@ -9,7 +9,6 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
@@ -19,13 +18,9 @@ use crate::service::{
     tenants::{NewTenant, TenantUpdate},
 };
 
-pub async fn tenants_page(
-    state: web::Data<AppState>,
-    cu: CurrentUser,
-) -> Result<HttpResponse, WebError> {
+pub async fn tenants_page(cu: CurrentUser) -> Result<HttpResponse, WebError> {
+    cu.acting.appliance_level();
     if cu.principal.msp_scope().is_err() {
-        service::tenants::authz_fail(&state.ctx, &cu.principal, None, "tenants list", &cu.origin)
-            .await?;
         return Err(WebError(Error::NotFound));
     }
     let content = html! {
@@ -82,6 +77,7 @@ pub async fn create(
     form: web::Form<NewTenantForm>,
 ) -> Result<HttpResponse, WebError> {
     let f = form.into_inner();
+    cu.acting.appliance_level();
     match service::tenants::create(
         &state.ctx,
         &cu.principal,
@@ -103,17 +99,6 @@ pub async fn create(
             .body(
                 ui::form_error(Some(&super::fmt::validation_message(&field, &msg))).into_string(),
             )),
-        Err(Error::NotFound) => {
-            service::tenants::authz_fail(
-                &state.ctx,
-                &cu.principal,
-                None,
-                "create tenant",
-                &cu.origin,
-            )
-            .await?;
-            Err(WebError(Error::NotFound))
-        }
         Err(e) => Err(e.into()),
     }
 }
@@ -123,14 +108,10 @@ pub async fn settings_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    denied(
-        &state,
-        &cu,
-        &t,
-        cu.principal.scope(&t, Permission::SettingsView).map(|_| ()),
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    cu.principal
+        .scope(&t, Permission::SettingsView)
+        .map(|_| ())?;
     let can = cu
         .principal
         .permissions_in(&t)
@@ -230,7 +211,7 @@ pub async fn update(
     slug: web::Path<String>,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     // Unticked checkboxes are not sent: absent means off. Co-management is the MSP's to set;
     // a form without it (a customer's) keeps the tenant's value, and one that tries to change
     // it is refused by the service.
@@ -296,7 +277,7 @@ pub async fn update(
             .body(
                 ui::form_error(Some(&super::fmt::validation_message(&field, &msg))).into_string(),
             )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -305,16 +286,12 @@ pub async fn backup_now(
     state: web::Data<AppState>,
     cu: CurrentUser,
 ) -> Result<HttpResponse, WebError> {
+    cu.acting.appliance_level();
     match service::backup::run_now(&state.ctx, &cu.principal, &cu.origin).await {
         Ok(name) => Ok(super::home::fragment(
             html! { p.ok { "Backup written: " code { (name) } " (with its manifest). Keep a copy of master.key elsewhere." } },
             true,
         )),
-        Err(Error::NotFound) => {
-            service::tenants::authz_fail(&state.ctx, &cu.principal, None, "backup", &cu.origin)
-                .await?;
-            Err(WebError(Error::NotFound))
-        }
         Err(e) => Err(e.into()),
     }
 }

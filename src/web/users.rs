@@ -74,14 +74,8 @@ pub async fn users_page(
     cu: CurrentUser,
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let users = denied(
-        &state,
-        &cu,
-        &t,
-        service::users::list(&state.ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let users = service::users::list(&state.ctx, &cu.principal, &t).await?;
     let can_manage = cu
         .principal
         .permissions_in(&t)
@@ -100,26 +94,6 @@ pub async fn users_page(
         "Users",
         content,
     )))
-}
-
-/// A refused permission in a reachable tenant is audited like a foreign one (AZ-02).
-pub async fn denied<T>(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    r: crate::error::Result<T>,
-) -> Result<T, WebError> {
-    if let Err(e @ (Error::Forbidden(_) | Error::NotFound)) = &r {
-        service::tenants::authz_fail(
-            &state.ctx,
-            &cu.principal,
-            Some(t.id),
-            &e.to_string(),
-            &cu.origin,
-        )
-        .await?;
-    }
-    r.map_err(WebError)
 }
 
 #[derive(Deserialize)]
@@ -157,7 +131,7 @@ pub async fn create(
     slug: web::Path<String>,
     form: web::Form<AddUser>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let f = form.into_inner();
     let new = service::users::NewUser {
         first_name: f.first_name,
@@ -184,7 +158,7 @@ pub async fn create(
             "add-user-error",
             &super::fmt::validation_message(&field, &msg),
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -194,15 +168,10 @@ pub async fn detail_page(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = object_id(&state, &cu, &t, &id).await?;
-    let (u, roles, perms, assigned) = denied(
-        &state,
-        &cu,
-        &t,
-        service::users::detail(&state.ctx, &cu.principal, &t, id).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = object_id(&id)?;
+    let (u, roles, perms, assigned) =
+        service::users::detail(&state.ctx, &cu.principal, &t, id).await?;
     let customs = service::roles::list(&state.ctx, &cu.principal, &t)
         .await
         .unwrap_or_default();
@@ -303,15 +272,10 @@ fn action_button(
 }
 
 /// Parses an id from the URL; a malformed one is simply not there (404, audited like any miss).
-pub async fn object_id(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    raw: &str,
-) -> Result<UserId, WebError> {
+pub fn object_id(raw: &str) -> Result<UserId, WebError> {
     match UserId::parse(raw) {
         Some(id) => Ok(id),
-        None => denied(state, cu, t, Err(Error::NotFound)).await,
+        None => Err(WebError(Error::NotFound)),
     }
 }
 
@@ -331,8 +295,8 @@ pub async fn action(
     form: web::Form<ActionForm>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id, verb) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = object_id(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = object_id(&id)?;
     let action = match verb.as_str() {
         "make-admin" => Action::MakeAdmin,
         "pause-mfa-next" => Action::PauseMfa {
@@ -359,13 +323,7 @@ pub async fn action(
             "confirm this action (confirm=yes)",
         )));
     }
-    let token = result(
-        &state,
-        &cu,
-        &t,
-        service::users::act(&state.ctx, &cu.principal, &t, id, action, &cu.origin).await,
-    )
-    .await?;
+    let token = service::users::act(&state.ctx, &cu.principal, &t, id, action, &cu.origin).await?;
     let body = match token {
         Some(tok) => link_card(
             &link_url(&state, &format!("/enroll/{tok}")),
@@ -378,15 +336,6 @@ pub async fn action(
         .insert_header(("HX-Trigger", "user-changed"))
         .content_type("text/html; charset=utf-8")
         .body(body.into_string()))
-}
-
-async fn result<T>(
-    state: &AppState,
-    cu: &CurrentUser,
-    t: &Tenant,
-    r: crate::error::Result<T>,
-) -> Result<T, WebError> {
-    denied(state, cu, t, r).await
 }
 
 #[derive(Deserialize)]
@@ -405,20 +354,14 @@ pub async fn roles(
     form: web::Form<RoleForm>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = object_id(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = object_id(&id)?;
     let action = match form.op.as_str() {
         "add" => Action::AddRole(form.role.clone()),
         "remove" => Action::RemoveRole(form.role.clone()),
         _ => return Err(WebError(Error::validation("op", "must be add or remove"))),
     };
-    result(
-        &state,
-        &cu,
-        &t,
-        service::users::act(&state.ctx, &cu.principal, &t, id, action, &cu.origin).await,
-    )
-    .await?;
+    service::users::act(&state.ctx, &cu.principal, &t, id, action, &cu.origin).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html! { div.flash.info { "Roles updated; reload to see them." } }.into_string()))
@@ -431,8 +374,8 @@ pub async fn tenants(
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
-    let id = object_id(&state, &cu, &t, &id).await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let id = object_id(&id)?;
     let mut all = false;
     let mut list = Vec::new();
     for (k, v) in form.into_inner() {
@@ -446,19 +389,13 @@ pub async fn tenants(
             other => return Err(WebError(Error::validation(other, "unknown field"))),
         }
     }
-    result(
-        &state,
-        &cu,
+    service::users::act(
+        &state.ctx,
+        &cu.principal,
         &t,
-        service::users::act(
-            &state.ctx,
-            &cu.principal,
-            &t,
-            id,
-            Action::AssignTenants { all, tenants: list },
-            &cu.origin,
-        )
-        .await,
+        id,
+        Action::AssignTenants { all, tenants: list },
+        &cu.origin,
     )
     .await?;
     Ok(HttpResponse::Ok()

@@ -8,7 +8,6 @@ use super::home::{fragment, html_response};
 use super::nav;
 use super::session::CurrentUser;
 use super::ui;
-use super::users::denied;
 use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
@@ -22,14 +21,8 @@ pub async fn webhooks_page(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let ctx = &state.ctx;
-    let t = service::tenants::resolve(ctx, &cu.principal, &slug, &cu.origin).await?;
-    let (hooks, deliveries) = denied(
-        &state,
-        &cu,
-        &t,
-        service::webhooks::list(ctx, &cu.principal, &t).await,
-    )
-    .await?;
+    let t = cu.tenant(&state, &slug).await?;
+    let (hooks, deliveries) = service::webhooks::list(ctx, &cu.principal, &t).await?;
     let can = cu
         .principal
         .permissions_in(&t)
@@ -150,7 +143,7 @@ pub async fn create(
     slug: web::Path<String>,
     form: web::Form<WebhookForm>,
 ) -> Result<HttpResponse, WebError> {
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     let f = form.into_inner();
     let n = service::webhooks::NewWebhook {
         name: f.name,
@@ -176,7 +169,7 @@ pub async fn create(
             "new-webhook-error",
             &super::fmt::validation_message(&field, &msg),
         )),
-        Err(e) => denied(&state, &cu, &t, Err(e)).await,
+        Err(e) => Err(WebError::from(e)),
     }
 }
 
@@ -188,20 +181,14 @@ pub async fn delete(
     form: web::Form<super::users::ActionFormPub>,
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
-    let t = service::tenants::resolve(&state.ctx, &cu.principal, &slug, &cu.origin).await?;
+    let t = cu.tenant(&state, &slug).await?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError(Error::validation(
             "confirm",
             "confirm the deletion (confirm=yes)",
         )));
     }
-    denied(
-        &state,
-        &cu,
-        &t,
-        service::webhooks::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await,
-    )
-    .await?;
+    service::webhooks::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/webhooks", t.slug),

@@ -263,3 +263,14 @@ fn handlers_never_take_the_system_scope() {
         Vec::<String>::new()
     );
 }
+
+/// One authorization path (AZ-02): refusals in the portal and the API are audited by the
+/// middleware in web/refusals.rs, not by each handler.
+#[test]
+fn refusals_are_audited_in_one_place() {
+    assert_eq!(
+        offenders("authz_fail(", &["service", "web/refusals.rs"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(offenders("denied(", &[]), Vec::<String>::new());
+}
