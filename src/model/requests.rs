@@ -8,6 +8,43 @@ pub const MIN_MINUTES: u32 = 5;
 pub const MAX_MINUTES: u32 = 24 * 60;
 pub const DISABLED_MESSAGE: &str = "Just-in-time requests are disabled";
 
+/// What a workstation asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A JIT administrator session.
+    Admin,
+    /// More time for the running session.
+    Extension,
+    /// One program elevated.
+    Application,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Admin => "admin",
+            Kind::Extension => "extension",
+            Kind::Application => "application",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        [Kind::Admin, Kind::Extension, Kind::Application]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+
+    /// How the portal names it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Extension => "more time",
+            Kind::Application => "run a program",
+            Kind::Admin => "admin session",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum State {

@@ -138,7 +138,7 @@ pub fn announce(
         return Ok(());
     }
     let n = Notice {
-        event: if r.kind == "extension" {
+        event: if r.kind == crate::model::requests::Kind::Extension {
             "request.extension"
         } else {
             "request.created"

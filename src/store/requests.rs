@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId, TenantId};
 use crate::model::policies::App;
-use crate::model::requests::{AutoRule, State};
+use crate::model::requests::{AutoRule, Kind, State};
 
 /// The endpoint user for (device, account), created on first request.
 pub fn endpoint_user(
@@ -39,7 +39,7 @@ pub struct Request {
     pub endpoint_user_id: String,
     pub account: String,
     pub hostname: String,
-    pub kind: String,
+    pub kind: Kind,
     pub parent_id: Option<RequestId>,
     pub minutes_requested: u32,
     pub minutes_approved: Option<u32>,
@@ -80,7 +80,7 @@ fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
         endpoint_user_id: r.get(3)?,
         account: r.get(4)?,
         hostname: r.get(5)?,
-        kind: r.get(6)?,
+        kind: Kind::parse(&r.get::<_, String>(6)?).unwrap_or(Kind::Admin),
         parent_id: r.get(7)?,
         minutes_requested: r.get(8)?,
         minutes_approved: r.get(9)?,
@@ -109,7 +109,7 @@ pub struct NewRequest<'a> {
     pub id: RequestId,
     pub device: DeviceId,
     pub endpoint_user: &'a str,
-    pub kind: &'a str,
+    pub kind: Kind,
     pub parent: Option<RequestId>,
     pub minutes: u32,
     pub justification: &'a str,
@@ -137,7 +137,7 @@ pub fn insert(
                 CASE WHEN :state = 'pending' THEN NULL ELSE :now END)",
         )?
         .execute(named_params! {
-            ":id": n.id, ":t": scope.tenant(), ":d": n.device, ":eu": n.endpoint_user, ":kind": n.kind, ":parent": n.parent,
+            ":id": n.id, ":t": scope.tenant(), ":d": n.device, ":eu": n.endpoint_user, ":kind": n.kind.as_str(), ":parent": n.parent,
             ":m": n.minutes, ":j": n.justification, ":ticket": n.ticket, ":state": n.state.as_str(), ":reason": n.reason, ":app": n.app, ":now": now,
         });
     match r {

@@ -15,7 +15,7 @@ use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::RequestId;
-use crate::model::requests::{Grant, State};
+use crate::model::requests::{Grant, Kind, State};
 use crate::model::tenants::Tenant;
 use crate::service;
 use crate::service::requests::Filter;
@@ -47,7 +47,7 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
             td data-label="Workstation" { (r.hostname) }
             td data-label="Asked" {
                 (r.minutes_requested) " min, " (super::fmt::when(r.created_at, now, v.zone))
-                @if r.kind == "extension" {
+                @if r.kind == Kind::Extension {
                     br; span.warn.extension-of { "Extension of the running session"
                         @if let Some(p) = parent { " (" (left(p, now)) " left)" } }
                 }
@@ -61,7 +61,7 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
                         label.sr-only for=(format!("minutes-{}", r.id)) { "Minutes" }
                         input id=(format!("minutes-{}", r.id)) hx-preserve type="number" name="duration_minutes" value=(r.minutes_requested.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes) aria-label="Minutes" title="Minutes to grant";
-                        @if r.kind == "application" {
+                        @if r.kind == Kind::Application {
                             select id=(format!("grant-{}", r.id)) hx-preserve name="grant" aria-label="Approve as" {
                                 @for g in Grant::ALL { option value=(g.as_str()) { (g.label()) } }
                             }
@@ -86,7 +86,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
     let pending: Vec<_> = rs.iter().filter(|r| r.state == State::Pending).collect();
     let running: Vec<_> = rs
         .iter()
-        .filter(|r| r.state == State::Approved && r.kind != "extension")
+        .filter(|r| r.state == State::Approved && r.kind != Kind::Extension)
         .collect();
     let failed: Vec<_> = rs
         .iter()
@@ -125,7 +125,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                 @if running.is_empty() { tr { td.empty colspan="5" { "No session is running." } } }
                 @for r in &running { tr.session data-request=(r.id) {
                 td hx-disable { code { (r.account) } } td hx-disable { (r.hostname) @if let Some(a) = &r.app { br; (app_cell(a)) } }
-                @if r.kind == "admin" && r.granted_at.is_none() {
+                @if r.kind == Kind::Admin && r.granted_at.is_none() {
                     td.waiting { "waiting for the workstation to confirm" }
                 } @else {
                     td.countdown { span data-seconds-left=(seconds_left(r, v.now)) { (left(r, v.now)) } }
@@ -191,14 +191,6 @@ fn left(r: &Request, now: Timestamp) -> String {
 }
 
 /// A request's kind in words.
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "extension" => "more time",
-        "application" => "run a program",
-        _ => "admin session",
-    }
-}
-
 fn can_approve(cu: &CurrentUser, t: &Tenant) -> bool {
     cu.principal
         .permissions_in(t)
@@ -277,7 +269,7 @@ pub async fn requests_page(
                 tbody hx-disable {
                     @if shown.is_empty() { tr { td.empty colspan="9" { @if f_is_set(&q) { "Nothing matches these filters." } @else { "No finished requests yet: decided, ended and expired ones appear here." } } } }
                     @for r in &shown { tr {
-                    td { (super::fmt::when(r.created_at, v.now, &zone)) } td { code { (r.account) } } td { (r.hostname) } td { (kind_label(&r.kind)) }
+                    td { (super::fmt::when(r.created_at, v.now, &zone)) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind.label()) }
                     td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.label()) @if let Some(f) = &r.failure { br; span.bad { (f) } } }
                     td { @if let Some(rule) = &r.decided_by_rule { "rule " (names.get(rule).cloned().unwrap_or_else(|| "(deleted)".into())) }
                          @else if let Some(p) = &r.decided_by { (names.get(p).cloned().unwrap_or_else(|| "a person".into())) } }

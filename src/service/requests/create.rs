@@ -25,18 +25,18 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
             let id = RequestId::new();
             let ticket = rules::check_ticket(ask.ticket.as_deref())?;
             let mut parent = None;
-            let kind = match ask.kind.as_str() {
-                "admin" => "admin",
-                "extension" => {
+            let kind = match Kind::parse(&ask.kind) {
+                Some(Kind::Admin) => Kind::Admin,
+                Some(Kind::Extension) => {
                     let open = store::requests::open_for(&tx.reader(), &scope, &eu)?.filter(|o| o.state == State::Approved);
                     parent = Some(open.ok_or_else(|| Error::InvalidState("there is no running session to extend".into()))?.id);
-                    "extension"
+                    Kind::Extension
                 }
-                "application" => "application",
-                _ => return Err(Error::validation("kind", "must be admin, extension or application")),
+                Some(Kind::Application) => Kind::Application,
+                None => return Err(Error::validation("kind", "must be admin, extension or application")),
             };
             let app = match (kind, &ask.app) {
-                ("application", Some(app)) => {
+                (Kind::Application, Some(app)) => {
                     engine::check_app(app)?;
                     engine::check_rule(engine::RuleKind::Hash, &app.sha256)
                         .map_err(|_| Error::validation("sha256", "an application request needs the program's SHA-256"))?;
@@ -47,7 +47,7 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
                     }
                     Some(serde_json::to_string(app)?)
                 }
-                ("application", None) => return Err(Error::validation("app", "an application request describes the program")),
+                (Kind::Application, None) => return Err(Error::validation("app", "an application request describes the program")),
                 (_, Some(_)) => return Err(Error::validation("app", "only application requests describe a program")),
                 _ => None,
             };

@@ -31,7 +31,7 @@ pub(super) fn approve_in(
         request_id: r.id.to_string(),
         ticket: r.ticket.clone(),
     };
-    let expires = if r.kind == "extension" {
+    let expires = if r.kind == Kind::Extension {
         let parent =
             store::requests::get(&tx.reader(), scope, r.parent_id.ok_or(Error::NotFound)?)?;
         if parent.state != State::Approved {
@@ -76,7 +76,7 @@ pub(super) fn approve_in(
     }
     let mut woken = vec![r.device_id];
     let mut policy = None;
-    if r.kind == "application" {
+    if r.kind == Kind::Application {
         let made = crate::service::policies::FromRequest {
             grant: a.grant,
             until: expires,
@@ -104,7 +104,7 @@ pub(super) fn approve_in(
             now,
         )?;
     }
-    let then = if r.kind == "application" {
+    let then = if r.kind == Kind::Application {
         " Run it again now."
     } else {
         ""
@@ -121,8 +121,8 @@ pub(super) fn approve_in(
         ),
         now,
     )?;
-    let grant = (r.kind == "application").then_some(a.grant.as_str());
-    let mut audit = audit_for(if r.kind == "extension" { Event::SessionExtended } else { Event::RequestApproved }, r, now)
+    let grant = (r.kind == Kind::Application).then_some(a.grant.as_str());
+    let mut audit = audit_for(if r.kind == Kind::Extension { Event::SessionExtended } else { Event::RequestApproved }, r, now)
         .details(json!({"minutes": minutes, "expires_at": expires.rfc3339(), "rule": rule, "account": r.account,
             "grant": grant, "policy": policy}));
     if let Decider::Person(p, o) = decider {
@@ -231,7 +231,7 @@ pub async fn approve(
                 minutes.unwrap_or(i64::from(r.minutes_requested)),
                 max,
             )?;
-            if r.kind != "application" && grant != Grant::Once {
+            if r.kind != Kind::Application && grant != Grant::Once {
                 return Err(Error::validation(
                     "grant",
                     "only an application request becomes a rule",

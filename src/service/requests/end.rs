@@ -11,7 +11,7 @@ pub(super) fn end_in(
     to: State,
     now: Timestamp,
 ) -> Result<(Request, Vec<DeviceId>)> {
-    if r.state != State::Approved || r.kind == "extension" {
+    if r.state != State::Approved || r.kind == Kind::Extension {
         return Err(Error::InvalidState(format!(
             "this request is {}, not an active session",
             r.state.as_str()
@@ -34,7 +34,7 @@ pub(super) fn end_in(
         return Err(Error::InvalidState("this session has already ended".into()));
     }
     let mut woken = vec![r.device_id];
-    if r.kind == "application" {
+    if r.kind == Kind::Application {
         // A revoke takes back what the approval created, a standing rule included; the user
         // ending it early only gives up a one-off approval, never an approver's rule.
         if to == State::Revoked || r.grant_scope.as_deref().is_none_or(|g| g == "once") {
@@ -184,7 +184,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                     None,
                     now,
                 )? {
-                    if r.kind == "application" {
+                    if r.kind == Kind::Application {
                         // A one-off approval ends with its window; a rule stays.
                         if r.grant_scope.as_deref() == Some("once") {
                             woken.extend(crate::service::policies::remove_for_request(

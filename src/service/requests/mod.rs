@@ -14,7 +14,7 @@ use crate::ids::{DeviceId, RequestId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, SessionRef};
 use crate::model::policies as engine;
-use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, State};
+use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, Kind, State};
 use crate::model::tenants::Tenant;
 use crate::model::zones;
 pub use crate::store::requests::Filter;
