@@ -238,23 +238,7 @@ pub async fn act(
         p.require_fresh_mfa(now)?;
     }
     let target = get(ctx, &scope, id).await?;
-    if target.status == UserStatus::Erased && action != Action::EndSessions {
-        return Err(Error::InvalidState("this person has been erased".into()));
-    }
-    let own = target.id == p.user_id;
-    if own && matches!(action, Action::PauseMfa { .. }) {
-        return Err(Error::Forbidden("you cannot pause your own MFA".into()));
-    }
-    if own
-        && matches!(
-            action,
-            Action::Disable | Action::Erase | Action::RemoveRole(_)
-        )
-    {
-        return Err(Error::Forbidden(
-            "you cannot do this to your own account".into(),
-        ));
-    }
+    may_act_on(p, &target, &action)?;
     guard(ctx, p, t, &target, &action).await?;
     let (p2, o, tenant) = (p.clone(), origin.clone(), t.clone());
     let customer_roles: Vec<String> = if t.kind == TenantKind::Customer {
@@ -273,43 +257,7 @@ pub async fn act(
             let audit = |e: Event| Audit::new(e, now).tenant(tenant.id).by(&p2, &o).target("user", id);
             let mut token = None;
             match &action {
-                Action::MakeAdmin => {
-                    let role = match tenant.kind {
-                        TenantKind::Msp => BuiltinRole::MspAdmin,
-                        TenantKind::Customer => {
-                            if !tenant.settings.co_management {
-                                return Err(Error::InvalidState(if p2.is_msp_staff() {
-                                    "Co-management is off for this tenant: turn it on in the tenant settings before making anyone an admin.".into()
-                                } else {
-                                    "Co-management is off for this tenant; your MSP decides whether it is on.".into()
-                                }));
-                            }
-                            BuiltinRole::CoManaged
-                        }
-                    };
-                    let have = store::users::roles_of(&tx.reader(), id)?;
-                    if have.iter().any(|r| r == role.key()) {
-                        return Ok(None);
-                    }
-                    if role == BuiltinRole::CoManaged {
-                        let used = store::users::count_with_role(&tx.reader(), &scope, role.key())?;
-                        if used >= i64::from(tenant.settings.seats) {
-                            return Err(Error::InvalidState(if p2.is_msp_staff() {
-                                format!(
-                                    "All {} co-managed seats of this tenant are in use: raise the seat count in the tenant settings first.",
-                                    tenant.settings.seats
-                                )
-                            } else {
-                                format!(
-                                    "All {} co-managed seats of this tenant are in use; ask your MSP for more seats.",
-                                    tenant.settings.seats
-                                )
-                            }));
-                        }
-                    }
-                    store::users::add_role(tx, &scope, id, role.key())?;
-                    audit(Event::UserMadeAdmin).details(json!({"role": role.key()})).append(tx)?;
-                }
+                Action::MakeAdmin => make_admin(tx, &scope, &tenant, &p2, id, &audit)?,
                 Action::AddRole(role) => {
                     check_role(&tenant, role, &customer_roles)?;
                     if role == BuiltinRole::CoManaged.key() {
@@ -397,6 +345,80 @@ pub async fn act(
             Ok(token)
         })
         .await
+}
+
+/// What nobody may do, whatever their roles: act on an erased person (but end their
+/// sessions), pause their own MFA, or disable, erase or demote themselves.
+fn may_act_on(p: &Principal, target: &User, action: &Action) -> Result<()> {
+    if target.status == UserStatus::Erased && *action != Action::EndSessions {
+        return Err(Error::InvalidState("this person has been erased".into()));
+    }
+    let own = target.id == p.user_id;
+    if own && matches!(action, Action::PauseMfa { .. }) {
+        return Err(Error::Forbidden("you cannot pause your own MFA".into()));
+    }
+    if own
+        && matches!(
+            action,
+            Action::Disable | Action::Erase | Action::RemoveRole(_)
+        )
+    {
+        return Err(Error::Forbidden(
+            "you cannot do this to your own account".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Make admin: the MSP's admin role, or in a customer tenant the co-managed role, within the
+/// tenant's seats and only while co-management is on.
+fn make_admin(
+    tx: &store::WriteTx<'_>,
+    scope: &TenantScope,
+    tenant: &Tenant,
+    by: &Principal,
+    id: UserId,
+    audit: &dyn Fn(Event) -> Audit,
+) -> Result<()> {
+    let role = match tenant.kind {
+        TenantKind::Msp => BuiltinRole::MspAdmin,
+        TenantKind::Customer => {
+            if !tenant.settings.co_management {
+                return Err(Error::InvalidState(if by.is_msp_staff() {
+                    "Co-management is off for this tenant: turn it on in the tenant settings before making anyone an admin.".into()
+                } else {
+                    "Co-management is off for this tenant; your MSP decides whether it is on."
+                        .into()
+                }));
+            }
+            BuiltinRole::CoManaged
+        }
+    };
+    let have = store::users::roles_of(&tx.reader(), id)?;
+    if have.iter().any(|r| r == role.key()) {
+        return Ok(());
+    }
+    if role == BuiltinRole::CoManaged {
+        let used = store::users::count_with_role(&tx.reader(), scope, role.key())?;
+        if used >= i64::from(tenant.settings.seats) {
+            return Err(Error::InvalidState(if by.is_msp_staff() {
+                format!(
+                    "All {} co-managed seats of this tenant are in use: raise the seat count in the tenant settings first.",
+                    tenant.settings.seats
+                )
+            } else {
+                format!(
+                    "All {} co-managed seats of this tenant are in use; ask your MSP for more seats.",
+                    tenant.settings.seats
+                )
+            }));
+        }
+    }
+    store::users::add_role(tx, scope, id, role.key())?;
+    audit(Event::UserMadeAdmin)
+        .details(json!({"role": role.key()}))
+        .append(tx)?;
+    Ok(())
 }
 
 /// What a person holds in their tenant: their roles' permissions, and whether one of them
