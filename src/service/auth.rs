@@ -273,52 +273,10 @@ pub async fn password_login(
             .await?;
         return Err(Error::Unauthenticated);
     };
-    let uid = c.user.id;
-    let tenant = c.user.tenant_id;
-    if c.user.login_locked {
-        let o = origin.clone();
-        ctx.db
-            .write(move |tx| {
-                Audit::new(Event::LoginLocked, now)
-                    .failure()
-                    .tenant(tenant)
-                    .actor(ActorKind::User, Some(uid.to_string()))
-                    .from(&o)
-                    .append(tx)
-                    .map(|_| ())
-            })
-            .await?;
-        return Err(Error::Locked("This account is locked after too many failed sign-ins; ask an administrator to unlock it.".into()));
+    if c.user.login_locked || !ok || c.user.status != UserStatus::Active {
+        return Err(refused(ctx, c, ok, origin, now).await?);
     }
-    if !ok || c.user.status != UserStatus::Active {
-        let o = origin.clone();
-        ctx.db
-            .write(move |tx| {
-                let n = if ok {
-                    c.login_failures
-                } else {
-                    store::users::record_login_failure(tx, uid, now, LOGIN_LOCK_AT)?
-                };
-                Audit::new(Event::LoginFail, now)
-                    .failure()
-                    .tenant(tenant)
-                    .actor(ActorKind::User, Some(uid.to_string()))
-                    .from(&o)
-                    .details(json!({"consecutive_failures": n}))
-                    .append(tx)?;
-                if n >= LOGIN_LOCK_AT && !ok {
-                    Audit::new(Event::LoginLock, now)
-                        .failure()
-                        .tenant(tenant)
-                        .target("user", uid)
-                        .from(&o)
-                        .append(tx)?;
-                }
-                Ok(())
-            })
-            .await?;
-        return Err(Error::Unauthenticated);
-    }
+    let (uid, tenant) = (c.user.id, c.user.tenant_id);
     let rehash = match &hash {
         Some(h) if passwords::needs_rehash(h) => Some(passwords::hash(password.clone()).await?),
         _ => None,
@@ -366,6 +324,61 @@ pub async fn password_login(
             )?))
         })
         .await
+}
+
+/// A sign-in refused for a known account (locked, wrong password, not active): the audit,
+/// the failure count towards the lock, and the error to answer with.
+async fn refused(
+    ctx: &Ctx,
+    c: store::users::Credentials,
+    ok: bool,
+    origin: &Origin,
+    now: Timestamp,
+) -> Result<Error> {
+    let uid = c.user.id;
+    let tenant = c.user.tenant_id;
+    if c.user.login_locked {
+        let o = origin.clone();
+        ctx.db
+            .write(move |tx| {
+                Audit::new(Event::LoginLocked, now)
+                    .failure()
+                    .tenant(tenant)
+                    .actor(ActorKind::User, Some(uid.to_string()))
+                    .from(&o)
+                    .append(tx)
+                    .map(|_| ())
+            })
+            .await?;
+        return Ok(Error::Locked("This account is locked after too many failed sign-ins; ask an administrator to unlock it.".into()));
+    }
+    let o = origin.clone();
+    ctx.db
+        .write(move |tx| {
+            let n = if ok {
+                c.login_failures
+            } else {
+                store::users::record_login_failure(tx, uid, now, LOGIN_LOCK_AT)?
+            };
+            Audit::new(Event::LoginFail, now)
+                .failure()
+                .tenant(tenant)
+                .actor(ActorKind::User, Some(uid.to_string()))
+                .from(&o)
+                .details(json!({"consecutive_failures": n}))
+                .append(tx)?;
+            if n >= LOGIN_LOCK_AT && !ok {
+                Audit::new(Event::LoginLock, now)
+                    .failure()
+                    .tenant(tenant)
+                    .target("user", uid)
+                    .from(&o)
+                    .append(tx)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(Error::Unauthenticated)
 }
 
 /// Checks a TOTP code for `user` inside `tx`: ±1 step, each step once, rate-limited and
