@@ -117,12 +117,18 @@ pub async fn fill(c: &Client, name: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// Waits up to 15 s for `css`. A lookup that a navigation in progress cut short ("aborted by
+/// navigation") is tried again like a missing element; the last error is shown on failure.
 pub async fn wait_for(c: &Client, css: &str) -> fantoccini::elements::Element {
-    c.wait()
-        .at_most(Duration::from_secs(15))
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e:?}"))
+    let mut last = None;
+    for _ in 0..150 {
+        match c.find(Locator::Css(css)).await {
+            Ok(e) => return e,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}")
 }
 
 /// Waits until `css` holds `needle` (a live list redraws by itself), failing loudly with what
