@@ -722,3 +722,45 @@ async fn a_token_for_a_script_is_made_on_my_account_with_its_scope() {
     let scoped = patch(made[1].clone()).await.unwrap();
     assert_eq!(scoped.status(), 200, "{}", scoped.text().await.unwrap());
 }
+
+/// A link to something that is not there (a workstation retired since, a mistyped id) opens
+/// the missing page at phone width with its way back to the start page, and the refusal is
+/// audited once by the one authorization path (web/refusals.rs).
+#[actix_web::test]
+async fn a_missing_workstation_answers_inside_the_portal_and_is_audited_once() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    signed_in_admin(c, &s).await;
+    acme(&s).await;
+    let fails = || async {
+        s.ctx()
+            .db
+            .read(|r| hourglass::store::audit::count_event(r, "authz_fail"))
+            .await
+            .unwrap()
+    };
+    let before = fails().await;
+    let missing = hourglass::ids::DeviceId::new();
+    c.goto(&s.url(&format!("/t/acme/devices/{missing}")))
+        .await
+        .unwrap();
+    let text = wait_text(c, "main", "does not exist").await;
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(fits(c).await, "the missing page fits 400 px");
+    assert_eq!(fails().await, before + 1, "audited once");
+    // A malformed id is just as missing, and just as audited.
+    c.goto(&s.url("/t/acme/devices/not-an-id")).await.unwrap();
+    wait_text(c, "main", "does not exist").await;
+    assert_eq!(fails().await, before + 2);
+    // The way back is on the page: it leads to the signed-in start page, no refusal.
+    click(c, "main.error-page a[href='/']").await;
+    wait_for(c, "nav").await;
+    assert!(!c.source().await.unwrap().contains("does not exist"));
+    assert_eq!(
+        fails().await,
+        before + 2,
+        "a page that is there is no refusal"
+    );
+}

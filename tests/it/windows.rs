@@ -233,19 +233,7 @@ async fn the_windows_agent_under_wine_enrolls_grants_and_revokes_on_time_offline
     )
     .await
     .unwrap();
-    let expires = s.clock.now().plus_secs(8).millis();
-    service::commands::queue(
-        s.ctx(),
-        &scope,
-        device,
-        Action::GrantAdmin {
-            account: "msp-nik".into(),
-            expires_at: expires,
-            session: None,
-        },
-    )
-    .await
-    .unwrap();
+    grant_nik(&s, &scope, device, 8).await;
     assert!(
         eventually(60, || admins(&state).contains(&"msp-nik".to_string())).await,
         "granted in the SAM: {}",
@@ -301,19 +289,7 @@ async fn the_windows_agent_under_wine_enrolls_grants_and_revokes_on_time_offline
 
     // Uninstalling takes back a running grant and disables the managed account first; here the
     // service manager (Wine's) has no Hourglass service, which is said in one line.
-    let expires = s.clock.now().plus_secs(3600).millis();
-    service::commands::queue(
-        s.ctx(),
-        &scope,
-        device,
-        Action::GrantAdmin {
-            account: "msp-nik".into(),
-            expires_at: expires,
-            session: None,
-        },
-    )
-    .await
-    .unwrap();
+    grant_nik(&s, &scope, device, 3600).await;
     assert!(
         eventually(60, || admins(&state).contains(&"msp-nik".to_string())).await,
         "granted again"
@@ -569,6 +545,24 @@ async fn a_windows_user_asks_through_the_pipe_and_cannot_ask_for_another() {
     );
     agent.kill();
     s.stop().await;
+}
+
+/// Orders administrator rights for msp-nik for `secs` from the appliance's now.
+async fn grant_nik(
+    s: &TestServer,
+    scope: &hourglass::authz::TenantScope,
+    device: DeviceId,
+    secs: i64,
+) {
+    let expires_at = s.clock.now().plus_secs(secs).millis();
+    let grant = Action::GrantAdmin {
+        account: "msp-nik".into(),
+        expires_at,
+        session: None,
+    };
+    service::commands::queue(s.ctx(), scope, device, grant)
+        .await
+        .unwrap();
 }
 
 /// Builds tests/wine/<name>.c into `dir` with mingw.
