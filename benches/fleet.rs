@@ -169,7 +169,7 @@ fn rss_kib(pid: u32, key: &str) -> u64 {
 fn approvals(
     sys: &tokio::runtime::Runtime,
     ctx: &service::Ctx,
-    devices: &[hourglass::store::devices::Device],
+    devices: &[hourglass::model::devices::Device],
 ) -> Vec<f64> {
     let (user, t) = sys
         .block_on(ctx.db.read(|r| {
@@ -243,7 +243,7 @@ fn approvals(
 fn decisions(
     sys: &tokio::runtime::Runtime,
     ctx: &service::Ctx,
-    d: &hourglass::store::devices::Device,
+    d: &hourglass::model::devices::Device,
 ) -> Vec<f64> {
     use hourglass::model::policies::{Access, App, Policy, Rule, RuleKind, Span};
     let scope = system_scope(d.tenant_id);

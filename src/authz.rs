@@ -110,16 +110,24 @@ impl FromIterator<Permission> for PermissionSet {
 /// module mints one (AZ-01), which the compiler enforces:
 ///
 /// ```compile_fail
-/// let scope = hourglass::authz::TenantScope { tenant: hourglass::ids::TenantId::new() };
+/// let scope = hourglass::authz::TenantScope { tenant: hourglass::ids::TenantId::new(), permission: None };
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TenantScope {
     tenant: TenantId,
+    /// The permission that was checked to mint it; None for the appliance's own actions
+    /// (`system_scope`) and appliance-level administration (`msp_scope`).
+    permission: Option<Permission>,
 }
 
 impl TenantScope {
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// Which permission this scope proves (for logs and for services that narrow further).
+    pub fn permission(&self) -> Option<Permission> {
+        self.permission
     }
 }
 
@@ -228,7 +236,10 @@ impl Principal {
     pub fn scope(&self, t: &Tenant, p: Permission) -> Result<TenantScope> {
         match self.permissions_in(t) {
             None => Err(Error::NotFound),
-            Some(set) if set.contains(p) => Ok(TenantScope { tenant: t.id }),
+            Some(set) if set.contains(p) => Ok(TenantScope {
+                tenant: t.id,
+                permission: Some(p),
+            }),
             Some(_) => Err(Error::Forbidden(format!(
                 "you need the {} permission here",
                 p.code()
@@ -241,6 +252,7 @@ impl Principal {
         if self.is_msp_admin() {
             Ok(TenantScope {
                 tenant: self.tenant_id,
+                permission: None,
             })
         } else {
             Err(Error::NotFound)
@@ -262,5 +274,47 @@ impl Principal {
 /// A scope for the appliance's own actions (first-run setup, CLI bootstrap, scheduler jobs),
 /// never for a request's principal.
 pub fn system_scope(tenant: TenantId) -> TenantScope {
-    TenantScope { tenant }
+    TenantScope {
+        tenant,
+        permission: None,
+    }
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+    use crate::model::tenants::{Settings, Slug};
+
+    #[test]
+    fn a_scope_names_the_permission_it_was_minted_for() {
+        let t = Tenant {
+            id: TenantId::new(),
+            kind: TenantKind::Customer,
+            name: "Acme".into(),
+            slug: Slug::parse("acme").unwrap(),
+            active: true,
+            settings: Settings::default(),
+        };
+        let tech = Principal {
+            user_id: UserId::new(),
+            tenant_id: TenantId::new(),
+            tenant_kind: TenantKind::Msp,
+            builtin: vec![BuiltinRole::Technician],
+            custom: PermissionSet::default(),
+            all_tenants: true,
+            assigned: vec![],
+            mfa_at: None,
+            api_token: None,
+        };
+        let s = tech.scope(&t, Permission::RequestsApprove).unwrap();
+        assert_eq!(
+            (s.tenant(), s.permission()),
+            (t.id, Some(Permission::RequestsApprove))
+        );
+        assert!(matches!(
+            tech.scope(&t, Permission::SettingsManage),
+            Err(Error::Forbidden(m)) if m.contains("settings.manage")
+        ));
+        assert_eq!(system_scope(t.id).permission(), None);
+    }
 }

@@ -368,6 +368,7 @@ fn jitter_ms(max: u64) -> u64 {
     u64::from(u16::from_le_bytes(b)) % max.max(1)
 }
 
+// Long on purpose: the poll loop's states (wait, poll, handle, acknowledge, back off) read best in one place.
 async fn poll_loop(
     shared: Arc<Mutex<Shared>>,
     os: Arc<dyn Os>,

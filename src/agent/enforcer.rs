@@ -108,6 +108,7 @@ pub fn event(kind: &str, at: i64, data: serde_json::Value) -> Event {
     }
 }
 
+// Long on purpose: one arm per command kind, each short; the match is the list of what an agent does.
 /// Runs an accepted command; returns the events it produced.
 pub fn apply(
     os: &dyn Os,

@@ -98,6 +98,7 @@ async fn enroll_one(c: &reqwest::Client, o: &SimOptions, i: usize) -> Result<Enr
         .map_err(|e| Error::startup(format!("enroll: {e}")))
 }
 
+// Long on purpose: the whole life of one simulated agent, in the order a real one lives it.
 /// One virtual agent's life: poll, check, run on its memory machine, acknowledge, report.
 async fn agent(
     c: reqwest::Client,

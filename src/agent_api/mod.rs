@@ -15,9 +15,9 @@ use crate::http::AppState;
 use crate::http::request_id::RequestId;
 use crate::http::request_view;
 use crate::ids::{CommandId, DeviceId};
+use crate::model::devices::Device;
 use crate::proto::{self, AckRequest, EnrollRequest, EventsRequest, PollRequest};
 use crate::service::{self, audit::Origin};
-use crate::store::devices::Device;
 
 #[derive(Debug)]
 pub struct AgentError(pub Error);

@@ -218,6 +218,7 @@ fn agent_options_default() -> Options {
     }
 }
 
+// Long on purpose: one arm per agent subcommand, each a call into `agent::`.
 pub fn run(command: AgentCommand) -> Result<ExitCode> {
     match command {
         AgentCommand::Enroll {

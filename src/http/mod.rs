@@ -33,7 +33,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 }
 
 /// What the workstation is told about a request.
-pub fn request_view(r: &crate::store::requests::Request) -> serde_json::Value {
+pub fn request_view(r: &crate::model::requests::Request) -> serde_json::Value {
     json!({
         "id": r.id, "kind": r.kind, "account": r.account, "state": r.state.as_str(),
         "minutes_requested": r.minutes_requested, "minutes_approved": r.minutes_approved,

@@ -228,6 +228,13 @@ pub fn chain_hash(seq: i64, prev: &[u8], entry: &Entry) -> [u8; 32] {
 }
 
 /// Where and why a chain stopped being valid.
+/// Outcome of checking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub checked: u64,
+    pub broken: Option<Break>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Break {
     pub seq: i64,

@@ -1,7 +1,9 @@
 //! Technician JIT logins (DESIGN §5): which account a person uses, the per-session
 //! passwords (CRY-05), session states and the offline-code rules (MFA-06/07).
 
+use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::ids::{DeviceId, LoginId, TenantId, UserId};
 use crate::model::tenants::{LoginMode, TenantKind};
 
 /// Default and bounds of a login session, minutes.
@@ -152,6 +154,31 @@ impl State {
             State::Failed => "failed on the workstation",
         }
     }
+}
+
+/// A row of `logins` as the services see it (read by `store::logins`).
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub id: LoginId,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub hostname: String,
+    pub user_id: UserId,
+    /// The person's email (or their pseudonym once erased).
+    pub email: String,
+    pub account: String,
+    pub state: State,
+    pub minutes: u32,
+    pub ticket: Option<String>,
+    pub revealed: bool,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub expires_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub ended_by: Option<String>,
+    /// Why the workstation refused the login (state `failed`).
+    pub failure: Option<String>,
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod audit_export;
 pub mod checkpoint;
 pub mod commands;
+pub mod devices;
 pub mod links;
 pub mod logins;
 pub mod net;

@@ -1,5 +1,8 @@
 //! JIT admin requests (DESIGN §3): states, input rules and auto-approval matching.
 
+use crate::clock::Timestamp;
+use crate::ids::{DeviceId, RequestId, TenantId};
+use crate::model::policies::App;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -229,6 +232,42 @@ impl AutoRule {
             _ => true,
         }
     }
+}
+
+/// A row of `requests` as the services see it (read by `store::requests`).
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub id: RequestId,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub endpoint_user_id: String,
+    pub account: String,
+    pub hostname: String,
+    pub kind: Kind,
+    pub parent_id: Option<RequestId>,
+    pub minutes_requested: u32,
+    pub minutes_approved: Option<u32>,
+    pub justification: String,
+    pub ticket: Option<String>,
+    pub state: State,
+    pub version: i64,
+    pub decided_by: Option<String>,
+    pub decided_by_rule: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: Timestamp,
+    pub decided_at: Option<Timestamp>,
+    pub expires_at: Option<Timestamp>,
+    pub ended_at: Option<Timestamp>,
+    /// An application request: the program's attributes.
+    pub app: Option<App>,
+    /// How an application request was approved: `once`, `user`, `device` or `tenant`.
+    pub grant_scope: Option<Grant>,
+    /// The policy an approved application request created.
+    pub policy_id: Option<String>,
+    /// When the workstation confirmed the grant.
+    pub granted_at: Option<Timestamp>,
+    /// Why the workstation could not carry the grant out.
+    pub failure: Option<String>,
 }
 
 #[cfg(test)]

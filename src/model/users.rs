@@ -1,5 +1,7 @@
 //! People: usernames (the workstation account name), emails, statuses.
 
+use crate::clock::Timestamp;
+use crate::ids::{TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -198,6 +200,24 @@ pub fn pseudonym(user_id: &str) -> (String, String, String) {
         format!("user {short}"),
         format!("erased-{short}@erased.invalid"),
     )
+}
+
+/// A row of `users` as the services see it (read by `store::users`).
+#[derive(Clone, Debug)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub username: String,
+    pub status: UserStatus,
+    pub mfa_locked: bool,
+    pub login_locked: bool,
+    pub mfa_pause_until: Timestamp,
+    pub mfa_pause_next: bool,
+    pub all_tenants: bool,
+    pub created_at: Timestamp,
 }
 
 #[cfg(test)]

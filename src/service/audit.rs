@@ -3,7 +3,7 @@
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::AuditEntryId;
-use crate::model::audit::{ActorKind, Entry, Event, Outcome};
+use crate::model::audit::{ActorKind, Entry, Event, Outcome, VerifyReport};
 use crate::store::{self, Db, WriteTx};
 
 /// Where a request came from, for audit entries.
@@ -96,7 +96,7 @@ impl Audit {
     }
 }
 
-pub async fn verify(db: &Db) -> Result<store::audit::VerifyReport> {
+pub async fn verify(db: &Db) -> Result<VerifyReport> {
     db.read(store::audit::verify).await
 }
 

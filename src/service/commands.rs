@@ -10,11 +10,12 @@ use super::audit::{Audit, Origin};
 use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{CommandId, DeviceId};
+use crate::ids::{CommandId, DeviceId, TenantId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, MAX_GRANT_MS};
+use crate::model::devices::Device;
 use crate::proto::{self, AckRequest, PollRequest, PollResponse};
-use crate::store::{self, WriteTx, commands::StoredCommand, devices::Device};
+use crate::store::{self, WriteTx, commands::StoredCommand};
 
 /// How long a queued command stays deliverable by default.
 pub const DEFAULT_TTL_MS: i64 = 24 * 60 * 60 * 1000;
@@ -249,47 +250,7 @@ pub async fn events(
                 };
                 if store::commands::insert_event(tx, tenant, device, &stored, now)? {
                     accepted += 1;
-                    if e.kind == "offline_login" {
-                        woken.extend(super::logins::offline_used(
-                            tx, &ctx2, tenant, device, &e.data, now,
-                        )?);
-                        continue;
-                    }
-                    if e.kind == "logon" && e.data["observed"] == true {
-                        super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
-                    }
-                    // A run the agent allowed offline uses up a "just this request" policy.
-                    if e.kind == "elevate_on_demand"
-                        && e.data["decision"]["decision"] == "allow"
-                        && let Some(p) = e.data["decision"]["policy"].as_str()
-                    {
-                        let scope = crate::authz::system_scope(tenant);
-                        woken.extend(super::policies::consume_once(tx, &ctx2, &scope, p, now)?);
-                    }
-                    let code = match e.kind.as_str() {
-                        "ppam" => Event::Ppam,
-                        "logon" => Event::SessionLogon,
-                        "elevate_on_demand" => Event::ElevateOnDemand,
-                        "passive_token" => Event::PassiveToken,
-                        _ => Event::DeviceEvent,
-                    };
-                    let mut a = Audit::new(code, now)
-                        .tenant(tenant)
-                        .actor(ActorKind::Device, Some(device.to_string()))
-                        .device(device)
-                        .from(&o)
-                        .target("event", &e.id)
-                        .details(json!({"kind": e.kind, "agent_time": e.at, "data": e.data}));
-                    if let Some(r) = e.data.get("request_id").and_then(|v| v.as_str()) {
-                        a = a.request(
-                            r,
-                            e.data
-                                .get("ticket")
-                                .and_then(|v| v.as_str())
-                                .map(str::to_string),
-                        );
-                    }
-                    a.append(tx)?;
+                    woken.extend(act_on(tx, &ctx2, (tenant, device), e, &o, now)?);
                 }
             }
             Ok((
@@ -305,6 +266,58 @@ pub async fn events(
         ctx.wake.wake(d);
     }
     Ok(resp)
+}
+
+/// One new event from a workstation: what it means for sessions and policies, and its audit
+/// entry (carrying the session's request id and ticket when the event names them). Returns
+/// devices to wake.
+fn act_on(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    (tenant, device): (TenantId, DeviceId),
+    e: &proto::Event,
+    o: &Origin,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    if e.kind == "offline_login" {
+        return super::logins::offline_used(tx, ctx, tenant, device, &e.data, now);
+    }
+    let mut woken = Vec::new();
+    if e.kind == "logon" && e.data["observed"] == true {
+        super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
+    }
+    // A run the agent allowed offline uses up a "just this request" policy.
+    if e.kind == "elevate_on_demand"
+        && e.data["decision"]["decision"] == "allow"
+        && let Some(p) = e.data["decision"]["policy"].as_str()
+    {
+        let scope = crate::authz::system_scope(tenant);
+        woken.extend(super::policies::consume_once(tx, ctx, &scope, p, now)?);
+    }
+    let code = match e.kind.as_str() {
+        "ppam" => Event::Ppam,
+        "logon" => Event::SessionLogon,
+        "elevate_on_demand" => Event::ElevateOnDemand,
+        "passive_token" => Event::PassiveToken,
+        _ => Event::DeviceEvent,
+    };
+    let mut a = Audit::new(code, now)
+        .tenant(tenant)
+        .actor(ActorKind::Device, Some(device.to_string()))
+        .device(device)
+        .from(o)
+        .target("event", &e.id)
+        .details(json!({"kind": e.kind, "agent_time": e.at, "data": e.data}));
+    if let Some(r) = e.data.get("request_id").and_then(|v| v.as_str()) {
+        let ticket = e
+            .data
+            .get("ticket")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        a = a.request(r, ticket);
+    }
+    a.append(tx)?;
+    Ok(woken)
 }
 
 /// Job: queued commands past their `not_after` stop being delivered.

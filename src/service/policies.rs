@@ -13,10 +13,12 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::Action;
+use crate::model::devices::Device;
 use crate::model::policies::{self as engine, Access, App, Decision, Policy, Rule, RuleKind, Span};
 use crate::model::requests::Grant;
+use crate::model::requests::Request;
 use crate::model::tenants::Tenant;
-use crate::store::{self, WriteTx, devices::Device, requests::Request};
+use crate::store::{self, WriteTx};
 
 /// How long a bundle waits for an offline workstation.
 const BUNDLE_TTL_MS: i64 = 7 * 86_400_000;
@@ -146,9 +148,6 @@ pub(super) fn build(
 /// How long a rule made from an approved request lasts (editable like any policy).
 const RULE_HOURS: u32 = 8760;
 
-/// Inside the approval's transaction: the policy an application request becomes — a hash
-/// rule for this program, for this user on this device until `until` (`once`), or a standing
-/// rule for the user, the device or the whole tenant. Audited on the policy and pushed.
 /// How an approval turns into a policy: its scope, its end (for "once"), and who approved
 /// (None: an auto-approval rule).
 pub(super) struct FromRequest<'a> {
@@ -157,6 +156,9 @@ pub(super) struct FromRequest<'a> {
     pub by: Option<(&'a crate::authz::Principal, &'a super::audit::Origin)>,
 }
 
+/// Inside the approval's transaction: the policy an application request becomes — a hash
+/// rule for this program, for this user on this device until `until` (`once`), or a standing
+/// rule for the user, the device or the whole tenant. Audited on the policy and pushed.
 pub(super) fn from_request(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
@@ -170,53 +172,7 @@ pub(super) fn from_request(
         .app
         .as_ref()
         .ok_or_else(|| Error::InvalidState("this request names no application".into()))?;
-    let file: String = app
-        .path
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or(&app.path)
-        .chars()
-        .take(80)
-        .collect();
-    let what = if app.product.is_empty() {
-        file
-    } else {
-        format!("{} ({file})", app.product)
-    };
-    let device = r.device_id.to_string();
-    // Every name carries its request: names stay unique, so an exported file imports again.
-    let (name, devices, users, span) = match grant {
-        Grant::Once => (
-            format!(
-                "Request {}: {what} for {} on {}",
-                r.id, r.account, r.hostname
-            ),
-            vec![device],
-            vec![r.account.clone()],
-            Span::Window {
-                from: now.millis(),
-                to: until.millis(),
-            },
-        ),
-        Grant::User => (
-            format!("Request {}: {what} for {}", r.id, r.account),
-            vec![],
-            vec![r.account.clone()],
-            fixed(now),
-        ),
-        Grant::Device => (
-            format!("Request {}: {what} on {}", r.id, r.hostname),
-            vec![device],
-            vec![],
-            fixed(now),
-        ),
-        Grant::Tenant => (
-            format!("Request {}: {what} for everyone", r.id),
-            vec![],
-            vec![],
-            fixed(now),
-        ),
-    };
+    let (name, devices, users, span) = reach(grant, r, &program_label(app), until, now);
     let policy = Policy {
         id: format!("pol-{}", uuid::Uuid::now_v7().simple()),
         name: truncate(&name, 200),
@@ -247,6 +203,67 @@ pub(super) fn from_request(
     }
     .append(tx)?;
     Ok((policy.id, push(tx, ctx, scope, version, now)?))
+}
+
+/// A program as people name it: "Product (file.exe)", or the file name alone.
+fn program_label(app: &App) -> String {
+    let file: String = app
+        .path
+        .rsplit(['/', '\\'])
+        .next()
+        .unwrap_or(&app.path)
+        .chars()
+        .take(80)
+        .collect();
+    if app.product.is_empty() {
+        file
+    } else {
+        format!("{} ({file})", app.product)
+    }
+}
+
+/// Whom and where an approved program's policy covers, by the approval's grant, and its name.
+fn reach(
+    grant: Grant,
+    r: &Request,
+    what: &str,
+    until: Timestamp,
+    now: Timestamp,
+) -> (String, Vec<String>, Vec<String>, Span) {
+    let device = r.device_id.to_string();
+    // Every name carries its request: names stay unique, so an exported file imports again.
+    match grant {
+        Grant::Once => (
+            format!(
+                "Request {}: {what} for {} on {}",
+                r.id, r.account, r.hostname
+            ),
+            vec![device],
+            vec![r.account.clone()],
+            Span::Window {
+                from: now.millis(),
+                to: until.millis(),
+            },
+        ),
+        Grant::User => (
+            format!("Request {}: {what} for {}", r.id, r.account),
+            vec![],
+            vec![r.account.clone()],
+            fixed(now),
+        ),
+        Grant::Device => (
+            format!("Request {}: {what} on {}", r.id, r.hostname),
+            vec![device],
+            vec![],
+            fixed(now),
+        ),
+        Grant::Tenant => (
+            format!("Request {}: {what} for everyone", r.id),
+            vec![],
+            vec![],
+            fixed(now),
+        ),
+    }
 }
 
 /// At most `max` bytes (the policy limits count bytes), cut at a character boundary.

@@ -126,21 +126,13 @@ pub struct TenantUpdate {
     pub acknowledge_shared: bool,
 }
 
-/// Changes settings (`settings.manage`); name, slug and status only for MSP admins.
 fn s_mode(s: &crate::model::tenants::Settings) -> &'static str {
     s.login_mode.as_str()
 }
 
-pub async fn update(
-    ctx: &Ctx,
-    p: &Principal,
-    t: &Tenant,
-    u: TenantUpdate,
-    origin: &Origin,
-) -> Result<Tenant> {
-    let now = ctx.clock.now();
-    let scope = p.scope(t, Permission::SettingsManage)?;
-    p.require_fresh_mfa(now)?;
+/// Who may change what: identity (name, slug, status) only MSP admins, co-management and
+/// seats only MSP staff; the MSP tenant stays enabled; shared mode needs its acknowledgement.
+fn may_change(p: &Principal, t: &Tenant, u: &TenantUpdate) -> Result<()> {
     let identity_change = u.name.as_ref().is_some_and(|n| n.trim() != t.name)
         || u.slug.as_ref().is_some_and(|s| s.trim() != t.slug.as_str())
         || u.active.is_some_and(|a| a != t.active);
@@ -174,6 +166,46 @@ pub async fn update(
             "shared mode puts one account and one offline secret on every workstation of this tenant; tick the acknowledgement to switch",
         ));
     }
+    Ok(())
+}
+
+/// What differs between `t` and `new`, field by field with old and new values (the audit's
+/// details).
+fn changes(t: &Tenant, new: &Tenant) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut changed = serde_json::Map::new();
+    let before = serde_json::to_value(&t.settings)?;
+    let after = serde_json::to_value(&new.settings)?;
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, v) in a {
+            if b.get(k) != Some(v) {
+                changed.insert(k.clone(), json!({"old": b.get(k), "new": v}));
+            }
+        }
+    }
+    if new.name != t.name {
+        changed.insert("name".into(), json!({"old": t.name, "new": new.name}));
+    }
+    if new.slug != t.slug {
+        changed.insert("slug".into(), json!({"old": t.slug, "new": new.slug}));
+    }
+    if new.active != t.active {
+        changed.insert("active".into(), json!({"old": t.active, "new": new.active}));
+    }
+    Ok(changed)
+}
+
+/// Changes settings (`settings.manage`); name, slug and status only for MSP admins.
+pub async fn update(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    u: TenantUpdate,
+    origin: &Origin,
+) -> Result<Tenant> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::SettingsManage)?;
+    p.require_fresh_mfa(now)?;
+    may_change(p, t, &u)?;
     let name = match &u.name {
         Some(n) => parse_name("name", n)?,
         None => t.name.clone(),
@@ -183,25 +215,6 @@ pub async fn update(
         None => t.slug.clone(),
     };
     let active = u.active.unwrap_or(t.active);
-    let mut changed = serde_json::Map::new();
-    let before = serde_json::to_value(&t.settings)?;
-    let after = serde_json::to_value(&u.settings)?;
-    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
-        for (k, v) in a {
-            if b.get(k) != Some(v) {
-                changed.insert(k.clone(), json!({"old": b.get(k), "new": v}));
-            }
-        }
-    }
-    if name != t.name {
-        changed.insert("name".into(), json!({"old": t.name, "new": name}));
-    }
-    if slug != t.slug {
-        changed.insert("slug".into(), json!({"old": t.slug, "new": slug}));
-    }
-    if active != t.active {
-        changed.insert("active".into(), json!({"old": t.active, "new": active}));
-    }
     let out = Tenant {
         id: t.id,
         kind: t.kind,
@@ -210,6 +223,7 @@ pub async fn update(
         active,
         settings: u.settings.clone(),
     };
+    let changed = changes(t, &out)?;
     if changed.is_empty() {
         return Ok(out);
     }

@@ -14,9 +14,10 @@ use crate::clock::Timestamp;
 use crate::crypto::{self, SealContext};
 use crate::error::{Error, Result};
 use crate::model::audit::Event;
+use crate::model::requests::Request;
 use crate::model::tenants::Tenant;
 use crate::model::webhooks::{self as hooks, Format, Notice};
-use crate::store::{self, WriteTx, requests::Request, webhooks::Delivery, webhooks::Webhook};
+use crate::store::{self, WriteTx, webhooks::Delivery, webhooks::Webhook};
 
 /// How long a claimed delivery is reserved for its sender.
 const LEASE_MS: i64 = 60_000;

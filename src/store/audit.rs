@@ -4,7 +4,9 @@ use rusqlite::{OptionalExtension, named_params};
 
 use super::{Reader, WriteTx};
 use crate::error::{Error, Result};
-use crate::model::audit::{ActorKind, Break, Entry, GENESIS, Outcome, Verifier, chain_hash};
+use crate::model::audit::{
+    ActorKind, Break, Entry, GENESIS, Outcome, Verifier, VerifyReport, chain_hash,
+};
 
 /// Appends one entry, chained to the current head. Only possible inside a write transaction,
 /// so the entry commits or rolls back with the change it records (AUD-01).
@@ -52,33 +54,26 @@ fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Entry, Vec<u8
             format!("unknown {what}").into(),
         )
     };
-    let outcome: String = r.get(4)?;
-    let actor_kind: String = r.get(6)?;
+    let outcome: String = r.get("outcome")?;
+    let actor_kind: String = r.get("actor_kind")?;
     let e = Entry {
-        id: r.get(1)?,
-        at: r.get(2)?,
-        event: r.get(3)?,
+        id: r.get("id")?,
+        at: r.get("at")?,
+        event: r.get("event")?,
         outcome: Outcome::parse(&outcome).ok_or_else(|| bad(4, "outcome"))?,
-        tenant_id: r.get(5)?,
+        tenant_id: r.get("tenant_id")?,
         actor_kind: ActorKind::parse(&actor_kind).ok_or_else(|| bad(6, "actor kind"))?,
-        actor_id: r.get(7)?,
-        target_kind: r.get(8)?,
-        target_id: r.get(9)?,
-        device_id: r.get(10)?,
-        request_identifier: r.get(11)?,
-        ticket_identifier: r.get(12)?,
-        ip: r.get(13)?,
-        http_request_id: r.get(14)?,
-        details: r.get(15)?,
+        actor_id: r.get("actor_id")?,
+        target_kind: r.get("target_kind")?,
+        target_id: r.get("target_id")?,
+        device_id: r.get("device_id")?,
+        request_identifier: r.get("request_identifier")?,
+        ticket_identifier: r.get("ticket_identifier")?,
+        ip: r.get("ip")?,
+        http_request_id: r.get("http_request_id")?,
+        details: r.get("details")?,
     };
-    Ok((r.get(0)?, e, r.get(16)?, r.get(17)?))
-}
-
-/// Outcome of checking the whole chain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub checked: u64,
-    pub broken: Option<Break>,
+    Ok((r.get("seq")?, e, r.get("prev_hash")?, r.get("hash")?))
 }
 
 /// Recomputes the chain row by row (streaming) and compares its end with the recorded head.

@@ -26,13 +26,13 @@ pub fn active(r: &Reader<'_>) -> Result<Option<StoredCertificate>> {
     Ok(st
         .query_row([], |r| {
             Ok(StoredCertificate {
-                id: r.get(0)?,
-                source: r.get(1)?,
-                cert_pem: r.get(2)?,
-                key_sealed: r.get(3)?,
-                fingerprint: r.get(4)?,
-                not_before: r.get(5)?,
-                not_after: r.get(6)?,
+                id: r.get("id")?,
+                source: r.get("source")?,
+                cert_pem: r.get("cert_pem")?,
+                key_sealed: r.get("key_sealed")?,
+                fingerprint: r.get("fingerprint")?,
+                not_before: r.get("not_before")?,
+                not_after: r.get("not_after")?,
             })
         })
         .optional()?)

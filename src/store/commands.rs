@@ -28,18 +28,18 @@ const COLUMNS: &str = "id, tenant_id, device_id, seq, kind, args, issued_at, not
 
 fn row(r: &Row<'_>) -> rusqlite::Result<StoredCommand> {
     Ok(StoredCommand {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        device_id: r.get(2)?,
-        seq: r.get(3)?,
-        kind: r.get(4)?,
-        args: r.get(5)?,
-        issued_at: r.get(6)?,
-        not_after: r.get(7)?,
-        state: r.get(8)?,
-        acked_at: r.get(9)?,
-        details: r.get(10)?,
-        args_sealed: r.get(11)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        device_id: r.get("device_id")?,
+        seq: r.get("seq")?,
+        kind: r.get("kind")?,
+        args: r.get("args")?,
+        issued_at: r.get("issued_at")?,
+        not_after: r.get("not_after")?,
+        state: r.get("state")?,
+        acked_at: r.get("acked_at")?,
+        details: r.get("details")?,
+        args_sealed: r.get("args_sealed")?,
     })
 }
 
@@ -181,10 +181,10 @@ pub fn recent_events(
         named_params! {":d": device, ":t": scope.tenant(), ":n": limit},
         |r| {
             Ok(StoredEvent {
-                event_id: r.get(0)?,
-                kind: r.get(1)?,
-                at: r.get(2)?,
-                data: r.get(3)?,
+                event_id: r.get("event_id")?,
+                kind: r.get("kind")?,
+                at: r.get("at")?,
+                data: r.get("data")?,
             })
         },
     )?;

@@ -7,6 +7,7 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{DeviceId, TenantId};
+use crate::model::devices::Device;
 
 #[derive(Clone, Debug)]
 pub struct EnrollmentToken {
@@ -20,12 +21,12 @@ pub struct EnrollmentToken {
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
     Ok(EnrollmentToken {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        uses_left: r.get(2)?,
-        expires_at: r.get(3)?,
-        revoked_at: r.get(4)?,
-        created_at: r.get(5)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        uses_left: r.get("uses_left")?,
+        expires_at: r.get("expires_at")?,
+        revoked_at: r.get("revoked_at")?,
+        created_at: r.get("created_at")?,
     })
 }
 
@@ -88,36 +89,22 @@ pub fn spend_token(
     Ok(Some(t))
 }
 
-#[derive(Clone, Debug)]
-pub struct Device {
-    pub id: DeviceId,
-    pub tenant_id: TenantId,
-    pub hostname: String,
-    pub os: String,
-    pub os_version: String,
-    pub agent_version: String,
-    pub active: bool,
-    pub admin_members: Vec<String>,
-    pub enrolled_at: Timestamp,
-    pub last_seen_at: Timestamp,
-}
-
 const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, status, admin_members, enrolled_at, last_seen_at";
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
-    let status: String = r.get(6)?;
-    let members: String = r.get(7)?;
+    let status: String = r.get("status")?;
+    let members: String = r.get("admin_members")?;
     Ok(Device {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        hostname: r.get(2)?,
-        os: r.get(3)?,
-        os_version: r.get(4)?,
-        agent_version: r.get(5)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        hostname: r.get("hostname")?,
+        os: r.get("os")?,
+        os_version: r.get("os_version")?,
+        agent_version: r.get("agent_version")?,
         active: status == "active",
         admin_members: serde_json::from_str(&members).unwrap_or_default(),
-        enrolled_at: r.get(8)?,
-        last_seen_at: r.get(9)?,
+        enrolled_at: r.get("enrolled_at")?,
+        last_seen_at: r.get("last_seen_at")?,
     })
 }
 
@@ -156,7 +143,7 @@ pub fn credentials(r: &Reader<'_>, id: DeviceId) -> Result<Option<(Device, Vec<u
     ))?;
     Ok(st
         .query_row(named_params! {":id": id}, |r| {
-            Ok((device_row(r)?, r.get(10)?))
+            Ok((device_row(r)?, r.get("secret_hash")?))
         })
         .optional()?)
 }

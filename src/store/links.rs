@@ -41,11 +41,11 @@ pub fn by_hash(r: &Reader<'_>, hash: &[u8]) -> Result<Option<Link>> {
     Ok(st
         .query_row(named_params! {":h": hash}, |r| {
             Ok(Link {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                user_id: r.get(2)?,
-                expires_at: r.get(3)?,
-                used_at: r.get(4)?,
+                id: r.get("id")?,
+                kind: r.get("kind")?,
+                user_id: r.get("user_id")?,
+                expires_at: r.get("expires_at")?,
+                used_at: r.get("used_at")?,
             })
         })
         .optional()?)

@@ -7,31 +7,8 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, LoginId, TenantId, UserId};
+use crate::model::logins::Login;
 use crate::model::logins::{HISTORY, State};
-
-#[derive(Clone, Debug)]
-pub struct Login {
-    pub id: LoginId,
-    pub tenant_id: TenantId,
-    pub device_id: DeviceId,
-    pub hostname: String,
-    pub user_id: UserId,
-    /// The person's email (or their pseudonym once erased).
-    pub email: String,
-    pub account: String,
-    pub state: State,
-    pub minutes: u32,
-    pub ticket: Option<String>,
-    pub revealed: bool,
-    pub version: i64,
-    pub created_at: Timestamp,
-    pub started_at: Option<Timestamp>,
-    pub expires_at: Timestamp,
-    pub ended_at: Option<Timestamp>,
-    pub ended_by: Option<String>,
-    /// Why the workstation refused the login (state `failed`).
-    pub failure: Option<String>,
-}
 
 const COLUMNS: &str = "l.id, l.tenant_id, l.device_id, d.hostname, l.user_id, u.email, l.account, l.state,
     l.minutes, l.ticket, l.revealed, l.version, l.created_at, l.started_at, l.expires_at, l.ended_at, l.ended_by, l.failure";
@@ -39,26 +16,26 @@ const FROM: &str =
     "FROM logins l JOIN devices d ON d.id = l.device_id JOIN users u ON u.id = l.user_id";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Login> {
-    let state: String = r.get(7)?;
+    let state: String = r.get("state")?;
     Ok(Login {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        device_id: r.get(2)?,
-        hostname: r.get(3)?,
-        user_id: r.get(4)?,
-        email: r.get(5)?,
-        account: r.get(6)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        device_id: r.get("device_id")?,
+        hostname: r.get("hostname")?,
+        user_id: r.get("user_id")?,
+        email: r.get("email")?,
+        account: r.get("account")?,
         state: State::parse(&state).unwrap_or(State::Failed),
-        minutes: r.get(8)?,
-        ticket: r.get(9)?,
-        revealed: r.get(10)?,
-        version: r.get(11)?,
-        created_at: r.get(12)?,
-        started_at: r.get(13)?,
-        expires_at: r.get(14)?,
-        ended_at: r.get(15)?,
-        ended_by: r.get(16)?,
-        failure: r.get(17)?,
+        minutes: r.get("minutes")?,
+        ticket: r.get("ticket")?,
+        revealed: r.get("revealed")?,
+        version: r.get("version")?,
+        created_at: r.get("created_at")?,
+        started_at: r.get("started_at")?,
+        expires_at: r.get("expires_at")?,
+        ended_at: r.get("ended_at")?,
+        ended_by: r.get("ended_by")?,
+        failure: r.get("failure")?,
     })
 }
 
@@ -238,17 +215,17 @@ const CRED_COLUMNS: &str = "id, tenant_id, device_id, account, login_id, command
 
 fn cred(r: &Row<'_>) -> rusqlite::Result<Credential> {
     Ok(Credential {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        device_id: r.get(2)?,
-        account: r.get(3)?,
-        login_id: r.get(4)?,
-        command_id: r.get(5)?,
-        reason: r.get(6)?,
-        state: r.get(7)?,
-        password_sealed: r.get(8)?,
-        created_at: r.get(9)?,
-        activated_at: r.get(10)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        device_id: r.get("device_id")?,
+        account: r.get("account")?,
+        login_id: r.get("login_id")?,
+        command_id: r.get("command_id")?,
+        reason: r.get("reason")?,
+        state: r.get("state")?,
+        password_sealed: r.get("password_sealed")?,
+        created_at: r.get("created_at")?,
+        activated_at: r.get("activated_at")?,
     })
 }
 
@@ -390,11 +367,11 @@ pub struct OfflineSecret {
 
 fn secret(r: &Row<'_>) -> rusqlite::Result<OfflineSecret> {
     Ok(OfflineSecret {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        device_id: r.get(2)?,
-        secret_sealed: r.get(3)?,
-        created_at: r.get(4)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        device_id: r.get("device_id")?,
+        secret_sealed: r.get("secret_sealed")?,
+        created_at: r.get("created_at")?,
     })
 }
 
@@ -509,11 +486,11 @@ pub fn due_strays(r: &Reader<'_>, now: Timestamp, limit: u32) -> Result<Vec<Stra
     )?;
     let rows = st.query_map(named_params! {":now": now, ":n": limit}, |r| {
         Ok(Stray {
-            id: r.get(0)?,
-            tenant_id: r.get(1)?,
-            device_id: r.get(2)?,
-            account: r.get(3)?,
-            seen_at: r.get(4)?,
+            id: r.get("id")?,
+            tenant_id: r.get("tenant_id")?,
+            device_id: r.get("device_id")?,
+            account: r.get("account")?,
+            seen_at: r.get("seen_at")?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

@@ -6,9 +6,9 @@ use super::{Reader, WriteTx};
 use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, RequestId, TenantId};
-use crate::model::policies::App;
-use crate::model::requests::{AutoRule, Kind, State};
+use crate::ids::{DeviceId, RequestId};
+use crate::model::requests::Request;
+use crate::model::requests::{AutoRule, Grant, Kind, State};
 
 /// The endpoint user for (device, account), created on first request.
 pub fn endpoint_user(
@@ -31,77 +31,44 @@ pub fn endpoint_user(
         .query_row(named_params! {":d": device, ":a": account, ":t": scope.tenant()}, |r| r.get(0))?)
 }
 
-#[derive(Clone, Debug)]
-pub struct Request {
-    pub id: RequestId,
-    pub tenant_id: TenantId,
-    pub device_id: DeviceId,
-    pub endpoint_user_id: String,
-    pub account: String,
-    pub hostname: String,
-    pub kind: Kind,
-    pub parent_id: Option<RequestId>,
-    pub minutes_requested: u32,
-    pub minutes_approved: Option<u32>,
-    pub justification: String,
-    pub ticket: Option<String>,
-    pub state: State,
-    pub version: i64,
-    pub decided_by: Option<String>,
-    pub decided_by_rule: Option<String>,
-    pub reason: Option<String>,
-    pub created_at: Timestamp,
-    pub decided_at: Option<Timestamp>,
-    pub expires_at: Option<Timestamp>,
-    pub ended_at: Option<Timestamp>,
-    /// An application request: the program's attributes.
-    pub app: Option<App>,
-    /// How an application request was approved: `once`, `user`, `device` or `tenant`.
-    pub grant_scope: Option<String>,
-    /// The policy an approved application request created.
-    pub policy_id: Option<String>,
-    /// When the workstation confirmed the grant.
-    pub granted_at: Option<Timestamp>,
-    /// Why the workstation could not carry the grant out.
-    pub failure: Option<String>,
-}
-
 const COLUMNS: &str = "r.id, r.tenant_id, r.device_id, r.endpoint_user_id, e.account, d.hostname, r.kind, r.parent_id,
     r.minutes_requested, r.minutes_approved, r.justification, r.ticket, r.state, r.version, r.decided_by, r.decided_by_rule,
     r.reason, r.created_at, r.decided_at, r.expires_at, r.ended_at, r.app, r.grant_scope, r.policy_id, r.granted_at, r.failure";
 const FROM: &str = "FROM requests r JOIN endpoint_users e ON e.id = r.endpoint_user_id JOIN devices d ON d.id = r.device_id";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<Request> {
-    let state: String = r.get(12)?;
+    let state: String = r.get("state")?;
     Ok(Request {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        device_id: r.get(2)?,
-        endpoint_user_id: r.get(3)?,
-        account: r.get(4)?,
-        hostname: r.get(5)?,
-        kind: Kind::parse(&r.get::<_, String>(6)?).unwrap_or(Kind::Admin),
-        parent_id: r.get(7)?,
-        minutes_requested: r.get(8)?,
-        minutes_approved: r.get(9)?,
-        justification: r.get(10)?,
-        ticket: r.get(11)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        device_id: r.get("device_id")?,
+        endpoint_user_id: r.get("endpoint_user_id")?,
+        account: r.get("account")?,
+        hostname: r.get("hostname")?,
+        kind: Kind::parse(&r.get::<_, String>("kind")?).unwrap_or(Kind::Admin),
+        parent_id: r.get("parent_id")?,
+        minutes_requested: r.get("minutes_requested")?,
+        minutes_approved: r.get("minutes_approved")?,
+        justification: r.get("justification")?,
+        ticket: r.get("ticket")?,
         state: State::parse(&state).unwrap_or(State::Cancelled),
-        version: r.get(13)?,
-        decided_by: r.get(14)?,
-        decided_by_rule: r.get(15)?,
-        reason: r.get(16)?,
-        created_at: r.get(17)?,
-        decided_at: r.get(18)?,
-        expires_at: r.get(19)?,
-        ended_at: r.get(20)?,
+        version: r.get("version")?,
+        decided_by: r.get("decided_by")?,
+        decided_by_rule: r.get("decided_by_rule")?,
+        reason: r.get("reason")?,
+        created_at: r.get("created_at")?,
+        decided_at: r.get("decided_at")?,
+        expires_at: r.get("expires_at")?,
+        ended_at: r.get("ended_at")?,
         app: r
             .get::<_, Option<String>>(21)?
             .and_then(|a| serde_json::from_str(&a).ok()),
-        grant_scope: r.get(22)?,
-        policy_id: r.get(23)?,
-        granted_at: r.get(24)?,
-        failure: r.get(25)?,
+        grant_scope: r
+            .get::<_, Option<String>>("grant_scope")?
+            .and_then(|g| Grant::parse(&g).ok()),
+        policy_id: r.get("policy_id")?,
+        granted_at: r.get("granted_at")?,
+        failure: r.get("failure")?,
     })
 }
 
@@ -270,12 +237,12 @@ pub fn set_policy(
     tx: &WriteTx<'_>,
     scope: &TenantScope,
     id: RequestId,
-    grant_scope: &str,
+    grant_scope: Grant,
     policy: &str,
 ) -> Result<()> {
     tx.conn()
         .prepare_cached("UPDATE requests SET grant_scope = :g, policy_id = :p WHERE id = :id AND tenant_id = :t")?
-        .execute(named_params! {":g": grant_scope, ":p": policy, ":id": id, ":t": scope.tenant()})?;
+        .execute(named_params! {":g": grant_scope.as_str(), ":p": policy, ":id": id, ":t": scope.tenant()})?;
     Ok(())
 }
 
@@ -326,13 +293,13 @@ pub fn rules(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<AutoRule>> {
     )?;
     let rows = st.query_map(named_params! {":t": scope.tenant()}, |r| {
         Ok(AutoRule {
-            id: r.get(0)?,
-            name: r.get(1)?,
-            account: r.get(2)?,
-            device_id: r.get(3)?,
-            max_minutes: r.get(4)?,
-            from_minute: r.get(5)?,
-            to_minute: r.get(6)?,
+            id: r.get("id")?,
+            name: r.get("name")?,
+            account: r.get("account")?,
+            device_id: r.get("device_id")?,
+            max_minutes: r.get("max_minutes")?,
+            from_minute: r.get("from_minute")?,
+            to_minute: r.get("to_minute")?,
         })
     })?;
     rows.map(|r| r.map_err(Error::from)).collect()
@@ -388,13 +355,13 @@ pub fn endpoint_users(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<Endpoin
     )?;
     let rows = st.query_map(named_params! {":t": scope.tenant()}, |r| {
         Ok(EndpointUser {
-            id: r.get(0)?,
-            device_id: r.get(1)?,
-            hostname: r.get(2)?,
-            account: r.get(3)?,
-            user_id: r.get(4)?,
-            user_email: r.get(5)?,
-            created_at: r.get(6)?,
+            id: r.get("id")?,
+            device_id: r.get("device_id")?,
+            hostname: r.get("hostname")?,
+            account: r.get("account")?,
+            user_id: r.get("user_id")?,
+            user_email: r.get("email")?,
+            created_at: r.get("created_at")?,
         })
     })?;
     rows.map(|r| r.map_err(Error::from)).collect()

@@ -23,10 +23,10 @@ pub fn list(r: &Reader<'_>, scope: &TenantScope) -> Result<Vec<CustomRole>> {
         "SELECT id, name, permissions FROM roles WHERE tenant_id = :t ORDER BY lower(name)",
     )?;
     let rows = st.query_map(named_params! {":t": scope.tenant()}, |r| {
-        let p: String = r.get(2)?;
+        let p: String = r.get("permissions")?;
         Ok(CustomRole {
-            id: r.get(0)?,
-            name: r.get(1)?,
+            id: r.get("id")?,
+            name: r.get("name")?,
             permissions: perms(&p),
         })
     })?;
@@ -38,10 +38,10 @@ pub fn get(r: &Reader<'_>, scope: &TenantScope, id: &str) -> Result<CustomRole> 
         "SELECT id, name, permissions FROM roles WHERE id = :id AND tenant_id = :t",
     )?;
     st.query_row(named_params! {":id": id, ":t": scope.tenant()}, |r| {
-        let p: String = r.get(2)?;
+        let p: String = r.get("permissions")?;
         Ok(CustomRole {
-            id: r.get(0)?,
-            name: r.get(1)?,
+            id: r.get("id")?,
+            name: r.get("name")?,
             permissions: perms(&p),
         })
     })

@@ -28,18 +28,18 @@ const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_a
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
-        id_hash: r.get(0)?,
-        user_id: r.get(1)?,
-        stage: r.get(2)?,
-        pending_totp: r.get(3)?,
-        link_id: r.get(4)?,
-        created_at: r.get(5)?,
-        last_seen_at: r.get(6)?,
-        expires_at: r.get(7)?,
-        mfa_at: r.get(8)?,
-        ip: r.get(9)?,
-        user_agent: r.get(10)?,
-        csrf_seed: r.get(11)?,
+        id_hash: r.get("id_hash")?,
+        user_id: r.get("user_id")?,
+        stage: r.get("stage")?,
+        pending_totp: r.get("pending_totp")?,
+        link_id: r.get("link_id")?,
+        created_at: r.get("created_at")?,
+        last_seen_at: r.get("last_seen_at")?,
+        expires_at: r.get("expires_at")?,
+        mfa_at: r.get("mfa_at")?,
+        ip: r.get("ip")?,
+        user_agent: r.get("user_agent")?,
+        csrf_seed: r.get("csrf_seed")?,
     })
 }
 

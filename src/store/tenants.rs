@@ -20,26 +20,26 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
             what.to_string().into(),
         )
     };
-    let kind: String = r.get(1)?;
-    let slug: String = r.get(3)?;
-    let status: String = r.get(4)?;
-    let mode: String = r.get(6)?;
+    let kind: String = r.get("kind")?;
+    let slug: String = r.get("slug")?;
+    let status: String = r.get("status")?;
+    let mode: String = r.get("login_mode")?;
     Ok(Tenant {
-        id: r.get(0)?,
+        id: r.get("id")?,
         kind: TenantKind::parse(&kind).ok_or_else(|| bad(1, "tenant kind"))?,
-        name: r.get(2)?,
+        name: r.get("name")?,
         slug: Slug::parse(&slug).map_err(|_| bad(3, "slug"))?,
         active: status == "active",
         settings: Settings {
-            co_management: r.get(5)?,
+            co_management: r.get("co_management")?,
             login_mode: LoginMode::parse(&mode).ok_or_else(|| bad(6, "login mode"))?,
-            jit_enabled: r.get(7)?,
-            jit_justification_required: r.get(8)?,
-            jit_max_minutes: r.get(9)?,
-            jit_pending_timeout_minutes: r.get(10)?,
-            seats: r.get(11)?,
-            time_zone: r.get(12)?,
-            offline_login_minutes: r.get(13)?,
+            jit_enabled: r.get("jit_enabled")?,
+            jit_justification_required: r.get("jit_justification_required")?,
+            jit_max_minutes: r.get("jit_max_minutes")?,
+            jit_pending_timeout_minutes: r.get("jit_pending_timeout_minutes")?,
+            seats: r.get("seats")?,
+            time_zone: r.get("time_zone")?,
+            offline_login_minutes: r.get("offline_login_minutes")?,
         },
     })
 }

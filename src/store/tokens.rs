@@ -33,15 +33,15 @@ const COLUMNS: &str =
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiToken> {
     Ok(ApiToken {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        user_id: r.get(2)?,
-        name: r.get(3)?,
-        created_at: r.get(4)?,
-        last_used_at: r.get(5)?,
-        revoked_at: r.get(6)?,
-        sensitive: r.get(7)?,
-        expires_at: r.get(8)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        user_id: r.get("user_id")?,
+        name: r.get("name")?,
+        created_at: r.get("created_at")?,
+        last_used_at: r.get("last_used_at")?,
+        revoked_at: r.get("revoked_at")?,
+        sensitive: r.get("sensitive")?,
+        expires_at: r.get("expires_at")?,
     })
 }
 

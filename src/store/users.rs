@@ -7,24 +7,8 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{TenantId, UserId};
+use crate::model::users::User;
 use crate::model::users::{Email, UserStatus, Username};
-
-#[derive(Clone, Debug)]
-pub struct User {
-    pub id: UserId,
-    pub tenant_id: TenantId,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub username: String,
-    pub status: UserStatus,
-    pub mfa_locked: bool,
-    pub login_locked: bool,
-    pub mfa_pause_until: Timestamp,
-    pub mfa_pause_next: bool,
-    pub all_tenants: bool,
-    pub created_at: Timestamp,
-}
 
 /// What sign-in needs, including secrets (only ever sealed or hashed).
 #[derive(Clone, Debug)]
@@ -44,21 +28,21 @@ const COLUMNS: &str =
     mfa_pause_until, mfa_pause_next, all_tenants, created_at";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
-    let status: String = r.get(6)?;
+    let status: String = r.get("status")?;
     Ok(User {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        email: r.get(2)?,
-        first_name: r.get(3)?,
-        last_name: r.get(4)?,
-        username: r.get(5)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        email: r.get("email")?,
+        first_name: r.get("first_name")?,
+        last_name: r.get("last_name")?,
+        username: r.get("username")?,
         status: UserStatus::parse(&status).unwrap_or(UserStatus::Disabled),
-        mfa_locked: r.get(7)?,
-        login_locked: r.get(8)?,
-        mfa_pause_until: r.get(9)?,
-        mfa_pause_next: r.get(10)?,
-        all_tenants: r.get(11)?,
-        created_at: r.get(12)?,
+        mfa_locked: r.get("mfa_locked")?,
+        login_locked: r.get("login_locked")?,
+        mfa_pause_until: r.get("mfa_pause_until")?,
+        mfa_pause_next: r.get("mfa_pause_next")?,
+        all_tenants: r.get("all_tenants")?,
+        created_at: r.get("created_at")?,
     })
 }
 
@@ -82,13 +66,13 @@ fn credentials_where(r: &Reader<'_>, cond: &str, key: &str) -> Result<Option<Cre
         .query_row(named_params! {":k": key}, |r| {
             Ok(Credentials {
                 user: from_row(r)?,
-                password_hash: r.get(13)?,
-                totp_sealed: r.get(14)?,
-                totp_failures: r.get(15)?,
-                totp_window_start: r.get(16)?,
-                totp_window_count: r.get(17)?,
-                login_failures: r.get(18)?,
-                last_failure_at: r.get(19)?,
+                password_hash: r.get("password_hash")?,
+                totp_sealed: r.get("totp_sealed")?,
+                totp_failures: r.get("totp_failures")?,
+                totp_window_start: r.get("totp_window_start")?,
+                totp_window_count: r.get("totp_window_count")?,
+                login_failures: r.get("login_failures")?,
+                last_failure_at: r.get("last_failure_at")?,
             })
         })
         .optional()?)

@@ -25,14 +25,14 @@ const HOOK_COLUMNS: &str =
 
 fn hook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     Ok(Webhook {
-        id: r.get(0)?,
-        tenant_id: r.get(1)?,
-        name: r.get(2)?,
-        format: r.get(3)?,
-        host: r.get(4)?,
-        url_sealed: r.get(5)?,
-        secret_sealed: r.get(6)?,
-        created_at: r.get(7)?,
+        id: r.get("id")?,
+        tenant_id: r.get("tenant_id")?,
+        name: r.get("name")?,
+        format: r.get("format")?,
+        host: r.get("host")?,
+        url_sealed: r.get("url_sealed")?,
+        secret_sealed: r.get("secret_sealed")?,
+        created_at: r.get("created_at")?,
     })
 }
 
@@ -108,19 +108,19 @@ const DELIVERY_COLUMNS: &str =
 
 fn delivery(r: &Row<'_>) -> rusqlite::Result<Delivery> {
     Ok(Delivery {
-        id: r.get(0)?,
-        webhook_id: r.get(1)?,
-        tenant_id: r.get(2)?,
-        event: r.get(3)?,
-        request_id: r.get(4)?,
-        payload: r.get(5)?,
-        state: r.get(6)?,
-        attempts: r.get(7)?,
-        next_attempt_at: r.get(8)?,
-        last_status: r.get(9)?,
-        last_error: r.get(10)?,
-        created_at: r.get(11)?,
-        delivered_at: r.get(12)?,
+        id: r.get("id")?,
+        webhook_id: r.get("webhook_id")?,
+        tenant_id: r.get("tenant_id")?,
+        event: r.get("event")?,
+        request_id: r.get("request_id")?,
+        payload: r.get("payload")?,
+        state: r.get("state")?,
+        attempts: r.get("attempts")?,
+        next_attempt_at: r.get("next_attempt_at")?,
+        last_status: r.get("last_status")?,
+        last_error: r.get("last_error")?,
+        created_at: r.get("created_at")?,
+        delivered_at: r.get("delivered_at")?,
     })
 }
 

@@ -8,8 +8,8 @@ use super::api::{ApiError, ApiResult, ApiUser, body_or_default, tenant};
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::{DeviceId, LoginId};
+use crate::model::logins::Login;
 use crate::service;
-use crate::store::logins::Login;
 
 fn login_json(l: &Login) -> serde_json::Value {
     json!({"id": l.id, "device_id": l.device_id, "hostname": l.hostname, "user_id": l.user_id,

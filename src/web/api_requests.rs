@@ -20,7 +20,7 @@ pub struct NewEnrollmentToken {
 
 fn device_json(
     ctx: &service::Ctx,
-    d: &crate::store::devices::Device,
+    d: &crate::model::devices::Device,
     now: crate::clock::Timestamp,
 ) -> serde_json::Value {
     json!({"id": d.id, "hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version,

@@ -2,7 +2,7 @@
 //! with the chain's verification status.
 
 use actix_web::{HttpResponse, web};
-use maud::html;
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::error::WebError;
@@ -10,7 +10,9 @@ use super::home::html_response;
 use super::nav;
 use super::session::CurrentUser;
 use crate::authz::Permission;
+use crate::clock::Timestamp;
 use crate::http::AppState;
+use crate::model::audit::{Entry, VerifyReport};
 use crate::model::audit_export::Format;
 use crate::service;
 
@@ -79,18 +81,7 @@ pub async fn audit_page(
     let content = html! {
         main {
             h1 { "Audit log" }
-            p #chain-status class=(if report.broken.is_none() { "ok" } else { "bad" }) {
-                @match &report.broken {
-                    None => { "Hash chain verified: " (report.checked) " entries intact." }
-                    Some(b) => { "Hash chain BROKEN at entry " (b.seq) ": " (b.reason) }
-                }
-            }
-            @if let Some((size, at, vkey)) = &checkpoint {
-                p #checkpoint-status {
-                    "Last signed checkpoint: " (size) " entries, " (super::fmt::when(*at, now, &zone)) ", in "
-                    code { (service::checkpoints::FILE) } " and the service log. Verifier key: " code { (vkey) }
-                }
-            }
+            (chain_status(&report, checkpoint.as_ref(), now, &zone))
             form.inline method="get" action=(base) {
                 label { "Event" input name="event" value=(q.event); }
                 label { "Actor id" input name="actor" value=(q.actor); }
@@ -106,32 +97,7 @@ pub async fn audit_page(
                     a href=(format!("{base}/export?format=ndjson&{query}")) download { "NDJSON" }
                 }
             }
-            div.table-wrap tabindex="0" { table {
-                thead { tr { th { "#" } th { "When" } th { "Event" } th { "Outcome" } th { "Who" } th { "What" } th { "Workstation" } th { "Details" } } }
-                tbody hx-disable {
-                    @if rows.is_empty() { tr { td.empty colspan="8" { "No entries match these filters." } } }
-                    @for (seq, e) in &rows {
-                        tr {
-                            td { (seq) }
-                            td { (super::fmt::when(e.at, now, &zone)) }
-                            td { span title=(e.event) { (event_label(&e.event)) } }
-                            td { (e.outcome.as_str()) }
-                            td title=(e.actor_id.clone().unwrap_or_default()) {
-                                @match name(&e.actor_id) {
-                                    Some(n) => { (n) }
-                                    None => { (actor_label(e.actor_kind.as_str())) }
-                                }
-                            }
-                            td title=(e.target_id.clone().unwrap_or_default()) {
-                                @if let Some(k) = &e.target_kind { span.muted { (k.replace('_', " ")) " " } }
-                                (name(&e.target_id).unwrap_or_default())
-                            }
-                            td { (name(&e.device_id).unwrap_or_default()) }
-                            td { code { (e.details) } }
-                        }
-                    }
-                }
-            } }
+            (entries_table(&rows, &name, now, &zone))
             @if let Some(n) = next.filter(|_| rows.len() == 50) {
                 p { a href=(format!("{base}?{query}&before={n}")) { "Older entries →" } }
             }
@@ -144,6 +110,66 @@ pub async fn audit_page(
         "Audit",
         content,
     )))
+}
+
+/// Whether the hash chain holds, and the last signed checkpoint (MSP admins).
+fn chain_status(
+    report: &VerifyReport,
+    checkpoint: Option<&(u64, Timestamp, String)>,
+    now: Timestamp,
+    zone: &str,
+) -> Markup {
+    html! {
+    p #chain-status class=(if report.broken.is_none() { "ok" } else { "bad" }) {
+        @match &report.broken {
+            None => { "Hash chain verified: " (report.checked) " entries intact." }
+            Some(b) => { "Hash chain BROKEN at entry " (b.seq) ": " (b.reason) }
+        }
+    }
+    @if let Some((size, at, vkey)) = &checkpoint {
+        p #checkpoint-status {
+            "Last signed checkpoint: " (size) " entries, " (super::fmt::when(*at, now, zone)) ", in "
+            code { (service::checkpoints::FILE) } " and the service log. Verifier key: " code { (vkey) }
+        }
+    }
+    }
+}
+
+/// One row per entry, names joined in for the ids the entry holds.
+fn entries_table(
+    rows: &[(i64, Entry)],
+    name: &dyn Fn(&Option<String>) -> Option<String>,
+    now: Timestamp,
+    zone: &str,
+) -> Markup {
+    html! {
+    div.table-wrap tabindex="0" { table {
+        thead { tr { th { "#" } th { "When" } th { "Event" } th { "Outcome" } th { "Who" } th { "What" } th { "Workstation" } th { "Details" } } }
+        tbody hx-disable {
+            @if rows.is_empty() { tr { td.empty colspan="8" { "No entries match these filters." } } }
+            @for (seq, e) in rows {
+                tr {
+                    td { (seq) }
+                    td { (super::fmt::when(e.at, now, zone)) }
+                    td { span title=(e.event) { (event_label(&e.event)) } }
+                    td { (e.outcome.as_str()) }
+                    td title=(e.actor_id.clone().unwrap_or_default()) {
+                        @match name(&e.actor_id) {
+                            Some(n) => { (n) }
+                            None => { (actor_label(e.actor_kind.as_str())) }
+                        }
+                    }
+                    td title=(e.target_id.clone().unwrap_or_default()) {
+                        @if let Some(k) = &e.target_kind { span.muted { (k.replace('_', " ")) " " } }
+                        (name(&e.target_id).unwrap_or_default())
+                    }
+                    td { (name(&e.device_id).unwrap_or_default()) }
+                    td { code { (e.details) } }
+                }
+            }
+        }
+    } }
+    }
 }
 
 /// An event code in words (`request_approved` → "Request approved"); the code stays on hover.

@@ -14,9 +14,9 @@ use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::DeviceId;
+use crate::model::devices::Device;
 use crate::model::tenants::Tenant;
 use crate::service::{self, devices::NewToken};
-use crate::store::devices::Device;
 
 fn online_label(ctx: &service::Ctx, d: &Device, now: crate::clock::Timestamp) -> Markup {
     html! {

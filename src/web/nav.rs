@@ -7,6 +7,7 @@ use super::ui::{self, Chrome, NavItem};
 use crate::authz::Permission;
 use crate::model::tenants::Tenant;
 
+// Long on purpose: the portal's navigation, item after item, each with the permission that shows it.
 pub fn page(
     cu: &CurrentUser,
     tenant: Option<&Tenant>,

@@ -13,12 +13,12 @@ use crate::authz::Permission;
 use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::http::AppState;
+use crate::model::devices::Device;
 use crate::model::policies::{Access, App, Decision, Policy, RuleKind, Span};
 use crate::model::tenants::Tenant;
 use crate::model::zones;
 use crate::service;
 use crate::service::policies::{PolicyInput, RuleInput};
-use crate::store::devices::Device;
 
 /// A span in the tenant's time zone.
 fn span_text(s: &Span, zone: &str) -> String {

@@ -19,7 +19,7 @@ use crate::model::requests::{Grant, Kind, State};
 use crate::model::tenants::Tenant;
 use crate::service;
 use crate::service::requests::Filter;
-use crate::store::requests::Request;
+use crate::model::requests::Request;
 
 pub const QUEUE_ID: &str = "request-queue";
 

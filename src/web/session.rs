@@ -13,8 +13,8 @@ use crate::authz::Principal;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::model::tenants::Tenant;
+use crate::model::users::User;
 use crate::service::{self, audit::Origin};
-use crate::store::users::User;
 
 pub const COOKIE: &str = "__Host-hg_session";
 

@@ -328,111 +328,151 @@ where
                     .await
                     .map(ServiceResponse::map_into_boxed_body);
             }
-            let method = req.method().as_str().to_string();
-            let target = req
-                .uri()
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_else(|| "/".into());
-            let htmx = req.headers().get("hx-request").is_some();
-            let mut fields = Vec::new();
-            let mut renewed = None;
-            let form = if method == "POST" {
-                match read_form(&mut req).await {
-                    Ok(f) => f,
-                    Err(()) => {
-                        let res = actix_web::ResponseError::error_response(&WebError(
-                            Error::TooLarge(format!(
-                                "This form is too large (at most {} KiB).",
-                                FORM_LIMIT / 1024
-                            )),
-                        ));
-                        return Ok(req.into_response(res));
-                    }
-                }
-            } else {
-                None
+            let asked = Asked::of(&req);
+            let (fields, renewed) = match resent(&mut req, &asked).await {
+                Ok(carried) => carried,
+                Err(answer) => return Ok(answer),
             };
-            if let Some(body) = form {
-                let code = url::form_urlencoded::parse(&body)
-                    .find(|(k, _)| k == CODE_FIELD)
-                    .map(|(_, v)| v.trim().to_string());
-                fields = carried(&body);
-                if let Some(code) = code {
-                    let token_field = url::form_urlencoded::parse(&body)
-                        .find(|(k, _)| k == "csrf_token")
-                        .map(|(_, v)| v.into_owned());
-                    put_back(&mut req, encode(&fields, token_field.as_deref()));
-                    match replay(&req, &code).await {
-                        Ok(t) => {
-                            req.extensions_mut().insert(Renewed(t.clone()));
-                            renewed = Some(t);
-                        }
-                        Err(Some(msg)) => {
-                            let r = req.request().clone();
-                            let res = match CurrentUser::extract(&r).await {
-                                Ok(cu) => html(
-                                    StatusCode::UNPROCESSABLE_ENTITY,
-                                    prompt_page(&cu, &method, &target, &fields, Some(&msg)),
-                                ),
-                                Err(e) => actix_web::ResponseError::error_response(&e),
-                            };
-                            return Ok(req.into_response(res));
-                        }
-                        Err(None) => {
-                            let res = actix_web::ResponseError::error_response(&WebError(
-                                Error::Unauthenticated,
-                            ));
-                            return Ok(req.into_response(res));
-                        }
-                    }
-                }
-            }
             let mut res = svc.call(req).await?.map_into_boxed_body();
             if let Some(t) = &renewed {
                 let _ = res.response_mut().add_cookie(&session::cookie(t));
             }
-            let Some((step_up, signed_out, message)) = res
-                .response()
-                .error()
-                .and_then(|e| e.as_error::<WebError>())
-                .map(|e| {
-                    (
-                        matches!(e.0, Error::StepUpRequired),
-                        matches!(e.0, Error::Unauthenticated),
-                        public_message(&e.0),
-                    )
-                })
-            else {
-                return Ok(res);
-            };
-            let r = res.request().clone();
-            if htmx {
-                if step_up {
-                    let what = describe(&method, target.split('?').next().unwrap_or("/"));
-                    return Ok(res.into_response(dialog_response(
-                        what,
-                        None,
-                        StatusCode::UNAUTHORIZED,
-                    )));
-                }
-                return Ok(res);
-            }
-            if signed_out {
-                return Ok(res);
-            }
-            let Ok(cu) = CurrentUser::extract(&r).await else {
-                return Ok(res);
-            };
-            let status = res.status();
-            let page = if step_up {
-                prompt_page(&cu, &method, &target, &fields, None)
-            } else {
-                error_in_layout(&cu, &target, status, &message)
-            };
-            Ok(res.into_response(html(status, page)))
+            Ok(answer(res, &asked, &fields).await)
         })
     }
+}
+
+/// What was asked for, as the prompt needs it to re-send the form.
+struct Asked {
+    method: String,
+    target: String,
+    htmx: bool,
+}
+
+impl Asked {
+    fn of(req: &ServiceRequest) -> Asked {
+        Asked {
+            method: req.method().as_str().to_string(),
+            target: req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            htmx: req.headers().get("hx-request").is_some(),
+        }
+    }
+}
+
+/// Reads a posted form; when it carries a step-up code, checks the code and puts the form
+/// back without it. Returns the form's fields and the renewed session id (the code renews
+/// the session), or the answer to give at once (form too large, wrong code, signed out).
+async fn resent(
+    req: &mut ServiceRequest,
+    asked: &Asked,
+) -> Result<(Vec<(String, String)>, Option<String>), ServiceResponse<BoxBody>> {
+    let form = if asked.method == "POST" {
+        read_form(req).await.map_err(|()| {
+            WebError(Error::TooLarge(format!(
+                "This form is too large (at most {} KiB).",
+                FORM_LIMIT / 1024
+            )))
+        })
+    } else {
+        Ok(None)
+    };
+    let form = match form {
+        Ok(f) => f,
+        Err(e) => {
+            return Err(answer_now(
+                req,
+                actix_web::ResponseError::error_response(&e),
+            ));
+        }
+    };
+    let Some(body) = form else {
+        return Ok((Vec::new(), None));
+    };
+    let fields = carried(&body);
+    let Some(code) = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == CODE_FIELD)
+        .map(|(_, v)| v.trim().to_string())
+    else {
+        return Ok((fields, None));
+    };
+    let token_field = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "csrf_token")
+        .map(|(_, v)| v.into_owned());
+    put_back(req, encode(&fields, token_field.as_deref()));
+    match replay(req, &code).await {
+        Ok(t) => {
+            req.extensions_mut().insert(Renewed(t.clone()));
+            Ok((fields, Some(t)))
+        }
+        Err(Some(msg)) => {
+            let r = req.request().clone();
+            let res = match CurrentUser::extract(&r).await {
+                Ok(cu) => html(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    prompt_page(&cu, &asked.method, &asked.target, &fields, Some(&msg)),
+                ),
+                Err(e) => actix_web::ResponseError::error_response(&e),
+            };
+            Err(answer_now(req, res))
+        }
+        Err(None) => Err(answer_now(
+            req,
+            actix_web::ResponseError::error_response(&WebError(Error::Unauthenticated)),
+        )),
+    }
+}
+
+/// An answer before the handler ran (the request is not passed on).
+fn answer_now(req: &ServiceRequest, res: HttpResponse) -> ServiceResponse<BoxBody> {
+    ServiceResponse::new(req.request().clone(), res)
+}
+
+/// After the handler: a step-up refusal becomes the prompt (a dialog for htmx), and other
+/// errors of a full page are shown inside the portal's layout.
+async fn answer(
+    res: ServiceResponse<BoxBody>,
+    asked: &Asked,
+    fields: &[(String, String)],
+) -> ServiceResponse<BoxBody> {
+    let Some((step_up, signed_out, message)) = res
+        .response()
+        .error()
+        .and_then(|e| e.as_error::<WebError>())
+        .map(|e| {
+            (
+                matches!(e.0, Error::StepUpRequired),
+                matches!(e.0, Error::Unauthenticated),
+                public_message(&e.0),
+            )
+        })
+    else {
+        return res;
+    };
+    let r = res.request().clone();
+    if asked.htmx {
+        if step_up {
+            let what = describe(&asked.method, asked.target.split('?').next().unwrap_or("/"));
+            return res.into_response(dialog_response(what, None, StatusCode::UNAUTHORIZED));
+        }
+        return res;
+    }
+    if signed_out {
+        return res;
+    }
+    let Ok(cu) = CurrentUser::extract(&r).await else {
+        return res;
+    };
+    let status = res.status();
+    let page = if step_up {
+        prompt_page(&cu, &asked.method, &asked.target, fields, None)
+    } else {
+        error_in_layout(&cu, &asked.target, status, &message)
+    };
+    res.into_response(html(status, page))
 }
 
 /// Checks the code sent with a form; Err(Some(message)) for a wrong one, Err(None) when the

@@ -103,6 +103,7 @@ pub async fn create(
     }
 }
 
+// Long on purpose: one form, field after field; splitting it would scatter the form's markup.
 pub async fn settings_page(
     state: web::Data<AppState>,
     cu: CurrentUser,

@@ -16,8 +16,8 @@ use crate::http::AppState;
 use crate::ids::{TenantId, UserId};
 use crate::model::roles::BuiltinRole;
 use crate::model::tenants::{Tenant, TenantKind};
+use crate::model::users::User;
 use crate::service::{self, users::Action};
-use crate::store::users::User;
 
 pub const USERS_TABLE_ID: &str = "users-table";
 
@@ -162,6 +162,7 @@ pub async fn create(
     }
 }
 
+// Long on purpose: the page's markup, section after section.
 pub async fn detail_page(
     state: web::Data<AppState>,
     cu: CurrentUser,

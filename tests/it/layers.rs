@@ -274,3 +274,90 @@ fn refusals_are_audited_in_one_place() {
     );
     assert_eq!(offenders("denied(", &[]), Vec::<String>::new());
 }
+
+/// Small rooms: no source file over 600 lines (tests can move into a `tests.rs` beside it).
+#[test]
+fn no_source_file_runs_over_600_lines() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).unwrap().lines().count();
+            (n > 600).then(|| format!("{} has {n} lines", f.strip_prefix(&dir).unwrap().display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+/// No function over 80 lines unless a `// Long on purpose:` comment just above it says why
+/// (a table, a dispatch over a closed set, one form's markup). Unit-test modules are exempt.
+#[test]
+fn no_function_runs_over_80_lines_without_a_reason() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&dir, &mut files);
+    let mut long = Vec::new();
+    for f in files.iter().filter(|f| !f.ends_with("tests.rs")) {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let code_end = lines
+            .windows(2)
+            .position(|w| w[0] == "#[cfg(test)]" && w[1].starts_with("mod tests"))
+            .unwrap_or(lines.len());
+        for (name, start, len) in functions(&lines[..code_end]) {
+            let reason = lines[start.saturating_sub(6)..start]
+                .iter()
+                .any(|l| l.contains("// Long on purpose:"));
+            if len > 80 && !reason {
+                let file = f.strip_prefix(&dir).unwrap().display();
+                long.push(format!(
+                    "{file}: {name} ({len} lines, from line {})",
+                    start + 1
+                ));
+            }
+        }
+    }
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+/// (name, first line index, length) of each function: from its `fn` line to the closing
+/// brace at the same indentation.
+fn functions(lines: &[&str]) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim_start();
+        let Some(pos) = t.find("fn ") else { continue };
+        let head = &t[..pos];
+        let is_fn = head.split_whitespace().all(|w| {
+            [
+                "pub",
+                "pub(crate)",
+                "pub(super)",
+                "async",
+                "unsafe",
+                "const",
+                "extern",
+                "\"system\"",
+            ]
+            .contains(&w)
+        });
+        if !is_fn || t.trim_end().ends_with(';') || t.trim_end().ends_with('}') {
+            continue;
+        }
+        let name: String = t[pos + 3..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect();
+        let indent = l.len() - t.len();
+        let close = " ".repeat(indent) + "}";
+        if let Some(end) = lines[i + 1..]
+            .iter()
+            .position(|x| x.starts_with(&close) && x.len() - x.trim_start().len() == indent)
+        {
+            out.push((name, i, end + 2));
+        }
+    }
+    out
+}

@@ -98,6 +98,7 @@ pub fn launch_elevated(
     wait(&process, gone)
 }
 
+// Long on purpose: one sequence of Win32 calls whose buffers must outlive the call; split, their lifetimes would be harder to see.
 /// The S4U logon: the user's own token, with Administrators and the session's logon SID added.
 fn s4u_token(user: &str, domain: &str, logon_sid: &[u8]) -> Result<Owned, WinError> {
     let mut admins = [0u8; SECURITY_MAX_SID_SIZE as usize];

@@ -152,7 +152,7 @@ pub(super) fn stale(
 /// is rotated at once — and outside a session the account is also disabled — and audited.
 pub async fn check_versions(
     ctx: &Ctx,
-    d: &store::devices::Device,
+    d: &crate::model::devices::Device,
     reported: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
     let now = ctx.clock.now();

@@ -1,6 +1,7 @@
 //! Starting a technician login and revealing its password once (CRED-01, CRED-06).
 
 use super::*;
+use crate::store::Reader;
 
 /// Starts a login session (`devices.login`, step-up): the account is created or enabled,
 /// given a fresh password and administrator rights until the session ends.
@@ -22,24 +23,7 @@ pub async fn start(
     let l = ctx
         .db
         .write(move |tx| {
-            let r = tx.reader();
-            let d = store::devices::get(&r, &scope, device)?;
-            if !d.active {
-                return Err(Error::InvalidState(
-                    "this workstation has been retired".into(),
-                ));
-            }
-            let t = store::tenants::get(&r, &scope)?;
-            let me = store::users::credentials_by_id(&r, p2.user_id)?
-                .ok_or(Error::NotFound)?
-                .user;
-            let shared = store::logins::shared_account(&r, &scope)?;
-            let account = rules::account_for(
-                t.settings.login_mode,
-                shared.as_deref(),
-                p2.tenant_kind,
-                me.username.as_str(),
-            )?;
+            let (t, account) = account_on(&tx.reader(), &scope, device, &p2)?;
             let id = LoginId::new();
             let expires = now.plus_secs(i64::from(minutes) * 60);
             let n = store::logins::NewLogin {
@@ -53,36 +37,7 @@ pub async fn start(
             };
             store::logins::insert(tx, &scope, &n, now)?;
             let l = store::logins::get(&tx.reader(), &scope, id)?;
-            let ttl = i64::from(minutes) * 60_000;
-            escrow_and_order(
-                tx,
-                &ctx2,
-                &scope,
-                (&l).into(),
-                "login",
-                |password, version| Action::EnsureAccount {
-                    account: account.clone(),
-                    password,
-                    admin: true,
-                    version,
-                },
-                now,
-            )?;
-            // The agent removes the rights and disables the account at the deadline on its
-            // own clock, even if the appliance cannot reach it then.
-            commands::enqueue(
-                tx,
-                &ctx2.crypto,
-                &scope,
-                device,
-                &Action::GrantAdmin {
-                    account: account.clone(),
-                    expires_at: expires.millis(),
-                    session: None,
-                },
-                ttl,
-                now,
-            )?;
+            order(tx, &ctx2, &scope, &l, expires, now)?;
             if t.settings.login_mode == LoginMode::Named
                 && store::logins::current_secret(&tx.reader(), &scope, Some(device))?.is_none()
             {
@@ -98,6 +53,76 @@ pub async fn start(
         .await?;
     ctx.wake.wake(device);
     Ok(l)
+}
+
+/// The tenant, and the account this person logs in with on this (active) workstation.
+fn account_on(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    device: DeviceId,
+    p: &Principal,
+) -> Result<(Tenant, String)> {
+    let d = store::devices::get(r, scope, device)?;
+    if !d.active {
+        return Err(Error::InvalidState(
+            "this workstation has been retired".into(),
+        ));
+    }
+    let t = store::tenants::get(r, scope)?;
+    let me = store::users::credentials_by_id(r, p.user_id)?
+        .ok_or(Error::NotFound)?
+        .user;
+    let shared = store::logins::shared_account(r, scope)?;
+    let account = rules::account_for(
+        t.settings.login_mode,
+        shared.as_deref(),
+        p.tenant_kind,
+        me.username.as_str(),
+    )?;
+    Ok((t, account))
+}
+
+/// The workstation's orders for a new login: the account with its fresh (escrowed)
+/// password, and administrator rights until the deadline.
+fn order(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    l: &Login,
+    expires: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let account = l.account.clone();
+    escrow_and_order(
+        tx,
+        ctx,
+        scope,
+        l.into(),
+        "login",
+        |password, version| Action::EnsureAccount {
+            account: account.clone(),
+            password,
+            admin: true,
+            version,
+        },
+        now,
+    )?;
+    // The agent removes the rights and disables the account at the deadline on its own
+    // clock, even if the appliance cannot reach it then.
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        l.device_id,
+        &Action::GrantAdmin {
+            account: l.account.clone(),
+            expires_at: expires.millis(),
+            session: None,
+        },
+        i64::from(l.minutes) * 60_000,
+        now,
+    )?;
+    Ok(())
 }
 
 /// The password of one's own open session, once (CRED-06): a second view is NotFound.

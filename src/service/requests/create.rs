@@ -24,33 +24,8 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
             let eu = store::requests::endpoint_user(tx, &scope, d2.id, &account, now)?;
             let id = RequestId::new();
             let ticket = rules::check_ticket(ask.ticket.as_deref())?;
-            let mut parent = None;
-            let kind = match Kind::parse(&ask.kind) {
-                Some(Kind::Admin) => Kind::Admin,
-                Some(Kind::Extension) => {
-                    let open = store::requests::open_for(&tx.reader(), &scope, &eu)?.filter(|o| o.state == State::Approved);
-                    parent = Some(open.ok_or_else(|| Error::InvalidState("there is no running session to extend".into()))?.id);
-                    Kind::Extension
-                }
-                Some(Kind::Application) => Kind::Application,
-                None => return Err(Error::validation("kind", "must be admin, extension or application")),
-            };
-            let app = match (kind, &ask.app) {
-                (Kind::Application, Some(app)) => {
-                    engine::check_app(app)?;
-                    engine::check_rule(engine::RuleKind::Hash, &app.sha256)
-                        .map_err(|_| Error::validation("sha256", "an application request needs the program's SHA-256"))?;
-                    if let Some(open) = store::requests::pending_app(&tx.reader(), &scope, &eu, &app.sha256)? {
-                        return Err(Error::Conflict(format!(
-                            "You already asked to run this program ({open}); wait for a decision first."
-                        )));
-                    }
-                    Some(serde_json::to_string(app)?)
-                }
-                (Kind::Application, None) => return Err(Error::validation("app", "an application request describes the program")),
-                (_, Some(_)) => return Err(Error::validation("app", "only application requests describe a program")),
-                _ => None,
-            };
+            let (kind, parent) = kind_of(tx, &scope, &ask.kind, &eu)?;
+            let app = app_of(tx, &scope, kind, ask.app.as_ref(), &eu)?;
             let minutes_raw = ask.minutes;
             let new = |state: State, minutes: u32| store::requests::NewRequest {
                 id,
@@ -88,20 +63,8 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
             let r = store::requests::get(&tx.reader(), &scope, id)?;
             audit_for(Event::RequestCreated, &r, now).actor(ActorKind::Device, Some(d2.id.to_string())).from(&o)
                 .details(json!({"account": r.account, "minutes": minutes, "kind": kind, "justification": j, "app": r.app})).append(tx)?;
-            let rule = store::requests::rules(&tx.reader(), &scope)?
-                .into_iter()
-                .find(|x| x.matches(&r.account, &d2.id.to_string(), minutes, zones::minute_of_day(now.millis(), &t.settings.time_zone)));
-            match rule {
-                Some(rule) => {
-                    let a = Approval { minutes, grant: Grant::Once };
-                    let (r, woken) = approve_in(tx, &ctx2, &scope, &r, a, Decider::Rule(&rule.id), now)?;
-                    Ok((r, t, woken))
-                }
-                None => {
-                    crate::service::webhooks::announce(tx, &ctx2, &t, &r, now)?;
-                    Ok((r, t, vec![d2.id]))
-                }
-            }
+            let woken = decide_at_once(tx, &ctx2, &scope, &t, &r, minutes, now)?;
+            Ok((store::requests::get(&tx.reader(), &scope, id)?, t, woken))
         })
         .await?;
     let (r, t, woken) = r;
@@ -111,6 +74,99 @@ pub async fn create(ctx: &Ctx, d: &Device, ask: Ask, origin: &Origin) -> Result<
         crate::service::webhooks::mail_approvers(ctx, &t, &r);
     }
     Ok(r)
+}
+
+/// A new pending request: approved at once when an auto-approval rule matches, otherwise
+/// announced to the tenant's webhooks. Returns the devices to wake.
+fn decide_at_once(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    t: &Tenant,
+    r: &Request,
+    minutes: u32,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    let minute = zones::minute_of_day(now.millis(), &t.settings.time_zone);
+    let device = r.device_id.to_string();
+    let rule = store::requests::rules(&tx.reader(), scope)?
+        .into_iter()
+        .find(|x| x.matches(&r.account, &device, minutes, minute));
+    match rule {
+        Some(rule) => {
+            let a = Approval {
+                minutes,
+                grant: Grant::Once,
+            };
+            Ok(approve_in(tx, ctx, scope, r, a, Decider::Rule(&rule.id), now)?.1)
+        }
+        None => {
+            crate::service::webhooks::announce(tx, ctx, t, r, now)?;
+            Ok(vec![r.device_id])
+        }
+    }
+}
+
+/// The request's kind; an extension names the running session it extends.
+fn kind_of(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    kind: &str,
+    eu: &str,
+) -> Result<(Kind, Option<RequestId>)> {
+    match Kind::parse(kind) {
+        Some(Kind::Extension) => {
+            let open = store::requests::open_for(&tx.reader(), scope, eu)?
+                .filter(|o| o.state == State::Approved);
+            let open = open.ok_or_else(|| {
+                Error::InvalidState("there is no running session to extend".into())
+            })?;
+            Ok((Kind::Extension, Some(open.id)))
+        }
+        Some(k) => Ok((k, None)),
+        None => Err(Error::validation(
+            "kind",
+            "must be admin, extension or application",
+        )),
+    }
+}
+
+/// An application request's program (JSON), checked; only application requests have one,
+/// and one person asks for the same program once at a time.
+fn app_of(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    kind: Kind,
+    app: Option<&engine::App>,
+    eu: &str,
+) -> Result<Option<String>> {
+    match (kind, app) {
+        (Kind::Application, Some(app)) => {
+            engine::check_app(app)?;
+            engine::check_rule(engine::RuleKind::Hash, &app.sha256).map_err(|_| {
+                Error::validation(
+                    "sha256",
+                    "an application request needs the program's SHA-256",
+                )
+            })?;
+            if let Some(open) = store::requests::pending_app(&tx.reader(), scope, eu, &app.sha256)?
+            {
+                return Err(Error::Conflict(format!(
+                    "You already asked to run this program ({open}); wait for a decision first."
+                )));
+            }
+            Ok(Some(serde_json::to_string(app)?))
+        }
+        (Kind::Application, None) => Err(Error::validation(
+            "app",
+            "an application request describes the program",
+        )),
+        (_, Some(_)) => Err(Error::validation(
+            "app",
+            "only application requests describe a program",
+        )),
+        _ => Ok(None),
+    }
 }
 
 pub async fn get_for_device(ctx: &Ctx, d: DeviceId, id: RequestId) -> Result<Request> {

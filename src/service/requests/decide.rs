@@ -25,37 +25,7 @@ pub(super) fn approve_in(
         Decider::Person(p, _) => (Some(p.user_id.to_string()), None),
         Decider::Rule(r) => (None, Some(r)),
     };
-    // Every event of a session carries the session's own request id and ticket, also
-    // after an extension.
-    let mut session = SessionRef {
-        request_id: r.id.to_string(),
-        ticket: r.ticket.clone(),
-    };
-    let expires = if r.kind == Kind::Extension {
-        let parent =
-            store::requests::get(&tx.reader(), scope, r.parent_id.ok_or(Error::NotFound)?)?;
-        if parent.state != State::Approved {
-            return Err(Error::InvalidState(
-                "the session this extension is for has already ended".into(),
-            ));
-        }
-        let base = parent.expires_at.unwrap_or(now).max(now);
-        let new = base.plus_secs(i64::from(minutes) * 60);
-        if new.millis() - now.millis() > rules::MAX_MINUTES as i64 * 60_000 {
-            return Err(Error::validation(
-                "duration_minutes",
-                "the session would then run past 24 hours from now",
-            ));
-        }
-        store::requests::extend(tx, scope, parent.id, new)?;
-        session = SessionRef {
-            request_id: parent.id.to_string(),
-            ticket: parent.ticket.or_else(|| r.ticket.clone()),
-        };
-        new
-    } else {
-        now.plus_secs(i64::from(minutes) * 60)
-    };
+    let (expires, session) = deadline(tx, scope, r, minutes, now)?;
     if !store::requests::transition(
         tx,
         scope,
@@ -74,36 +44,7 @@ pub(super) fn approve_in(
             "this request has already been decided".into(),
         ));
     }
-    let mut woken = vec![r.device_id];
-    let mut policy = None;
-    if r.kind == Kind::Application {
-        let made = crate::service::policies::FromRequest {
-            grant: a.grant,
-            until: expires,
-            by: match decider {
-                Decider::Person(p, o) => Some((p, o)),
-                Decider::Rule(_) => None,
-            },
-        };
-        let (id, pushed) = crate::service::policies::from_request(tx, ctx, scope, r, made, now)?;
-        store::requests::set_policy(tx, scope, r.id, a.grant.as_str(), &id)?;
-        woken.extend(pushed);
-        policy = Some(id);
-    } else {
-        commands::enqueue(
-            tx,
-            &ctx.crypto,
-            scope,
-            r.device_id,
-            &Action::GrantAdmin {
-                account: r.account.clone(),
-                expires_at: expires.millis(),
-                session: Some(session),
-            },
-            DEFAULT_TTL_MS,
-            now,
-        )?;
-    }
+    let (woken, policy) = carry_out(tx, ctx, scope, r, a.grant, expires, session, decider, now)?;
     let then = if r.kind == Kind::Application {
         " Run it again now."
     } else {
@@ -130,6 +71,92 @@ pub(super) fn approve_in(
     }
     audit.append(tx)?;
     Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+}
+
+/// When the approved session ends, and which session its events belong to: from now, or,
+/// for an extension, from the running session's deadline (at most 24 h ahead).
+fn deadline(
+    tx: &WriteTx<'_>,
+    scope: &TenantScope,
+    r: &Request,
+    minutes: u32,
+    now: Timestamp,
+) -> Result<(Timestamp, SessionRef)> {
+    // Every event of a session carries the session's own request id and ticket, also
+    // after an extension.
+    let own = SessionRef {
+        request_id: r.id.to_string(),
+        ticket: r.ticket.clone(),
+    };
+    if r.kind != Kind::Extension {
+        return Ok((now.plus_secs(i64::from(minutes) * 60), own));
+    }
+    let parent = store::requests::get(&tx.reader(), scope, r.parent_id.ok_or(Error::NotFound)?)?;
+    if parent.state != State::Approved {
+        return Err(Error::InvalidState(
+            "the session this extension is for has already ended".into(),
+        ));
+    }
+    let base = parent.expires_at.unwrap_or(now).max(now);
+    let new = base.plus_secs(i64::from(minutes) * 60);
+    if new.millis() - now.millis() > rules::MAX_MINUTES as i64 * 60_000 {
+        return Err(Error::validation(
+            "duration_minutes",
+            "the session would then run past 24 hours from now",
+        ));
+    }
+    store::requests::extend(tx, scope, parent.id, new)?;
+    let session = SessionRef {
+        request_id: parent.id.to_string(),
+        ticket: parent.ticket.or_else(|| r.ticket.clone()),
+    };
+    Ok((new, session))
+}
+
+/// What the workstation is told to do: an application request becomes a policy (pushed to
+/// the devices it covers), an admin session a `grant_admin` command. Returns the devices to
+/// wake and the policy made.
+#[allow(clippy::too_many_arguments)]
+fn carry_out(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    grant: Grant,
+    expires: Timestamp,
+    session: SessionRef,
+    decider: Decider<'_>,
+    now: Timestamp,
+) -> Result<(Vec<DeviceId>, Option<String>)> {
+    let mut woken = vec![r.device_id];
+    if r.kind == Kind::Application {
+        let made = crate::service::policies::FromRequest {
+            grant,
+            until: expires,
+            by: match decider {
+                Decider::Person(p, o) => Some((p, o)),
+                Decider::Rule(_) => None,
+            },
+        };
+        let (id, pushed) = crate::service::policies::from_request(tx, ctx, scope, r, made, now)?;
+        store::requests::set_policy(tx, scope, r.id, grant, &id)?;
+        woken.extend(pushed);
+        return Ok((woken, Some(id)));
+    }
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        r.device_id,
+        &Action::GrantAdmin {
+            account: r.account.clone(),
+            expires_at: expires.millis(),
+            session: Some(session),
+        },
+        DEFAULT_TTL_MS,
+        now,
+    )?;
+    Ok((woken, None))
 }
 
 /// The workstation's answer to a grant: confirmed (the session now runs there) or not carried

@@ -37,7 +37,7 @@ pub(super) fn end_in(
     if r.kind == Kind::Application {
         // A revoke takes back what the approval created, a standing rule included; the user
         // ending it early only gives up a one-off approval, never an approver's rule.
-        if to == State::Revoked || r.grant_scope.as_deref().is_none_or(|g| g == "once") {
+        if to == State::Revoked || r.grant_scope.is_none_or(|g| g == Grant::Once) {
             woken.extend(crate::service::policies::remove_for_request(
                 tx, ctx, scope, r, now,
             )?);
@@ -143,72 +143,13 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         let res = ctx
             .db
             .write(move |tx| {
-                let mut woken = vec![r.device_id];
                 let scope = system_scope(r.tenant_id);
                 if r.state == State::Pending {
-                    if store::requests::transition(
-                        tx,
-                        &scope,
-                        r.id,
-                        r.version,
-                        State::Pending,
-                        State::TimedOut,
-                        None,
-                        None,
-                        None,
-                        None,
-                        None,
-                        now,
-                    )? {
-                        tell(
-                            tx,
-                            &ctx2,
-                            &scope,
-                            &r,
-                            format!("Your {} timed out without a decision.", what(&r)),
-                            now,
-                        )?;
-                        audit_for(Event::RequestTimedOut, &r, now).append(tx)?;
-                    }
-                } else if store::requests::transition(
-                    tx,
-                    &scope,
-                    r.id,
-                    r.version,
-                    State::Approved,
-                    State::Expired,
-                    None,
-                    None,
-                    None,
-                    None,
-                    None,
-                    now,
-                )? {
-                    if r.kind == Kind::Application {
-                        // A one-off approval ends with its window; a rule stays.
-                        if r.grant_scope.as_deref() == Some("once") {
-                            woken.extend(crate::service::policies::remove_for_request(
-                                tx, &ctx2, &scope, &r, now,
-                            )?);
-                        }
-                    } else {
-                        commands::enqueue(
-                            tx,
-                            &ctx2.crypto,
-                            &scope,
-                            r.device_id,
-                            &Action::RevokeAdmin {
-                                account: r.account.clone(),
-                            },
-                            DEFAULT_TTL_MS,
-                            now,
-                        )?;
-                    }
-                    audit_for(Event::RequestExpired, &r, now)
-                        .details(json!({"account": r.account}))
-                        .append(tx)?;
+                    time_out(tx, &ctx2, &scope, &r, now)?;
+                    Ok(vec![r.device_id])
+                } else {
+                    expire(tx, &ctx2, &scope, &r, now)
                 }
-                Ok(woken)
             })
             .await;
         match res {
@@ -220,4 +161,94 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
         }
     }
     Ok(done)
+}
+
+/// A pending request nobody decided in time: timed out, and the user told.
+fn time_out(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    now: Timestamp,
+) -> Result<()> {
+    let moved = store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        State::Pending,
+        State::TimedOut,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )?;
+    if moved {
+        tell(
+            tx,
+            ctx,
+            scope,
+            r,
+            format!("Your {} timed out without a decision.", what(r)),
+            now,
+        )?;
+        audit_for(Event::RequestTimedOut, r, now).append(tx)?;
+    }
+    Ok(())
+}
+
+/// An approved session past its deadline: expired, rights revoked (the agent has done so on
+/// its own clock already), a one-off program approval's policy removed. Returns the devices
+/// to wake.
+fn expire(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
+    let mut woken = vec![r.device_id];
+    let moved = store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        State::Approved,
+        State::Expired,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+    )?;
+    if !moved {
+        return Ok(woken);
+    }
+    if r.kind == Kind::Application {
+        // A one-off approval ends with its window; a rule stays.
+        if r.grant_scope == Some(Grant::Once) {
+            woken.extend(crate::service::policies::remove_for_request(
+                tx, ctx, scope, r, now,
+            )?);
+        }
+    } else {
+        commands::enqueue(
+            tx,
+            &ctx.crypto,
+            scope,
+            r.device_id,
+            &Action::RevokeAdmin {
+                account: r.account.clone(),
+            },
+            DEFAULT_TTL_MS,
+            now,
+        )?;
+    }
+    audit_for(Event::RequestExpired, r, now)
+        .details(json!({"account": r.account}))
+        .append(tx)?;
+    Ok(woken)
 }

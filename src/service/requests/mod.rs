@@ -13,12 +13,14 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, RequestId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, SessionRef};
+use crate::model::devices::Device;
 use crate::model::policies as engine;
+use crate::model::requests::Request;
 use crate::model::requests::{self as rules, DISABLED_MESSAGE, Grant, Kind, State};
 use crate::model::tenants::Tenant;
 use crate::model::zones;
 pub use crate::store::requests::Filter;
-use crate::store::{self, WriteTx, devices::Device, requests::Request};
+use crate::store::{self, WriteTx};
 
 /// What a workstation asks for (a wire type of the agent protocol).
 pub use crate::proto::RequestAsk as Ask;

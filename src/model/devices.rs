@@ -1,0 +1,19 @@
+//! Workstations as the appliance knows them.
+
+use crate::clock::Timestamp;
+use crate::ids::{DeviceId, TenantId};
+
+/// A row of `devices` as the services see it (read by `store::devices`).
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub agent_version: String,
+    pub active: bool,
+    pub admin_members: Vec<String>,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}

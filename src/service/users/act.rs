@@ -1,0 +1,419 @@
+//! Actions on a person (promote, roles, assignments, MFA pause, disable, erase, reset, unlock, rename) and who may take them.
+
+use super::*;
+
+/// The actions on a user's page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    MakeAdmin,
+    AddRole(String),
+    RemoveRole(String),
+    /// MSP technicians: all customer tenants, or these.
+    AssignTenants {
+        all: bool,
+        tenants: Vec<TenantId>,
+    },
+    PauseMfa {
+        next_login_only: bool,
+    },
+    Disable,
+    Enable,
+    Erase,
+    ResetEnrollment,
+    Unlock,
+    EndSessions,
+    Rename(String),
+}
+
+impl Action {
+    fn needs_step_up(&self) -> bool {
+        !matches!(
+            self,
+            Action::Rename(_) | Action::EndSessions | Action::Enable
+        )
+    }
+}
+
+/// Runs one action; returns a new enrollment token for `ResetEnrollment`.
+pub async fn act(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: UserId,
+    action: Action,
+    origin: &Origin,
+) -> Result<Option<String>> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::UsersManage)?;
+    if action.needs_step_up() {
+        p.require_fresh_mfa(now)?;
+    }
+    let target = get(ctx, &scope, id).await?;
+    may_act_on(p, &target, &action)?;
+    guard(ctx, p, t, &target, &action).await?;
+    let (p2, o, tenant) = (p.clone(), origin.clone(), t.clone());
+    let customer_roles: Vec<String> = if t.kind == TenantKind::Customer {
+        let s = scope;
+        ctx.db
+            .read(move |r| store::roles::list(r, &s))
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    ctx.db
+        .write(move |tx| {
+            let audit = |e: Event| {
+                Audit::new(e, now)
+                    .tenant(tenant.id)
+                    .by(&p2, &o)
+                    .target("user", id)
+            };
+            let c = Change {
+                scope: &scope,
+                tenant: &tenant,
+                target: &target,
+                actor: &p2,
+                now,
+            };
+            apply(tx, &c, &action, &customer_roles, &audit)
+        })
+        .await
+}
+
+/// What one action is carried out on: in this tenant, on this person, by this principal.
+struct Change<'a> {
+    scope: &'a TenantScope,
+    tenant: &'a Tenant,
+    target: &'a User,
+    actor: &'a Principal,
+    now: Timestamp,
+}
+
+/// One action inside its transaction, with its audit entry; one arm per action.
+fn apply(
+    tx: &WriteTx<'_>,
+    c: &Change<'_>,
+    action: &Action,
+    customer_roles: &[String],
+    audit: &dyn Fn(Event) -> Audit,
+) -> Result<Option<String>> {
+    let (scope, id, now) = (c.scope, c.target.id, c.now);
+    let mut token = None;
+    match action {
+        Action::MakeAdmin => make_admin(tx, scope, c.tenant, c.actor, id, audit)?,
+        Action::AddRole(role) => add_role(tx, c, role, customer_roles, audit)?,
+        Action::RemoveRole(role) => {
+            if store::users::remove_role(tx, scope, id, role)? {
+                audit(Event::UserRoleRemoved)
+                    .details(json!({"role": role}))
+                    .append(tx)?;
+            }
+        }
+        Action::AssignTenants { all, tenants } => assign_tenants(tx, c, *all, tenants, audit)?,
+        Action::PauseMfa { next_login_only } => {
+            let until = if *next_login_only {
+                Timestamp(0)
+            } else {
+                now.plus_secs(24 * 3600)
+            };
+            store::users::set_mfa_pause(tx, scope, id, until, *next_login_only, now)?;
+            audit(Event::UserMfaPaused)
+                .details(json!({"mode": if *next_login_only { "next_login" } else { "24h" }, "until": until.rfc3339()}))
+                .append(tx)?;
+        }
+        Action::Disable => {
+            store::users::set_status(tx, scope, id, UserStatus::Disabled, now)?;
+            store::sessions::delete_for_user(tx, id)?;
+            store::tokens::revoke_all_for_user(tx, id, now)?;
+            audit(Event::UserDisabled).append(tx)?;
+        }
+        Action::Enable => enable(tx, c, audit)?,
+        Action::Erase => {
+            let (f, l, e) = pseudonym(&id.to_string());
+            store::users::erase(tx, scope, id, &f, &l, &e, now)?;
+            store::sessions::delete_for_user(tx, id)?;
+            store::tokens::revoke_all_for_user(tx, id, now)?;
+            store::links::revoke_open(tx, "enrollment", Some(id), now)?;
+            audit(Event::UserErased).append(tx)?;
+        }
+        Action::ResetEnrollment => {
+            store::users::reset_enrollment(tx, scope, id, now)?;
+            store::sessions::delete_for_user(tx, id)?;
+            // A token made before the reset must not come back to life after it.
+            store::tokens::revoke_all_for_user(tx, id, now)?;
+            token = Some(issue_link(tx, "enrollment", Some(id), ENROLL_LINK_MS, now)?);
+            audit(Event::UserEnrollmentReset).append(tx)?;
+        }
+        Action::Unlock => {
+            store::users::unlock(tx, scope, id, now)?;
+            audit(Event::UserUnlocked).append(tx)?;
+        }
+        Action::EndSessions => {
+            let n = store::sessions::delete_for_user(tx, id)?;
+            audit(Event::UserSessionsEnded)
+                .details(json!({"sessions": n}))
+                .append(tx)?;
+        }
+        Action::Rename(name) => {
+            let u = Username::parse(name.trim())?;
+            crate::model::logins::check_account_fits(c.tenant.kind, u.as_str())?;
+            store::users::set_username(tx, scope, id, &u, now)?;
+            audit(Event::UserUpdated)
+                .details(json!({"username": u}))
+                .append(tx)?;
+        }
+    }
+    Ok(token)
+}
+
+fn add_role(
+    tx: &WriteTx<'_>,
+    c: &Change<'_>,
+    role: &str,
+    customer_roles: &[String],
+    audit: &dyn Fn(Event) -> Audit,
+) -> Result<()> {
+    check_role(c.tenant, role, customer_roles)?;
+    if role == BuiltinRole::CoManaged.key() {
+        return Err(Error::validation(
+            "role",
+            "use Make admin to grant the co-managed role",
+        ));
+    }
+    if store::users::add_role(tx, c.scope, c.target.id, role)? {
+        audit(Event::UserRoleAdded)
+            .details(json!({"role": role}))
+            .append(tx)?;
+    }
+    Ok(())
+}
+
+fn assign_tenants(
+    tx: &WriteTx<'_>,
+    c: &Change<'_>,
+    all: bool,
+    tenants: &[TenantId],
+    audit: &dyn Fn(Event) -> Audit,
+) -> Result<()> {
+    if c.tenant.kind != TenantKind::Msp {
+        return Err(Error::validation(
+            "tenants",
+            "only MSP technicians are assigned to customer tenants",
+        ));
+    }
+    let known = store::tenants::all(&tx.reader())?;
+    for t in tenants {
+        if !known
+            .iter()
+            .any(|k| k.id == *t && k.kind == TenantKind::Customer)
+        {
+            return Err(Error::validation("tenants", "unknown customer tenant"));
+        }
+    }
+    let id = c.target.id;
+    store::users::set_all_tenants(tx, c.scope, id, all, c.now)?;
+    store::users::set_assigned_tenants(tx, c.scope, id, if all { &[] } else { tenants })?;
+    audit(Event::UserTenantsAssigned)
+        .details(json!({"all": all, "tenants": tenants}))
+        .append(tx)?;
+    Ok(())
+}
+
+/// Back to active, or to invited when the person never set a password.
+fn enable(tx: &WriteTx<'_>, c: &Change<'_>, audit: &dyn Fn(Event) -> Audit) -> Result<()> {
+    if c.target.status != UserStatus::Disabled {
+        return Err(Error::InvalidState(
+            "only a disabled account can be enabled".into(),
+        ));
+    }
+    let id = c.target.id;
+    let back = if store::users::credentials_by_id(&tx.reader(), id)?
+        .is_some_and(|c| c.password_hash.is_some())
+    {
+        UserStatus::Active
+    } else {
+        UserStatus::Invited
+    };
+    store::users::set_status(tx, c.scope, id, back, c.now)?;
+    audit(Event::UserEnabled).append(tx)?;
+    Ok(())
+}
+
+/// What nobody may do, whatever their roles: act on an erased person (but end their
+/// sessions), pause their own MFA, or disable, erase or demote themselves.
+fn may_act_on(p: &Principal, target: &User, action: &Action) -> Result<()> {
+    if target.status == UserStatus::Erased && *action != Action::EndSessions {
+        return Err(Error::InvalidState("this person has been erased".into()));
+    }
+    let own = target.id == p.user_id;
+    if own && matches!(action, Action::PauseMfa { .. }) {
+        return Err(Error::Forbidden("you cannot pause your own MFA".into()));
+    }
+    if own
+        && matches!(
+            action,
+            Action::Disable | Action::Erase | Action::RemoveRole(_)
+        )
+    {
+        return Err(Error::Forbidden(
+            "you cannot do this to your own account".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Make admin: the MSP's admin role, or in a customer tenant the co-managed role, within the
+/// tenant's seats and only while co-management is on.
+fn make_admin(
+    tx: &store::WriteTx<'_>,
+    scope: &TenantScope,
+    tenant: &Tenant,
+    by: &Principal,
+    id: UserId,
+    audit: &dyn Fn(Event) -> Audit,
+) -> Result<()> {
+    let role = match tenant.kind {
+        TenantKind::Msp => BuiltinRole::MspAdmin,
+        TenantKind::Customer => {
+            if !tenant.settings.co_management {
+                return Err(Error::InvalidState(if by.is_msp_staff() {
+                    "Co-management is off for this tenant: turn it on in the tenant settings before making anyone an admin.".into()
+                } else {
+                    "Co-management is off for this tenant; your MSP decides whether it is on."
+                        .into()
+                }));
+            }
+            BuiltinRole::CoManaged
+        }
+    };
+    let have = store::users::roles_of(&tx.reader(), id)?;
+    if have.iter().any(|r| r == role.key()) {
+        return Ok(());
+    }
+    if role == BuiltinRole::CoManaged {
+        let used = store::users::count_with_role(&tx.reader(), scope, role.key())?;
+        if used >= i64::from(tenant.settings.seats) {
+            return Err(Error::InvalidState(if by.is_msp_staff() {
+                format!(
+                    "All {} co-managed seats of this tenant are in use: raise the seat count in the tenant settings first.",
+                    tenant.settings.seats
+                )
+            } else {
+                format!(
+                    "All {} co-managed seats of this tenant are in use; ask your MSP for more seats.",
+                    tenant.settings.seats
+                )
+            }));
+        }
+    }
+    store::users::add_role(tx, scope, id, role.key())?;
+    audit(Event::UserMadeAdmin)
+        .details(json!({"role": role.key()}))
+        .append(tx)?;
+    Ok(())
+}
+
+/// What a person holds in their tenant: their roles' permissions, and whether one of them
+/// is an admin role (MSP admin, co-managed admin).
+async fn standing(ctx: &Ctx, t: &Tenant, id: UserId) -> Result<(PermissionSet, bool)> {
+    let tenant = t.id;
+    ctx.db
+        .read(move |r| {
+            let keys = store::users::roles_of(r, id)?;
+            let mut set = PermissionSet::default();
+            let mut admin = false;
+            let mut custom = Vec::new();
+            for k in keys {
+                match BuiltinRole::parse(&k) {
+                    Some(b) => {
+                        admin |= matches!(b, BuiltinRole::MspAdmin | BuiltinRole::CoManaged);
+                        set = set.union(b.permissions());
+                    }
+                    None => custom.push(k),
+                }
+            }
+            Ok((
+                set.union(store::roles::permissions_of(r, tenant, &custom)?),
+                admin,
+            ))
+        })
+        .await
+}
+
+/// Nobody raises their own standing or anyone else's above their own (DESIGN §1): roles are
+/// changed only by a tenant admin, never one's own, and never to a permission the actor does
+/// not hold; locks, MFA pauses, enrollment resets and the like only for people no more
+/// privileged than the actor. A refusal is `Forbidden` (the portal and API audit it).
+async fn guard(ctx: &Ctx, p: &Principal, t: &Tenant, target: &User, action: &Action) -> Result<()> {
+    let mine = p.permissions_in(t).unwrap_or_default();
+    let own = target.id == p.user_id;
+    match action {
+        Action::MakeAdmin
+        | Action::AddRole(_)
+        | Action::RemoveRole(_)
+        | Action::AssignTenants { .. } => {
+            if own {
+                return Err(Error::Forbidden("nobody changes their own roles".into()));
+            }
+            if !p.is_tenant_admin(t) {
+                return Err(Error::Forbidden(
+                    "changing roles needs the tenant admin role (MSP admin or co-managed admin)"
+                        .into(),
+                ));
+            }
+            if let Action::AddRole(role) = action {
+                let (wanted, _) = role_standing(ctx, t, role).await?;
+                if !wanted.is_subset(mine) {
+                    return Err(Error::Forbidden(
+                        "you cannot grant a permission you do not hold yourself".into(),
+                    ));
+                }
+            }
+            Ok(())
+        }
+        _ if own => Ok(()),
+        _ => {
+            let (theirs, admin) = standing(ctx, t, target.id).await?;
+            if !theirs.is_subset(mine) || (admin && !p.is_tenant_admin(t)) {
+                return Err(Error::Forbidden(
+                    "this person holds more rights than you: ask someone who holds at least theirs"
+                        .into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The permissions a role key grants in `t` (unknown keys grant nothing; they are refused
+/// later with a clear message).
+async fn role_standing(ctx: &Ctx, t: &Tenant, role: &str) -> Result<(PermissionSet, bool)> {
+    if let Some(b) = BuiltinRole::parse(role) {
+        return Ok((
+            b.permissions(),
+            matches!(b, BuiltinRole::MspAdmin | BuiltinRole::CoManaged),
+        ));
+    }
+    let (tenant, key) = (t.id, role.to_string());
+    let set = ctx
+        .db
+        .read(move |r| store::roles::permissions_of(r, tenant, &[key]))
+        .await?;
+    Ok((set, false))
+}
+
+/// A role that can be assigned in this tenant: its kind's built-in roles or its custom roles.
+fn check_role(t: &Tenant, role: &str, custom: &[String]) -> Result<()> {
+    match BuiltinRole::parse(role) {
+        Some(b) if b.for_msp() == (t.kind == TenantKind::Msp) => Ok(()),
+        Some(_) => Err(Error::validation(
+            "role",
+            "that role belongs to the other kind of tenant",
+        )),
+        None if custom.iter().any(|c| c == role) => Ok(()),
+        None => Err(Error::validation("role", "unknown role")),
+    }
+}
