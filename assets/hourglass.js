@@ -43,10 +43,21 @@ document.addEventListener("htmx:configRequest", function (e) {
   var v = e.detail.elt && e.detail.elt.dataset && e.detail.elt.dataset.fragmentVersion;
   if (v) e.detail.headers["X-Fragment-Version"] = v;
 });
+// A form's answer can redraw the live list too (HX-Retarget): the version goes to the list.
 document.addEventListener("htmx:afterRequest", function (e) {
-  var x = e.detail.xhr, elt = e.detail.elt;
+  var x = e.detail.xhr, elt = e.detail.target || e.detail.elt;
   var v = x && x.getResponseHeader("X-Fragment-Version");
   if (v && elt && elt.dataset) elt.dataset.fragmentVersion = v;
+});
+
+// A mutation says what it did (HX-Trigger hg-notice): shown in the page's flash area.
+document.body.addEventListener("hg-notice", function (e) {
+  var f = document.getElementById("flash");
+  if (!f || !e.detail || !e.detail.value) return;
+  var p = document.createElement("p");
+  p.className = "flash info notice";
+  p.textContent = e.detail.value;
+  f.replaceChildren(p);
 });
 
 // --- step-up -----------------------------------------------------------------------------

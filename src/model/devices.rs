@@ -17,3 +17,13 @@ pub struct Device {
     pub enrolled_at: Timestamp,
     pub last_seen_at: Timestamp,
 }
+
+#[derive(Clone, Debug)]
+pub struct EnrollmentToken {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub uses_left: i64,
+    pub expires_at: Timestamp,
+    pub revoked_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}

@@ -3,7 +3,7 @@
 
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, LoginId, TenantId, UserId};
+use crate::ids::{CommandId, DeviceId, LoginId, TenantId, UserId};
 use crate::model::tenants::{LoginMode, TenantKind};
 
 /// Default and bounds of a login session, minutes.
@@ -179,6 +179,21 @@ pub struct Login {
     pub ended_by: Option<String>,
     /// Why the workstation refused the login (state `failed`).
     pub failure: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Credential {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub device_id: DeviceId,
+    pub account: String,
+    pub login_id: Option<LoginId>,
+    pub command_id: Option<CommandId>,
+    pub reason: String,
+    pub state: String,
+    pub password_sealed: Option<Vec<u8>>,
+    pub created_at: Timestamp,
+    pub activated_at: Option<Timestamp>,
 }
 
 #[cfg(test)]

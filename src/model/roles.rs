@@ -1,7 +1,7 @@
 //! Built-in roles (fixed) and what each may do (DESIGN §1). Custom roles are permission sets
 //! stored per tenant.
 
-use crate::authz::{Permission, PermissionSet};
+use crate::model::permissions::{Permission, PermissionSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BuiltinRole {
@@ -101,6 +101,13 @@ impl RoleRef {
             RoleRef::Custom(id) => id.clone(),
         }
     }
+}
+
+#[derive(Clone, Debug)]
+pub struct CustomRole {
+    pub id: String,
+    pub name: String,
+    pub permissions: PermissionSet,
 }
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::clock::Timestamp;
 use crate::error::{Error, Result};
+use crate::ids::TenantId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -219,6 +221,18 @@ pub fn payload(f: Format, n: &Notice) -> Value {
 /// under a new timestamp.
 pub fn signed_content(timestamp: i64, body: &str) -> String {
     format!("{timestamp}.{body}")
+}
+
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub format: String,
+    pub host: String,
+    pub url_sealed: Vec<u8>,
+    pub secret_sealed: Vec<u8>,
+    pub created_at: Timestamp,
 }
 
 #[cfg(test)]

@@ -11,9 +11,10 @@ use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::model::audit::{ActorKind, Event};
 use crate::model::devices::Device;
+use crate::model::devices::EnrollmentToken;
 use crate::model::tenants::Tenant;
 use crate::proto::{EnrollRequest, EnrollResponse};
-use crate::store::{self, devices::EnrollmentToken};
+use crate::store::{self};
 
 pub const TOKEN_MAX_HOURS: u32 = 24;
 /// A device counts as online when it polled within this window (the poll is held ≤ 25 s).

@@ -7,8 +7,9 @@ use super::audit::{Audit, Origin};
 use crate::authz::{Permission, PermissionSet, Principal};
 use crate::error::{Error, Result};
 use crate::model::audit::Event;
+use crate::model::roles::CustomRole;
 use crate::model::tenants::{Tenant, parse_name};
-use crate::store::{self, roles::CustomRole};
+use crate::store::{self};
 
 pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<CustomRole>> {
     let scope = p.scope(t, Permission::UsersView)?;

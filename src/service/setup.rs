@@ -137,7 +137,7 @@ async fn enrollment_session(
     ctx: &Ctx,
     session_token: &str,
     link: &store::links::Link,
-) -> Result<(store::sessions::Session, Zeroizing<Vec<u8>>)> {
+) -> Result<(crate::model::sessions::Session, Zeroizing<Vec<u8>>)> {
     let now = ctx.clock.now();
     let s = auth::session(ctx, session_token, now)
         .await?

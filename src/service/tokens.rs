@@ -11,7 +11,8 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::audit::Event;
 use crate::model::tenants::parse_name;
-use crate::store::{self, WriteTx, tokens::ApiToken};
+use crate::model::tokens::ApiToken;
+use crate::store::{self, WriteTx};
 
 const PREFIX: &str = "hgt_";
 /// A token that may do sensitive actions lives at most this long (SESS-05).

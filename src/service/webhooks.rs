@@ -16,8 +16,9 @@ use crate::error::{Error, Result};
 use crate::model::audit::Event;
 use crate::model::requests::Request;
 use crate::model::tenants::Tenant;
+use crate::model::webhooks::Webhook;
 use crate::model::webhooks::{self as hooks, Format, Notice};
-use crate::store::{self, WriteTx, webhooks::Delivery, webhooks::Webhook};
+use crate::store::{self, WriteTx, webhooks::Delivery};
 
 /// How long a claimed delivery is reserved for its sender.
 const LEASE_MS: i64 = 60_000;

@@ -6,18 +6,9 @@ use super::{Reader, WriteTx};
 use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, TenantId};
+use crate::ids::DeviceId;
 use crate::model::devices::Device;
-
-#[derive(Clone, Debug)]
-pub struct EnrollmentToken {
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub uses_left: i64,
-    pub expires_at: Timestamp,
-    pub revoked_at: Option<Timestamp>,
-    pub created_at: Timestamp,
-}
+use crate::model::devices::EnrollmentToken;
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
     Ok(EnrollmentToken {

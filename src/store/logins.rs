@@ -7,6 +7,7 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, LoginId, TenantId, UserId};
+use crate::model::logins::Credential;
 use crate::model::logins::Login;
 use crate::model::logins::{HISTORY, State};
 
@@ -194,21 +195,6 @@ pub fn has_logged_in(r: &Reader<'_>, device: DeviceId, user: UserId) -> Result<b
 }
 
 // --- escrowed passwords ------------------------------------------------------------------
-
-#[derive(Clone, Debug)]
-pub struct Credential {
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub device_id: DeviceId,
-    pub account: String,
-    pub login_id: Option<LoginId>,
-    pub command_id: Option<CommandId>,
-    pub reason: String,
-    pub state: String,
-    pub password_sealed: Option<Vec<u8>>,
-    pub created_at: Timestamp,
-    pub activated_at: Option<Timestamp>,
-}
 
 const CRED_COLUMNS: &str = "id, tenant_id, device_id, account, login_id, command_id, reason, state,
     password_sealed, created_at, activated_at";

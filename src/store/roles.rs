@@ -6,13 +6,7 @@ use super::{Reader, WriteTx};
 use crate::authz::{Permission, PermissionSet, TenantScope};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-
-#[derive(Clone, Debug)]
-pub struct CustomRole {
-    pub id: String,
-    pub name: String,
-    pub permissions: PermissionSet,
-}
+use crate::model::roles::CustomRole;
 
 fn perms(s: &str) -> PermissionSet {
     s.split(',').filter_map(Permission::parse).collect()

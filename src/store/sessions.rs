@@ -6,23 +6,7 @@ use super::{Reader, WriteTx};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::UserId;
-
-#[derive(Clone, Debug)]
-pub struct Session {
-    pub id_hash: Vec<u8>,
-    pub user_id: Option<UserId>,
-    pub stage: String,
-    pub pending_totp: Option<Vec<u8>>,
-    pub link_id: Option<String>,
-    pub created_at: Timestamp,
-    pub last_seen_at: Timestamp,
-    pub expires_at: Timestamp,
-    pub mfa_at: Timestamp,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    /// What the CSRF token is derived from; kept across a step-up's id renewal.
-    pub csrf_seed: Option<Vec<u8>>,
-}
+use crate::model::sessions::Session;
 
 const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent, csrf_seed";
 

@@ -5,28 +5,8 @@ use rusqlite::{OptionalExtension, named_params};
 use super::{Reader, WriteTx};
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{TenantId, UserId};
-
-#[derive(Clone, Debug)]
-pub struct ApiToken {
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub user_id: UserId,
-    pub name: String,
-    pub created_at: Timestamp,
-    pub last_used_at: Option<Timestamp>,
-    pub revoked_at: Option<Timestamp>,
-    /// May do sensitive actions (SESS-05); such a token always has an expiry.
-    pub sensitive: bool,
-    pub expires_at: Option<Timestamp>,
-}
-
-impl ApiToken {
-    /// Not revoked and not past its expiry.
-    pub fn usable(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
-    }
-}
+use crate::ids::UserId;
+use crate::model::tokens::ApiToken;
 
 const COLUMNS: &str =
     "id, tenant_id, user_id, name, created_at, last_used_at, revoked_at, sensitive, expires_at";

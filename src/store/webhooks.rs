@@ -7,18 +7,7 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
-
-#[derive(Clone, Debug)]
-pub struct Webhook {
-    pub id: String,
-    pub tenant_id: TenantId,
-    pub name: String,
-    pub format: String,
-    pub host: String,
-    pub url_sealed: Vec<u8>,
-    pub secret_sealed: Vec<u8>,
-    pub created_at: Timestamp,
-}
+use crate::model::webhooks::Webhook;
 
 const HOOK_COLUMNS: &str =
     "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at";

@@ -20,11 +20,7 @@ pub async fn account_page(
 ) -> Result<HttpResponse, WebError> {
     let tokens = service::tokens::list(&state.ctx, &cu.principal).await?;
     let uid = cu.principal.user_id;
-    let sessions = state
-        .ctx
-        .db
-        .read(move |r| crate::store::sessions::list_for_user(r, uid))
-        .await?;
+    let sessions = service::auth::sessions_of(&state.ctx, uid).await?;
     let (now, zone) = (state.ctx.clock.now(), cu.zone(None));
     let content = html! {
         main {
@@ -81,7 +77,7 @@ const EXPIRY_CHOICES: &[(&str, &str)] = &[
 /// The person's API tokens; `oob` redraws the list in place after a new one.
 fn tokens_table(
     cu: &CurrentUser,
-    tokens: &[crate::store::tokens::ApiToken],
+    tokens: &[crate::model::tokens::ApiToken],
     now: crate::clock::Timestamp,
     zone: &str,
     oob: bool,

@@ -87,12 +87,7 @@ pub async fn login_page(
     {
         return Ok(redirect(&req, "/", None));
     }
-    let needs_setup = state
-        .ctx
-        .db
-        .read(crate::store::tenants::msp)
-        .await?
-        .is_none();
+    let needs_setup = service::auth::needs_setup(&state.ctx).await?;
     if needs_setup {
         return Ok(ok_page(
             "Setup pending",
@@ -322,12 +317,8 @@ async fn enroll_get(
         Err(e) => return Err(e.into()),
     };
     let account = match link.user_id {
-        Some(uid) => state
-            .ctx
-            .db
-            .read(move |r| crate::store::users::credentials_by_id(r, uid))
+        Some(uid) => service::auth::email_of(&state.ctx, uid)
             .await?
-            .map(|c| c.user.email)
             .unwrap_or_default(),
         None => "MSP admin".to_string(),
     };

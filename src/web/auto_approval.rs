@@ -70,7 +70,7 @@ pub async fn rules_page(
             } }
             div #rules-result {}
             @if can {
-                form.stack.card #new-rule method="post" action=(action) hx-post=(action) hx-target="#rules-result" {
+                form.stack.card #new-rule method="post" action=(action) hx-post=(action) hx-target="#rules-result" data-reset-on-success {
                     h2 { "New rule" }
                     div #new-rule-error {}
                     (ui::csrf_input(&cu.csrf))
@@ -137,8 +137,19 @@ pub async fn create(
         from: f.from,
         to: f.to,
     };
+    let name = n.name.trim().to_string();
     match service::requests::create_rule(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
         // The list, now with the new rule, and an empty form.
+        Ok(_) if super::headers::is_htmx() => {
+            let page = rules_page(state, cu, web::Path::from(slug.into_inner())).await?;
+            let notice = format!("Rule \u{201c}{name}\u{201d} added.");
+            Ok(super::home::section(
+                page,
+                "rules-table",
+                "hg-rules-changed",
+                &notice,
+            ))
+        }
         Ok(_) => Ok(super::auth::redirect(
             &req,
             &format!("/t/{}/auto-approval", t.slug),
@@ -168,6 +179,15 @@ pub async fn delete(
         )));
     }
     service::requests::delete_rule(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
+    if super::headers::is_htmx() {
+        let page = rules_page(state, cu, web::Path::from(slug)).await?;
+        return Ok(super::home::section(
+            page,
+            "rules-table",
+            "hg-rules-changed",
+            "Rule deleted.",
+        ));
+    }
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/auto-approval", t.slug),

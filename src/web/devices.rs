@@ -92,7 +92,7 @@ pub async fn devices_page(
 fn open_tokens(
     cu: &CurrentUser,
     t: &Tenant,
-    tokens: &[crate::store::devices::EnrollmentToken],
+    tokens: &[crate::model::devices::EnrollmentToken],
     now: crate::clock::Timestamp,
     zone: &str,
     oob: bool,

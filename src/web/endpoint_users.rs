@@ -47,7 +47,7 @@ pub async fn page(
                         td {
                             @if can {
                                 @let url = format!("/t/{}/endpoint-users/{}/link", t.slug, e.id);
-                                form.inline method="post" action=(url) {
+                                form.inline method="post" action=(url) hx-post=(url) {
                                     (ui::csrf_input(&cu.csrf))
                                     select name="user_id" aria-label="Linked user" {
                                         option value="" { "not linked" }
@@ -104,6 +104,20 @@ pub async fn link(
     )
     .await;
     r?;
+    if super::headers::is_htmx() {
+        let page = page(state, cu, web::Path::from(slug)).await?;
+        let notice = if form.user_id.as_deref().is_some_and(|u| !u.is_empty()) {
+            "Endpoint user linked."
+        } else {
+            "Endpoint user unlinked."
+        };
+        return Ok(super::home::section(
+            page,
+            "endpoint-users",
+            "hg-endpoint-users-changed",
+            notice,
+        ));
+    }
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/endpoint-users", t.slug),

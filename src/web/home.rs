@@ -57,3 +57,74 @@ pub fn invalid(slot: &str, msg: &str) -> HttpResponse {
         .content_type("text/html; charset=utf-8")
         .body(super::ui::form_error(Some(msg)).into_string())
 }
+
+/// A portal mutation's answer to htmx: the changed fragment swapped into `#slot`, its
+/// version (so the next poll of a live list draws nothing), and events for the page
+/// (`HX-Trigger`): `hg-notice` shows `notice` in the flash area, `changed` lets other parts
+/// of the page that show the same things fetch themselves again.
+pub fn updated(
+    slot: &str,
+    version: Option<String>,
+    m: Markup,
+    changed: &str,
+    notice: &str,
+) -> HttpResponse {
+    let mut r = HttpResponse::Ok();
+    r.insert_header(("HX-Retarget", format!("#{slot}")))
+        .insert_header(("HX-Reswap", "innerHTML"))
+        .insert_header(("HX-Trigger", trigger(changed, notice)))
+        .content_type("text/html; charset=utf-8");
+    if let Some(v) = version {
+        r.insert_header(("X-Fragment-Version", v));
+    }
+    r.body(m.into_string())
+}
+
+/// A mutation's answer to htmx when its change shows in one section of a page: the page as
+/// it now is, of which htmx swaps in only `#slot` (`HX-Reselect`), with the notice and the
+/// `changed` event as in `updated`. The rest of the page (a half-filled form, the scroll
+/// position) stays as it was.
+pub fn section(mut page: HttpResponse, slot: &str, changed: &str, notice: &str) -> HttpResponse {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    let target = format!("#{slot}");
+    for (name, value) in [
+        ("hx-retarget", target.clone()),
+        ("hx-reselect", target),
+        ("hx-reswap", "outerHTML".to_string()),
+        ("hx-trigger", trigger(changed, notice)),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            page.headers_mut().insert(HeaderName::from_static(name), v);
+        }
+    }
+    page
+}
+
+/// The `HX-Trigger` JSON, ASCII only (a header value): other characters as `\uXXXX`.
+fn trigger(changed: &str, notice: &str) -> String {
+    let json = serde_json::json!({ "hg-notice": notice, changed: true }).to_string();
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() && !c.is_ascii_control() {
+            out.push(c);
+        } else {
+            let mut buf = [0u16; 2];
+            for u in c.encode_utf16(&mut buf) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_trigger_header_is_ascii_json_that_reads_back_the_same() {
+        let t = super::trigger("hg-requests-changed", "Approved: 60 min for jörg on WS–1 ✓");
+        assert!(t.is_ascii(), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+        assert_eq!(v["hg-notice"], "Approved: 60 min for jörg on WS–1 ✓");
+        assert_eq!(v["hg-requests-changed"], true);
+    }
+}

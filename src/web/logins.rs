@@ -15,10 +15,10 @@ use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::{DeviceId, LoginId};
+use crate::model::logins::Credential;
 use crate::model::logins::Login;
 use crate::model::tenants::Tenant;
 use crate::service;
-use crate::store::logins::Credential;
 
 fn left(l: &Login, now: Timestamp) -> i64 {
     ((l.expires_at.millis() - now.millis()) / 1000).max(0)

@@ -15,11 +15,11 @@ use crate::clock::Timestamp;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::ids::RequestId;
+use crate::model::requests::Request;
 use crate::model::requests::{Grant, Kind, State};
 use crate::model::tenants::Tenant;
 use crate::service;
 use crate::service::requests::Filter;
-use crate::model::requests::Request;
 
 pub const QUEUE_ID: &str = "request-queue";
 
@@ -42,10 +42,10 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
     let base = format!("/t/{}/requests/{}", t.slug, r.id);
     html! {
         tr.request data-request=(r.id) {
-            @if show_tenant { td data-label="Tenant" { a href=(format!("/t/{}/requests", t.slug)) { (t.name) } } }
-            td data-label="Requester" { code { (r.account) } }
-            td data-label="Workstation" { (r.hostname) }
-            td data-label="Asked" {
+            @if show_tenant { td data-label="Tenant" hx-disable { a href=(format!("/t/{}/requests", t.slug)) { (t.name) } } }
+            td data-label="Requester" hx-disable { code { (r.account) } }
+            td data-label="Workstation" hx-disable { (r.hostname) }
+            td data-label="Asked" hx-disable {
                 (r.minutes_requested) " min, " (super::fmt::when(r.created_at, now, v.zone))
                 @if r.kind == Kind::Extension {
                     br; span.warn.extension-of { "Extension of the running session"
@@ -53,11 +53,12 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                 }
                 @if let Some(a) = &r.app { br; (app_cell(a)) }
             }
-            td data-label="Justification" { (r.justification) }
-            td data-label="Ticket" { (r.ticket.clone().unwrap_or_default()) }
+            td data-label="Justification" hx-disable { (r.justification) }
+            td data-label="Ticket" hx-disable { (r.ticket.clone().unwrap_or_default()) }
             td {
                 @if can {
-                    form.inline.approve method="post" action=(format!("{base}/approve")) {
+                    @let approve = format!("{base}/approve");
+                    form.inline.approve method="post" action=(approve) hx-post=(approve) hx-target=(format!("#{QUEUE_ID}")) {
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
                         label.sr-only for=(format!("minutes-{}", r.id)) { "Minutes" }
                         input id=(format!("minutes-{}", r.id)) hx-preserve type="number" name="duration_minutes" value=(r.minutes_requested.min(t.settings.jit_max_minutes)) min="5" max=(t.settings.jit_max_minutes) aria-label="Minutes" title="Minutes to grant";
@@ -68,7 +69,8 @@ fn pending_row(t: &Tenant, r: &Request, parent: Option<&Request>, v: &View<'_>) 
                         }
                         button type="submit" { "Approve" }
                     }
-                    form.inline.deny method="post" action=(format!("{base}/deny")) {
+                    @let deny = format!("{base}/deny");
+                    form.inline.deny method="post" action=(deny) hx-post=(deny) hx-target=(format!("#{QUEUE_ID}")) {
                         (ui::csrf_input(csrf)) input type="hidden" name="back" value=(back);
                         input id=(format!("reason-{}", r.id)) hx-preserve type="text" name="reason" placeholder="Reason" required aria-label="Reason for denying";
                         button.secondary type="submit" { "Deny" }
@@ -102,7 +104,8 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
         @else {
             div.table-wrap tabindex="0" { table.queue {
                 thead { tr { th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th { span.sr-only { "Decision" } } } }
-                tbody hx-disable {
+                // Cells with what workstations sent are hx-disable'd; the decision forms are htmx.
+                tbody {
                     @for r in pending {
                         @let parent = r.parent_id.and_then(|p| rs.iter().find(|x| x.id == p));
                         (pending_row(t, r, parent, v))
@@ -133,7 +136,7 @@ fn queue(t: &Tenant, rs: &[Request], v: &View<'_>) -> Markup {
                 td hx-disable { (r.ticket.clone().unwrap_or_default()) }
                 td { @if v.can {
                     @let url = format!("/t/{}/requests/{}/revoke", t.slug, r.id);
-                    form.inline method="post" action=(url) hx-post=(url) hx-confirm="Revoke this session? The user loses administrator rights and is logged off." {
+                    form.inline method="post" action=(url) hx-post=(url) hx-target=(format!("#{QUEUE_ID}")) hx-confirm="Revoke this session? The user loses administrator rights and is logged off." {
                         (ui::csrf_input(v.csrf)) input type="hidden" name="confirm" value="yes";
                         button.danger type="submit" { "Revoke" } }
                 } }
@@ -257,6 +260,36 @@ pub async fn requests_page(
                 (queue(&t, &open, &v))
             }
             h2 { "History" }
+            (history_section(&t, &q, &shown, &names, &v))
+        }
+    };
+    Ok(html_response(nav::page(
+        &cu,
+        Some(&t),
+        "/requests",
+        "Requests",
+        content,
+    )))
+}
+
+/// The history: the filter and the table. After a decision in the queue (`hg-requests-changed`)
+/// it fetches the page again and swaps in only itself.
+fn history_section(
+    t: &Tenant,
+    q: &HistoryQuery,
+    shown: &[&Request],
+    names: &std::collections::HashMap<String, String>,
+    v: &View<'_>,
+) -> Markup {
+    let here = format!(
+        "/t/{}/requests?state={}&who={}",
+        t.slug,
+        enc(q.state.as_deref().unwrap_or("")),
+        enc(q.who.as_deref().unwrap_or(""))
+    );
+    let zone = v.zone;
+    html! {
+        div #request-history hx-get=(here) hx-trigger="hg-requests-changed from:body" hx-select="#request-history" hx-swap="outerHTML" {
             form.inline.filters method="get" action=(format!("/t/{}/requests", t.slug)) {
                 label { "State " select name="state" {
                     option value="" { "any" }
@@ -267,23 +300,20 @@ pub async fn requests_page(
             }
             div.table-wrap tabindex="0" { table.history { thead { tr { th { "When" } th { "User" } th { "Workstation" } th { "Kind" } th { "Minutes" } th { "State" } th { "Decided by" } th { "Reason" } th { "Ticket" } } }
                 tbody hx-disable {
-                    @if shown.is_empty() { tr { td.empty colspan="9" { @if f_is_set(&q) { "Nothing matches these filters." } @else { "No finished requests yet: decided, ended and expired ones appear here." } } } }
-                    @for r in &shown { tr {
-                    td { (super::fmt::when(r.created_at, v.now, &zone)) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind.label()) }
+                    @if shown.is_empty() { tr { td.empty colspan="9" { @if f_is_set(q) { "Nothing matches these filters." } @else { "No finished requests yet: decided, ended and expired ones appear here." } } } }
+                    @for r in shown { tr {
+                    td { (super::fmt::when(r.created_at, v.now, zone)) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind.label()) }
                     td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.label()) @if let Some(f) = &r.failure { br; span.bad { (f) } } }
                     td { @if let Some(rule) = &r.decided_by_rule { "rule " (names.get(rule).cloned().unwrap_or_else(|| "(deleted)".into())) }
                          @else if let Some(p) = &r.decided_by { (names.get(p).cloned().unwrap_or_else(|| "a person".into())) } }
                     td { (r.reason.clone().unwrap_or_default()) } td { (r.ticket.clone().unwrap_or_default()) }
                 } } } } }
         }
-    };
-    Ok(html_response(nav::page(
-        &cu,
-        Some(&t),
-        "/requests",
-        "Requests",
-        content,
-    )))
+    }
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Without a filter the history shows finished requests; with one, everything that matches.
@@ -345,7 +375,7 @@ fn across_queue(cu: &CurrentUser, rows: &[(Tenant, Request)], now: Timestamp) ->
         @else {
             div.table-wrap tabindex="0" { table.queue {
                 thead { tr { th { "Tenant" } th { "Requester" } th { "Workstation" } th { "Asked" } th { "Justification" } th { "Ticket" } th {} } }
-                tbody hx-disable {
+                tbody {
                     @for (t, r) in rows {
                         @let v = View { can: can_approve(cu, t), csrf: &cu.csrf, now, zone: &zone, across: true };
                         (pending_row(t, r, None, &v))
@@ -481,10 +511,64 @@ pub async fn decide(
         }
         _ => return Err(WebError(Error::NotFound)),
     };
-    r?;
-    let to = match form.back.as_deref() {
-        Some("all") => "/requests".to_string(),
-        _ => format!("/t/{}/requests", t.slug),
+    let r = r?;
+    let across = form.back.as_deref() == Some("all");
+    if req.headers().contains_key("hx-request") {
+        return decided(&state, &cu, &t, &r, &verb, across).await;
+    }
+    let to = if across {
+        "/requests".to_string()
+    } else {
+        format!("/t/{}/requests", t.slug)
     };
     Ok(super::auth::redirect(&req, &to, None))
+}
+
+/// After a decision from the queue (htmx): the queue as it is now, and a notice saying what
+/// happened; the history fetches itself again (`hg-requests-changed`).
+async fn decided(
+    state: &AppState,
+    cu: &CurrentUser,
+    t: &Tenant,
+    r: &Request,
+    verb: &str,
+    across: bool,
+) -> Result<HttpResponse, WebError> {
+    let ctx = &state.ctx;
+    let now = ctx.clock.now();
+    let notice = match verb {
+        "approve" => format!(
+            "Approved: {} minutes for {} on {}.",
+            r.minutes_approved.unwrap_or(r.minutes_requested),
+            r.account,
+            r.hostname
+        ),
+        "deny" => format!("Denied: {} on {}.", r.account, r.hostname),
+        _ => format!(
+            "Revoked: {} on {} loses administrator rights now.",
+            r.account, r.hostname
+        ),
+    };
+    let (version, m) = if across {
+        let rows = service::requests::pending_across(ctx, &cu.principal, &cu.tenants).await?;
+        (across_version(&rows, now), across_queue(cu, &rows, now))
+    } else {
+        let rs = service::requests::list(ctx, &cu.principal, t, Filter::default()).await?;
+        let zone = cu.zone(Some(t));
+        let v = View {
+            can: can_approve(cu, t),
+            csrf: &cu.csrf,
+            now,
+            zone: &zone,
+            across: false,
+        };
+        (queue_version(&rs, now), queue(t, &rs, &v))
+    };
+    Ok(super::home::updated(
+        QUEUE_ID,
+        Some(version),
+        m,
+        "hg-requests-changed",
+        &notice,
+    ))
 }

@@ -30,14 +30,14 @@ pub async fn roles_page(
     let content = html! {
         main {
             h1 { "Roles" }
-            div.table-wrap tabindex="0" { table {
+            div.table-wrap tabindex="0" { table #roles-table {
                 thead { tr { th { "Role" } th { "Kind" } th { "Permissions" } th {} } }
-                tbody hx-disable {
+                tbody {
                     @for b in BuiltinRole::ALL.iter().filter(|b| b.for_msp() == (t.kind == TenantKind::Msp) || **b == BuiltinRole::MspAdmin && t.kind == TenantKind::Msp) {
                         tr { td { (b.label()) } td { "built-in" } td { @for p in b.permissions().iter() { code { (p.code()) } " " } } td {} }
                     }
                     @for c in &customs {
-                        tr { td { (c.name) } td { "custom" } td { @for p in c.permissions.iter() { code { (p.code()) } " " } }
+                        tr { td hx-disable { (c.name) } td { "custom" } td { @for p in c.permissions.iter() { code { (p.code()) } " " } }
                             td { @if can {
                                 form.inline method="post" action=(format!("{action}/{}/delete", c.id)) hx-post=(format!("{action}/{}/delete", c.id)) hx-target="#roles-result" hx-confirm="Delete this role? People holding it lose its permissions." {
                                     (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button.secondary type="submit" { "Delete" } }
@@ -47,7 +47,7 @@ pub async fn roles_page(
             } }
             div #roles-result {}
             @if can {
-                form.stack.card #new-role method="post" action=(action) hx-post=(action) hx-target="#roles-result" {
+                form.stack.card #new-role method="post" action=(action) hx-post=(action) hx-target="#roles-result" data-reset-on-success {
                     h2 { "New custom role" }
                     div #new-role-error {}
                     (ui::csrf_input(&cu.csrf))
@@ -86,6 +86,16 @@ pub async fn create(
     }
     match service::roles::create(&state.ctx, &cu.principal, &t, &name, &perms, &cu.origin).await {
         // The list, now with the new role, and an empty form.
+        Ok(_) if super::headers::is_htmx() => {
+            let page = roles_page(state, cu, web::Path::from(t.slug.to_string())).await?;
+            let notice = format!("Role \u{201c}{}\u{201d} created.", name.trim());
+            Ok(super::home::section(
+                page,
+                "roles-table",
+                "hg-roles-changed",
+                &notice,
+            ))
+        }
         Ok(_) => Ok(super::auth::redirect(
             &req,
             &format!("/t/{}/roles", t.slug),
@@ -115,6 +125,15 @@ pub async fn delete(
         )));
     }
     service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
+    if super::headers::is_htmx() {
+        let page = roles_page(state, cu, web::Path::from(slug)).await?;
+        return Ok(super::home::section(
+            page,
+            "roles-table",
+            "hg-roles-changed",
+            "Role deleted.",
+        ));
+    }
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/roles", t.slug),

@@ -108,13 +108,7 @@ impl FromRequest for CurrentUser {
             let uid = s.user_id.ok_or(WebError(Error::Unauthenticated))?;
             let mfa_at = s.mfa_at;
             let csrf = service::auth::csrf_token(ctx, &s);
-            let (principal, user) = ctx
-                .db
-                .read(move |r| {
-                    let p = service::auth::principal(r, uid, Some(mfa_at), None)?;
-                    let u = crate::store::users::credentials_by_id(r, uid)?.map(|c| c.user);
-                    Ok(p.zip(u))
-                })
+            let (principal, user) = service::auth::signed_in(ctx, uid, mfa_at)
                 .await?
                 .ok_or(WebError(Error::Unauthenticated))?;
             let tenants = service::tenants::visible(ctx, &principal).await?;

@@ -248,7 +248,7 @@ pub async fn detail_page(
     )))
 }
 
-fn role_label(key: &str, customs: &[crate::store::roles::CustomRole]) -> String {
+fn role_label(key: &str, customs: &[crate::model::roles::CustomRole]) -> String {
     BuiltinRole::parse(key)
         .map(|b| b.label().to_string())
         .or_else(|| customs.iter().find(|c| c.id == key).map(|c| c.name.clone()))

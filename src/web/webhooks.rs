@@ -94,7 +94,7 @@ pub async fn webhooks_page(
 fn webhooks_table(
     cu: &CurrentUser,
     t: &crate::model::tenants::Tenant,
-    hooks: &[crate::store::webhooks::Webhook],
+    hooks: &[crate::model::webhooks::Webhook],
     can: bool,
     now: crate::clock::Timestamp,
     zone: &str,
@@ -189,6 +189,15 @@ pub async fn delete(
         )));
     }
     service::webhooks::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
+    if super::headers::is_htmx() {
+        let page = webhooks_page(state, cu, web::Path::from(slug)).await?;
+        return Ok(super::home::section(
+            page,
+            "webhooks-list",
+            "hg-webhooks-changed",
+            "Webhook deleted.",
+        ));
+    }
     Ok(super::auth::redirect(
         &req,
         &format!("/t/{}/webhooks", t.slug),

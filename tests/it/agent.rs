@@ -891,13 +891,12 @@ async fn shutdown_answers_a_held_long_poll() {
             .unwrap();
         r.status().as_u16()
     });
-    // Wait until the server is holding it (the heartbeat is its first step).
+    // Wait until the server is holding it (a positive signal: the long-poll is registered).
     let device = DeviceId::parse(d["device_id"].as_str().unwrap()).unwrap();
-    wait_until(10, "s.ctx().beats.last_seen(device).is_some()", || {
-        s.ctx().beats.last_seen(device).is_some()
+    wait_until(10, "s.ctx().wake.is_connected(device)", || {
+        s.ctx().wake.is_connected(device)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!poll.is_finished(), "the poll is held");
     let started = std::time::Instant::now();
     s.stop().await;

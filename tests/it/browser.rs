@@ -414,15 +414,27 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         row.contains("erin") && row.contains("W11-BROWSER") && row.contains("install the scanner"),
         "{row}"
     );
+    // The decision answers with the queue and a notice, not a new page: a mark left in
+    // the page survives it.
+    c.execute("window.samePage = 'yes'; return true;", vec![])
+        .await
+        .unwrap();
     c.find(Locator::Css("tr.request form.approve button"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    let notice = wait_for(c, "#flash .notice").await.text().await.unwrap();
+    assert_eq!(notice, "Approved: 30 minutes for erin on W11-BROWSER.");
     // No agent confirms it here: the session shows as waiting, never with a countdown.
     let active = wait_for(c, "tr.session").await.text().await.unwrap();
     assert!(active.contains("waiting for the workstation"), "{active}");
+    let same = c
+        .execute("return window.samePage || 'reloaded';", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, "yes", "approving reloaded the page");
 
     // A second request: the badge counts it; a deny reason typed into the queue survives
     // the queue's refreshes, and the denial reaches the history with it.
@@ -507,6 +519,12 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(denied.contains("not on a Friday"), "{denied}");
+    // The history came in by itself (hg-requests-changed), in the same page.
+    let same = c
+        .execute("return window.samePage || 'reloaded';", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, "yes", "denying reloaded the page");
 
     c.execute("var i = document.createElement('img'); i.src = 'https://csp-probe.invalid/x.png'; document.body.appendChild(i); return true;", vec![])
         .await

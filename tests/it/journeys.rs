@@ -66,7 +66,8 @@ async fn step_up(c: &Client, s: &TestServer, secret: &[u8]) {
         .wait()
         .at_most(Duration::from_secs(15))
         .for_element(Locator::Css(
-            "form.step-up input[name=step_up_code], #step-up-dialog[open] input[name=code], form.step-up input[name=code]",
+            // The closed dialog keeps its last form: only an open one counts.
+            "main form.step-up input[name=step_up_code], #step-up-dialog[open] input[name=code], main form.step-up input[name=code]",
         ))
         .await
         .unwrap_or_else(|e| panic!("no step-up prompt: {e:?}"));
@@ -138,7 +139,7 @@ fn request_admin(ws: &crate::agent::Workstation, user: &str, minutes: &str, why:
 }
 
 /// The newest request of `account` in tenant acme.
-async fn latest_request(s: &TestServer, account: &str) -> hourglass::store::requests::Request {
+async fn latest_request(s: &TestServer, account: &str) -> hourglass::model::requests::Request {
     let a = account.to_string();
     s.ctx()
         .db
@@ -266,10 +267,11 @@ async fn an_approvers_day_through_the_step_up_prompt() {
     minutes.clear().await.unwrap();
     minutes.send_keys("45").await.unwrap();
     click(c, &format!("tr[data-request='{bob}'] form.approve button")).await;
-    let prompt = wait_text(c, "main", "Confirm it is you").await;
+    // The queue asks for the code in a dialog over the page; the typed 45 stays.
+    let prompt = wait_text(c, "#step-up-dialog[open]", "Confirm it is you").await;
     assert!(prompt.contains("approve this request"), "{prompt}");
-    wait_for(c, "nav.side").await;
     step_up(c, &s, &secret).await;
+    wait_text(c, "#flash .notice", "Approved: 45 minutes for bob").await;
     wait_text(c, "table.sessions", "bob").await;
     assert_eq!(request_row(&s, "bob").await, ("approved".into(), Some(45)));
     assert!(
@@ -371,7 +373,7 @@ async fn fits(c: &Client) -> bool {
 }
 
 /// A phone is enough to approve: at 400 px the queue, the request and Approve fit the screen,
-/// the navigation folds behind a menu button, and the step-up page fits too. At 800 px no
+/// the navigation folds behind a menu button, and the step-up dialog fits too. At 800 px no
 /// page is wider than the window.
 #[actix_web::test]
 async fn a_phone_is_enough_to_approve() {
@@ -413,8 +415,8 @@ async fn a_phone_is_enough_to_approve() {
     assert!(inside, "Approve is on the screen");
     s.clock.advance_secs(6 * 60);
     approve.click().await.unwrap();
-    wait_text(c, "main", "Confirm it is you").await;
-    assert!(fits(c).await, "the step-up page fits 400 px");
+    wait_text(c, "#step-up-dialog[open]", "Confirm it is you").await;
+    assert!(fits(c).await, "the step-up dialog fits 400 px");
     step_up(c, &s, &secret).await;
     wait_text(c, "table.sessions", "erin").await;
 
@@ -763,4 +765,37 @@ async fn a_missing_workstation_answers_inside_the_portal_and_is_audited_once() {
         before + 2,
         "a page that is there is no refusal"
     );
+}
+
+/// A role is created on the Roles page in Chromium: the list gains it and a notice says so,
+/// in the same page (no reload), and the emptied form is ready for the next one.
+#[actix_web::test]
+async fn a_new_role_joins_the_list_without_a_reload() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    signed_in_admin(c, &s).await;
+    acme(&s).await;
+    c.goto(&s.url("/t/acme/roles")).await.unwrap();
+    wait_for(c, "#roles-table").await;
+    c.execute("window.samePage = 'yes'; return true;", vec![])
+        .await
+        .unwrap();
+    fill(c, "name", "Helpdesk").await;
+    click(c, "#new-role input[value='users.view']").await;
+    click(c, "#new-role button[type=submit]").await;
+    wait_text(
+        c,
+        "#flash .notice",
+        "Role \u{201c}Helpdesk\u{201d} created.",
+    )
+    .await;
+    wait_text(c, "#roles-table", "Helpdesk").await;
+    let same = c
+        .execute("return window.samePage || 'reloaded';", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, "yes", "creating a role reloaded the page");
+    let name = wait_for(c, "#new-role input[name=name]").await;
+    assert_eq!(name.prop("value").await.unwrap().unwrap_or_default(), "");
 }

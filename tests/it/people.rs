@@ -74,9 +74,23 @@ impl Http {
         r
     }
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
-        let r = self
-            .c
-            .post(format!("{}{path}", self.base))
+        self.post_as(path, form, false).await
+    }
+    /// A form sent by htmx (`HX-Request`), as the portal's live pages send them.
+    pub async fn htmx_post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_as(path, form, true).await
+    }
+    async fn post_as(
+        &mut self,
+        path: &str,
+        form: &[(&str, &str)],
+        htmx: bool,
+    ) -> reqwest::Response {
+        let mut b = self.c.post(format!("{}{path}", self.base));
+        if htmx {
+            b = b.header("hx-request", "true");
+        }
+        let r = b
             .header("cookie", self.cookies())
             .header("x-csrf-token", self.csrf().await)
             .header("origin", self.base.clone())

@@ -20,8 +20,11 @@ pub struct Device {
 
 impl Device {
     pub async fn enroll(s: &TestServer, token: &str) -> Device {
+        Device::enroll_as(s, token, "W11-REQ").await
+    }
+    pub async fn enroll_as(s: &TestServer, token: &str, hostname: &str) -> Device {
         let c = s.client();
-        let body = json!({"token": token, "hostname": "W11-REQ", "os": "linux", "os_version": "12", "agent_version": "0"});
+        let body = json!({"token": token, "hostname": hostname, "os": "linux", "os_version": "12", "agent_version": "0"});
         let v: Value = c
             .post(format!("{}/agent/v1/enroll", s.base))
             .json(&body)

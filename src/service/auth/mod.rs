@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::audit::{ActorKind, Event};
 use crate::model::roles::RoleRef;
+use crate::model::sessions::Session;
 use crate::model::users::{Email, User, UserStatus};
-use crate::store::sessions::Session;
 use crate::store::{self, WriteTx};
 
 mod sign_in;
@@ -207,4 +207,41 @@ pub fn principal(
         return Ok(None);
     }
     Ok(Some(p))
+}
+
+/// The signed-in person as the portal needs them: their principal (with when the session
+/// last proved the authenticator) and their own record. None when the account is gone.
+pub async fn signed_in(
+    ctx: &Ctx,
+    uid: UserId,
+    mfa_at: Timestamp,
+) -> Result<Option<(Principal, User)>> {
+    ctx.db
+        .read(move |r| {
+            let p = principal(r, uid, Some(mfa_at), None)?;
+            let u = store::users::credentials_by_id(r, uid)?.map(|c| c.user);
+            Ok(p.zip(u))
+        })
+        .await
+}
+
+/// A person's open portal sessions, newest first (My account lists them).
+pub async fn sessions_of(ctx: &Ctx, uid: UserId) -> Result<Vec<Session>> {
+    ctx.db
+        .read(move |r| store::sessions::list_for_user(r, uid))
+        .await
+}
+
+/// Whether the appliance still waits for its first-run setup (no MSP tenant yet).
+pub async fn needs_setup(ctx: &Ctx) -> Result<bool> {
+    Ok(ctx.db.read(store::tenants::msp).await?.is_none())
+}
+
+/// The email of the person an enrollment link is for (shown on the enrollment page).
+pub async fn email_of(ctx: &Ctx, uid: UserId) -> Result<Option<String>> {
+    Ok(ctx
+        .db
+        .read(move |r| store::users::credentials_by_id(r, uid))
+        .await?
+        .map(|c| c.user.email))
 }

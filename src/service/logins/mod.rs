@@ -15,10 +15,11 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, LoginId, TenantId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::Action;
+use crate::model::logins::Credential;
 use crate::model::logins::Login;
 use crate::model::logins::{self as rules, State};
 use crate::model::tenants::{LoginMode, Tenant};
-use crate::store::{self, WriteTx, logins::Credential, logins::OfflineSecret};
+use crate::store::{self, WriteTx, logins::OfflineSecret};
 
 mod end;
 mod offline;
