@@ -1,7 +1,7 @@
 //! JIT admin requests (DESIGN §3): states, input rules and auto-approval matching.
 
 use crate::clock::Timestamp;
-use crate::ids::{DeviceId, RequestId, TenantId};
+use crate::ids::{DeviceId, RequestId, TenantId, UserId};
 use crate::model::policies::App;
 use serde::{Deserialize, Serialize};
 
@@ -251,7 +251,7 @@ pub struct Request {
     pub ticket: Option<String>,
     pub state: State,
     pub version: i64,
-    pub decided_by: Option<String>,
+    pub decided_by: Option<UserId>,
     pub decided_by_rule: Option<String>,
     pub reason: Option<String>,
     pub created_at: Timestamp,

@@ -228,7 +228,7 @@ pub struct Webhook {
     pub id: String,
     pub tenant_id: TenantId,
     pub name: String,
-    pub format: String,
+    pub format: Format,
     pub host: String,
     pub url_sealed: Vec<u8>,
     pub secret_sealed: Vec<u8>,

@@ -15,6 +15,7 @@ use crate::ids::{TenantId, UserId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::passwords::{self as policy, Context};
 use crate::model::roles::BuiltinRole;
+use crate::model::sessions::Stage;
 use crate::model::tenants::{Settings, Slug, Tenant, TenantKind, parse_name};
 use crate::model::users::{Email, Username};
 use crate::store::{self, WriteTx};
@@ -114,7 +115,7 @@ pub async fn start_enrollment_session(
                 tx,
                 &ctx2,
                 None,
-                "pre_auth",
+                Stage::PreAuth,
                 Some(&s2),
                 Some(link_id),
                 &o,
@@ -141,7 +142,7 @@ async fn enrollment_session(
     let now = ctx.clock.now();
     let s = auth::session(ctx, session_token, now)
         .await?
-        .filter(|s| s.stage == "pre_auth" && s.link_id.as_deref() == Some(link.id.as_str()))
+        .filter(|s| s.stage == Stage::PreAuth && s.link_id.as_deref() == Some(link.id.as_str()))
         .ok_or_else(|| {
             Error::validation(
                 "code",
@@ -274,7 +275,7 @@ pub async fn complete_setup(
                 .target("tenant", tenant.id)
                 .details(json!({"kind": "msp", "slug": tenant.slug}))
                 .append(tx)?;
-            auth::new_session(tx, &ctx2, Some(uid), "full", None, None, &o, now)
+            auth::new_session(tx, &ctx2, Some(uid), Stage::Full, None, None, &o, now)
         })
         .await
 }
@@ -332,7 +333,7 @@ pub async fn complete_enrollment(
                 .target("user", uid)
                 .from(&o)
                 .append(tx)?;
-            auth::new_session(tx, &ctx2, Some(uid), "full", None, None, &o, now)
+            auth::new_session(tx, &ctx2, Some(uid), Stage::Full, None, None, &o, now)
         })
         .await
 }

@@ -71,7 +71,7 @@ pub async fn create(
         id,
         tenant_id: t.id,
         name,
-        format: format.as_str().into(),
+        format,
         host,
         created_at: now,
     };
@@ -83,7 +83,7 @@ pub async fn create(
                 .tenant(scope.tenant())
                 .by(&p2, &o)
                 .target("webhook", &w2.id)
-                .details(json!({"name": w2.name, "format": w2.format, "host": w2.host}))
+                .details(json!({"name": w2.name, "format": w2.format.as_str(), "host": w2.host}))
                 .append(tx)?;
             Ok(())
         })
@@ -157,7 +157,7 @@ pub fn announce(
         at: now.rfc3339(),
     };
     for w in listeners {
-        let f = Format::parse(&w.format).unwrap_or(Format::Generic);
+        let f = w.format;
         let body = hooks::payload(f, &n).to_string();
         store::webhooks::enqueue(tx, &w, &n.event, Some(&n.request_id), &body, now)?;
     }

@@ -6,7 +6,7 @@ use super::{Reader, WriteTx};
 use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, RequestId};
+use crate::ids::{DeviceId, RequestId, UserId};
 use crate::model::requests::Request;
 use crate::model::requests::{AutoRule, Grant, Kind, State};
 
@@ -206,7 +206,7 @@ pub fn transition(
     version: i64,
     from: State,
     to: State,
-    decided_by: Option<&str>,
+    decided_by: Option<UserId>,
     rule: Option<&str>,
     minutes: Option<u32>,
     reason: Option<&str>,

@@ -6,7 +6,7 @@ use super::{Reader, WriteTx};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::UserId;
-use crate::model::sessions::Session;
+use crate::model::sessions::{Session, Stage};
 
 const COLUMNS: &str = "id_hash, user_id, stage, pending_totp, link_id, created_at, last_seen_at, expires_at, mfa_at, ip, user_agent, csrf_seed";
 
@@ -14,7 +14,8 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
         id_hash: r.get("id_hash")?,
         user_id: r.get("user_id")?,
-        stage: r.get("stage")?,
+        // A stage the schema does not know reads as the least one: nothing is granted by it.
+        stage: Stage::parse(&r.get::<_, String>("stage")?).unwrap_or(Stage::PreAuth),
         pending_totp: r.get("pending_totp")?,
         link_id: r.get("link_id")?,
         created_at: r.get("created_at")?,
@@ -42,7 +43,7 @@ pub fn insert(tx: &WriteTx<'_>, s: &Session) -> Result<()> {
             "INSERT INTO web_sessions ({COLUMNS}) VALUES (:h, :u, :stage, :p, :link, :c, :seen, :exp, :mfa, :ip, :ua, :seed)"
         ))?
         .execute(named_params! {
-            ":h": s.id_hash, ":u": s.user_id, ":stage": s.stage, ":p": s.pending_totp, ":link": s.link_id,
+            ":h": s.id_hash, ":u": s.user_id, ":stage": s.stage.as_str(), ":p": s.pending_totp, ":link": s.link_id,
             ":c": s.created_at, ":seen": s.last_seen_at, ":exp": s.expires_at, ":mfa": s.mfa_at, ":ip": s.ip, ":ua": s.user_agent,
             ":seed": s.csrf_seed,
         })?;

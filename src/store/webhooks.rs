@@ -7,7 +7,7 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
-use crate::model::webhooks::Webhook;
+use crate::model::webhooks::{Format, Webhook};
 
 const HOOK_COLUMNS: &str =
     "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at";
@@ -17,7 +17,8 @@ fn hook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         id: r.get("id")?,
         tenant_id: r.get("tenant_id")?,
         name: r.get("name")?,
-        format: r.get("format")?,
+        // A format this build does not know is sent as the generic JSON.
+        format: Format::parse(&r.get::<_, String>("format")?).unwrap_or(Format::Generic),
         host: r.get("host")?,
         url_sealed: r.get("url_sealed")?,
         secret_sealed: r.get("secret_sealed")?,
@@ -31,7 +32,7 @@ pub fn insert(tx: &WriteTx<'_>, scope: &TenantScope, w: &Webhook) -> Result<()> 
             "INSERT INTO webhooks (id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at)
              VALUES (:id, :t, :n, :f, :h, :u, :s, :now)",
         )?
-        .execute(named_params! {":id": w.id, ":t": scope.tenant(), ":n": w.name, ":f": w.format,
+        .execute(named_params! {":id": w.id, ":t": scope.tenant(), ":n": w.name, ":f": w.format.as_str(),
             ":h": w.host, ":u": w.url_sealed, ":s": w.secret_sealed, ":now": w.created_at})?;
     Ok(())
 }

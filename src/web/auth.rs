@@ -11,6 +11,7 @@ use super::ui;
 use crate::crypto::totp;
 use crate::error::Error;
 use crate::http::AppState;
+use crate::model::sessions::Stage;
 use crate::service::{self, setup::Enrollment};
 
 const BAD_LOGIN: &str = "Wrong email or password.";
@@ -83,7 +84,7 @@ pub async fn login_page(
     let now = state.ctx.clock.now();
     if let Some(t) = token_of(&req)
         && let Some(s) = service::auth::session(&state.ctx, &t, now).await?
-        && s.stage == "full"
+        && s.stage == Stage::Full
     {
         return Ok(redirect(&req, "/", None));
     }
@@ -180,7 +181,7 @@ pub async fn mfa_page(
 ) -> Result<HttpResponse, WebError> {
     let token = token_of(&req).ok_or(WebError(Error::Unauthenticated))?;
     let s = service::auth::session(&state.ctx, &token, state.ctx.clock.now()).await?;
-    let Some(s) = s.filter(|s| s.stage == "mfa") else {
+    let Some(s) = s.filter(|s| s.stage == Stage::Mfa) else {
         return Ok(redirect(&req, "/login", None));
     };
     Ok(ok_page(

@@ -246,7 +246,12 @@ pub async fn requests_page(
         ctx,
         shown
             .iter()
-            .flat_map(|r| [r.decided_by.clone(), r.decided_by_rule.clone()])
+            .flat_map(|r| {
+                [
+                    r.decided_by.map(|u| u.to_string()),
+                    r.decided_by_rule.clone(),
+                ]
+            })
             .flatten()
             .collect(),
     )
@@ -305,7 +310,7 @@ fn history_section(
                     td { (super::fmt::when(r.created_at, v.now, zone)) } td { code { (r.account) } } td { (r.hostname) } td { (r.kind.label()) }
                     td { (r.minutes_approved.unwrap_or(r.minutes_requested)) } td { (r.state.label()) @if let Some(f) = &r.failure { br; span.bad { (f) } } }
                     td { @if let Some(rule) = &r.decided_by_rule { "rule " (names.get(rule).cloned().unwrap_or_else(|| "(deleted)".into())) }
-                         @else if let Some(p) = &r.decided_by { (names.get(p).cloned().unwrap_or_else(|| "a person".into())) } }
+                         @else if let Some(p) = &r.decided_by { (names.get(&p.to_string()).cloned().unwrap_or_else(|| "a person".into())) } }
                     td { (r.reason.clone().unwrap_or_default()) } td { (r.ticket.clone().unwrap_or_default()) }
                 } } } } }
         }

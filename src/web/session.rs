@@ -12,6 +12,7 @@ use super::headers::RequestId;
 use crate::authz::Principal;
 use crate::error::Error;
 use crate::http::AppState;
+use crate::model::sessions::Stage;
 use crate::model::tenants::Tenant;
 use crate::model::users::User;
 use crate::service::{self, audit::Origin};
@@ -102,7 +103,7 @@ impl FromRequest for CurrentUser {
             let s = service::auth::session(ctx, &token, now)
                 .await?
                 .ok_or(WebError(Error::Unauthenticated))?;
-            if s.stage != "full" {
+            if s.stage != Stage::Full {
                 return Err(WebError(Error::Unauthenticated));
             }
             let uid = s.user_id.ok_or(WebError(Error::Unauthenticated))?;

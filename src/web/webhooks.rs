@@ -109,7 +109,7 @@ fn webhooks_table(
                 @for h in hooks {
                     tr {
                         td { (h.name) }
-                        td { (Format::parse(&h.format).map(|f| f.label()).unwrap_or("")) }
+                        td { (h.format.label()) }
                         td { code { (h.host) } }
                         td { (super::fmt::when(h.created_at, now, zone)) }
                         td { @if can {

@@ -116,7 +116,7 @@ async fn the_sweep_forgets_dead_sessions_and_unusable_links() {
                 tx,
                 &c2,
                 None,
-                "pre_auth",
+                hourglass::model::sessions::Stage::PreAuth,
                 None,
                 None,
                 &Default::default(),

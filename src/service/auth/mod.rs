@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ids::UserId;
 use crate::model::audit::{ActorKind, Event};
 use crate::model::roles::RoleRef;
-use crate::model::sessions::Session;
+use crate::model::sessions::{Session, Stage};
 use crate::model::users::{Email, User, UserStatus};
 use crate::store::{self, WriteTx};
 
@@ -76,7 +76,7 @@ pub fn new_session(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
     user: Option<UserId>,
-    stage: &str,
+    stage: Stage,
     pending_totp: Option<&[u8]>,
     link_id: Option<String>,
     origin: &Origin,
@@ -88,7 +88,7 @@ pub fn new_session(
         Some(secret) => Some(ctx.crypto.seal(&pending_ctx(&hex::encode(&hash)), secret)?),
         None => None,
     };
-    let life = if stage == "full" {
+    let life = if stage == Stage::Full {
         ABSOLUTE_MS
     } else {
         PRE_AUTH_MS
@@ -100,13 +100,17 @@ pub fn new_session(
         &Session {
             id_hash: hash,
             user_id: user,
-            stage: stage.to_string(),
+            stage,
             pending_totp: sealed,
             link_id,
             created_at: now,
             last_seen_at: now,
             expires_at: now.plus_millis(life),
-            mfa_at: if stage == "full" { now } else { Timestamp(0) },
+            mfa_at: if stage == Stage::Full {
+                now
+            } else {
+                Timestamp(0)
+            },
             ip: origin.ip.clone(),
             user_agent: None,
             csrf_seed: Some(seed),
@@ -148,7 +152,7 @@ pub async fn session(ctx: &Ctx, token: &str, now: Timestamp) -> Result<Option<Se
         return Ok(None);
     }
     // Sliding idle window; written at most once a minute to keep reads cheap.
-    if s.stage == "full" && now.millis() - s.last_seen_at.millis() > 60_000 {
+    if s.stage == Stage::Full && now.millis() - s.last_seen_at.millis() > 60_000 {
         let h = s.id_hash.clone();
         ctx.db
             .write(move |tx| store::sessions::touch(tx, &h, now))

@@ -109,7 +109,7 @@ async fn accepted(
                 store::sessions::delete(tx, &token_hash(old))?;
             }
             if !paused {
-                let session = new_session(tx, &ctx2, Some(uid), "mfa", None, None, &o, now)?;
+                let session = new_session(tx, &ctx2, Some(uid), Stage::Mfa, None, None, &o, now)?;
                 return Ok(LoginOutcome::NeedMfa(session));
             }
             store::users::consume_mfa_pause_next(tx, uid)?;
@@ -119,7 +119,7 @@ async fn accepted(
                 .from(&o)
                 .details(json!({"mfa": "paused"}))
                 .append(tx)?;
-            let session = new_session(tx, &ctx2, Some(uid), "full", None, None, &o, now)?;
+            let session = new_session(tx, &ctx2, Some(uid), Stage::Full, None, None, &o, now)?;
             Ok(LoginOutcome::Done(session))
         })
         .await
@@ -252,7 +252,7 @@ pub async fn mfa_login(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> R
     let now = ctx.clock.now();
     let s = session(ctx, token, now)
         .await?
-        .filter(|s| s.stage == "mfa")
+        .filter(|s| s.stage == Stage::Mfa)
         .ok_or(Error::Unauthenticated)?;
     let user = s.user_id.ok_or(Error::Unauthenticated)?;
     let (ctx2, o, code) = (ctx.clone(), origin.clone(), code.to_string());
@@ -275,7 +275,7 @@ pub async fn mfa_login(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> R
                 a = a.tenant(t);
             }
             a.append(tx)?;
-            new_session(tx, &ctx2, Some(user), "full", None, None, &o, now)
+            new_session(tx, &ctx2, Some(user), Stage::Full, None, None, &o, now)
         })
         .await
 }
@@ -285,7 +285,7 @@ pub async fn step_up(ctx: &Ctx, token: &str, code: &str, origin: &Origin) -> Res
     let now = ctx.clock.now();
     let s = session(ctx, token, now)
         .await?
-        .filter(|s| s.stage == "full")
+        .filter(|s| s.stage == Stage::Full)
         .ok_or(Error::Unauthenticated)?;
     let user = s.user_id.ok_or(Error::Unauthenticated)?;
     let (ctx2, o, code) = (ctx.clone(), origin.clone(), code.to_string());
@@ -314,7 +314,7 @@ pub async fn logout(ctx: &Ctx, token: &str, origin: &Origin) -> Result<()> {
         .write(move |tx| {
             if let Some(s) = store::sessions::get(&tx.reader(), &hash)? {
                 store::sessions::delete(tx, &hash)?;
-                if let Some(u) = s.user_id.filter(|_| s.stage == "full") {
+                if let Some(u) = s.user_id.filter(|_| s.stage == Stage::Full) {
                     Audit::new(Event::Logout, now)
                         .actor(ActorKind::User, Some(u.to_string()))
                         .from(&o)

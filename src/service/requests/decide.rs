@@ -22,7 +22,7 @@ pub(super) fn approve_in(
 ) -> Result<(Request, Vec<DeviceId>)> {
     let minutes = a.minutes;
     let (by, rule) = match decider {
-        Decider::Person(p, _) => (Some(p.user_id.to_string()), None),
+        Decider::Person(p, _) => (Some(p.user_id), None),
         Decider::Rule(r) => (None, Some(r)),
     };
     let (expires, session) = deadline(tx, scope, r, minutes, now)?;
@@ -33,7 +33,7 @@ pub(super) fn approve_in(
         r.version,
         State::Pending,
         State::Approved,
-        by.as_deref(),
+        by,
         rule,
         Some(minutes),
         None,
@@ -312,7 +312,7 @@ pub async fn deny(
                 r.version,
                 State::Pending,
                 State::Denied,
-                Some(&p2.user_id.to_string()),
+                Some(p2.user_id),
                 None,
                 None,
                 Some(&reason),
