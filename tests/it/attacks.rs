@@ -6,7 +6,7 @@ use hourglass::service;
 use hourglass::service::users::Action;
 use serde_json::{Value, json};
 
-use crate::people::{Http, admin_principal, enroll, setup};
+use crate::people::{Http, enroll, setup};
 use crate::support::*;
 
 async fn count(s: &TestServer, event: &str) -> usize {
@@ -28,11 +28,7 @@ async fn count(s: &TestServer, event: &str) -> usize {
         .len()
 }
 
-async fn fresh_admin(s: &TestServer) -> hourglass::authz::Principal {
-    let mut p = admin_principal(s).await;
-    p.mfa_at = Some(s.clock.now());
-    p
-}
+use crate::fixture::fresh_admin;
 
 /// Tenant acme (co-management on, 3 seats).
 async fn acme(s: &TestServer) -> hourglass::model::tenants::Tenant {
@@ -76,35 +72,8 @@ async fn person(
     email: &str,
     roles: &[&str],
 ) -> (hourglass::ids::UserId, Http, String) {
-    let p = fresh_admin(s).await;
-    let c = service::users::create(
-        s.ctx(),
-        &p,
-        t,
-        service::users::NewUser {
-            first_name: "Pat".into(),
-            last_name: "Person".into(),
-            email: email.into(),
-            username: String::new(),
-        },
-        &Default::default(),
-    )
-    .await
-    .unwrap();
-    let (h, _) = enroll(s, &c.enrollment_token).await;
-    for r in roles {
-        let a = if *r == "co_managed" {
-            Action::MakeAdmin
-        } else {
-            Action::AddRole(r.to_string())
-        };
-        service::users::act(s.ctx(), &p, t, c.user.id, a, &Default::default())
-            .await
-            .unwrap();
-    }
-    let token =
-        service::tokens::create_for_email(s.ctx(), email, "script", sensitive_scope()).unwrap();
-    (c.user.id, h, token)
+    let p = crate::fixture::person(s, t, email, roles).await;
+    (p.id, p.http, p.token)
 }
 
 async fn api(s: &TestServer, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {

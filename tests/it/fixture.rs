@@ -133,7 +133,7 @@ async fn customer(s: &TestServer, name: &str, slug: &str, co_managed: bool) -> T
 }
 
 /// A person of `t` with `roles`, enrolled through their link and signed in.
-async fn person(s: &TestServer, t: &Tenant, email: &str, roles: &[&str]) -> Person {
+pub async fn person(s: &TestServer, t: &Tenant, email: &str, roles: &[&str]) -> Person {
     let p = fresh_admin(s).await;
     let (first, _) = email.split_once('@').unwrap();
     let new = service::users::NewUser {

@@ -33,29 +33,46 @@ pub(super) fn end_in(
     )? {
         return Err(Error::InvalidState("this session has already ended".into()));
     }
+    // A revoke takes back what the approval created, a standing rule included; the user
+    // ending it early only gives up a one-off approval, never an approver's rule.
+    let rule_too = to == State::Revoked || r.grant_scope.is_none();
+    let woken = take_back(tx, ctx, scope, r, rule_too, now)?;
+    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+}
+
+/// What an ended session's approval gave is taken back: an admin session's rights (a
+/// `revoke_admin`, which the agent may have carried out on its own clock already), or an
+/// application's policy — a one-off approval's always, a standing rule's only when
+/// `rule_too`. Returns the devices to wake.
+fn take_back(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    rule_too: bool,
+    now: Timestamp,
+) -> Result<Vec<DeviceId>> {
     let mut woken = vec![r.device_id];
     if r.kind == Kind::Application {
-        // A revoke takes back what the approval created, a standing rule included; the user
-        // ending it early only gives up a one-off approval, never an approver's rule.
-        if to == State::Revoked || r.grant_scope.is_none_or(|g| g == Grant::Once) {
+        if rule_too || r.grant_scope == Some(Grant::Once) {
             woken.extend(crate::service::policies::remove_for_request(
                 tx, ctx, scope, r, now,
             )?);
         }
-    } else {
-        commands::enqueue(
-            tx,
-            &ctx.crypto,
-            scope,
-            r.device_id,
-            &Action::RevokeAdmin {
-                account: r.account.clone(),
-            },
-            DEFAULT_TTL_MS,
-            now,
-        )?;
+        return Ok(woken);
     }
-    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+    commands::enqueue(
+        tx,
+        &ctx.crypto,
+        scope,
+        r.device_id,
+        &Action::RevokeAdmin {
+            account: r.account.clone(),
+        },
+        DEFAULT_TTL_MS,
+        now,
+    )?;
+    Ok(woken)
 }
 
 /// After a restore (DUR-04): a session running in the restored copy may have been revoked or
@@ -209,7 +226,6 @@ fn expire(
     r: &Request,
     now: Timestamp,
 ) -> Result<Vec<DeviceId>> {
-    let mut woken = vec![r.device_id];
     let moved = store::requests::transition(
         tx,
         scope,
@@ -225,28 +241,10 @@ fn expire(
         now,
     )?;
     if !moved {
-        return Ok(woken);
+        return Ok(vec![r.device_id]);
     }
-    if r.kind == Kind::Application {
-        // A one-off approval ends with its window; a rule stays.
-        if r.grant_scope == Some(Grant::Once) {
-            woken.extend(crate::service::policies::remove_for_request(
-                tx, ctx, scope, r, now,
-            )?);
-        }
-    } else {
-        commands::enqueue(
-            tx,
-            &ctx.crypto,
-            scope,
-            r.device_id,
-            &Action::RevokeAdmin {
-                account: r.account.clone(),
-            },
-            DEFAULT_TTL_MS,
-            now,
-        )?;
-    }
+    // A one-off approval ends with its window; a rule stays.
+    let woken = take_back(tx, ctx, scope, r, false, now)?;
     audit_for(Event::RequestExpired, r, now)
         .details(json!({"account": r.account}))
         .append(tx)?;
