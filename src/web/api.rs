@@ -239,12 +239,14 @@ pub async fn users_list(
 ) -> ApiResult {
     let t = tenant(&state, &u, &slug).await?;
     let users = service::users::list(&state.ctx, &u.principal, &t).await?;
-    let out: Vec<_> = users
-        .iter()
-        .map(|(x, roles)| json!({"id": x.id, "email": x.email, "first_name": x.first_name, "last_name": x.last_name,
-            "username": x.username, "status": x.status.as_str(), "roles": roles}))
-        .collect();
+    let out: Vec<_> = users.iter().map(|(x, roles)| user_json(x, roles)).collect();
     Ok(HttpResponse::Ok().json(json!({"users": out})))
+}
+
+/// A person as the API shows them, with their roles, wherever one is answered.
+fn user_json(x: &crate::model::users::User, roles: &[String]) -> serde_json::Value {
+    json!({"id": x.id, "email": x.email, "first_name": x.first_name, "last_name": x.last_name,
+        "username": x.username, "status": x.status.as_str(), "roles": roles})
 }
 
 #[derive(Deserialize)]
@@ -274,7 +276,10 @@ pub async fn users_create(
     let c = service::users::create(&state.ctx, &u.principal, &t, new, &u.origin).await?;
     let link = super::users::link_url(&state, &format!("/enroll/{}", c.enrollment_token));
     let mailed = service::users::mail_enrollment(&state.ctx, &c.user, &t, &link);
-    Ok(HttpResponse::Created().json(json!({"id": c.user.id, "username": c.user.username, "status": c.user.status.as_str(), "enrollment_link": link, "mailed": mailed})))
+    let mut out = user_json(&c.user, &[]);
+    out["enrollment_link"] = json!(link);
+    out["mailed"] = json!(mailed);
+    Ok(HttpResponse::Created().json(out))
 }
 
 pub async fn user_action(
@@ -306,12 +311,10 @@ pub async fn user_action(
     let link = service::users::act(&state.ctx, &u.principal, &t, id, action, &u.origin)
         .await?
         .map(|tok| super::users::link_url(&state, &format!("/enroll/{tok}")));
-    let scope = u.principal.scope(&t, Permission::UsersView)?;
-    let user = service::users::get(&state.ctx, &scope, id).await?;
-    Ok(
-        HttpResponse::Ok().json(json!({"id": user.id, "username": user.username,
-        "status": user.status.as_str(), "enrollment_link": link})),
-    )
+    let (user, roles, _, _) = service::users::detail(&state.ctx, &u.principal, &t, id).await?;
+    let mut out = user_json(&user, &roles);
+    out["enrollment_link"] = json!(link);
+    Ok(HttpResponse::Ok().json(out))
 }
 
 #[derive(Deserialize)]

@@ -101,8 +101,60 @@ pub async fn requests_list(
         }
     })
     .await?;
+    let names = deciders(&state.ctx, &rs).await?;
     Ok(HttpResponse::Ok()
-        .json(json!({"requests": rs.iter().map(crate::http::request_view).collect::<Vec<_>>()})))
+        .json(json!({"requests": rs.iter().map(|r| request_json(r, &names)).collect::<Vec<_>>()})))
+}
+
+/// A request as the management API shows it: what the workstation is told, plus what the
+/// portal shows (justification, the device, the times, who decided by name and id).
+fn request_json(
+    r: &crate::model::requests::Request,
+    names: &std::collections::HashMap<String, String>,
+) -> serde_json::Value {
+    let mut v = crate::http::request_view(r);
+    let ms = |t: Option<crate::clock::Timestamp>| t.map(|t| t.millis());
+    let decided_by = match (&r.decided_by, &r.decided_by_rule) {
+        (Some(u), _) => {
+            let id = u.to_string();
+            json!({"kind": "person", "name": names.get(&id), "id": id})
+        }
+        (None, Some(rule)) => json!({"kind": "rule", "id": rule, "name": names.get(rule)}),
+        (None, None) => serde_json::Value::Null,
+    };
+    if let Some(o) = v.as_object_mut() {
+        for (k, x) in [
+            ("justification", json!(r.justification)),
+            ("device", json!({"id": r.device_id, "hostname": r.hostname})),
+            ("created_at", json!(r.created_at.millis())),
+            ("decided_at", json!(ms(r.decided_at))),
+            ("granted_at", json!(ms(r.granted_at))),
+            ("ended_at", json!(ms(r.ended_at))),
+            ("decided_by", decided_by),
+            ("failure", json!(r.failure)),
+        ] {
+            o.insert(k.to_string(), x);
+        }
+    }
+    v
+}
+
+/// The names of the people and rules that decided `rs`.
+async fn deciders(
+    ctx: &service::Ctx,
+    rs: &[crate::model::requests::Request],
+) -> Result<std::collections::HashMap<String, String>, ApiError> {
+    let ids = rs
+        .iter()
+        .flat_map(|r| {
+            [
+                r.decided_by.map(|u| u.to_string()),
+                r.decided_by_rule.clone(),
+            ]
+        })
+        .flatten()
+        .collect();
+    Ok(service::audit::labels(ctx, ids).await?)
 }
 
 #[derive(Deserialize, Default)]
@@ -155,7 +207,8 @@ pub async fn request_action(
         _ => return Err(ApiError(Error::NotFound)),
     };
     let r = r?;
-    Ok(HttpResponse::Ok().json(crate::http::request_view(&r)))
+    let names = deciders(&state.ctx, std::slice::from_ref(&r)).await?;
+    Ok(HttpResponse::Ok().json(request_json(&r, &names)))
 }
 
 pub async fn rules_list(

@@ -283,3 +283,107 @@ async fn the_documented_limits_are_the_servers_limits() {
     );
     s.stop().await;
 }
+
+/// Every key of a documented answer is in its schema, and an enum value is one it lists.
+fn conforms(d: &Value, schema: &str, v: &Value) {
+    let props = &d["components"]["schemas"][schema]["properties"];
+    for (k, x) in v.as_object().unwrap_or_else(|| panic!("{schema}: {v}")) {
+        let p = &props[k];
+        assert!(p.is_object(), "{schema}.{k} is answered but not documented");
+        if let Some(allowed) = p["enum"].as_array() {
+            assert!(
+                allowed.contains(x),
+                "{schema}.{k} = {x} is not one of {allowed:?}"
+            );
+        }
+    }
+}
+
+/// The API says what the portal shows (a request's justification, device, times and who
+/// decided, by name and id; a person's roles in every answer), and the OpenAPI document
+/// describes exactly those answers.
+#[actix_web::test]
+async fn the_api_answers_what_the_portal_shows_as_documented() {
+    let s = TestServer::start().await;
+    let f = crate::fixture::Fleet::seed(&s).await;
+    let d = doc(&s, "/api/v1/openapi.json").await;
+    let (_, r) = f.acme_ws.ask("erin", 30, "install the scanner").await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let approve = format!("/api/v1/tenants/acme/requests/{id}/approve");
+    let (st, one) = api(
+        &s,
+        &f.approver.token,
+        "POST",
+        &approve,
+        json!({"duration_minutes": 20}),
+    )
+    .await;
+    assert_eq!(st, 200, "{one}");
+    conforms(&d, "Request", &one);
+    let (_, list) = api(
+        &s,
+        &f.admin.token,
+        "GET",
+        "/api/v1/tenants/acme/requests",
+        Value::Null,
+    )
+    .await;
+    let r = &list["requests"][0];
+    conforms(&d, "Request", r);
+    assert_eq!(r["justification"], "install the scanner");
+    assert_eq!(r["ticket"], "INC-7");
+    assert_eq!(r["account"], "erin");
+    assert_eq!(r["device"]["hostname"], "ACME-LT-001");
+    assert_eq!(r["device"]["id"], f.acme_ws.id.as_str());
+    assert_eq!(r["decided_by"]["kind"], "person");
+    assert_eq!(r["decided_by"]["id"], f.approver.id.to_string());
+    assert!(
+        r["decided_by"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty()),
+        "{r}"
+    );
+    let (created, decided, expires) = (
+        r["created_at"].as_i64().unwrap(),
+        r["decided_at"].as_i64().unwrap(),
+        r["expires_at"].as_i64().unwrap(),
+    );
+    assert!(
+        created <= decided && expires == decided + 20 * 60_000,
+        "{r}"
+    );
+
+    // People: the list, a new person and the answer to an action all carry roles.
+    let (_, users) = api(
+        &s,
+        &f.admin.token,
+        "GET",
+        "/api/v1/tenants/acme/users",
+        Value::Null,
+    )
+    .await;
+    for u in users["users"].as_array().unwrap() {
+        conforms(&d, "User", u);
+        assert!(u["roles"].is_array(), "{u}");
+    }
+    let new = json!({"first_name": "Pat", "last_name": "Lee", "email": "pat@acme.example"});
+    let (st, pat) = api(
+        &s,
+        &f.admin.token,
+        "POST",
+        "/api/v1/tenants/acme/users",
+        new,
+    )
+    .await;
+    assert_eq!(st, 201, "{pat}");
+    conforms(&d, "User", &pat);
+    assert_eq!(pat["roles"], json!([]));
+    let promote = format!(
+        "/api/v1/tenants/acme/users/{}/make-admin",
+        pat["id"].as_str().unwrap()
+    );
+    let (st, pat) = api(&s, &f.admin.token, "POST", &promote, Value::Null).await;
+    assert_eq!(st, 200, "{pat}");
+    conforms(&d, "User", &pat);
+    assert_eq!(pat["roles"], json!(["co_managed"]));
+}
