@@ -204,14 +204,6 @@ fn last(dir: &Path, user: Option<&str>) -> Result<String> {
     }
 }
 
-pub fn status(dir: &Path) -> Result<serde_json::Value> {
-    status_of(dir, &None)
-}
-
-pub fn end(dir: &Path) -> Result<serde_json::Value> {
-    end_of(dir, &None)
-}
-
 /// The state of `user`'s last request (None: the machine's last).
 pub fn status_of(dir: &Path, user: &Option<String>) -> Result<serde_json::Value> {
     let s = State::load(dir)?;

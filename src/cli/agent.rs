@@ -172,6 +172,29 @@ fn via_daemon() -> bool {
     true
 }
 
+/// Whose request root's console means: the user who ran sudo (never another), the one named
+/// with `--user`, or — root itself naming nobody — the machine's last request.
+fn whose(explicit: Option<String>) -> Result<Option<String>> {
+    match crate::agent::requests::invoking_user(explicit) {
+        Ok(u) => Ok(Some(u)),
+        Err(e @ crate::error::Error::Forbidden(_)) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Through the daemon the caller is who the socket says: `--user` may only name them.
+fn only_yourself(explicit: Option<String>) -> Result<()> {
+    let me = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_default();
+    match explicit {
+        Some(u) if u != me => Err(crate::error::Error::Forbidden(format!(
+            "--user {u}: you are {me}; you see and end only your own requests"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(unix)]
 fn ask_daemon(place: &AgentPlace, a: Ask) -> Result<serde_json::Value> {
     crate::agent::local::ask(&crate::agent::local::socket_path(&place.state_dir), &a)
@@ -374,18 +397,20 @@ fn user_request(command: AgentCommand) -> Result<serde_json::Value> {
                 )?
             }
         }
-        AgentCommand::Status { place } => {
+        AgentCommand::Status { user, place } => {
             if via_daemon() {
+                only_yourself(user)?;
                 ask_daemon(&place, Ask::Status {})?
             } else {
-                crate::agent::requests::status(&place.state_dir)?
+                crate::agent::requests::status_of(&place.state_dir, &whose(user)?)?
             }
         }
-        AgentCommand::EndSession { place } => {
+        AgentCommand::EndSession { user, place } => {
             if via_daemon() {
+                only_yourself(user)?;
                 ask_daemon(&place, Ask::EndSession {})?
             } else {
-                crate::agent::requests::end(&place.state_dir)?
+                crate::agent::requests::end_of(&place.state_dir, &whose(user)?)?
             }
         }
         _ => return Err(crate::error::Error::internal("not an end user's request")),

@@ -221,13 +221,19 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
-    /// Show the state of this machine's last request.
+    /// Show the state of your last request (root: the named user's, or the machine's last).
     Status {
+        /// Whose request (root only; under sudo it is always the user who ran sudo).
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         place: AgentPlace,
     },
-    /// End the running session early.
+    /// End your running session early.
     EndSession {
+        /// Whose session (root only; under sudo it is always the user who ran sudo).
+        #[arg(long)]
+        user: Option<String>,
         #[command(flatten)]
         place: AgentPlace,
     },

@@ -876,3 +876,96 @@ async fn a_portal_approval_needs_a_fresh_code_after_five_minutes() {
     assert_eq!(r.status(), 422, "a used code does not count twice");
     assert_eq!(state(token).await["state"], "approved");
 }
+
+/// Several people on one workstation: under sudo, `status` and `end-session` act on the
+/// caller's own request, never the machine's last one, and `--user` cannot name another;
+/// root itself may name whom it means (and without a name gets the machine's last).
+#[actix_web::test]
+async fn status_and_end_session_are_the_callers_own_on_a_shared_workstation() {
+    let s = TestServer::start().await;
+    let (_t, token, _admin) = tenant_and_admin(&s).await;
+    let mut ws = enroll(&s, &token);
+    let root = ws.root.path().to_path_buf();
+    std::fs::write(
+        root.join("etc/passwd"),
+        std::fs::read_to_string(root.join("etc/passwd")).unwrap()
+            + "alice:x:1000:1000::/home/alice:/bin/bash\nbob:x:1001:1001::/home/bob:/bin/bash\n",
+    )
+    .unwrap();
+    ws.start();
+    let args = ws.args();
+    let agent = |sudo_user: &str, cmd: &[&str]| {
+        let out = hourglass()
+            .env("SUDO_USER", sudo_user)
+            .arg("agent")
+            .args(cmd)
+            .args(&args)
+            .output()
+            .unwrap();
+        (out.status.success(), text(&out))
+    };
+    let (ok, out) = agent(
+        "alice",
+        &["request-admin", "--minutes", "30", "--reason", "printer"],
+    );
+    assert!(ok, "{out}");
+    // Bob asks last: the machine's last request is his.
+    let (ok, out) = agent(
+        "bob",
+        &["request-admin", "--minutes", "15", "--reason", "scanner"],
+    );
+    assert!(ok, "{out}");
+    let api = api_token(&s).await;
+    let pending: Value = s
+        .client()
+        .get(s.url("/api/v1/tenants/acme/requests?state=pending"))
+        .bearer_auth(&api)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id_of = |who: &str| {
+        pending["requests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["account"] == who)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (alice, bob) = (id_of("alice"), id_of("bob"));
+
+    let (ok, out) = agent("alice", &["status"]);
+    assert!(ok && out.contains(&alice) && !out.contains(&bob), "{out}");
+    let (ok, out) = agent("alice", &["status", "--user", "bob"]);
+    assert!(!ok && out.contains("you are alice"), "{out}");
+    // Alice ends hers: approve it first so there is a session to end.
+    let (st, v) = decide(&s, &api, &alice, "approve", json!({"duration_minutes": 10})).await;
+    assert_eq!(st, 200, "{v}");
+    assert!(
+        eventually(15, || sudoers(&root).contains(&"alice".to_string())).await,
+        "alice was granted"
+    );
+    let (ok, out) = agent("alice", &["end-session"]);
+    assert!(ok, "{out}");
+    assert!(
+        eventually(15, || !sudoers(&root).contains(&"alice".to_string())).await,
+        "alice's session ended on the workstation"
+    );
+    // Bob's request is untouched and still his.
+    let (ok, out) = agent("bob", &["status"]);
+    assert!(
+        ok && out.contains(&bob) && out.contains("waiting for approval"),
+        "{out}"
+    );
+    // Root itself: by name, or the machine's last.
+    let (ok, out) = agent("", &["status", "--user", "alice"]);
+    assert!(ok && out.contains(&alice), "{out}");
+    let (ok, out) = agent("", &["status"]);
+    assert!(ok && out.contains(&bob), "{out}");
+    ws.kill();
+}
