@@ -272,6 +272,36 @@ pub fn about(
         .collect()
 }
 
+/// The workstations (with their tenants) whose offline code `user` has been shown: what an
+/// offboarding must replace.
+pub fn offline_codes_seen(
+    r: &Reader<'_>,
+    user: crate::ids::UserId,
+) -> Result<Vec<(crate::ids::TenantId, crate::ids::DeviceId)>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT DISTINCT tenant_id, device_id FROM audit
+         WHERE event = 'sensitive_read' AND actor_id = :u AND device_id IS NOT NULL
+           AND json_extract(details, '$.what') = 'offline_code'",
+    )?;
+    let rows = st.query_map(named_params! {":u": user.to_string()}, |r| {
+        Ok((
+            r.get::<_, String>("tenant_id")?,
+            r.get::<_, String>("device_id")?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (t, d) = row?;
+        if let (Some(t), Some(d)) = (
+            crate::ids::TenantId::parse(&t),
+            crate::ids::DeviceId::parse(&d),
+        ) {
+            out.push((t, d));
+        }
+    }
+    Ok(out)
+}
+
 /// The sensitive reads (password reveals, offline-code views) on one workstation, newest
 /// first, with the reader's email when it was a person.
 pub fn sensitive_reads(

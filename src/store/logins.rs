@@ -138,6 +138,15 @@ pub fn all_open(r: &Reader<'_>) -> Result<Vec<Login>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A person's open (waiting or active) sessions in every tenant (offboarding ends them).
+pub fn open_of(r: &Reader<'_>, user: UserId) -> Result<Vec<Login>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE l.user_id = :u AND l.state IN ('waiting', 'active') ORDER BY l.created_at"
+    ))?;
+    let rows = st.query_map(named_params! {":u": user}, row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Moves a session on if nobody else did first; false when it lost the race.
 pub fn transition(
     tx: &WriteTx<'_>,

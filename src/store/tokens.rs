@@ -64,13 +64,14 @@ pub fn revoke(tx: &WriteTx<'_>, user: UserId, id: &str, now: Timestamp) -> Resul
     Ok(())
 }
 
-pub fn revoke_all_for_user(tx: &WriteTx<'_>, user: UserId, now: Timestamp) -> Result<()> {
-    tx.conn()
+/// Revokes every live token of `user`; returns how many.
+pub fn revoke_all_for_user(tx: &WriteTx<'_>, user: UserId, now: Timestamp) -> Result<usize> {
+    Ok(tx
+        .conn()
         .prepare_cached(
             "UPDATE api_tokens SET revoked_at = :now WHERE user_id = :u AND revoked_at IS NULL",
         )?
-        .execute(named_params! {":u": user, ":now": now})?;
-    Ok(())
+        .execute(named_params! {":u": user, ":now": now})?)
 }
 
 pub fn touch(tx: &WriteTx<'_>, id: &str, now: Timestamp) -> Result<()> {

@@ -1427,3 +1427,93 @@ async fn all_acknowledged(s: &TestServer, device: hourglass::ids::DeviceId) {
     }
     panic!("device {device} still has unacknowledged commands after 15 s");
 }
+
+/// Offboarding locks out: disabling a technician in the middle of a login revokes it on the
+/// workstation (rights removed, password rotated, account locked), replaces the offline
+/// secret whose code they were shown, and ends their portal sessions and API tokens — all in
+/// the transaction that disables them, audited with what was ended.
+#[actix_web::test]
+async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
+    let s = TestServer::start().await;
+    let (_, token, _) = tenant_and_admin(&s).await;
+    let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
+        .unwrap();
+    let p = crate::fixture::fresh_admin(&s).await;
+    let tenant = |slug: &'static str| {
+        let s = &s;
+        async move {
+            s.ctx()
+                .db
+                .read(move |r| hourglass::store::tenants::by_slug(r, slug))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (msp, acme) = (tenant("nikpot-it").await, tenant("acme").await);
+    let tess = crate::fixture::person(&s, &msp, "tess@nikpot.com", &["technician"]).await;
+    let assign = service::users::Action::AssignTenants {
+        all: false,
+        tenants: vec![acme.id],
+    };
+    service::users::act(s.ctx(), &p, &msp, tess.id, assign, &Default::default())
+        .await
+        .unwrap();
+    let mut portal = tess.http;
+    let mut ws = enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+
+    let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
+    let (st, l) = api(&s, &tess.token, "POST", &path, json!({})).await;
+    assert_eq!(st, 201, "{l}");
+    assert_eq!(l["account"], "msp-tess");
+    let (id, password) = (
+        l["id"].as_str().unwrap().to_string(),
+        l["password"].as_str().unwrap().to_string(),
+    );
+    wait_state(&s, &nik, &id, "active").await;
+    assert!(sudoers(&root).contains(&"msp-tess".to_string()));
+    let code = portal
+        .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
+        .await;
+    assert_eq!(code.status(), 200, "tess is shown the offline code");
+    let secrets =
+        |cmds: Vec<(String, String)>| cmds.iter().filter(|c| c.0 == "set_offline_secret").count();
+    let before = secrets(commands_of(&s, acme.id, ws.device).await);
+
+    let disable = format!("/api/v1/tenants/nikpot-it/users/{}/disable", tess.id);
+    let (st, v) = api(&s, &nik, "POST", &disable, Value::Null).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "disabled");
+
+    // Ended on the appliance at once…
+    assert_eq!(login_state(&s, &nik, &id).await, "revoked");
+    assert_eq!(
+        secrets(commands_of(&s, acme.id, ws.device).await),
+        before + 1
+    );
+    let (st, _) = api(
+        &s,
+        &tess.token,
+        "GET",
+        "/api/v1/tenants/acme/logins",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(st, 401, "her API token is revoked");
+    let r = portal.get("/t/acme/devices").await;
+    assert_ne!(r.status(), 200, "her portal session is gone");
+    let ended = audit_details(&s, "user_disabled").await;
+    assert_eq!(ended[0]["logins_ended"], 1, "{ended:?}");
+    assert_eq!(ended[0]["offline_secrets_replaced"], 1, "{ended:?}");
+    // …and on the workstation once it has acted.
+    assert!(
+        eventually(20, || !sudoers(&root).contains(&"msp-tess".to_string())
+            && locked(&root, "msp-tess")
+            && rotated(&root, "msp-tess", &password))
+        .await,
+        "msp-tess is out of sudo, locked and has a new password"
+    );
+    ws.kill();
+}

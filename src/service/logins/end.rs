@@ -453,3 +453,61 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
 }
 
 // --- offline codes ---------------------------------------------------------------------------
+
+/// What an offboarding ended, for the audit entry and the portal.
+#[derive(Debug, Default)]
+pub struct Offboarded {
+    pub logins_ended: usize,
+    pub offline_secrets_replaced: usize,
+    pub woken: Vec<DeviceId>,
+}
+
+/// Inside the transaction that disables or erases `user`: every login they hold is revoked
+/// (password rotated, rights removed, the account disabled and logged off on the
+/// workstation), and every offline secret they have been shown is replaced — the
+/// workstation's own in named mode, the tenant's shared one in shared mode.
+pub(in crate::service) fn offboard(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    user: UserId,
+    why: &str,
+    now: Timestamp,
+) -> Result<Offboarded> {
+    let mut out = Offboarded::default();
+    for l in store::logins::open_of(&tx.reader(), user)? {
+        let scope = system_scope(l.tenant_id);
+        if close_in(tx, ctx, &scope, &l, State::Revoked, Some(why), now)? {
+            audit_for(Event::LoginRevoked, &l, now)
+                .details(json!({"account": l.account, "why": why}))
+                .append(tx)?;
+            out.logins_ended += 1;
+            out.woken.push(l.device_id);
+        }
+    }
+    let mut shared_done = Vec::new();
+    for (tenant, device) in store::audit::offline_codes_seen(&tx.reader(), user)? {
+        let scope = system_scope(tenant);
+        if shared_mode(tx, &scope)? {
+            if !shared_done.contains(&tenant) {
+                shared_done.push(tenant);
+                out.woken
+                    .extend(rotate_tenant_secret(tx, ctx, tenant, why, now)?);
+                out.offline_secrets_replaced += 1;
+            }
+            continue;
+        }
+        let active = store::devices::get(&tx.reader(), &scope, device).is_ok_and(|d| d.active);
+        if !active {
+            continue;
+        }
+        new_secret(tx, ctx, &scope, Some(device), &[device], now)?;
+        Audit::new(Event::OfflineSecretRotated, now)
+            .tenant(tenant)
+            .device(device)
+            .details(json!({"why": why}))
+            .append(tx)?;
+        out.offline_secrets_replaced += 1;
+        out.woken.push(device);
+    }
+    Ok(out)
+}

@@ -12,7 +12,7 @@ use crate::authz::{Permission, Principal, TenantScope, system_scope};
 use crate::clock::Timestamp;
 use crate::crypto::{SealContext, totp};
 use crate::error::{Error, Result};
-use crate::ids::{DeviceId, LoginId, TenantId};
+use crate::ids::{DeviceId, LoginId, TenantId, UserId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::Action;
 use crate::model::logins::Credential;

@@ -1,6 +1,7 @@
 //! Actions on a person (promote, roles, assignments, MFA pause, disable, erase, reset, unlock, rename) and who may take them.
 
 use super::*;
+use crate::ids::DeviceId;
 
 /// The actions on a user's page.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +52,7 @@ pub async fn act(
     let target = get(ctx, &scope, id).await?;
     may_act_on(p, &target, &action)?;
     guard(ctx, p, t, &target, &action).await?;
-    let (p2, o, tenant) = (p.clone(), origin.clone(), t.clone());
+    let (p2, o, tenant, ctx2) = (p.clone(), origin.clone(), t.clone(), ctx.clone());
     let customer_roles: Vec<String> = if t.kind == TenantKind::Customer {
         let s = scope;
         ctx.db
@@ -63,7 +64,8 @@ pub async fn act(
     } else {
         Vec::new()
     };
-    ctx.db
+    let (token, woken) = ctx
+        .db
         .write(move |tx| {
             let audit = |e: Event| {
                 Audit::new(e, now)
@@ -72,19 +74,27 @@ pub async fn act(
                     .target("user", id)
             };
             let c = Change {
+                ctx: &ctx2,
                 scope: &scope,
                 tenant: &tenant,
                 target: &target,
                 actor: &p2,
                 now,
             };
-            apply(tx, &c, &action, &customer_roles, &audit)
+            let mut woken = Vec::new();
+            let token = apply(tx, &c, &action, &customer_roles, &audit, &mut woken)?;
+            Ok((token, woken))
         })
-        .await
+        .await?;
+    for d in woken {
+        ctx.wake.wake(d);
+    }
+    Ok(token)
 }
 
 /// What one action is carried out on: in this tenant, on this person, by this principal.
 struct Change<'a> {
+    ctx: &'a Ctx,
     scope: &'a TenantScope,
     tenant: &'a Tenant,
     target: &'a User,
@@ -99,6 +109,7 @@ fn apply(
     action: &Action,
     customer_roles: &[String],
     audit: &dyn Fn(Event) -> Audit,
+    woken: &mut Vec<DeviceId>,
 ) -> Result<Option<String>> {
     let (scope, id, now) = (c.scope, c.target.id, c.now);
     let mut token = None;
@@ -126,18 +137,16 @@ fn apply(
         }
         Action::Disable => {
             store::users::set_status(tx, scope, id, UserStatus::Disabled, now)?;
-            store::sessions::delete_for_user(tx, id)?;
-            store::tokens::revoke_all_for_user(tx, id, now)?;
-            audit(Event::UserDisabled).append(tx)?;
+            let ended = end_everything(tx, c, "disabled", woken)?;
+            audit(Event::UserDisabled).details(ended).append(tx)?;
         }
         Action::Enable => enable(tx, c, audit)?,
         Action::Erase => {
             let (f, l, e) = pseudonym(&id.to_string());
             store::users::erase(tx, scope, id, &f, &l, &e, now)?;
-            store::sessions::delete_for_user(tx, id)?;
-            store::tokens::revoke_all_for_user(tx, id, now)?;
+            let ended = end_everything(tx, c, "erased", woken)?;
             store::links::revoke_open(tx, "enrollment", Some(id), now)?;
-            audit(Event::UserErased).append(tx)?;
+            audit(Event::UserErased).details(ended).append(tx)?;
         }
         Action::ResetEnrollment => {
             store::users::reset_enrollment(tx, scope, id, now)?;
@@ -167,6 +176,27 @@ fn apply(
         }
     }
     Ok(token)
+}
+
+/// Offboarding, in the transaction that disables or erases the person: their portal
+/// sessions and API tokens end, their technician logins are revoked on the workstations and
+/// the offline secrets they were shown are replaced. Returns what was ended (audit details).
+fn end_everything(
+    tx: &WriteTx<'_>,
+    c: &Change<'_>,
+    why: &str,
+    woken: &mut Vec<DeviceId>,
+) -> Result<serde_json::Value> {
+    let id = c.target.id;
+    let sessions = store::sessions::delete_for_user(tx, id)?;
+    let tokens = store::tokens::revoke_all_for_user(tx, id, c.now)?;
+    let why = format!("the person was {why}");
+    let o = crate::service::logins::offboard(tx, c.ctx, id, &why, c.now)?;
+    woken.extend(o.woken);
+    Ok(
+        json!({"sessions": sessions, "tokens": tokens, "logins_ended": o.logins_ended,
+        "offline_secrets_replaced": o.offline_secrets_replaced}),
+    )
 }
 
 fn add_role(
