@@ -1428,30 +1428,35 @@ async fn all_acknowledged(s: &TestServer, device: hourglass::ids::DeviceId) {
     panic!("device {device} still has unacknowledged commands after 15 s");
 }
 
-/// Offboarding locks out: disabling a technician in the middle of a login revokes it on the
-/// workstation (rights removed, password rotated, account locked), replaces the offline
-/// secret whose code they were shown, and ends their portal sessions and API tokens — all in
-/// the transaction that disables them, audited with what was ended.
-#[actix_web::test]
-async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
-    let s = TestServer::start().await;
-    let (_, token, _) = tenant_and_admin(&s).await;
+/// Tess, a technician assigned to acme, logged in to a running workstation (msp-tess in
+/// sudo) and shown its offline code. Returns (nik's token, tess, acme, the MSP, the
+/// workstation, the login id, its password, offline-secret commands so far).
+async fn tess_logged_in(
+    s: &TestServer,
+) -> (
+    String,
+    crate::fixture::Person,
+    hourglass::model::tenants::Tenant,
+    hourglass::model::tenants::Tenant,
+    crate::agent::Workstation,
+    String,
+    String,
+    usize,
+) {
+    let (_, token, _) = tenant_and_admin(s).await;
     let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
         .unwrap();
-    let p = crate::fixture::fresh_admin(&s).await;
-    let tenant = |slug: &'static str| {
-        let s = &s;
-        async move {
-            s.ctx()
-                .db
-                .read(move |r| hourglass::store::tenants::by_slug(r, slug))
-                .await
-                .unwrap()
-                .unwrap()
-        }
+    let p = crate::fixture::fresh_admin(s).await;
+    let tenant = |slug: &'static str| async move {
+        s.ctx()
+            .db
+            .read(move |r| hourglass::store::tenants::by_slug(r, slug))
+            .await
+            .unwrap()
+            .unwrap()
     };
     let (msp, acme) = (tenant("nikpot-it").await, tenant("acme").await);
-    let tess = crate::fixture::person(&s, &msp, "tess@nikpot.com", &["technician"]).await;
+    let mut tess = crate::fixture::person(s, &msp, "tess@nikpot.com", &["technician"]).await;
     let assign = service::users::Action::AssignTenants {
         all: false,
         tenants: vec![acme.id],
@@ -1459,29 +1464,54 @@ async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
     service::users::act(s.ctx(), &p, &msp, tess.id, assign, &Default::default())
         .await
         .unwrap();
-    let mut portal = tess.http;
-    let mut ws = enroll(&s, &token);
+    let mut ws = enroll(s, &token);
     ws.start();
-    let root = ws.root.path().to_path_buf();
-
     let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
-    let (st, l) = api(&s, &tess.token, "POST", &path, json!({})).await;
+    let (st, l) = api(s, &tess.token, "POST", &path, json!({})).await;
     assert_eq!(st, 201, "{l}");
     assert_eq!(l["account"], "msp-tess");
     let (id, password) = (
         l["id"].as_str().unwrap().to_string(),
         l["password"].as_str().unwrap().to_string(),
     );
-    wait_state(&s, &nik, &id, "active").await;
-    assert!(sudoers(&root).contains(&"msp-tess".to_string()));
-    let code = portal
+    wait_state(s, &nik, &id, "active").await;
+    assert!(sudoers(ws.root.path()).contains(&"msp-tess".to_string()));
+    let code = tess
+        .http
         .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
         .await;
     assert_eq!(code.status(), 200, "tess is shown the offline code");
-    let secrets =
-        |cmds: Vec<(String, String)>| cmds.iter().filter(|c| c.0 == "set_offline_secret").count();
-    let before = secrets(commands_of(&s, acme.id, ws.device).await);
+    let before = offline_secrets(s, &acme, &ws).await;
+    (nik, tess, acme, msp, ws, id, password, before)
+}
 
+async fn offline_secrets(
+    s: &TestServer,
+    t: &hourglass::model::tenants::Tenant,
+    ws: &crate::agent::Workstation,
+) -> usize {
+    commands_of(s, t.id, ws.device)
+        .await
+        .iter()
+        .filter(|c| c.0 == "set_offline_secret")
+        .count()
+}
+
+/// msp-tess is out of sudo, locked and has a new password on the workstation.
+fn locked_out(root: &Path, password: &str) -> bool {
+    !sudoers(root).contains(&"msp-tess".to_string())
+        && locked(root, "msp-tess")
+        && rotated(root, "msp-tess", password)
+}
+
+/// Offboarding locks out: disabling a technician in the middle of a login revokes it on the
+/// workstation (rights removed, password rotated, account locked), replaces the offline
+/// secret whose code they were shown, and ends their portal sessions and API tokens — all in
+/// the transaction that disables them, audited with what was ended.
+#[actix_web::test]
+async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
+    let s = TestServer::start().await;
+    let (nik, mut tess, acme, _msp, mut ws, id, password, before) = tess_logged_in(&s).await;
     let disable = format!("/api/v1/tenants/nikpot-it/users/{}/disable", tess.id);
     let (st, v) = api(&s, &nik, "POST", &disable, Value::Null).await;
     assert_eq!(st, 200, "{v}");
@@ -1489,10 +1519,7 @@ async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
 
     // Ended on the appliance at once…
     assert_eq!(login_state(&s, &nik, &id).await, "revoked");
-    assert_eq!(
-        secrets(commands_of(&s, acme.id, ws.device).await),
-        before + 1
-    );
+    assert_eq!(offline_secrets(&s, &acme, &ws).await, before + 1);
     let (st, _) = api(
         &s,
         &tess.token,
@@ -1502,17 +1529,47 @@ async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
     )
     .await;
     assert_eq!(st, 401, "her API token is revoked");
-    let r = portal.get("/t/acme/devices").await;
+    let r = tess.http.get("/t/acme/devices").await;
     assert_ne!(r.status(), 200, "her portal session is gone");
     let ended = audit_details(&s, "user_disabled").await;
     assert_eq!(ended[0]["logins_ended"], 1, "{ended:?}");
     assert_eq!(ended[0]["offline_secrets_replaced"], 1, "{ended:?}");
     // …and on the workstation once it has acted.
+    let root = ws.root.path().to_path_buf();
     assert!(
-        eventually(20, || !sudoers(&root).contains(&"msp-tess".to_string())
-            && locked(&root, "msp-tess")
-            && rotated(&root, "msp-tess", &password))
-        .await,
+        eventually(20, || locked_out(&root, &password)).await,
+        "msp-tess is out of sudo, locked and has a new password"
+    );
+    ws.kill();
+}
+
+/// Unassigning a technician from a tenant ends what they hold there, and only there: the
+/// login in acme is revoked and acme's secret replaced, while they stay signed in.
+#[actix_web::test]
+async fn unassigning_a_technician_ends_their_logins_in_that_tenant() {
+    let s = TestServer::start().await;
+    let (nik, mut tess, acme, msp, mut ws, id, password, before) = tess_logged_in(&s).await;
+    let p = crate::fixture::fresh_admin(&s).await;
+    let unassign = service::users::Action::AssignTenants {
+        all: false,
+        tenants: vec![],
+    };
+    service::users::act(s.ctx(), &p, &msp, tess.id, unassign, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(login_state(&s, &nik, &id).await, "revoked");
+    assert_eq!(offline_secrets(&s, &acme, &ws).await, before + 1);
+    let ended = audit_details(&s, "user_tenants_assigned").await;
+    assert_eq!(ended[0]["logins_ended"], 1, "{ended:?}");
+    let r = tess.http.get("/account").await;
+    assert_eq!(
+        r.status(),
+        200,
+        "she is still signed in: only acme's access ended"
+    );
+    let root = ws.root.path().to_path_buf();
+    assert!(
+        eventually(20, || locked_out(&root, &password)).await,
         "msp-tess is out of sudo, locked and has a new password"
     );
     ws.kill();

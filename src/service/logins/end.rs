@@ -462,10 +462,12 @@ pub struct Offboarded {
     pub woken: Vec<DeviceId>,
 }
 
-/// Inside the transaction that disables or erases `user`: every login they hold is revoked
-/// (password rotated, rights removed, the account disabled and logged off on the
-/// workstation), and every offline secret they have been shown is replaced — the
-/// workstation's own in named mode, the tenant's shared one in shared mode.
+/// Inside the transaction that changed what `user` may do (disabled, erased, a role removed,
+/// unassigned from a tenant): in every tenant where they may no longer log in to
+/// workstations, each login they hold is revoked (password rotated, rights removed, the
+/// account disabled and logged off on the workstation) and each offline secret they have
+/// been shown is replaced — the workstation's own in named mode, the tenant's shared one in
+/// shared mode.
 pub(in crate::service) fn offboard(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
@@ -473,8 +475,20 @@ pub(in crate::service) fn offboard(
     why: &str,
     now: Timestamp,
 ) -> Result<Offboarded> {
+    let after = crate::service::auth::principal(&tx.reader(), user, None, None)?;
+    let r = tx.reader();
+    let still = |tenant: TenantId| -> Result<bool> {
+        let (Some(p), Some(t)) = (&after, store::tenants::by_id(&r, tenant)?) else {
+            return Ok(false);
+        };
+        Ok(p.permissions_in(&t)
+            .is_some_and(|set| set.contains(Permission::DevicesLogin)))
+    };
     let mut out = Offboarded::default();
     for l in store::logins::open_of(&tx.reader(), user)? {
+        if still(l.tenant_id)? {
+            continue;
+        }
         let scope = system_scope(l.tenant_id);
         if close_in(tx, ctx, &scope, &l, State::Revoked, Some(why), now)? {
             audit_for(Event::LoginRevoked, &l, now)
@@ -486,6 +500,9 @@ pub(in crate::service) fn offboard(
     }
     let mut shared_done = Vec::new();
     for (tenant, device) in store::audit::offline_codes_seen(&tx.reader(), user)? {
+        if still(tenant)? {
+            continue;
+        }
         let scope = system_scope(tenant);
         if shared_mode(tx, &scope)? {
             if !shared_done.contains(&tenant) {

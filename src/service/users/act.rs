@@ -118,12 +118,17 @@ fn apply(
         Action::AddRole(role) => add_role(tx, c, role, customer_roles, audit)?,
         Action::RemoveRole(role) => {
             if store::users::remove_role(tx, scope, id, role)? {
+                let o = crate::service::logins::offboard(tx, c.ctx, id, "a role was removed", now)?;
                 audit(Event::UserRoleRemoved)
-                    .details(json!({"role": role}))
+                    .details(json!({"role": role, "logins_ended": o.logins_ended,
+                        "offline_secrets_replaced": o.offline_secrets_replaced}))
                     .append(tx)?;
+                woken.extend(o.woken);
             }
         }
-        Action::AssignTenants { all, tenants } => assign_tenants(tx, c, *all, tenants, audit)?,
+        Action::AssignTenants { all, tenants } => {
+            assign_tenants(tx, c, *all, tenants, audit, woken)?
+        }
         Action::PauseMfa { next_login_only } => {
             let until = if *next_login_only {
                 Timestamp(0)
@@ -227,6 +232,7 @@ fn assign_tenants(
     all: bool,
     tenants: &[TenantId],
     audit: &dyn Fn(Event) -> Audit,
+    woken: &mut Vec<DeviceId>,
 ) -> Result<()> {
     if c.tenant.kind != TenantKind::Msp {
         return Err(Error::validation(
@@ -246,9 +252,15 @@ fn assign_tenants(
     let id = c.target.id;
     store::users::set_all_tenants(tx, c.scope, id, all, c.now)?;
     store::users::set_assigned_tenants(tx, c.scope, id, if all { &[] } else { tenants })?;
+    // Unassigned from a tenant: what they hold there ends with the assignment.
+    let o = crate::service::logins::offboard(tx, c.ctx, id, "unassigned from the tenant", c.now)?;
     audit(Event::UserTenantsAssigned)
-        .details(json!({"all": all, "tenants": tenants}))
+        .details(
+            json!({"all": all, "tenants": tenants, "logins_ended": o.logins_ended,
+            "offline_secrets_replaced": o.offline_secrets_replaced}),
+        )
         .append(tx)?;
+    woken.extend(o.woken);
     Ok(())
 }
 
