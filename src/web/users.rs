@@ -324,14 +324,18 @@ pub async fn action(
             "confirm this action (confirm=yes)",
         )));
     }
-    let token = service::users::act(&state.ctx, &cu.principal, &t, id, action, &cu.origin).await?;
-    let body = match token {
-        Some(tok) => link_card(
+    let acted =
+        service::users::act_reporting(&state.ctx, &cu.principal, &t, id, action, &cu.origin)
+            .await?;
+    let body = match (acted.token, acted.ended) {
+        (Some(tok), _) => link_card(
             &link_url(&state, &format!("/enroll/{tok}")),
             "this user",
             false,
         )?,
-        None => html! { div.flash.info { "Done." } },
+        // Offboarding says what it ended, so the admin knows the person is out everywhere.
+        (None, Some(e)) => html! { div.flash.info.ended role="status" { "Done. " (e.sentence()) } },
+        (None, None) => html! { div.flash.info { "Done." } },
     };
     Ok(HttpResponse::Ok()
         .insert_header(("HX-Trigger", "user-changed"))

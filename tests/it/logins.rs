@@ -1429,21 +1429,23 @@ async fn all_acknowledged(s: &TestServer, device: hourglass::ids::DeviceId) {
 }
 
 /// Tess, a technician assigned to acme, logged in to a running workstation (msp-tess in
-/// sudo) and shown its offline code. Returns (nik's token, tess, acme, the MSP, the
-/// workstation, the login id, its password, offline-secret commands so far).
-async fn tess_logged_in(
-    s: &TestServer,
-) -> (
-    String,
-    crate::fixture::Person,
-    hourglass::model::tenants::Tenant,
-    hourglass::model::tenants::Tenant,
-    crate::agent::Workstation,
-    String,
-    String,
-    usize,
-) {
-    let (_, token, _) = tenant_and_admin(s).await;
+/// sudo) and shown its offline code.
+struct TessLoggedIn {
+    /// nik's sensitive API token, and nik signed in to the portal.
+    nik: String,
+    admin: crate::people::Http,
+    tess: crate::fixture::Person,
+    acme: hourglass::model::tenants::Tenant,
+    msp: hourglass::model::tenants::Tenant,
+    ws: crate::agent::Workstation,
+    login: String,
+    password: String,
+    /// Offline-secret commands the workstation has had so far.
+    secrets_before: usize,
+}
+
+async fn tess_logged_in(s: &TestServer) -> TessLoggedIn {
+    let (_, token, admin) = tenant_and_admin(s).await;
     let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
         .unwrap();
     let p = crate::fixture::fresh_admin(s).await;
@@ -1481,8 +1483,18 @@ async fn tess_logged_in(
         .get(&format!("/t/acme/devices/{}/offline-code", ws.device))
         .await;
     assert_eq!(code.status(), 200, "tess is shown the offline code");
-    let before = offline_secrets(s, &acme, &ws).await;
-    (nik, tess, acme, msp, ws, id, password, before)
+    let secrets_before = offline_secrets(s, &acme, &ws).await;
+    TessLoggedIn {
+        nik,
+        admin,
+        tess,
+        acme,
+        msp,
+        ws,
+        login: id,
+        password,
+        secrets_before,
+    }
 }
 
 async fn offline_secrets(
@@ -1511,11 +1523,28 @@ fn locked_out(root: &Path, password: &str) -> bool {
 #[actix_web::test]
 async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
     let s = TestServer::start().await;
-    let (nik, mut tess, acme, _msp, mut ws, id, password, before) = tess_logged_in(&s).await;
-    let disable = format!("/api/v1/tenants/nikpot-it/users/{}/disable", tess.id);
-    let (st, v) = api(&s, &nik, "POST", &disable, Value::Null).await;
-    assert_eq!(st, 200, "{v}");
-    assert_eq!(v["status"], "disabled");
+    let TessLoggedIn {
+        nik,
+        mut admin,
+        mut tess,
+        acme,
+        mut ws,
+        login: id,
+        password,
+        secrets_before: before,
+        ..
+    } = tess_logged_in(&s).await;
+    // Disabled from her page in the portal, which says what ended with it.
+    let disable = format!("/t/nikpot-it/users/{}/disable", tess.id);
+    let r = admin.post(&disable, &[("confirm", "yes")]).await;
+    assert_eq!(r.status(), 200);
+    let said = r.text().await.unwrap();
+    assert!(
+        said.contains(
+            "Ended 1 portal session, 1 API token and 1 technician login; replaced 1 offline secret."
+        ),
+        "{said}"
+    );
 
     // Ended on the appliance at once…
     assert_eq!(login_state(&s, &nik, &id).await, "revoked");
@@ -1548,7 +1577,17 @@ async fn disabling_a_technician_ends_what_they_hold_on_every_workstation() {
 #[actix_web::test]
 async fn unassigning_a_technician_ends_their_logins_in_that_tenant() {
     let s = TestServer::start().await;
-    let (nik, mut tess, acme, msp, mut ws, id, password, before) = tess_logged_in(&s).await;
+    let TessLoggedIn {
+        nik,
+        mut tess,
+        acme,
+        msp,
+        mut ws,
+        login: id,
+        password,
+        secrets_before: before,
+        ..
+    } = tess_logged_in(&s).await;
     let p = crate::fixture::fresh_admin(&s).await;
     let unassign = service::users::Action::AssignTenants {
         all: false,

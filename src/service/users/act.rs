@@ -44,6 +44,72 @@ pub async fn act(
     action: Action,
     origin: &Origin,
 ) -> Result<Option<String>> {
+    Ok(act_reporting(ctx, p, t, id, action, origin).await?.token)
+}
+
+/// What an action did beyond its own change: a new enrollment token (`ResetEnrollment`), and
+/// what the person held that ended with it (disable, erase, a role removed, unassigned).
+#[derive(Debug, Default)]
+pub struct Acted {
+    pub token: Option<String>,
+    pub ended: Option<Ended>,
+}
+
+/// What ended with an offboarding, as counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Ended {
+    pub sessions: u64,
+    pub tokens: usize,
+    pub logins: usize,
+    pub offline_secrets: usize,
+}
+
+impl Ended {
+    /// "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline secret."
+    pub fn sentence(&self) -> String {
+        let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        format!(
+            "Ended {}, {} and {}; replaced {}.",
+            n(self.sessions, "portal session", "portal sessions"),
+            n(self.tokens as u64, "API token", "API tokens"),
+            n(self.logins as u64, "technician login", "technician logins"),
+            n(
+                self.offline_secrets as u64,
+                "offline secret",
+                "offline secrets"
+            ),
+        )
+    }
+}
+
+/// Carried out of an action's transaction: the devices to wake and what ended.
+#[derive(Default)]
+struct Report {
+    woken: Vec<DeviceId>,
+    ended: Option<Ended>,
+}
+
+impl Report {
+    fn offboarded(&mut self, o: crate::service::logins::Offboarded, sessions: u64, tokens: usize) {
+        self.ended = Some(Ended {
+            sessions,
+            tokens,
+            logins: o.logins_ended,
+            offline_secrets: o.offline_secrets_replaced,
+        });
+        self.woken.extend(o.woken);
+    }
+}
+
+/// `act`, saying what ended with it (the portal shows it).
+pub async fn act_reporting(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: UserId,
+    action: Action,
+    origin: &Origin,
+) -> Result<Acted> {
     let now = ctx.clock.now();
     let scope = p.scope(t, Permission::UsersManage)?;
     if action.needs_step_up() {
@@ -64,7 +130,7 @@ pub async fn act(
     } else {
         Vec::new()
     };
-    let (token, woken) = ctx
+    let (token, report) = ctx
         .db
         .write(move |tx| {
             let audit = |e: Event| {
@@ -81,15 +147,18 @@ pub async fn act(
                 actor: &p2,
                 now,
             };
-            let mut woken = Vec::new();
-            let token = apply(tx, &c, &action, &customer_roles, &audit, &mut woken)?;
-            Ok((token, woken))
+            let mut report = Report::default();
+            let token = apply(tx, &c, &action, &customer_roles, &audit, &mut report)?;
+            Ok((token, report))
         })
         .await?;
-    for d in woken {
+    for d in report.woken {
         ctx.wake.wake(d);
     }
-    Ok(token)
+    Ok(Acted {
+        token,
+        ended: report.ended,
+    })
 }
 
 /// What one action is carried out on: in this tenant, on this person, by this principal.
@@ -109,7 +178,7 @@ fn apply(
     action: &Action,
     customer_roles: &[String],
     audit: &dyn Fn(Event) -> Audit,
-    woken: &mut Vec<DeviceId>,
+    report: &mut Report,
 ) -> Result<Option<String>> {
     let (scope, id, now) = (c.scope, c.target.id, c.now);
     let mut token = None;
@@ -123,11 +192,11 @@ fn apply(
                     .details(json!({"role": role, "logins_ended": o.logins_ended,
                         "offline_secrets_replaced": o.offline_secrets_replaced}))
                     .append(tx)?;
-                woken.extend(o.woken);
+                report.offboarded(o, 0, 0);
             }
         }
         Action::AssignTenants { all, tenants } => {
-            assign_tenants(tx, c, *all, tenants, audit, woken)?
+            assign_tenants(tx, c, *all, tenants, audit, report)?
         }
         Action::PauseMfa { next_login_only } => {
             let until = if *next_login_only {
@@ -142,14 +211,14 @@ fn apply(
         }
         Action::Disable => {
             store::users::set_status(tx, scope, id, UserStatus::Disabled, now)?;
-            let ended = end_everything(tx, c, "disabled", woken)?;
+            let ended = end_everything(tx, c, "disabled", report)?;
             audit(Event::UserDisabled).details(ended).append(tx)?;
         }
         Action::Enable => enable(tx, c, audit)?,
         Action::Erase => {
             let (f, l, e) = pseudonym(&id.to_string());
             store::users::erase(tx, scope, id, &f, &l, &e, now)?;
-            let ended = end_everything(tx, c, "erased", woken)?;
+            let ended = end_everything(tx, c, "erased", report)?;
             store::links::revoke_open(tx, "enrollment", Some(id), now)?;
             audit(Event::UserErased).details(ended).append(tx)?;
         }
@@ -190,18 +259,17 @@ fn end_everything(
     tx: &WriteTx<'_>,
     c: &Change<'_>,
     why: &str,
-    woken: &mut Vec<DeviceId>,
+    report: &mut Report,
 ) -> Result<serde_json::Value> {
     let id = c.target.id;
     let sessions = store::sessions::delete_for_user(tx, id)?;
     let tokens = store::tokens::revoke_all_for_user(tx, id, c.now)?;
     let why = format!("the person was {why}");
     let o = crate::service::logins::offboard(tx, c.ctx, id, &why, c.now)?;
-    woken.extend(o.woken);
-    Ok(
-        json!({"sessions": sessions, "tokens": tokens, "logins_ended": o.logins_ended,
-        "offline_secrets_replaced": o.offline_secrets_replaced}),
-    )
+    let details = json!({"sessions": sessions, "tokens": tokens, "logins_ended": o.logins_ended,
+        "offline_secrets_replaced": o.offline_secrets_replaced});
+    report.offboarded(o, sessions, tokens);
+    Ok(details)
 }
 
 fn add_role(
@@ -232,7 +300,7 @@ fn assign_tenants(
     all: bool,
     tenants: &[TenantId],
     audit: &dyn Fn(Event) -> Audit,
-    woken: &mut Vec<DeviceId>,
+    report: &mut Report,
 ) -> Result<()> {
     if c.tenant.kind != TenantKind::Msp {
         return Err(Error::validation(
@@ -260,7 +328,7 @@ fn assign_tenants(
             "offline_secrets_replaced": o.offline_secrets_replaced}),
         )
         .append(tx)?;
-    woken.extend(o.woken);
+    report.offboarded(o, 0, 0);
     Ok(())
 }
 
