@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 10;
+PRAGMA user_version = 11;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -341,7 +341,7 @@ CREATE TABLE webhooks (
     url_sealed    BLOB NOT NULL,
     secret_sealed BLOB NOT NULL,
     created_at    INTEGER NOT NULL
-) STRICT;
+    , events TEXT NOT NULL DEFAULT 'request.created,request.extension') STRICT;
 CREATE INDEX webhooks_tenant ON webhooks (tenant_id);
 
 -- The outbox: written in the transaction of the event, sent and retried by the sweep.

@@ -139,6 +139,48 @@ pub fn check_url(raw: &str, allow_loopback: bool, own: &[std::net::IpAddr]) -> R
     })
 }
 
+/// The events a webhook can hear, with what the portal calls them. Each carries the request's
+/// id and ticket, so a PSA ticket can be updated or closed from it.
+pub const EVENTS: &[(&str, &str)] = &[
+    ("request.created", "A request waits for a decision"),
+    ("request.extension", "A running session asks for more time"),
+    (
+        "request.approved",
+        "A request was approved (by a person or a rule)",
+    ),
+    ("request.denied", "A request was denied"),
+    ("request.revoked", "A session was revoked"),
+    ("request.ended", "A session was ended early by its user"),
+    ("request.expired", "A session reached its end"),
+    (
+        "request.timed_out",
+        "A request timed out without a decision",
+    ),
+    (
+        "request.failed",
+        "The workstation could not carry a grant out",
+    ),
+];
+
+/// A webhook's event filter from what a form or the API sent: known events only, at least
+/// one; none given means all of them.
+pub fn check_events(asked: &[String]) -> Result<Vec<String>> {
+    if asked.is_empty() {
+        return Ok(EVENTS.iter().map(|(e, _)| e.to_string()).collect());
+    }
+    let mut out = Vec::new();
+    for a in asked {
+        let a = a.trim();
+        if !EVENTS.iter().any(|(e, _)| *e == a) {
+            return Err(Error::validation("events", format!("unknown event {a:?}")));
+        }
+        if !out.iter().any(|o| o == a) {
+            out.push(a.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// What happened, for every format.
 #[derive(Clone, Debug)]
 pub struct Notice {
@@ -154,10 +196,15 @@ pub struct Notice {
     pub link: String,
     /// RFC 3339.
     pub at: String,
+    /// What happened, in words (the chat formats' headline); empty for a new request.
+    pub summary: String,
 }
 
 impl Notice {
     fn headline(&self) -> String {
+        if !self.summary.is_empty() {
+            return format!("{} ({})", self.summary, self.tenant);
+        }
         format!(
             "{} on {} ({}) asks for administrator rights for {} minutes",
             self.account, self.hostname, self.tenant, self.minutes
@@ -177,7 +224,7 @@ pub fn payload(f: Format, n: &Notice) -> Value {
     let ticket = n.ticket.clone().unwrap_or_default();
     match f {
         Format::Generic => json!({
-            "event": n.event, "at": n.at, "tenant": n.tenant,
+            "event": n.event, "at": n.at, "tenant": n.tenant, "summary": n.headline(),
             "request": {"id": n.request_id, "ticket": n.ticket, "account": n.account,
                         "hostname": n.hostname, "minutes": n.minutes,
                         "justification": n.justification, "link": n.link},
@@ -229,6 +276,8 @@ pub struct Webhook {
     pub tenant_id: TenantId,
     pub name: String,
     pub format: Format,
+    /// The events it hears (`EVENTS`).
+    pub events: Vec<String>,
     pub host: String,
     pub url_sealed: Vec<u8>,
     pub secret_sealed: Vec<u8>,
@@ -304,6 +353,24 @@ mod tests {
     }
 
     #[test]
+    fn an_event_filter_holds_known_events_once_and_defaults_to_all() {
+        assert_eq!(check_events(&[]).unwrap().len(), EVENTS.len());
+        let two = [
+            "request.denied".to_string(),
+            "request.denied".into(),
+            "request.created".into(),
+        ];
+        assert_eq!(
+            check_events(&two).unwrap(),
+            ["request.denied", "request.created"]
+        );
+        let e = check_events(&["request.flew".to_string()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("request.flew"), "{e}");
+    }
+
+    #[test]
     fn every_format_carries_the_link() {
         let n = Notice {
             event: "request.created".into(),
@@ -316,6 +383,7 @@ mod tests {
             justification: "printer driver".into(),
             link: "https://hg/t/acme/requests".into(),
             at: "2026-01-01T00:00:00Z".into(),
+            summary: String::new(),
         };
         for f in Format::ALL {
             let body = payload(*f, &n).to_string();

@@ -186,7 +186,7 @@ pub async fn ack(
     origin: &Origin,
 ) -> Result<()> {
     let now = ctx.clock.now();
-    let (device, tenant, o) = (d.id, d.tenant_id, origin.clone());
+    let (device, tenant, o, ctx2) = (d.id, d.tenant_id, origin.clone(), ctx.clone());
     let details: String = req.details.chars().take(2000).collect();
     ctx.db
         .write(move |tx| {
@@ -213,10 +213,12 @@ pub async fn ack(
             a.append(tx)?;
             let done = req.result == proto::AckResult::Done;
             super::logins::on_ack(tx, &c, done, &details, now)?;
-            super::requests::on_ack(tx, &c, done, &details, now)?;
+            super::requests::on_ack(tx, &ctx2, &c, done, &details, now)?;
             Ok(())
         })
-        .await
+        .await?;
+    super::webhooks::kick(ctx);
+    Ok(())
 }
 
 /// Stores a batch of events, each once by its id; new ones are audited.

@@ -40,6 +40,9 @@ pub struct NewWebhook {
     pub url: String,
     #[serde(default)]
     pub format: Option<String>,
+    /// The events it hears (`model::webhooks::EVENTS`); none: all of them.
+    #[serde(default)]
+    pub events: Vec<String>,
 }
 
 /// Adds a webhook (`settings.manage`, step-up). Returns it and its signing secret, shown once.
@@ -57,6 +60,7 @@ pub async fn create(
     let host = hooks::check_url(&n.url, ctx.cfg.webhooks.allow_loopback, own_addresses())?;
     let format = Format::parse(n.format.as_deref().unwrap_or("generic"))
         .ok_or_else(|| Error::validation("format", "must be generic, slack or teams"))?;
+    let events = hooks::check_events(&n.events)?;
     let id = format!("wh-{}", uuid::Uuid::now_v7().simple());
     let secret = crypto::random_token(32)?;
     let tenant = t.id.to_string();
@@ -74,6 +78,7 @@ pub async fn create(
         format,
         host,
         created_at: now,
+        events,
     };
     let (p2, o, w2) = (p.clone(), origin.clone(), w.clone());
     ctx.db
@@ -83,7 +88,7 @@ pub async fn create(
                 .tenant(scope.tenant())
                 .by(&p2, &o)
                 .target("webhook", &w2.id)
-                .details(json!({"name": w2.name, "format": w2.format.as_str(), "host": w2.host}))
+                .details(json!({"name": w2.name, "format": w2.format.as_str(), "host": w2.host, "events": w2.events}))
                 .append(tx)?;
             Ok(())
         })
@@ -135,17 +140,69 @@ pub fn announce(
     r: &Request,
     now: Timestamp,
 ) -> Result<()> {
-    let listeners = store::webhooks::listeners(&tx.reader(), t.id)?;
+    let event = if r.kind == crate::model::requests::Kind::Extension {
+        "request.extension"
+    } else {
+        "request.created"
+    };
+    notify(tx, ctx, t, r, event, String::new(), now)
+}
+
+/// Inside the transaction of a request's change: the event for the webhooks that hear it —
+/// decided (by whom or which rule), ended, expired, timed out, or failed on the workstation.
+pub fn announce_change(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &crate::authz::TenantScope,
+    r: &Request,
+    event: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let t = store::tenants::get(&tx.reader(), scope)?;
+    let on = format!("{} on {}", r.account, r.hostname);
+    let by = match (&r.decided_by, &r.decided_by_rule) {
+        (Some(u), _) => store::names::labels(&tx.reader(), &[u.to_string()])?
+            .into_values()
+            .next()
+            .map(|n| format!(" by {n}"))
+            .unwrap_or_default(),
+        (None, Some(_)) => " by an auto-approval rule".into(),
+        _ => String::new(),
+    };
+    let minutes = r.minutes_approved.unwrap_or(r.minutes_requested);
+    let summary = match event {
+        "request.approved" => format!("Approved{by}: {on}, {minutes} minutes"),
+        "request.denied" => format!("Denied{by}: {on}"),
+        "request.revoked" => format!("Revoked: {on}"),
+        "request.ended" => format!("Ended early by its user: {on}"),
+        "request.expired" => format!("Session over: {on}"),
+        "request.timed_out" => format!("Timed out without a decision: {on}"),
+        "request.failed" => format!("The workstation could not carry it out: {on}"),
+        other => format!("{other}: {on}"),
+    };
+    notify(tx, ctx, &t, r, event, summary, now)
+}
+
+/// One outbox row per webhook of the tenant (or the MSP's) that hears `event`.
+fn notify(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    t: &Tenant,
+    r: &Request,
+    event: &str,
+    summary: String,
+    now: Timestamp,
+) -> Result<()> {
+    let listeners: Vec<Webhook> = store::webhooks::listeners(&tx.reader(), t.id)?
+        .into_iter()
+        .filter(|w| w.events.iter().any(|e| e == event))
+        .collect();
     if listeners.is_empty() {
         return Ok(());
     }
     let n = Notice {
-        event: if r.kind == crate::model::requests::Kind::Extension {
-            "request.extension"
-        } else {
-            "request.created"
-        }
-        .into(),
+        event: event.into(),
+        summary,
         tenant: t.name.clone(),
         request_id: r.id.to_string(),
         ticket: r.ticket.clone(),

@@ -10,7 +10,7 @@ use crate::ids::TenantId;
 use crate::model::webhooks::{Format, Webhook};
 
 const HOOK_COLUMNS: &str =
-    "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at";
+    "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at, events";
 
 fn hook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
     Ok(Webhook {
@@ -23,17 +23,24 @@ fn hook(r: &Row<'_>) -> rusqlite::Result<Webhook> {
         url_sealed: r.get("url_sealed")?,
         secret_sealed: r.get("secret_sealed")?,
         created_at: r.get("created_at")?,
+        events: r
+            .get::<_, String>("events")?
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::to_string)
+            .collect(),
     })
 }
 
 pub fn insert(tx: &WriteTx<'_>, scope: &TenantScope, w: &Webhook) -> Result<()> {
     tx.conn()
         .prepare_cached(
-            "INSERT INTO webhooks (id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at)
-             VALUES (:id, :t, :n, :f, :h, :u, :s, :now)",
+            "INSERT INTO webhooks (id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at, events)
+             VALUES (:id, :t, :n, :f, :h, :u, :s, :now, :events)",
         )?
         .execute(named_params! {":id": w.id, ":t": scope.tenant(), ":n": w.name, ":f": w.format.as_str(),
-            ":h": w.host, ":u": w.url_sealed, ":s": w.secret_sealed, ":now": w.created_at})?;
+            ":h": w.host, ":u": w.url_sealed, ":s": w.secret_sealed, ":now": w.created_at,
+            ":events": w.events.join(",")})?;
     Ok(())
 }
 

@@ -41,7 +41,7 @@ pub async fn webhooks_page(
             h1 { "Notifications" }
             p.muted {
                 "Approvers see new requests in the portal (the live queue and the badge) and by email when the appliance has an SMTP server. "
-                "Webhooks post each new request as JSON signed with HMAC-SHA-256: header "
+                "Webhooks post the events they hear (new requests, decisions, ends, failed grants) as JSON signed with HMAC-SHA-256, each with the request's id and ticket: header "
                 code { "X-Hourglass-Signature: sha256=HEX" } " over " code { "X-Hourglass-Timestamp" } " + " code { "." } " + body. "
                 "Failed deliveries are retried after 30 s, 2 min, 10 min, 1 h and 6 h."
                 @if t.kind == TenantKind::Msp { " Webhooks of the MSP tenant hear about requests in every tenant." }
@@ -58,6 +58,12 @@ pub async fn webhooks_page(
                     label { "Format" select name="format" {
                         @for f in Format::ALL { option value=(f.as_str()) { (f.label()) } }
                     } }
+                    fieldset.events {
+                        legend { "Events it hears" }
+                        @for (e, label) in crate::model::webhooks::EVENTS {
+                            label { input type="checkbox" name="event" value=(e) checked; " " (label) " " code.muted { (e) } }
+                        }
+                    }
                     button type="submit" { "Add webhook" }
                 }
             }
@@ -103,14 +109,15 @@ fn webhooks_table(
     let action = format!("/t/{}/webhooks", t.slug);
     html! {
         div.table-wrap #webhooks-list tabindex="0" hx-swap-oob=[oob.then_some("true")] { table #webhooks-table {
-            thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Added" } th { span.sr-only { "Actions" } } } }
+            thead { tr { th { "Name" } th { "Format" } th { "Host" } th { "Events" } th { "Added" } th { span.sr-only { "Actions" } } } }
             tbody {
-                @if hooks.is_empty() { tr { td.empty colspan="5" { "No webhooks yet: add one below to tell a chat channel or a ticketing system about new requests." } } }
+                @if hooks.is_empty() { tr { td.empty colspan="6" { "No webhooks yet: add one below to tell a chat channel or a ticketing system about new requests." } } }
                 @for h in hooks {
                     tr {
                         td { (h.name) }
                         td { (h.format.label()) }
                         td { code { (h.host) } }
+                        td.events { @for e in &h.events { code { (e) } " " } }
                         td { (super::fmt::when(h.created_at, now, zone)) }
                         td { @if can {
                             @let url = format!("{action}/{}/delete", h.id);
@@ -126,30 +133,30 @@ fn webhooks_table(
     }
 }
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookForm {
-    name: String,
-    url: String,
-    #[serde(default)]
-    format: Option<String>,
-    #[allow(dead_code)]
-    csrf_token: Option<String>,
-}
-
 pub async fn create(
     state: web::Data<AppState>,
     cu: CurrentUser,
     slug: web::Path<String>,
-    form: web::Form<WebhookForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, WebError> {
     let t = cu.tenant(&state, &slug).await?;
-    let f = form.into_inner();
-    let n = service::webhooks::NewWebhook {
-        name: f.name,
-        url: f.url,
-        format: f.format,
+    let mut n = service::webhooks::NewWebhook {
+        name: String::new(),
+        url: String::new(),
+        format: None,
+        events: Vec::new(),
     };
+    // The event checkboxes repeat one name, which a struct form cannot hold.
+    for (k, v) in form.into_inner() {
+        match k.as_str() {
+            "name" => n.name = v,
+            "url" => n.url = v,
+            "format" => n.format = Some(v),
+            "event" => n.events.push(v),
+            "csrf_token" => {}
+            other => return Err(WebError(Error::validation(other, "unknown field"))),
+        }
+    }
     match service::webhooks::create(&state.ctx, &cu.principal, &t, n, &cu.origin).await {
         Ok((w, secret)) => {
             let (hooks, _) = service::webhooks::list(&state.ctx, &cu.principal, &t).await?;

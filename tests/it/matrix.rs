@@ -288,6 +288,7 @@ impl Fixture {
             name: format!("Hook {}", self.next()),
             url: "https://hooks.example/x".into(),
             format: None,
+            events: Vec::new(),
         };
         service::webhooks::create(self.s.ctx(), &self.admin, t, n, &Default::default())
             .await

@@ -502,3 +502,93 @@ async fn webhooks_cannot_reach_the_appliance_itself() {
     let page = admin.get("/t/acme/webhooks").await.text().await.unwrap();
     assert!(!page.contains("Probe"), "nothing stored");
 }
+
+/// A webhook hears the events it was given, each carrying the request's id and ticket, so a
+/// PSA ticket can follow the request: created, approved (by whom), revoked. One that hears
+/// only new requests gets only that; an unknown event is refused with the field named.
+#[actix_web::test]
+async fn webhooks_hear_the_request_events_they_were_given() {
+    let s = TestServer::start_with(|c| c.webhooks.allow_loopback = true).await;
+    let (_, token, mut admin) = tenant_and_admin(&s).await;
+    let (psa_url, psa) = receiver(vec![]).await;
+    let (chat_url, chat) = receiver(vec![]).await;
+    let r = admin
+        .post(
+            "/t/acme/webhooks",
+            &[
+                ("name", "PSA"),
+                ("url", &psa_url),
+                ("format", "generic"),
+                ("event", "request.flew"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("request.flew"));
+    let everything = [
+        "request.created",
+        "request.approved",
+        "request.revoked",
+        "request.denied",
+    ];
+    let mut form = vec![
+        ("name", "PSA"),
+        ("url", psa_url.as_str()),
+        ("format", "generic"),
+    ];
+    form.extend(everything.iter().map(|e| ("event", *e)));
+    assert_eq!(admin.post("/t/acme/webhooks", &form).await.status(), 200);
+    let chat_form = [
+        ("name", "Chat"),
+        ("url", chat_url.as_str()),
+        ("format", "slack"),
+        ("event", "request.created"),
+    ];
+    assert_eq!(
+        admin.post("/t/acme/webhooks", &chat_form).await.status(),
+        200
+    );
+    let page = admin.get("/t/acme/webhooks").await.text().await.unwrap();
+    assert!(
+        page.contains("request.approved"),
+        "the list shows what each hears"
+    );
+
+    let d = Device::enroll(&s, &token).await;
+    let (_, r) = d.ask("bob", 30, "install the printer driver").await;
+    let id = r["id"].as_str().unwrap().to_string();
+    let api = api_token(&s).await;
+    let (st, v) = decide(&s, &api, &id, "approve", json!({"duration_minutes": 20})).await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = decide(&s, &api, &id, "revoke", json!({})).await;
+    assert_eq!(st, 200, "{v}");
+
+    let hits = wait_hits(&psa, 3).await;
+    let got: Vec<Value> = hits
+        .iter()
+        .map(|h| serde_json::from_str(&h.body).unwrap())
+        .collect();
+    let events: Vec<&str> = got.iter().map(|g| g["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["request.created", "request.approved", "request.revoked"]
+    );
+    for g in &got {
+        assert_eq!(g["request"]["id"], id.as_str(), "{g}");
+        assert_eq!(g["request"]["ticket"], "INC-7", "{g}");
+    }
+    let approved = got[1]["summary"].as_str().unwrap();
+    assert!(
+        approved.starts_with("Approved by ") && approved.contains("bob on W11-REQ, 20 minutes"),
+        "{approved}"
+    );
+    // The chat webhook heard the new request only (its delivery log says so too).
+    service::webhooks::deliver_due(s.ctx()).await.unwrap();
+    assert_eq!(wait_hits(&chat, 1).await.len(), 1);
+    let chat_log: Vec<_> = deliveries(&s, "acme")
+        .await
+        .into_iter()
+        .filter(|d| d.event != "request.created")
+        .collect();
+    assert_eq!(chat_log.len(), 2, "only the PSA got approved and revoked");
+}

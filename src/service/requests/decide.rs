@@ -70,7 +70,9 @@ pub(super) fn approve_in(
         audit = audit.by(p, o);
     }
     audit.append(tx)?;
-    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+    let approved = store::requests::get(&tx.reader(), scope, r.id)?;
+    crate::service::webhooks::announce_change(tx, ctx, scope, &approved, "request.approved", now)?;
+    Ok((approved, woken))
 }
 
 /// When the approved session ends, and which session its events belong to: from now, or,
@@ -164,6 +166,7 @@ fn carry_out(
 /// rights the user does not have). Inside the acknowledgement's transaction.
 pub fn on_ack(
     tx: &WriteTx<'_>,
+    ctx: &Ctx,
     c: &store::commands::StoredCommand,
     done: bool,
     details: &str,
@@ -194,6 +197,8 @@ pub fn on_ack(
             .actor(ActorKind::Device, Some(c.device_id.to_string()))
             .details(json!({"account": r.account, "reason": reason}))
             .append(tx)?;
+        let failed = store::requests::get(&tx.reader(), &scope, id)?;
+        crate::service::webhooks::announce_change(tx, ctx, &scope, &failed, "request.failed", now)?;
     }
     Ok(())
 }
@@ -277,6 +282,7 @@ pub async fn approve(
         .await?;
     let (r, woken) = r;
     crate::service::policies::wake(ctx, woken);
+    crate::service::webhooks::kick(ctx);
     Ok(r)
 }
 
@@ -335,9 +341,19 @@ pub async fn deny(
                 .by(&p2, &o)
                 .details(json!({"reason": reason}))
                 .append(tx)?;
-            store::requests::get(&tx.reader(), &scope, id)
+            let denied = store::requests::get(&tx.reader(), &scope, id)?;
+            crate::service::webhooks::announce_change(
+                tx,
+                &ctx2,
+                &scope,
+                &denied,
+                "request.denied",
+                now,
+            )?;
+            Ok(denied)
         })
         .await?;
     ctx.wake.wake(r.device_id);
+    crate::service::webhooks::kick(ctx);
     Ok(r)
 }

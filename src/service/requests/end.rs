@@ -37,7 +37,14 @@ pub(super) fn end_in(
     // ending it early only gives up a one-off approval, never an approver's rule.
     let rule_too = to == State::Revoked || r.grant_scope.is_none();
     let woken = take_back(tx, ctx, scope, r, rule_too, now)?;
-    Ok((store::requests::get(&tx.reader(), scope, r.id)?, woken))
+    let ended = store::requests::get(&tx.reader(), scope, r.id)?;
+    let event = if to == State::Revoked {
+        "request.revoked"
+    } else {
+        "request.ended"
+    };
+    crate::service::webhooks::announce_change(tx, ctx, scope, &ended, event, now)?;
+    Ok((ended, woken))
 }
 
 /// What an ended session's approval gave is taken back: an admin session's rights (a
@@ -116,6 +123,7 @@ pub async fn revoke(
         .await?;
     let (r, woken) = r;
     crate::service::policies::wake(ctx, woken);
+    crate::service::webhooks::kick(ctx);
     Ok(r)
 }
 
@@ -143,6 +151,7 @@ pub async fn end_by_device(
         .await?;
     let (r, woken) = r;
     crate::service::policies::wake(ctx, woken);
+    crate::service::webhooks::kick(ctx);
     Ok(r)
 }
 
@@ -212,6 +221,15 @@ fn time_out(
             now,
         )?;
         audit_for(Event::RequestTimedOut, r, now).append(tx)?;
+        let timed_out = store::requests::get(&tx.reader(), scope, r.id)?;
+        crate::service::webhooks::announce_change(
+            tx,
+            ctx,
+            scope,
+            &timed_out,
+            "request.timed_out",
+            now,
+        )?;
     }
     Ok(())
 }
@@ -248,5 +266,7 @@ fn expire(
     audit_for(Event::RequestExpired, r, now)
         .details(json!({"account": r.account}))
         .append(tx)?;
+    let expired = store::requests::get(&tx.reader(), scope, r.id)?;
+    crate::service::webhooks::announce_change(tx, ctx, scope, &expired, "request.expired", now)?;
     Ok(woken)
 }
