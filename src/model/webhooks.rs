@@ -160,6 +160,17 @@ pub const EVENTS: &[(&str, &str)] = &[
         "request.failed",
         "The workstation could not carry a grant out",
     ),
+    ("login.started", "A technician login started"),
+    (
+        "login.ended",
+        "A technician login was ended by its technician",
+    ),
+    ("login.revoked", "A technician login was revoked"),
+    ("login.expired", "A technician login reached its end"),
+    (
+        "login.offline",
+        "Someone logged in offline with the offline code",
+    ),
 ];
 
 /// A webhook's event filter from what a form or the API sent: known events only, at least
@@ -186,6 +197,8 @@ pub fn check_events(asked: &[String]) -> Result<Vec<String>> {
 pub struct Notice {
     /// `request.created`, …
     pub event: String,
+    /// What the event is about: `request` or `login` (the generic payload's key).
+    pub subject: &'static str,
     pub tenant: String,
     pub request_id: String,
     pub ticket: Option<String>,
@@ -225,7 +238,7 @@ pub fn payload(f: Format, n: &Notice) -> Value {
     match f {
         Format::Generic => json!({
             "event": n.event, "at": n.at, "tenant": n.tenant, "summary": n.headline(),
-            "request": {"id": n.request_id, "ticket": n.ticket, "account": n.account,
+            n.subject: {"id": n.request_id, "ticket": n.ticket, "account": n.account,
                         "hostname": n.hostname, "minutes": n.minutes,
                         "justification": n.justification, "link": n.link},
         }),
@@ -374,6 +387,7 @@ mod tests {
     fn every_format_carries_the_link() {
         let n = Notice {
             event: "request.created".into(),
+            subject: "request",
             tenant: "Acme".into(),
             request_id: "r1".into(),
             ticket: Some("T-1".into()),

@@ -202,6 +202,7 @@ fn notify(
     }
     let n = Notice {
         event: event.into(),
+        subject: "request",
         summary,
         tenant: t.name.clone(),
         request_id: r.id.to_string(),
@@ -217,6 +218,52 @@ fn notify(
         let f = w.format;
         let body = hooks::payload(f, &n).to_string();
         store::webhooks::enqueue(tx, &w, &n.event, Some(&n.request_id), &body, now)?;
+    }
+    Ok(())
+}
+
+/// A technician login's event (started, ended, revoked, expired, or an offline login), for
+/// the webhooks that hear it: the login's id, account, workstation and ticket.
+pub struct LoginNotice<'a> {
+    pub event: &'a str,
+    pub id: String,
+    pub account: &'a str,
+    pub hostname: &'a str,
+    pub ticket: Option<String>,
+    pub minutes: u32,
+    pub summary: String,
+}
+
+/// Inside the login's transaction: one outbox row per webhook that hears the event.
+pub fn announce_login(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &crate::authz::TenantScope,
+    l: LoginNotice<'_>,
+    now: Timestamp,
+) -> Result<()> {
+    let t = store::tenants::get(&tx.reader(), scope)?;
+    let listeners: Vec<Webhook> = store::webhooks::listeners(&tx.reader(), t.id)?
+        .into_iter()
+        .filter(|w| w.events.iter().any(|e| e == l.event))
+        .collect();
+    let n = Notice {
+        event: l.event.into(),
+        subject: "login",
+        summary: l.summary,
+        tenant: t.name.clone(),
+        request_id: l.id,
+        ticket: l.ticket,
+        account: l.account.into(),
+        hostname: l.hostname.into(),
+        minutes: l.minutes,
+        justification: String::new(),
+        link: format!("{}/t/{}/logins", ctx.links().portal, t.slug),
+        at: now.rfc3339(),
+    };
+    for w in listeners {
+        let body = hooks::payload(w.format, &n).to_string();
+        store::webhooks::enqueue(tx, &w, &n.event, None, &body, now)?;
     }
     Ok(())
 }

@@ -591,4 +591,35 @@ async fn webhooks_hear_the_request_events_they_were_given() {
         .filter(|d| d.event != "request.created")
         .collect();
     assert_eq!(chat_log.len(), 2, "only the PSA got approved and revoked");
+
+    // Technician logins are events too: a webhook that hears them gets the start and the end,
+    // each with the login's id and ticket.
+    let (logins_url, logins) = receiver(vec![]).await;
+    let form = [
+        ("name", "Logins"),
+        ("url", logins_url.as_str()),
+        ("format", "generic"),
+        ("event", "login.started"),
+        ("event", "login.ended"),
+    ];
+    assert_eq!(admin.post("/t/acme/webhooks", &form).await.status(), 200);
+    let start = format!("/api/v1/tenants/acme/devices/{}/logins", d.id);
+    let (st, l) = crate::logins::api(&s, &api, "POST", &start, json!({"ticket": "T-9"})).await;
+    assert_eq!(st, 201, "{l}");
+    let lid = l["id"].as_str().unwrap().to_string();
+    let end = format!("/api/v1/tenants/acme/logins/{lid}/end");
+    let (st, v) = crate::logins::api(&s, &api, "POST", &end, Value::Null).await;
+    assert_eq!(st, 200, "{v}");
+    let got: Vec<Value> = wait_hits(&logins, 2)
+        .await
+        .iter()
+        .map(|h| serde_json::from_str(&h.body).unwrap())
+        .collect();
+    let events: Vec<&str> = got.iter().map(|g| g["event"].as_str().unwrap()).collect();
+    assert_eq!(events, ["login.started", "login.ended"]);
+    for g in &got {
+        assert_eq!(g["login"]["id"], lid.as_str(), "{g}");
+        assert_eq!(g["login"]["ticket"], "T-9", "{g}");
+        assert_eq!(g["login"]["account"], "msp-nik", "{g}");
+    }
 }

@@ -42,6 +42,15 @@ pub(in crate::service) fn end_after_restore(
     audit_for(Event::LoginRevoked, l, now)
         .details(json!({"account": l.account, "why": "restored from a backup"}))
         .append(tx)?;
+    tell_hooks(
+        tx,
+        ctx,
+        &scope,
+        l,
+        "login.revoked",
+        "Technician login revoked (restore)",
+        now,
+    )?;
     Ok(true)
 }
 
@@ -338,10 +347,17 @@ pub async fn end(
                 .by(&p2, &o)
                 .details(json!({"line": line(&l, shared, what), "account": l.account}))
                 .append(tx)?;
+            let (event, said) = if own {
+                ("login.ended", "Technician login ended")
+            } else {
+                ("login.revoked", "Technician login revoked")
+            };
+            tell_hooks(tx, &ctx2, &scope, &l, event, said, now)?;
             store::logins::get(&tx.reader(), &scope, id)
         })
         .await?;
     ctx.wake.wake(l.device_id);
+    crate::service::webhooks::kick(ctx);
     Ok(l)
 }
 
@@ -417,6 +433,7 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                     audit_for(Event::LoginExpired, &l, now)
                         .details(json!({"line": line(&l, shared, "reached the end of the login session"), "account": l.account}))
                         .append(tx)?;
+                    tell_hooks(tx, &ctx2, &scope, &l, "login.expired", "Technician login over", now)?;
                 }
                 Ok(())
             })
@@ -494,6 +511,15 @@ pub(in crate::service) fn offboard(
             audit_for(Event::LoginRevoked, &l, now)
                 .details(json!({"account": l.account, "why": why}))
                 .append(tx)?;
+            tell_hooks(
+                tx,
+                ctx,
+                &scope,
+                &l,
+                "login.revoked",
+                "Technician login revoked (offboarding)",
+                now,
+            )?;
             out.logins_ended += 1;
             out.woken.push(l.device_id);
         }

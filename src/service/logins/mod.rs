@@ -65,6 +65,28 @@ fn line(l: &Login, shared: bool, what: &str) -> String {
     }
 }
 
+/// The webhooks' notice of a login event (`login.started`, …), in its transaction.
+fn tell_hooks(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    l: &Login,
+    event: &str,
+    what: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let n = crate::service::webhooks::LoginNotice {
+        event,
+        id: l.id.to_string(),
+        account: &l.account,
+        hostname: &l.hostname,
+        ticket: l.ticket.clone(),
+        minutes: l.minutes,
+        summary: format!("{what}: {} on {}", l.account, l.hostname),
+    };
+    crate::service::webhooks::announce_login(tx, ctx, scope, n, now)
+}
+
 fn audit_for(e: Event, l: &Login, now: Timestamp) -> Audit {
     Audit::new(e, now)
         .tenant(l.tenant_id)

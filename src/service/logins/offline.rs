@@ -281,6 +281,19 @@ pub fn offline_used(
         .details(json!({"line": format!("{who} logged into {} offline with account {account} (code of {code_time})", d.hostname),
             "account": account, "step": step, "code_time": code_time, "user": person.as_ref().map(|u| u.id)}))
         .append(tx)?;
+    let n = crate::service::webhooks::LoginNotice {
+        event: "login.offline",
+        id: format!("offline-{}-{step}", device),
+        account: &account,
+        hostname: &d.hostname,
+        ticket: None,
+        minutes: 0,
+        summary: format!(
+            "Offline login with the offline code: {account} on {}",
+            d.hostname
+        ),
+    };
+    crate::service::webhooks::announce_login(tx, ctx, &scope, n, now)?;
     if shared {
         rotate_tenant_secret(tx, ctx, tenant, "used offline", now)
     } else {

@@ -43,6 +43,7 @@ pub async fn start(
             {
                 new_secret(tx, &ctx2, &scope, Some(device), &[device], now)?;
             }
+            tell_hooks(tx, &ctx2, &scope, &l, "login.started", "Technician login started", now)?;
             audit_for(Event::LoginStarted, &l, now)
                 .by(&p2, &o)
                 .details(json!({"line": line(&l, t.settings.login_mode == LoginMode::Shared, "started a login session"),
@@ -52,6 +53,7 @@ pub async fn start(
         })
         .await?;
     ctx.wake.wake(device);
+    crate::service::webhooks::kick(ctx);
     Ok(l)
 }
 
