@@ -188,12 +188,13 @@ pub async fn ack(
     let now = ctx.clock.now();
     let (device, tenant, o, ctx2) = (d.id, d.tenant_id, origin.clone(), ctx.clone());
     let details: String = req.details.chars().take(2000).collect();
-    ctx.db
+    let done = ctx
+        .db
         .write(move |tx| {
             let c =
                 store::commands::for_device(&tx.reader(), device, id)?.ok_or(Error::NotFound)?;
             if !store::commands::ack(tx, device, id, req.result.as_str(), &details, now)? {
-                return Ok(()); // already acknowledged: re-sent acks are idempotent
+                return Ok(true); // already acknowledged: re-sent acks are idempotent
             }
             let event = match req.result {
                 proto::AckResult::Done => Event::CommandDone,
@@ -214,10 +215,13 @@ pub async fn ack(
             let done = req.result == proto::AckResult::Done;
             super::logins::on_ack(tx, &c, done, &details, now)?;
             super::requests::on_ack(tx, &ctx2, &c, done, &details, now)?;
-            Ok(())
+            Ok(done)
         })
         .await?;
-    super::webhooks::kick(ctx);
+    // Only a failed grant may have queued a webhook delivery; a done ack costs nothing more.
+    if !done {
+        super::webhooks::kick(ctx);
+    }
     Ok(())
 }
 

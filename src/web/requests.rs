@@ -338,20 +338,26 @@ pub async fn queue_fragment(
     slug: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
     let t = cu.tenant(&state, &slug).await?;
-    let rs = service::requests::list(&state.ctx, &cu.principal, &t, Filter::default()).await?;
-    let zone = cu.zone(Some(&t));
+    let (version, m) = tenant_queue(&state, &cu, &t).await?;
+    Ok(versioned(&req, version, m))
+}
+
+/// A tenant's queue as it is now, with its version.
+async fn tenant_queue(
+    state: &AppState,
+    cu: &CurrentUser,
+    t: &Tenant,
+) -> Result<(String, Markup), WebError> {
+    let rs = service::requests::list(&state.ctx, &cu.principal, t, Filter::default()).await?;
+    let zone = cu.zone(Some(t));
     let v = View {
-        can: can_approve(&cu, &t),
+        can: can_approve(cu, t),
         csrf: &cu.csrf,
         now: state.ctx.clock.now(),
         zone: &zone,
         across: false,
     };
-    Ok(versioned(
-        &req,
-        queue_version(&rs, v.now),
-        queue(&t, &rs, &v),
-    ))
+    Ok((queue_version(&rs, v.now), queue(t, &rs, &v)))
 }
 
 /// 204 when the page already shows `version`, else the fragment with its version.
@@ -558,16 +564,7 @@ async fn decided(
         let rows = service::requests::pending_across(ctx, &cu.principal, &cu.tenants).await?;
         (across_version(&rows, now), across_queue(cu, &rows, now))
     } else {
-        let rs = service::requests::list(ctx, &cu.principal, t, Filter::default()).await?;
-        let zone = cu.zone(Some(t));
-        let v = View {
-            can: can_approve(cu, t),
-            csrf: &cu.csrf,
-            now,
-            zone: &zone,
-            across: false,
-        };
-        (queue_version(&rs, now), queue(t, &rs, &v))
+        tenant_queue(state, cu, t).await?
     };
     Ok(super::home::updated(
         QUEUE_ID,

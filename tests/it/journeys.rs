@@ -799,3 +799,64 @@ async fn a_new_role_joins_the_list_without_a_reload() {
     let name = wait_for(c, "#new-role input[name=name]").await;
     assert_eq!(name.prop("value").await.unwrap().unwrap_or_default(), "");
 }
+
+/// Offboarding as an admin does it, on a phone, after the step-up window: Disable on the
+/// technician's page, confirm, the code dialog, and the page says what ended with her —
+/// her portal session, her API token and the login she held on a workstation.
+#[actix_web::test]
+async fn disabling_a_technician_from_her_page_says_what_ended() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    let secret = signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let ws = crate::requests::Device::enroll(&s, &token).await;
+    let tenant = |slug: &'static str| {
+        let s = &s;
+        async move {
+            s.ctx()
+                .db
+                .read(move |r| hourglass::store::tenants::by_slug(r, slug))
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (msp, acme) = (tenant("nikpot-it").await, tenant("acme").await);
+    let tess = crate::fixture::person(&s, &msp, "tess@nikpot.com", &["technician"]).await;
+    let p = crate::fixture::fresh_admin(&s).await;
+    let assign = service::users::Action::AssignTenants {
+        all: false,
+        tenants: vec![acme.id],
+    };
+    service::users::act(s.ctx(), &p, &msp, tess.id, assign, &Default::default())
+        .await
+        .unwrap();
+    let start = format!("/api/v1/tenants/acme/devices/{}/logins", ws.id);
+    let (st, l) = crate::logins::api(&s, &tess.token, "POST", &start, serde_json::json!({})).await;
+    assert_eq!(st, 201, "{l}");
+
+    s.clock.advance_secs(6 * 60);
+    c.goto(&s.url(&format!("/t/nikpot-it/users/{}", tess.id)))
+        .await
+        .unwrap();
+    click(c, "form[action$='/disable'] button").await;
+    accept_confirm(c).await;
+    step_up(c, &s, &secret).await;
+    let said = wait_text(c, "#user-result", "Ended").await;
+    assert_eq!(
+        said,
+        "Done. Ended 1 portal session, 1 API token and 1 technician login."
+    );
+    assert!(fits(c).await, "the user page fits 400 px");
+    let (_, logins) = crate::logins::api(
+        &s,
+        &crate::requests::api_token(&s).await,
+        "GET",
+        "/api/v1/tenants/acme/logins",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(logins["logins"][0]["state"], "revoked", "{logins}");
+}

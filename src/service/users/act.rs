@@ -65,20 +65,36 @@ pub struct Ended {
 }
 
 impl Ended {
-    /// "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline secret."
+    /// "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline
+    /// secret." — only what there was; "Nothing else was open." when there was nothing.
     pub fn sentence(&self) -> String {
-        let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
-        format!(
-            "Ended {}, {} and {}; replaced {}.",
+        let n = |k: u64, one: &str, many: &str| {
+            (k > 0).then(|| format!("{k} {}", if k == 1 { one } else { many }))
+        };
+        let ended: Vec<String> = [
             n(self.sessions, "portal session", "portal sessions"),
             n(self.tokens as u64, "API token", "API tokens"),
             n(self.logins as u64, "technician login", "technician logins"),
-            n(
-                self.offline_secrets as u64,
-                "offline secret",
-                "offline secrets"
-            ),
-        )
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let replaced = n(
+            self.offline_secrets as u64,
+            "offline secret",
+            "offline secrets",
+        );
+        let ended = match ended.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            [rest @ .., last] => Some(format!("{} and {last}", rest.join(", "))),
+        };
+        match (ended, replaced) {
+            (None, None) => "Nothing else was open.".into(),
+            (Some(e), None) => format!("Ended {e}."),
+            (None, Some(r)) => format!("Replaced {r}."),
+            (Some(e), Some(r)) => format!("Ended {e}; replaced {r}."),
+        }
     }
 }
 
@@ -525,5 +541,30 @@ fn check_role(t: &Tenant, role: &str, custom: &[String]) -> Result<()> {
         )),
         None if custom.iter().any(|c| c == role) => Ok(()),
         None => Err(Error::validation("role", "unknown role")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Ended;
+
+    #[test]
+    fn what_ended_reads_as_a_sentence_of_only_what_there_was() {
+        let all = Ended {
+            sessions: 2,
+            tokens: 1,
+            logins: 1,
+            offline_secrets: 1,
+        };
+        assert_eq!(
+            all.sentence(),
+            "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline secret."
+        );
+        let login = Ended {
+            logins: 1,
+            ..Ended::default()
+        };
+        assert_eq!(login.sentence(), "Ended 1 technician login.");
+        assert_eq!(Ended::default().sentence(), "Nothing else was open.");
     }
 }
