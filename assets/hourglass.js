@@ -83,6 +83,9 @@ document.addEventListener("htmx:beforeSwap", function (e) {
 document.addEventListener("htmx:afterSwap", function (e) {
   var d = stepUpDialog();
   if (!d || e.detail.target !== d) return;
+  // htmx wires the new form only when the swap settles; a quick person (or test) could send
+  // it as a plain post before that, so wire it before the dialog shows.
+  if (window.htmx) htmx.process(d);
   if (!d.open && d.showModal) d.showModal();
   var input = d.querySelector("input[name=code]");
   if (input) input.focus();

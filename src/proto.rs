@@ -95,12 +95,79 @@ pub struct AckRequest {
     pub details: String,
 }
 
+/// What an agent event reports. On the wire it is a word (`grant_started`); a word this build
+/// does not know (a newer agent) is kept as it came and audited as a plain device event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum EventKind {
+    GrantStarted,
+    GrantExtended,
+    GrantRevoked,
+    GrantExpired,
+    /// A session logon on the workstation (seed event 300); `observed` ones are strays.
+    Logon,
+    OfflineLogin,
+    OfflineSessionEnded,
+    /// Seed event 106: a run inside a JIT session.
+    PassiveToken,
+    /// Seed event 101: an application elevation decided by policy.
+    ElevateOnDemand,
+    /// An administrator added outside a grant was taken out again.
+    Ppam,
+    CommandRefused,
+    Other(String),
+}
+
+impl EventKind {
+    const WORDS: &'static [(EventKind, &'static str)] = &[
+        (EventKind::GrantStarted, "grant_started"),
+        (EventKind::GrantExtended, "grant_extended"),
+        (EventKind::GrantRevoked, "grant_revoked"),
+        (EventKind::GrantExpired, "grant_expired"),
+        (EventKind::Logon, "logon"),
+        (EventKind::OfflineLogin, "offline_login"),
+        (EventKind::OfflineSessionEnded, "offline_session_ended"),
+        (EventKind::PassiveToken, "passive_token"),
+        (EventKind::ElevateOnDemand, "elevate_on_demand"),
+        (EventKind::Ppam, "ppam"),
+        (EventKind::CommandRefused, "command_refused"),
+    ];
+    pub fn as_str(&self) -> &str {
+        match self {
+            EventKind::Other(s) => s,
+            k => EventKind::WORDS
+                .iter()
+                .find(|(w, _)| w == k)
+                .map_or("", |(_, s)| s),
+        }
+    }
+    /// Only what this build does not know may be dropped when the offline queue is full.
+    pub fn is_routine(&self) -> bool {
+        matches!(self, EventKind::Other(_))
+    }
+}
+
+impl From<String> for EventKind {
+    fn from(s: String) -> EventKind {
+        EventKind::WORDS
+            .iter()
+            .find(|(_, w)| *w == s)
+            .map_or(EventKind::Other(s), |(k, _)| k.clone())
+    }
+}
+
+impl From<EventKind> for String {
+    fn from(k: EventKind) -> String {
+        k.as_str().to_string()
+    }
+}
+
 /// One agent event; `id` makes uploads idempotent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub id: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub at: i64,
     #[serde(default)]
     pub data: serde_json::Value,
@@ -146,4 +213,23 @@ pub struct RequestAsk {
 
 fn admin_kind() -> String {
     "admin".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_kinds_keep_their_words_and_unknown_ones_survive() {
+        for (k, w) in EventKind::WORDS {
+            let json = serde_json::to_string(k).unwrap();
+            assert_eq!(json, format!("\"{w}\""));
+            assert_eq!(&serde_json::from_str::<EventKind>(&json).unwrap(), k);
+            assert!(!k.is_routine(), "{w} is a security event");
+        }
+        let newer: EventKind = serde_json::from_str("\"usb_inserted\"").unwrap();
+        assert_eq!(newer, EventKind::Other("usb_inserted".into()));
+        assert_eq!(serde_json::to_string(&newer).unwrap(), "\"usb_inserted\"");
+        assert!(newer.is_routine());
+    }
 }

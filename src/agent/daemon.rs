@@ -15,8 +15,8 @@ use super::queue::Queue;
 use super::state::State;
 use crate::error::{Error, Result};
 use crate::proto::{
-    self, AckRequest, AckResult, EnrollRequest, EnrollResponse, EventsRequest, PollRequest,
-    PollResponse,
+    self, AckRequest, AckResult, EnrollRequest, EnrollResponse, EventKind, EventsRequest,
+    PollRequest, PollResponse,
 };
 
 pub struct Options {
@@ -493,7 +493,7 @@ fn handle(
             }
             Verdict::Refuse(why) => {
                 queue.push(&enforcer::event(
-                    "command_refused",
+                    EventKind::CommandRefused,
                     now,
                     serde_json::json!({"command": c.id, "kind": c.kind, "reason": why}),
                 ))?;

@@ -12,6 +12,7 @@ use super::state::State;
 use crate::error::{Error, Result};
 use crate::model::commands::SessionRef;
 use crate::model::policies::{self as engine, App, Decision};
+use crate::proto::EventKind;
 
 /// Finds the executable: a path as given, else the first match on `PATH`.
 /// On Windows a bare name may leave out `.exe`, and `\\` or a drive letter make a path.
@@ -354,8 +355,8 @@ pub fn record_in_session(
         )
     };
     let events = [
-        super::enforcer::event("passive_token", at, data("jit_session")),
-        super::enforcer::event("elevate_on_demand", at, data("jit_session")),
+        super::enforcer::event(EventKind::PassiveToken, at, data("jit_session")),
+        super::enforcer::event(EventKind::ElevateOnDemand, at, data("jit_session")),
     ];
     super::offline::with(dir, |o| {
         o.outbox.extend(events);
@@ -367,7 +368,7 @@ pub fn record_in_session(
 /// A "just this request" policy is marked used here, so it cannot run twice even offline.
 pub fn record(dir: &Path, user: &str, app: &App, d: &Decision, at: i64) -> Result<()> {
     let e = super::enforcer::event(
-        "elevate_on_demand",
+        EventKind::ElevateOnDemand,
         at,
         serde_json::json!({"user": user, "path": app.path, "sha256": app.sha256, "decision": d}),
     );

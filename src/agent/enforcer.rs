@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::model::commands::{
     Action, MAX_GRANT_MS, MAX_GRANTS_PER_HOUR, SessionRef, is_managed_account, may_touch,
 };
-use crate::proto::{self, AckResult, Event};
+use crate::proto::{self, AckResult, Event, EventKind};
 
 #[derive(Debug, PartialEq)]
 pub enum Verdict {
@@ -99,10 +99,10 @@ fn remember_version(state: &mut State, account: &str, version: &Option<String>) 
     }
 }
 
-pub fn event(kind: &str, at: i64, data: serde_json::Value) -> Event {
+pub fn event(kind: EventKind, at: i64, data: serde_json::Value) -> Event {
     Event {
         id: uuid::Uuid::now_v7().to_string(),
-        kind: kind.into(),
+        kind,
         at,
         data,
     }
@@ -143,11 +143,11 @@ pub fn apply(
                 session.as_ref(),
             );
             if extended {
-                events.push(event("grant_extended", server_now, data));
+                events.push(event(EventKind::GrantExtended, server_now, data));
             } else {
-                events.push(event("grant_started", server_now, data.clone()));
+                events.push(event(EventKind::GrantStarted, server_now, data.clone()));
                 // The seeds' 300: the user's session as an administrator begins.
-                events.push(event("logon", server_now, data));
+                events.push(event(EventKind::Logon, server_now, data));
             }
         }
         Action::RevokeAdmin { account } => {
@@ -156,7 +156,7 @@ pub fn apply(
                 session_of(state, account),
             );
             revoke(os, state, account)?;
-            events.push(event("grant_revoked", server_now, data));
+            events.push(event(EventKind::GrantRevoked, server_now, data));
         }
         Action::EnsureAccount {
             account,
@@ -232,7 +232,7 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
         if left <= 0 {
             revoke(os, state, &g.account)?;
             let mut e = event(
-                "grant_expired",
+                EventKind::GrantExpired,
                 server_now,
                 stamped(
                     json!({"account": g.account, "command": g.command_id}),
@@ -263,7 +263,7 @@ pub fn tick(os: &dyn Os, state: &mut State, server_now: i64) -> Result<Vec<Event
             // Blocked during a user's session: the session it happened in is named.
             let during = state.grants.iter().find_map(|g| g.session.as_ref());
             events.push(event(
-                "ppam",
+                EventKind::Ppam,
                 server_now,
                 stamped(
                     json!({"account": member, "action": "removed from the administrators group"}),
@@ -295,7 +295,7 @@ fn logons(os: &dyn Os, state: &mut State, server_now: i64) -> Vec<Event> {
         let in_session = state.ordered_admins.contains(&l.user)
             || state.grants.iter().any(|g| g.account == l.user);
         events.push(event(
-            "logon",
+            EventKind::Logon,
             server_now,
             json!({"account": l.user, "line": l.line, "host": l.host, "logged_on_at": l.at,
                    "observed": true, "in_session": in_session}),
@@ -485,7 +485,7 @@ mod tests {
         tick(&os, &mut s, 600_000 - 30_000).unwrap();
         let before = s.clone();
         let ev = tick(&os, &mut s, 600_000).unwrap();
-        assert_eq!(ev[0].kind, "grant_expired");
+        assert_eq!(ev[0].kind, EventKind::GrantExpired);
         // A crash before the state was saved: the repeated expiry has the same event id.
         let mut again = before;
         assert_eq!(tick(&os, &mut again, 600_000).unwrap()[0].id, ev[0].id);

@@ -23,7 +23,7 @@ use crate::crypto::totp;
 use crate::error::{Error, Result};
 use crate::model::commands::is_managed_account;
 use crate::model::logins::{OFFLINE_LOCK_MS, OFFLINE_MAX_FAILURES, password_from};
-use crate::proto::Event;
+use crate::proto::{Event, EventKind};
 
 const FILE: &str = "offline.json";
 const LOCK: &str = "offline.lock";
@@ -151,7 +151,7 @@ pub fn login(dir: &Path, os: &dyn Os, account: &str, code: &str, wall_ms: i64) -
             expires_at,
         });
         o.outbox.push(event(
-            "offline_login",
+            EventKind::OfflineLogin,
             now,
             serde_json::json!({"account": account, "step": step, "expires_at": expires_at}),
         ));
@@ -192,7 +192,7 @@ pub fn tick(
             state.ordered_admins.retain(|a| *a != s.account);
             o.sessions.retain(|x| x.account != s.account);
             events.push(event(
-                "offline_session_ended",
+                EventKind::OfflineSessionEnded,
                 now,
                 serde_json::json!({"account": s.account}),
             ));
@@ -252,7 +252,7 @@ mod tests {
                 expires_at: 10 * MIN,
             });
             o.outbox
-                .push(event("offline_login", 0, serde_json::json!({})));
+                .push(event(EventKind::OfflineLogin, 0, serde_json::json!({})));
             Ok(())
         })
         .unwrap();
@@ -266,7 +266,7 @@ mod tests {
                 .is_empty()
         );
         let ended = tick(dir.path(), &os, &mut s, 10 * MIN, |_| Ok(Vec::new())).unwrap();
-        assert_eq!(ended[0].kind, "offline_session_ended");
+        assert_eq!(ended[0].kind, EventKind::OfflineSessionEnded);
         assert!(!os.admin_members().unwrap().contains(&"msp-nik".to_string()));
         let m = os.state.lock().unwrap().clone();
         assert!(m.accounts["msp-nik"].1, "disabled");

@@ -11,6 +11,7 @@ use super::os::{LinuxShadow, Os};
 use super::state::State;
 use super::windows::{FakeSam, FakeState, Session, WinApi, WindowsSam};
 use crate::model::commands::Action;
+use crate::proto::EventKind;
 
 /// What only the back end's own inspection can tell.
 trait Probe {
@@ -75,7 +76,7 @@ fn cases(os: &dyn Os, probe: &dyn Probe) {
     // PPAM: an account added behind the agent's back is reverted; the baseline is kept.
     os.ensure_account("mallory", PW, true).unwrap();
     let ev = enforcer::tick(os, &mut s, 1_000).unwrap();
-    assert!(ev.iter().any(|e| e.kind == "ppam"), "{ev:?}");
+    assert!(ev.iter().any(|e| e.kind == EventKind::Ppam), "{ev:?}");
     let now = admins(os);
     assert!(
         !now.contains(&"mallory".into()) && now.contains(&"alice".into()),
@@ -86,7 +87,10 @@ fn cases(os: &dyn Os, probe: &dyn Probe) {
     // On time: out of the group and logged off (every session of the account).
     assert!(probe.has_session("msp-case"));
     let ev = enforcer::tick(os, &mut s, 600_000).unwrap();
-    assert!(ev.iter().any(|e| e.kind == "grant_expired"), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| e.kind == EventKind::GrantExpired),
+        "{ev:?}"
+    );
     assert!(!admins(os).contains(&"msp-case".into()));
     assert!(!probe.has_session("msp-case"));
     os.remove_admin("msp-case").unwrap(); // revoking twice is fine

@@ -59,7 +59,7 @@ impl Queue {
         if rest.len() > MAX_EVENTS {
             let mut excess = rest.len() - MAX_EVENTS;
             rest.retain(|e| {
-                let routine = e.kind == "heartbeat" || e.kind == "notice";
+                let routine = e.kind.is_routine();
                 if routine && excess > 0 {
                     excess -= 1;
                     false
@@ -97,7 +97,7 @@ mod tests {
         for i in 0..3 {
             q.push(&Event {
                 id: format!("e{i}"),
-                kind: "ppam".into(),
+                kind: crate::proto::EventKind::Ppam,
                 at: i,
                 data: serde_json::json!({}),
             })

@@ -181,6 +181,30 @@ pub struct Login {
     pub failure: Option<String>,
 }
 
+super::text_enum! {
+    /// Why a workstation password was set.
+    pub enum CredentialReason {
+        /// For a technician's login session.
+        Login = "login",
+        /// A scheduled or forced rotation.
+        Rotation = "rotation",
+    }
+}
+
+super::text_enum! {
+    /// Where an escrowed password stands.
+    pub enum CredentialState {
+        /// Sealed and ordered; the workstation has not confirmed it.
+        Pending = "pending",
+        /// The password the account has now.
+        Current = "current",
+        /// Replaced (kept a while for recovery).
+        Old = "old",
+        /// The order never took effect.
+        Failed = "failed",
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Credential {
     pub id: String,
@@ -189,8 +213,8 @@ pub struct Credential {
     pub account: String,
     pub login_id: Option<LoginId>,
     pub command_id: Option<CommandId>,
-    pub reason: String,
-    pub state: String,
+    pub reason: CredentialReason,
+    pub state: CredentialState,
     pub password_sealed: Option<Vec<u8>>,
     pub created_at: Timestamp,
     pub activated_at: Option<Timestamp>,

@@ -417,3 +417,32 @@ mod tests {
         assert_eq!(payload(Format::Teams, &n)["type"], "message");
     }
 }
+
+super::text_enum! {
+    /// Where one delivery of an event stands.
+    pub enum DeliveryState {
+        /// Not sent yet, or to be tried again.
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up after the last attempt.
+        Failed = "failed",
+    }
+}
+
+/// One event on its way to one webhook (a row of `webhook_deliveries`).
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub tenant_id: TenantId,
+    pub event: String,
+    pub request_id: Option<String>,
+    pub payload: String,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub delivered_at: Option<Timestamp>,
+}

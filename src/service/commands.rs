@@ -14,7 +14,7 @@ use crate::ids::{CommandId, DeviceId, TenantId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, MAX_GRANT_MS};
 use crate::model::devices::Device;
-use crate::proto::{self, AckRequest, PollRequest, PollResponse};
+use crate::proto::{self, AckRequest, EventKind, PollRequest, PollResponse};
 use crate::store::{self, WriteTx, commands::StoredCommand};
 
 /// How long a queued command stays deliverable by default.
@@ -234,7 +234,11 @@ pub async fn events(
 ) -> Result<proto::EventsResponse> {
     let now = ctx.clock.now();
     for e in &req.events {
-        if e.id.is_empty() || e.id.len() > 100 || e.kind.is_empty() || e.kind.len() > 64 {
+        if e.id.is_empty()
+            || e.id.len() > 100
+            || e.kind.as_str().is_empty()
+            || e.kind.as_str().len() > 64
+        {
             return Err(Error::validation(
                 "events",
                 "each event needs an id (≤ 100 chars) and a kind (≤ 64 chars)",
@@ -250,7 +254,7 @@ pub async fn events(
             for e in &req.events {
                 let stored = store::commands::NewEvent {
                     id: &e.id,
-                    kind: &e.kind,
+                    kind: e.kind.as_str(),
                     at: e.at,
                     data: &e.data,
                 };
@@ -285,26 +289,26 @@ fn act_on(
     o: &Origin,
     now: Timestamp,
 ) -> Result<Vec<DeviceId>> {
-    if e.kind == "offline_login" {
+    if e.kind == EventKind::OfflineLogin {
         return super::logins::offline_used(tx, ctx, tenant, device, &e.data, now);
     }
     let mut woken = Vec::new();
-    if e.kind == "logon" && e.data["observed"] == true {
+    if e.kind == EventKind::Logon && e.data["observed"] == true {
         super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
     }
     // A run the agent allowed offline uses up a "just this request" policy.
-    if e.kind == "elevate_on_demand"
+    if e.kind == EventKind::ElevateOnDemand
         && e.data["decision"]["decision"] == "allow"
         && let Some(p) = e.data["decision"]["policy"].as_str()
     {
         let scope = crate::authz::system_scope(tenant);
         woken.extend(super::policies::consume_once(tx, ctx, &scope, p, now)?);
     }
-    let code = match e.kind.as_str() {
-        "ppam" => Event::Ppam,
-        "logon" => Event::SessionLogon,
-        "elevate_on_demand" => Event::ElevateOnDemand,
-        "passive_token" => Event::PassiveToken,
+    let code = match e.kind {
+        EventKind::Ppam => Event::Ppam,
+        EventKind::Logon => Event::SessionLogon,
+        EventKind::ElevateOnDemand => Event::ElevateOnDemand,
+        EventKind::PassiveToken => Event::PassiveToken,
         _ => Event::DeviceEvent,
     };
     let mut a = Audit::new(code, now)
@@ -313,7 +317,7 @@ fn act_on(
         .device(device)
         .from(o)
         .target("event", &e.id)
-        .details(json!({"kind": e.kind, "agent_time": e.at, "data": e.data}));
+        .details(json!({"kind": e.kind.as_str(), "agent_time": e.at, "data": e.data}));
     if let Some(r) = e.data.get("request_id").and_then(|v| v.as_str()) {
         let ticket = e
             .data

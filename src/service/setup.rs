@@ -18,6 +18,7 @@ use crate::model::roles::BuiltinRole;
 use crate::model::sessions::Stage;
 use crate::model::tenants::{Settings, Slug, Tenant, TenantKind, parse_name};
 use crate::model::users::{Email, Username};
+use crate::store::links::LinkKind;
 use crate::store::{self, WriteTx};
 
 pub const SETUP_LINK_MS: i64 = 24 * 60 * 60 * 1000;
@@ -26,7 +27,7 @@ pub const ENROLL_LINK_MS: i64 = 72 * 60 * 60 * 1000;
 /// Issues a link token of `kind`, replacing any open one for the same user.
 pub fn issue_link(
     tx: &WriteTx<'_>,
-    kind: &str,
+    kind: LinkKind,
     user: Option<UserId>,
     ttl_ms: i64,
     now: Timestamp,
@@ -54,7 +55,7 @@ pub async fn setup_link_if_needed(ctx: &Ctx) -> Result<Option<String>> {
             if store::tenants::msp(&tx.reader())?.is_some() {
                 return Ok(None);
             }
-            let token = issue_link(tx, "setup", None, SETUP_LINK_MS, now)?;
+            let token = issue_link(tx, LinkKind::Setup, None, SETUP_LINK_MS, now)?;
             Audit::new(Event::SetupLinkIssued, now).append(tx)?;
             Ok(Some(token))
         })
@@ -64,7 +65,7 @@ pub async fn setup_link_if_needed(ctx: &Ctx) -> Result<Option<String>> {
 /// A usable link of `kind`, or Gone (used, expired, unknown) — audited.
 pub async fn check_link(
     ctx: &Ctx,
-    kind: &'static str,
+    kind: LinkKind,
     token: &str,
     origin: &Origin,
 ) -> Result<store::links::Link> {
@@ -89,7 +90,7 @@ pub async fn check_link(
                         .failure()
                         .actor(ActorKind::Anonymous, None)
                         .from(&o)
-                        .details(json!({"kind": kind, "reason": why}))
+                        .details(json!({"kind": kind.as_str(), "reason": why}))
                         .append(tx)
                         .map(|_| ())
                 })
@@ -226,7 +227,7 @@ pub async fn complete_setup(
     origin: &Origin,
 ) -> Result<String> {
     let now = ctx.clock.now();
-    let link = check_link(ctx, "setup", link_token, origin).await?;
+    let link = check_link(ctx, LinkKind::Setup, link_token, origin).await?;
     let msp_name = parse_name("msp_name", &f.msp_name)?;
     let first = parse_name("first_name", &f.first_name)?;
     let last = parse_name("last_name", &f.last_name)?;
@@ -289,7 +290,7 @@ pub async fn complete_enrollment(
     origin: &Origin,
 ) -> Result<String> {
     let now = ctx.clock.now();
-    let link = check_link(ctx, "enrollment", link_token, origin).await?;
+    let link = check_link(ctx, LinkKind::Enrollment, link_token, origin).await?;
     let uid = link.user_id.ok_or(Error::NotFound)?;
     let (session, secret) = enrollment_session(ctx, session_token, &link).await?;
     let c = ctx
@@ -364,8 +365,8 @@ pub fn headless_setup(
             |_| false,
         )?;
         let (tenant, uid) = create_msp(tx, &msp_name, &email, &first, &last, &username, now)?;
-        store::links::revoke_open(tx, "setup", None, now)?;
-        let token = issue_link(tx, "enrollment", Some(uid), ENROLL_LINK_MS, now)?;
+        store::links::revoke_open(tx, LinkKind::Setup, None, now)?;
+        let token = issue_link(tx, LinkKind::Enrollment, Some(uid), ENROLL_LINK_MS, now)?;
         Audit::new(Event::SetupCompleted, now)
             .tenant(tenant.id)
             .target("tenant", tenant.id)

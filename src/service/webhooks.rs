@@ -16,8 +16,8 @@ use crate::error::{Error, Result};
 use crate::model::audit::Event;
 use crate::model::requests::Request;
 use crate::model::tenants::Tenant;
-use crate::model::webhooks::Webhook;
 use crate::model::webhooks::{self as hooks, Format, Notice};
+use crate::model::webhooks::{DeliveryState, Webhook};
 use crate::store::{self, WriteTx, webhooks::Delivery};
 
 /// How long a claimed delivery is reserved for its sender.
@@ -373,16 +373,20 @@ pub async fn deliver_due(ctx: &Ctx) -> Result<u64> {
         let outcome = send(&client, ctx, &d, now).await;
         let attempt = d.attempts + 1;
         let (state, status, error) = match outcome {
-            Ok(s) if (200..300).contains(&s) => ("delivered", Some(s), None),
-            Ok(s) => ("pending", Some(s), Some(format!("answered HTTP {s}"))),
-            Err(e) => ("pending", None, Some(e)),
+            Ok(s) if (200..300).contains(&s) => (DeliveryState::Delivered, Some(s), None),
+            Ok(s) => (
+                DeliveryState::Pending,
+                Some(s),
+                Some(format!("answered HTTP {s}")),
+            ),
+            Err(e) => (DeliveryState::Pending, None, Some(e)),
         };
-        let state = if state == "pending" && attempt >= hooks::MAX_ATTEMPTS {
-            "failed"
+        let state = if state == DeliveryState::Pending && attempt >= hooks::MAX_ATTEMPTS {
+            DeliveryState::Failed
         } else {
             state
         };
-        if state == "delivered" {
+        if state == DeliveryState::Delivered {
             delivered += 1;
         }
         let retry = now.plus_secs(hooks::backoff_secs(attempt));
@@ -390,7 +394,7 @@ pub async fn deliver_due(ctx: &Ctx) -> Result<u64> {
         ctx.db
             .write(move |tx| {
                 store::webhooks::record(tx, &id, state, status, error.as_deref(), retry, now)?;
-                if state == "failed" {
+                if state == DeliveryState::Failed {
                     Audit::new(Event::WebhookFailed, now)
                         .tenant(tenant)
                         .failure()

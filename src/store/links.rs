@@ -6,20 +6,12 @@ use super::{Reader, WriteTx};
 use crate::clock::Timestamp;
 use crate::error::Result;
 use crate::ids::UserId;
-
-#[derive(Clone, Debug)]
-pub struct Link {
-    pub id: String,
-    pub kind: String,
-    pub user_id: Option<UserId>,
-    pub expires_at: Timestamp,
-    pub used_at: Option<Timestamp>,
-}
+pub use crate::model::one_time_links::{Link, LinkKind};
 
 pub fn insert(
     tx: &WriteTx<'_>,
     id: &str,
-    kind: &str,
+    kind: LinkKind,
     hash: &[u8],
     user: Option<UserId>,
     expires: Timestamp,
@@ -63,7 +55,7 @@ pub fn consume(tx: &WriteTx<'_>, id: &str, now: Timestamp) -> Result<bool> {
 /// Expires every open link of a kind (and user), e.g. before issuing a new one.
 pub fn revoke_open(
     tx: &WriteTx<'_>,
-    kind: &str,
+    kind: LinkKind,
     user: Option<UserId>,
     now: Timestamp,
 ) -> Result<()> {

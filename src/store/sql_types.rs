@@ -5,6 +5,9 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 
 use crate::clock::Timestamp;
 use crate::ids::*;
+use crate::model::logins::{CredentialReason, CredentialState};
+use crate::model::one_time_links::LinkKind;
+use crate::model::webhooks::DeliveryState;
 
 macro_rules! sql_id {
     ($($name:ident),*) => {$(
@@ -44,3 +47,22 @@ impl FromSql for Timestamp {
         v.as_i64().map(Timestamp::from_millis)
     }
 }
+
+/// The text enums of `model` (see `model::text_enum`).
+macro_rules! sql_text {
+    ($($name:ident),*) => {$(
+        impl ToSql for $name {
+            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+                Ok(ToSqlOutput::from(self.as_str()))
+            }
+        }
+        impl FromSql for $name {
+            fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
+                let s = v.as_str()?;
+                $name::parse(s).ok_or_else(|| FromSqlError::Other(format!("invalid {} {s:?}", stringify!($name)).into()))
+            }
+        }
+    )*};
+}
+
+sql_text!(LinkKind, CredentialReason, CredentialState, DeliveryState);

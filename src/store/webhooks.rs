@@ -7,7 +7,8 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::TenantId;
-use crate::model::webhooks::{Format, Webhook};
+pub use crate::model::webhooks::Delivery;
+use crate::model::webhooks::{DeliveryState, Format, Webhook};
 
 const HOOK_COLUMNS: &str =
     "id, tenant_id, name, format, host, url_sealed, secret_sealed, created_at, events";
@@ -82,23 +83,6 @@ pub fn delete(tx: &WriteTx<'_>, scope: &TenantScope, id: &str) -> Result<()> {
     Ok(())
 }
 
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    pub id: String,
-    pub webhook_id: String,
-    pub tenant_id: TenantId,
-    pub event: String,
-    pub request_id: Option<String>,
-    pub payload: String,
-    pub state: String,
-    pub attempts: u32,
-    pub next_attempt_at: Timestamp,
-    pub last_status: Option<u16>,
-    pub last_error: Option<String>,
-    pub created_at: Timestamp,
-    pub delivered_at: Option<Timestamp>,
-}
-
 const DELIVERY_COLUMNS: &str =
     "id, webhook_id, tenant_id, event, request_id, payload, state, attempts,
     next_attempt_at, last_status, last_error, created_at, delivered_at";
@@ -166,7 +150,7 @@ pub fn claim_due(
 pub fn record(
     tx: &WriteTx<'_>,
     id: &str,
-    state: &str,
+    state: DeliveryState,
     status: Option<u16>,
     error: Option<&str>,
     retry_at: Timestamp,

@@ -11,6 +11,7 @@ use super::ui;
 use crate::crypto::totp;
 use crate::error::Error;
 use crate::http::AppState;
+use crate::model::one_time_links::LinkKind;
 use crate::model::sessions::Stage;
 use crate::service::{self, setup::Enrollment};
 
@@ -301,7 +302,7 @@ fn enroll_view(
 async fn enroll_get(
     state: &AppState,
     req: &HttpRequest,
-    kind: &'static str,
+    kind: LinkKind,
     token: &str,
 ) -> Result<HttpResponse, WebError> {
     let o = origin_of(req);
@@ -328,13 +329,10 @@ async fn enroll_get(
     let csrf = service::auth::csrf_for(&state.ctx, &session_token)
         .await?
         .unwrap_or_default();
-    let action = format!(
-        "/{}/{token}",
-        if kind == "setup" { "setup" } else { "enroll" }
-    );
+    let action = format!("/{}/{token}", kind.path());
     let view = enroll_view(
         &action,
-        kind == "setup",
+        kind == LinkKind::Setup,
         &csrf,
         &secret,
         &account,
@@ -342,7 +340,7 @@ async fn enroll_get(
         None,
     )?;
     Ok(ok_page(
-        if kind == "setup" {
+        if kind == LinkKind::Setup {
             "Setup"
         } else {
             "Enrollment"
@@ -357,7 +355,7 @@ pub async fn setup_page(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    enroll_get(&state, &req, "setup", &token).await
+    enroll_get(&state, &req, LinkKind::Setup, &token).await
 }
 
 pub async fn enroll_page(
@@ -365,13 +363,13 @@ pub async fn enroll_page(
     req: HttpRequest,
     token: web::Path<String>,
 ) -> Result<HttpResponse, WebError> {
-    enroll_get(&state, &req, "enrollment", &token).await
+    enroll_get(&state, &req, LinkKind::Enrollment, &token).await
 }
 
 async fn enroll_post(
     state: &AppState,
     req: &HttpRequest,
-    kind: &'static str,
+    kind: LinkKind,
     link: &str,
     f: EnrollForm,
 ) -> Result<HttpResponse, WebError> {
@@ -382,7 +380,7 @@ async fn enroll_post(
         password_confirm: Zeroizing::new(f.password_confirm.clone()),
         code: f.code.clone(),
     };
-    let r = if kind == "setup" {
+    let r = if kind == LinkKind::Setup {
         let form = service::setup::SetupForm {
             msp_name: f.msp_name.clone(),
             first_name: f.first_name.clone(),
@@ -407,17 +405,14 @@ async fn enroll_post(
             let Some(secret) = secret else {
                 return Err(WebError(Error::validation(field, msg)));
             };
-            let action = format!(
-                "/{}/{link}",
-                if kind == "setup" { "setup" } else { "enroll" }
-            );
+            let action = format!("/{}/{link}", kind.path());
             let csrf = s
                 .as_ref()
                 .map(|s| service::auth::csrf_token(&state.ctx, s))
                 .unwrap_or_default();
             let view = enroll_view(
                 &action,
-                kind == "setup",
+                kind == LinkKind::Setup,
                 &csrf,
                 &secret,
                 &f.email,
@@ -438,7 +433,7 @@ pub async fn setup(
     token: web::Path<String>,
     form: web::Form<EnrollForm>,
 ) -> Result<HttpResponse, WebError> {
-    enroll_post(&state, &req, "setup", &token, form.into_inner()).await
+    enroll_post(&state, &req, LinkKind::Setup, &token, form.into_inner()).await
 }
 
 pub async fn enroll(
@@ -447,5 +442,12 @@ pub async fn enroll(
     token: web::Path<String>,
     form: web::Form<EnrollForm>,
 ) -> Result<HttpResponse, WebError> {
-    enroll_post(&state, &req, "enrollment", &token, form.into_inner()).await
+    enroll_post(
+        &state,
+        &req,
+        LinkKind::Enrollment,
+        &token,
+        form.into_inner(),
+    )
+    .await
 }

@@ -100,7 +100,7 @@ pub fn device_section(
         div.table-wrap tabindex="0" { table.credentials {
             thead { tr { th { "Created" } th { "Account" } th { "Why" } th { "State" } th { "Confirmed by the workstation" } th { "Kept" } } }
             tbody { @for c in history { tr {
-                td { (super::fmt::when(c.created_at, now, &cu.zone(Some(t)))) } td { code { (c.account) } } td { (c.reason) } td { (c.state) }
+                td { (super::fmt::when(c.created_at, now, &cu.zone(Some(t)))) } td { code { (c.account) } } td { (c.reason.as_str()) } td { (c.state.as_str()) }
                 td { (super::fmt::when_opt(c.activated_at, now, &cu.zone(Some(t)))) }
                 td { (if c.password_sealed.is_some() { "sealed" } else { "purged" }) }
             } } }

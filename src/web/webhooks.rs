@@ -12,6 +12,7 @@ use crate::authz::Permission;
 use crate::error::Error;
 use crate::http::AppState;
 use crate::model::tenants::TenantKind;
+use crate::model::webhooks::DeliveryState;
 use crate::model::webhooks::Format;
 use crate::service;
 
@@ -73,14 +74,14 @@ pub async fn webhooks_page(
                 tbody {
                     @if deliveries.is_empty() { tr { td colspan="7" { span.muted { "Nothing sent yet." } } } }
                     @for d in &deliveries {
-                        tr.delivery data-state=(d.state) {
+                        tr.delivery data-state=(d.state.as_str()) {
                             td { (super::fmt::when(d.created_at, now, &zone)) }
                             td { (name_of(&d.webhook_id)) }
                             td { code { (d.event) } }
-                            td { (d.state) }
+                            td { (d.state.as_str()) }
                             td { (d.attempts) }
                             td { @if let Some(s) = d.last_status { "HTTP " (s) } @if let Some(e) = &d.last_error { " " span.muted { (e) } } }
-                            td { @if d.state == "pending" { (super::fmt::when(d.next_attempt_at, now, &zone)) } }
+                            td { @if d.state == DeliveryState::Pending { (super::fmt::when(d.next_attempt_at, now, &zone)) } }
                         }
                     }
                 }

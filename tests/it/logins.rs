@@ -841,7 +841,7 @@ async fn no_secret_reaches_the_database_files_or_logs() {
             .read(move |r| hourglass::store::logins::credentials(r, &scope, d))
             .await
             .unwrap();
-        if history.iter().all(|c| c.state != "pending") {
+        if history.iter().all(|c| c.state.as_str() != "pending") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -849,7 +849,7 @@ async fn no_secret_reaches_the_database_files_or_logs() {
     let count = |state: &str, sealed: bool| {
         history
             .iter()
-            .filter(|c| c.state == state && c.password_sealed.is_some() == sealed)
+            .filter(|c| c.state.as_str() == state && c.password_sealed.is_some() == sealed)
             .count()
     };
     assert_eq!(history.len(), 6);
@@ -1192,13 +1192,16 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
             .unwrap();
         if history
             .iter()
-            .any(|c| c.login_id.is_none() && c.state == "current")
+            .any(|c| c.login_id.is_none() && c.state.as_str() == "current")
         {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let rotations: Vec<_> = history.iter().filter(|c| c.reason == "rotation").collect();
+    let rotations: Vec<_> = history
+        .iter()
+        .filter(|c| c.reason.as_str() == "rotation")
+        .collect();
     assert_eq!(
         rotations.len(),
         2,
@@ -1207,7 +1210,7 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
     assert!(
         rotations
             .iter()
-            .any(|c| c.login_id.is_none() && c.state == "current")
+            .any(|c| c.login_id.is_none() && c.state.as_str() == "current")
     );
     ws.kill();
 }

@@ -250,7 +250,10 @@ async fn webhooks_are_signed_retried_and_logged() {
         service::webhooks::deliver_due(s.ctx()).await.unwrap();
     }
     let log = deliveries(&s, "acme").await;
-    let dead_log: Vec<_> = log.iter().filter(|d| d.state == "failed").collect();
+    let dead_log: Vec<_> = log
+        .iter()
+        .filter(|d| d.state.as_str() == "failed")
+        .collect();
     assert_eq!(dead_log.len(), 1, "{log:?}");
     assert_eq!(dead_log[0].attempts, 6);
     let failed = s

@@ -80,7 +80,7 @@ pub(super) fn lock_down(
         ctx,
         scope,
         e,
-        "rotation",
+        CredentialReason::Rotation,
         |password, version| Action::RotatePassword {
             account: account.clone(),
             password,
@@ -189,7 +189,7 @@ pub async fn check_versions(
                         &ctx2,
                         &scope,
                         e,
-                        "rotation",
+                        CredentialReason::Rotation,
                         |password, version| Action::RotatePassword {
                             account: account.clone(),
                             password,
@@ -233,7 +233,7 @@ pub(in crate::service) fn rotate_all_escrowed(
             ctx,
             &scope,
             e,
-            "rotation",
+            CredentialReason::Rotation,
             |password, version| Action::RotatePassword {
                 account: account.clone(),
                 password,
@@ -387,7 +387,8 @@ pub fn on_ack(
                 .details(json!({"purged": purged, "kept": rules::HISTORY}))
                 .append(tx)?;
         }
-        if let Some(l) = login.filter(|l| cred.reason == "login" && l.state == State::Waiting)
+        if let Some(l) =
+            login.filter(|l| cred.reason == CredentialReason::Login && l.state == State::Waiting)
             && store::logins::transition(tx, &scope, &l, State::Active, None, now)?
         {
             audit_for(Event::LoginActive, &l, now)
@@ -397,7 +398,8 @@ pub fn on_ack(
         }
     } else {
         store::logins::fail_credential(tx, &cred.id)?;
-        if let Some(l) = login.filter(|l| cred.reason == "login" && l.state.is_open())
+        if let Some(l) =
+            login.filter(|l| cred.reason == CredentialReason::Login && l.state.is_open())
             && store::logins::transition(tx, &scope, &l, State::Failed, None, now)?
         {
             store::logins::set_failure(tx, &scope, l.id, &reason_of(details))?;

@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 use crate::ids::{DeviceId, LoginId, TenantId, UserId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::Action;
-use crate::model::logins::Credential;
-use crate::model::logins::Login;
-use crate::model::logins::{self as rules, State};
+use crate::model::logins::{
+    self as rules, Credential, CredentialReason, CredentialState, Login, State,
+};
 use crate::model::tenants::{LoginMode, Tenant};
 use crate::store::{self, WriteTx, logins::OfflineSecret};
 
@@ -120,14 +120,14 @@ fn escrow_and_order(
     ctx: &Ctx,
     scope: &TenantScope,
     l: Escrow<'_>,
-    reason: &str,
+    reason: CredentialReason,
     action: impl FnOnce(String, Option<String>) -> Action,
     now: Timestamp,
 ) -> Result<Zeroizing<String>> {
     // A login order lives as long as the session (a workstation back after it must not
     // enable the account); a rotation waits for the workstation as long as it takes.
     let ttl_ms = match l.login {
-        Some(s) if reason == "login" => s.expires_at.millis() - now.millis(),
+        Some(s) if reason == CredentialReason::Login => s.expires_at.millis() - now.millis(),
         _ => ORDER_TTL_MS,
     };
     let password = rules::password_from(&*crate::crypto::random_secret()?);
@@ -144,8 +144,8 @@ fn escrow_and_order(
         account: l.account.to_string(),
         login_id: l.login.map(|s| s.id),
         command_id: None,
-        reason: reason.into(),
-        state: "pending".into(),
+        reason,
+        state: CredentialState::Pending,
         created_at: now,
         activated_at: None,
     };

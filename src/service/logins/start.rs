@@ -100,7 +100,7 @@ fn order(
         ctx,
         scope,
         l.into(),
-        "login",
+        CredentialReason::Login,
         |password, version| Action::EnsureAccount {
             account: account.clone(),
             password,

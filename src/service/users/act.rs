@@ -235,7 +235,7 @@ fn apply(
             let (f, l, e) = pseudonym(&id.to_string());
             store::users::erase(tx, scope, id, &f, &l, &e, now)?;
             let ended = end_everything(tx, c, "erased", report)?;
-            store::links::revoke_open(tx, "enrollment", Some(id), now)?;
+            store::links::revoke_open(tx, LinkKind::Enrollment, Some(id), now)?;
             audit(Event::UserErased).details(ended).append(tx)?;
         }
         Action::ResetEnrollment => {
@@ -243,7 +243,13 @@ fn apply(
             store::sessions::delete_for_user(tx, id)?;
             // A token made before the reset must not come back to life after it.
             store::tokens::revoke_all_for_user(tx, id, now)?;
-            token = Some(issue_link(tx, "enrollment", Some(id), ENROLL_LINK_MS, now)?);
+            token = Some(issue_link(
+                tx,
+                LinkKind::Enrollment,
+                Some(id),
+                ENROLL_LINK_MS,
+                now,
+            )?);
             audit(Event::UserEnrollmentReset).append(tx)?;
         }
         Action::Unlock => {

@@ -14,6 +14,7 @@ use crate::model::audit::Event;
 use crate::model::roles::{BuiltinRole, RoleRef};
 use crate::model::tenants::{Tenant, TenantKind, parse_name};
 use crate::model::users::{Email, User, UserStatus, Username, pseudonym};
+use crate::store::links::LinkKind;
 use crate::store::{self, WriteTx};
 
 mod act;
@@ -84,7 +85,7 @@ pub async fn create(
                 },
                 now,
             )?;
-            let token = issue_link(tx, "enrollment", Some(uid), ENROLL_LINK_MS, now)?;
+            let token = issue_link(tx, LinkKind::Enrollment, Some(uid), ENROLL_LINK_MS, now)?;
             Audit::new(Event::UserCreated, now)
                 .tenant(tid)
                 .by(&p2, &o)
