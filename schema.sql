@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 11;
+PRAGMA user_version = 12;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -229,7 +229,7 @@ CREATE TABLE commands (
     device_id  TEXT NOT NULL REFERENCES devices (id),
     seq        INTEGER NOT NULL,
     kind       TEXT NOT NULL CHECK (kind IN ('grant_admin', 'revoke_admin', 'ensure_account', 'rotate_password',
-                   'disable_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update')),
+                   'disable_account', 'delete_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update')),
     -- Arguments with secrets (passwords, offline secrets) blanked; the full arguments sealed.
     args       TEXT NOT NULL,
     args_sealed BLOB,

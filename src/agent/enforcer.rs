@@ -184,6 +184,13 @@ pub fn apply(
             os.disable_account(account)?;
             os.logoff(account)?;
         }
+        Action::DeleteAccount { account } => {
+            ordered(state, account, false);
+            state.grants.retain(|g| g.account != *account);
+            state.password_versions.remove(account);
+            os.logoff(account)?;
+            os.delete_account(account)?;
+        }
         Action::Logoff { account } => os.logoff(account)?,
         Action::Notify { message } => os.notify(message)?,
         Action::SetOfflineSecret { secret, minutes } => {

@@ -16,6 +16,8 @@ pub trait Os: Send + Sync {
     fn ensure_account(&self, name: &str, password: &str, admin: bool) -> Result<()>;
     fn set_password(&self, name: &str, password: &str) -> Result<()>;
     fn disable_account(&self, name: &str) -> Result<()>;
+    /// Removes the account (its home stays); nothing to do when it does not exist.
+    fn delete_account(&self, name: &str) -> Result<()>;
     fn add_admin(&self, name: &str) -> Result<()>;
     fn remove_admin(&self, name: &str) -> Result<()>;
     fn admin_members(&self) -> Result<Vec<String>>;
@@ -178,6 +180,15 @@ impl Os for LinuxShadow {
         Ok(())
     }
 
+    fn delete_account(&self, name: &str) -> Result<()> {
+        if !self.user_exists(name)? {
+            return Ok(());
+        }
+        self.remove_admin(name)?;
+        self.run("userdel", &["--prefix", &self.prefix(), name], None)?;
+        Ok(())
+    }
+
     fn has_account(&self, name: &str) -> Option<bool> {
         self.user_exists(name).ok()
     }
@@ -290,6 +301,12 @@ impl Os for MemoryOs {
             if let Some(a) = s.accounts.get_mut(name) {
                 a.1 = true;
             }
+        })
+    }
+    fn delete_account(&self, name: &str) -> Result<()> {
+        self.with(|s| {
+            s.admins.remove(name);
+            s.accounts.remove(name);
         })
     }
     fn add_admin(&self, name: &str) -> Result<()> {

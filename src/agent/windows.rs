@@ -111,6 +111,8 @@ pub trait WinApi: Send + Sync {
     fn set_password(&self, name: &str, password: &str) -> std::result::Result<(), WinError>;
     /// NetUserSetInfo level 1008: UF_ACCOUNTDISABLE cleared or set, other flags kept.
     fn set_enabled(&self, name: &str, enabled: bool) -> std::result::Result<(), WinError>;
+    /// NetUserDel.
+    fn delete_user(&self, name: &str) -> std::result::Result<(), WinError>;
     /// The local name of S-1-5-32-544 (CreateWellKnownSid + LookupAccountSidW).
     fn administrators_group(&self) -> std::result::Result<String, WinError>;
     fn group_members(&self, group: &str) -> std::result::Result<Vec<String>, WinError>;
@@ -226,6 +228,14 @@ impl<A: WinApi> Os for WindowsSam<A> {
         self.api
             .set_enabled(name, false)
             .map_err(|w| w.into_error(name))
+    }
+
+    fn delete_account(&self, name: &str) -> Result<()> {
+        self.remove_admin(name)?;
+        match self.api.delete_user(name) {
+            Ok(()) | Err(WinError::UserNotFound) => Ok(()),
+            Err(w) => Err(w.into_error(name)),
+        }
     }
 
     fn add_admin(&self, name: &str) -> Result<()> {
@@ -407,6 +417,15 @@ impl WinApi for FakeSam {
         u.enabled = enabled;
         Ok(())
     }
+    fn delete_user(&self, name: &str) -> std::result::Result<(), WinError> {
+        let mut s = self.lock();
+        let u = s
+            .users
+            .remove(&name.to_lowercase())
+            .ok_or(WinError::UserNotFound)?;
+        s.admins.retain(|a| !same(a, &u.name));
+        Ok(())
+    }
     fn administrators_group(&self) -> std::result::Result<String, WinError> {
         self.lock()
             .admin_group
@@ -521,6 +540,9 @@ impl WinApi for StoredSam {
     }
     fn set_enabled(&self, name: &str, enabled: bool) -> std::result::Result<(), WinError> {
         self.save(self.sam.set_enabled(name, enabled))
+    }
+    fn delete_user(&self, name: &str) -> std::result::Result<(), WinError> {
+        self.save(self.sam.delete_user(name))
     }
     fn administrators_group(&self) -> std::result::Result<String, WinError> {
         self.sam.administrators_group()

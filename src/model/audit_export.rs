@@ -55,9 +55,11 @@ pub struct Names {
     pub actor: Option<String>,
     pub target: Option<String>,
     pub device: Option<String>,
+    /// The entry in words, where its event has a sentence (technician logins).
+    pub summary: Option<String>,
 }
 
-const COLUMNS: [&str; 20] = [
+const COLUMNS: [&str; 21] = [
     "seq",
     "time",
     "event",
@@ -76,6 +78,7 @@ const COLUMNS: [&str; 20] = [
     "ip",
     "http_request_id",
     "justification",
+    "summary",
     "details",
     "id",
 ];
@@ -89,7 +92,8 @@ fn ndjson(seq: i64, e: &Entry, n: &Names) -> serde_json::Value {
         "actor_name": n.actor, "target_kind": e.target_kind, "target_id": e.target_id,
         "target_name": n.target, "device_id": e.device_id, "device_name": n.device,
         "request_identifier": e.request_identifier, "ticket_identifier": e.ticket_identifier,
-        "ip": e.ip, "http_request_id": e.http_request_id, "details": details, "id": e.id,
+        "ip": e.ip, "http_request_id": e.http_request_id, "summary": n.summary,
+        "details": details, "id": e.id,
     })
 }
 
@@ -126,6 +130,7 @@ fn csv_line(seq: i64, e: &Entry, n: &Names) -> String {
         o(&e.ip),
         o(&e.http_request_id),
         justification(e),
+        o(&n.summary),
         e.details.clone(),
         e.id.clone(),
     ];
@@ -243,9 +248,14 @@ mod tests {
             actor: Some("Nik Potter".into()),
             target: Some("bob on W11-PC".into()),
             device: Some("W11-PC".into()),
+            summary: Some("nik logged into W11-PC with account msp-nik".into()),
         };
         let line = Format::Csv.line(1, &e, &names);
-        assert_eq!(line.trim_end().split(',').count(), 20);
+        assert_eq!(line.trim_end().split(',').count(), 21);
         assert!(line.contains(",bob on W11-PC,"), "{line}");
+        assert!(
+            line.contains(",nik logged into W11-PC with account msp-nik,"),
+            "{line}"
+        );
     }
 }

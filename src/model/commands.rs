@@ -13,6 +13,7 @@ pub const KINDS: &[&str] = &[
     "ensure_account",
     "rotate_password",
     "disable_account",
+    "delete_account",
     "logoff",
     "notify",
     "set_offline_secret",
@@ -65,6 +66,10 @@ pub enum Action {
     DisableAccount {
         account: String,
     },
+    /// Removes a managed account from the workstation (its person was erased).
+    DeleteAccount {
+        account: String,
+    },
     Logoff {
         account: String,
     },
@@ -91,6 +96,7 @@ impl Action {
             Action::EnsureAccount { .. } => "ensure_account",
             Action::RotatePassword { .. } => "rotate_password",
             Action::DisableAccount { .. } => "disable_account",
+            Action::DeleteAccount { .. } => "delete_account",
             Action::Logoff { .. } => "logoff",
             Action::Notify { .. } => "notify",
             Action::SetOfflineSecret { .. } => "set_offline_secret",
@@ -123,6 +129,12 @@ impl Action {
                 hit = true;
             }
         }
+        // The account of an erased person: its name came from their username (only the
+        // sealed arguments, which the workstation gets, still hold it).
+        if let (Action::DeleteAccount { .. }, Some(v)) = (self, a.get_mut("account")) {
+            *v = serde_json::Value::String("(erased)".into());
+            hit = true;
+        }
         hit.then_some(a)
     }
 
@@ -134,6 +146,7 @@ impl Action {
             | Action::EnsureAccount { account, .. }
             | Action::RotatePassword { account, .. }
             | Action::DisableAccount { account }
+            | Action::DeleteAccount { account }
             | Action::Logoff { account } => Some(account),
             _ => None,
         }
@@ -230,6 +243,6 @@ mod tests {
             )
             .is_err()
         );
-        assert_eq!(KINDS.len(), 9);
+        assert_eq!(KINDS.len(), 10);
     }
 }

@@ -220,6 +220,51 @@ pub struct Credential {
     pub activated_at: Option<Timestamp>,
 }
 
+/// What a login entry says in words, from names joined in when the log is read: the chain
+/// keeps only ids (DESIGN §6), so an erased person reads as their pseudonym.
+pub struct Names<'a> {
+    pub who: &'a str,
+    pub hostname: &'a str,
+    pub account: &'a str,
+}
+
+/// The seed's line for a technician-login event ("nik@… logged into ACME-LT-001 with account
+/// msp-nik"); None for other events.
+pub fn sentence(event: &str, shared: bool, n: &Names<'_>) -> Option<String> {
+    let what = match event {
+        "login_started" => "started a login session",
+        "login_active" => {
+            let verb = if shared { "accessed" } else { "logged into" };
+            return Some(format!(
+                "{} {verb} {} with account {}",
+                n.who, n.hostname, n.account
+            ));
+        }
+        "login_ended" => "ended the login session",
+        "login_revoked" => "had the login session revoked",
+        "login_expired" => "reached the end of the login session",
+        "login_failed" => "could not log in",
+        _ => return None,
+    };
+    Some(format!(
+        "{} {what} on {} with account {}",
+        n.who, n.hostname, n.account
+    ))
+}
+
+/// The line of an offline login: a named code names its person, a shared one nobody.
+pub fn offline_sentence(
+    who: Option<&str>,
+    hostname: &str,
+    account: &str,
+    code_time: &str,
+) -> String {
+    format!(
+        "{} logged into {hostname} offline with account {account} (code of {code_time})",
+        who.unwrap_or("someone with the offline code")
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -188,18 +188,29 @@ impl UserStatus {
 }
 
 /// The pseudonym that replaces an erased person's names and email; audit rows keep the id.
-pub fn pseudonym(user_id: &str) -> (String, String, String) {
+pub fn pseudonym(user_id: &str) -> Pseudonym {
     let short: String = user_id
         .chars()
         .filter(|c| c.is_ascii_hexdigit())
         .skip(20)
         .take(12)
         .collect();
-    (
-        "Erased".to_string(),
-        format!("user {short}"),
-        format!("erased-{short}@erased.invalid"),
-    )
+    Pseudonym {
+        first_name: "Erased".to_string(),
+        last_name: format!("user {short}"),
+        email: format!("erased-{short}@erased.invalid"),
+        // 15 characters: `msp-` + it still fits Windows' 20 (USERNAME_MAX).
+        username: format!("erased-{}", &short[short.len().saturating_sub(8)..]),
+    }
+}
+
+/// What an erased person is called from then on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pseudonym {
+    pub first_name: String,
+    pub last_name: String,
+    pub email: String,
+    pub username: String,
 }
 
 /// A row of `users` as the services see it (read by `store::users`).

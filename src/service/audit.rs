@@ -225,11 +225,57 @@ impl NameCache {
         r: &store::Reader<'_>,
         e: &crate::model::audit::Entry,
     ) -> Result<crate::model::audit_export::Names> {
+        let device = self.name(r, &e.device_id)?;
         Ok(crate::model::audit_export::Names {
             actor: self.name(r, &e.actor_id)?,
             target: self.name(r, &e.target_id)?,
-            device: self.name(r, &e.device_id)?,
+            summary: summary(r, e, device.as_deref())?,
+            device,
         })
+    }
+}
+
+/// A technician-login entry in words, names joined in now (the chain holds ids only).
+fn summary(
+    r: &store::Reader<'_>,
+    e: &crate::model::audit::Entry,
+    device: Option<&str>,
+) -> Result<Option<String>> {
+    use crate::model::logins::{Names, named_account, offline_sentence, sentence};
+    let details: serde_json::Value = serde_json::from_str(&e.details).unwrap_or_default();
+    let Some(target) = e.target_id.as_deref() else {
+        return Ok(None);
+    };
+    match (e.event.as_str(), e.target_kind.as_deref()) {
+        ("login_offline", kind) => {
+            let host = device.unwrap_or("a workstation");
+            let code_time = details["code_time"].as_str().unwrap_or("");
+            let person = match kind {
+                Some("user") => store::names::person(r, target)?,
+                _ => None,
+            };
+            Ok(Some(match person {
+                Some((email, tenant_kind, username)) => {
+                    let kind = crate::model::tenants::TenantKind::parse(&tenant_kind);
+                    let account = kind.map_or(username.clone(), |k| named_account(k, &username));
+                    offline_sentence(Some(&email), host, &account, code_time)
+                }
+                None => offline_sentence(None, host, target, code_time),
+            }))
+        }
+        (event, Some("login")) => {
+            let Some((who, hostname, account)) = store::names::login_names(r, target)? else {
+                return Ok(None);
+            };
+            let shared = details["shared"] == true;
+            let n = Names {
+                who: &who,
+                hostname: &hostname,
+                account: &account,
+            };
+            Ok(sentence(event, shared, &n))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -244,6 +290,26 @@ pub async fn names(
         .filter_map(|i| i.clone())
         .collect();
     labels(ctx, ids).await
+}
+
+/// The entries that have a sentence (technician logins), in words, by entry id.
+pub async fn summaries(
+    ctx: &super::Ctx,
+    entries: &[(i64, crate::model::audit::Entry)],
+) -> Result<std::collections::HashMap<String, String>> {
+    let entries: Vec<_> = entries.iter().map(|(_, e)| e.clone()).collect();
+    ctx.db
+        .read(move |r| {
+            let mut names = NameCache::default();
+            let mut out = std::collections::HashMap::new();
+            for e in &entries {
+                if let Some(s) = names.of(r, e)?.summary {
+                    out.insert(e.id.clone(), s);
+                }
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// Names for ids the caller read from rows it may see (people, rules, policies, …).

@@ -86,7 +86,10 @@ pub fn enqueue(
         .tenant(scope.tenant())
         .device(device)
         .target("command", c.id)
-        .details(json!({"kind": c.kind, "seq": c.seq, "account": action.account()}))
+        // A managed account is named by the command (its label joins the name in), not in the
+        // chain: the name derives from a username that erasure replaces (DESIGN §6).
+        .details(json!({"kind": c.kind, "seq": c.seq,
+            "account": action.account().filter(|a| !crate::model::commands::is_managed_account(a))}))
         .append(tx)?;
     Ok(c)
 }
@@ -317,7 +320,8 @@ fn act_on(
         .device(device)
         .from(o)
         .target("event", &e.id)
-        .details(json!({"kind": e.kind.as_str(), "agent_time": e.at, "data": e.data}));
+        .details(json!({"kind": e.kind.as_str(), "agent_time": e.at,
+            "data": super::logins::for_the_chain(&tx.reader(), tenant, &e.data)?}));
     if let Some(r) = e.data.get("request_id").and_then(|v| v.as_str()) {
         let ticket = e
             .data

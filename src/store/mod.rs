@@ -6,6 +6,7 @@ pub mod certificates;
 pub mod commands;
 pub mod devices;
 pub mod disk;
+pub mod erasure;
 pub mod links;
 pub mod logins;
 pub mod migrate;
@@ -234,6 +235,14 @@ impl Db {
         Ok(())
     }
 
+    /// Copies the WAL into the database and empties it, so no older page image (say, a row
+    /// before erasure) stays in the WAL file. False when a reader kept part of it.
+    pub fn truncate_wal(&self) -> Result<bool> {
+        let conn = self.lock_writer()?;
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        Ok(busy == 0)
+    }
+
     /// (connections, idle) of the read pool, for /metrics.
     pub fn pool_state(&self) -> (u32, u32) {
         self.inner
@@ -383,6 +392,9 @@ fn configure(c: &Connection, busy_timeout: Duration, writer: bool) -> rusqlite::
     }
     c.pragma_update(None, "synchronous", "FULL")?;
     c.pragma_update(None, "foreign_keys", true)?;
+    // What is deleted or overwritten is zeroed in the file, so an erased person's data does
+    // not linger in free pages (DESIGN §1).
+    c.pragma_update(None, "secure_delete", true)?;
     Ok(())
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::named_params;
+use rusqlite::{OptionalExtension, named_params};
 
 use super::Reader;
 use crate::error::Result;
@@ -28,6 +28,8 @@ pub fn labels(r: &Reader<'_>, ids: &[String]) -> Result<HashMap<String, String>>
          UNION ALL SELECT id, name FROM tenants WHERE id IN wanted
          UNION ALL SELECT id, name FROM webhooks WHERE id IN wanted
          UNION ALL SELECT id, name FROM api_tokens WHERE id IN wanted
+         UNION ALL SELECT c.id, c.kind || coalesce(' ' || json_extract(c.args, '$.account'), '')
+             FROM commands c WHERE c.id IN wanted
          UNION ALL SELECT l.id, l.account || ' on ' || d.hostname FROM logins l
              JOIN devices d ON d.id = l.device_id WHERE l.id IN wanted
          UNION ALL SELECT q.id, e.account || ' on ' || d.hostname FROM requests q
@@ -43,4 +45,31 @@ pub fn labels(r: &Reader<'_>, ids: &[String]) -> Result<HashMap<String, String>>
         out.insert(id, label);
     }
     Ok(out)
+}
+
+/// Who, where and with which account a technician login was, as they are called now.
+pub fn login_names(r: &Reader<'_>, login: &str) -> Result<Option<(String, String, String)>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT u.email, d.hostname, l.account FROM logins l
+         JOIN users u ON u.id = l.user_id JOIN devices d ON d.id = l.device_id WHERE l.id = :l",
+    )?;
+    Ok(st
+        .query_row(named_params! {":l": login}, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
+}
+
+/// A person's email, the kind of their tenant and their username (from which their
+/// workstation account is named).
+pub fn person(r: &Reader<'_>, user: &str) -> Result<Option<(String, String, String)>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT u.email, t.kind, u.username FROM users u JOIN tenants t ON t.id = u.tenant_id
+         WHERE u.id = :u",
+    )?;
+    Ok(st
+        .query_row(named_params! {":u": user}, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?)
 }

@@ -361,18 +361,17 @@ pub fn erase(
     tx: &WriteTx<'_>,
     scope: &TenantScope,
     id: UserId,
-    first: &str,
-    last: &str,
-    email: &str,
+    p: &crate::model::users::Pseudonym,
     now: Timestamp,
 ) -> Result<()> {
     let n = tx
         .conn()
         .prepare_cached(
-            "UPDATE users SET first_name = :f, last_name = :l, email = :e, status = 'erased', password_hash = NULL,
-                totp_sealed = NULL, updated_at = :now WHERE id = :id AND tenant_id = :t",
+            "UPDATE users SET first_name = :f, last_name = :l, email = :e, username = :u, status = 'erased',
+                password_hash = NULL, totp_sealed = NULL, updated_at = :now WHERE id = :id AND tenant_id = :t",
         )?
-        .execute(named_params! {":f": first, ":l": last, ":e": email, ":id": id, ":t": scope.tenant(), ":now": now})?;
+        .execute(named_params! {":f": p.first_name, ":l": p.last_name, ":e": p.email, ":u": p.username,
+            ":id": id, ":t": scope.tenant(), ":now": now})?;
     if n == 0 {
         return Err(Error::NotFound);
     }

@@ -75,6 +75,7 @@ pub async fn audit_page(
     );
     let next = rows.last().map(|(seq, _)| *seq);
     let names = service::audit::names(&state.ctx, &rows).await?;
+    let summaries = service::audit::summaries(&state.ctx, &rows).await?;
     let (now, zone) = (state.ctx.clock.now(), cu.zone(Some(&t)));
     let name = |id: &Option<String>| id.as_ref().and_then(|i| names.get(i)).cloned();
     let base = format!("/t/{}/audit", t.slug);
@@ -97,7 +98,7 @@ pub async fn audit_page(
                     a href=(format!("{base}/export?format=ndjson&{query}")) download { "NDJSON" }
                 }
             }
-            (entries_table(&rows, &name, now, &zone))
+            (entries_table(&rows, &name, &summaries, now, &zone))
             @if let Some(n) = next.filter(|_| rows.len() == 50) {
                 p { a href=(format!("{base}?{query}&before={n}")) { "Older entries →" } }
             }
@@ -139,6 +140,7 @@ fn chain_status(
 fn entries_table(
     rows: &[(i64, Entry)],
     name: &dyn Fn(&Option<String>) -> Option<String>,
+    summaries: &std::collections::HashMap<String, String>,
     now: Timestamp,
     zone: &str,
 ) -> Markup {
@@ -164,7 +166,7 @@ fn entries_table(
                         (name(&e.target_id).unwrap_or_default())
                     }
                     td { (name(&e.device_id).unwrap_or_default()) }
-                    td { code { (e.details) } }
+                    td { @if let Some(s) = summaries.get(&e.id) { span.summary { (s) } br; } code { (e.details) } }
                 }
             }
         }

@@ -72,30 +72,40 @@ pub async fn api(
     (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
+/// The sentences of an event's entries, newest first, as the operator's export writes them
+/// (names are joined in there: the chain itself holds ids only).
 async fn audit_lines(s: &TestServer, event: &str) -> Vec<String> {
-    let e = event.to_string();
-    s.ctx()
-        .db
-        .read(move |r| {
-            hourglass::store::audit::list(
-                r,
-                &hourglass::store::audit::Filter {
-                    event: Some(e),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-        })
-        .await
+    let filter = hourglass::service::audit::ListFilter {
+        event: Some(event.to_string()),
+        ..Default::default()
+    };
+    let db = s.ctx().db.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        hourglass::service::audit::export_to(
+            &db,
+            None,
+            &filter,
+            hourglass::model::audit_export::Format::Ndjson,
+            &mut out,
+        )
+        .unwrap();
+        out
+    })
+    .await
+    .unwrap();
+    let mut lines: Vec<String> = String::from_utf8(out)
         .unwrap()
-        .into_iter()
-        .map(|(_, e)| {
-            serde_json::from_str::<Value>(&e.details).unwrap_or_default()["line"]
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["summary"]
                 .as_str()
                 .unwrap_or_default()
                 .to_string()
         })
-        .collect()
+        .collect();
+    lines.reverse();
+    lines
 }
 
 async fn login_state(s: &TestServer, token: &str, id: &str) -> String {

@@ -15,6 +15,7 @@ mod browser;
 mod cli;
 mod database;
 mod disk;
+mod erasure;
 mod fixture;
 mod headers;
 mod jobs;

@@ -22,8 +22,8 @@ use windows_sys::Win32::Foundation::{ERROR_MORE_DATA, GetLastError};
 use windows_sys::Win32::NetworkManagement::NetManagement::{
     LOCALGROUP_MEMBERS_INFO_1, LOCALGROUP_MEMBERS_INFO_3, MAX_PREFERRED_LENGTH, NetApiBufferFree,
     NetLocalGroupAddMembers, NetLocalGroupDelMembers, NetLocalGroupGetMembers, NetUserAdd,
-    NetUserGetInfo, NetUserSetInfo, UF_ACCOUNTDISABLE, UF_DONT_EXPIRE_PASSWD, UF_NORMAL_ACCOUNT,
-    UF_SCRIPT, USER_INFO_1, USER_INFO_1003, USER_INFO_1008, USER_PRIV_USER,
+    NetUserDel, NetUserGetInfo, NetUserSetInfo, UF_ACCOUNTDISABLE, UF_DONT_EXPIRE_PASSWD,
+    UF_NORMAL_ACCOUNT, UF_SCRIPT, USER_INFO_1, USER_INFO_1003, USER_INFO_1008, USER_PRIV_USER,
 };
 use windows_sys::Win32::Security::{
     CreateWellKnownSid, LookupAccountSidW, PSID, SECURITY_MAX_SID_SIZE, SID_NAME_USE,
@@ -263,6 +263,13 @@ impl WinApi for Win32Api {
         };
         p.zeroize();
         status("NetUserSetInfo", rc)
+    }
+
+    fn delete_user(&self, name: &str) -> Result<(), WinError> {
+        let n = wide(name);
+        // SAFETY: `n` outlives the call.
+        let rc = unsafe { NetUserDel(null(), n.as_ptr()) };
+        status("NetUserDel", rc)
     }
 
     fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), WinError> {

@@ -40,7 +40,7 @@ pub(in crate::service) fn end_after_restore(
         return Ok(false);
     }
     audit_for(Event::LoginRevoked, l, now)
-        .details(json!({"account": l.account, "why": "restored from a backup"}))
+        .details(json!({"why": "restored from a backup"}))
         .append(tx)?;
     tell_hooks(
         tx,
@@ -126,16 +126,14 @@ pub fn observed_logon(
     };
     let due = now.plus_secs(rules::STRAY_GRACE_SECS);
     if store::logins::insert_stray(tx, &s, due)? {
-        Audit::new(Event::LoginOutsideSession, now)
+        let a = Audit::new(Event::LoginOutsideSession, now)
             .tenant(tenant)
             .device(device)
-            .target("account", account)
             .failure()
             .details(
-                json!({"account": account, "line": data["line"], "host": data["host"],
-                "rotate_at": due.rfc3339()}),
-            )
-            .append(tx)?;
+                json!({"line": data["line"], "host": data["host"], "rotate_at": due.rfc3339()}),
+            );
+        about_account(a, &tx.reader(), tenant, account)?.append(tx)?;
     }
     Ok(())
 }
@@ -182,7 +180,11 @@ pub async fn check_versions(
         .write(move |tx| {
             let scope = system_scope(tenant);
             for (account, seen, current) in stale(&tx.reader(), device, &reported)? {
-                let e = Escrow { device, account: &account, login: None };
+                let e = Escrow {
+                    device,
+                    account: &account,
+                    login: None,
+                };
                 if store::logins::is_open(&tx.reader(), device, &account)? {
                     escrow_and_order(
                         tx,
@@ -200,13 +202,12 @@ pub async fn check_versions(
                 } else {
                     lock_down(tx, &ctx2, &scope, e, now)?;
                 }
-                Audit::new(Event::CredentialRollback, now)
+                let a = Audit::new(Event::CredentialRollback, now)
                     .tenant(tenant)
                     .device(device)
-                    .target("account", &account)
                     .failure()
-                    .details(json!({"account": account, "reported_version": seen, "current_version": current}))
-                    .append(tx)?;
+                    .details(json!({"reported_version": seen, "current_version": current}));
+                about_account(a, &tx.reader(), tenant, &account)?.append(tx)?;
             }
             Ok(())
         })
@@ -270,12 +271,11 @@ pub(super) async fn settle_strays(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                         login: None,
                     };
                     lock_down(tx, &ctx2, &scope, e, now)?;
-                    Audit::new(Event::StrayRotated, now)
+                    let a = Audit::new(Event::StrayRotated, now)
                         .tenant(s.tenant_id)
                         .device(s.device_id)
-                        .target("account", &s.account)
-                        .details(json!({"account": s.account, "seen_at": s.seen_at.rfc3339()}))
-                        .append(tx)?;
+                        .details(json!({"seen_at": s.seen_at.rfc3339()}));
+                    about_account(a, &tx.reader(), s.tenant_id, &s.account)?.append(tx)?;
                 }
                 Ok(())
             })
@@ -322,14 +322,10 @@ pub async fn end(
                     "ending someone else's session needs devices.manage".into(),
                 ));
             }
-            let (to, e, what) = if own {
-                (State::Ended, Event::LoginEnded, "ended the login session")
+            let (to, e) = if own {
+                (State::Ended, Event::LoginEnded)
             } else {
-                (
-                    State::Revoked,
-                    Event::LoginRevoked,
-                    "had the login session revoked",
-                )
+                (State::Revoked, Event::LoginRevoked)
             };
             if !close_in(
                 tx,
@@ -345,7 +341,7 @@ pub async fn end(
             let shared = shared_mode(tx, &scope)?;
             audit_for(e, &l, now)
                 .by(&p2, &o)
-                .details(json!({"line": line(&l, shared, what), "account": l.account}))
+                .details(json!({"shared": shared}))
                 .append(tx)?;
             let (event, said) = if own {
                 ("login.ended", "Technician login ended")
@@ -380,12 +376,11 @@ pub fn on_ack(
     if done {
         let purged = store::logins::activate(tx, &cred, now)?;
         if purged > 0 {
-            Audit::new(Event::CredentialsPurged, now)
+            let a = Audit::new(Event::CredentialsPurged, now)
                 .tenant(cred.tenant_id)
                 .device(cred.device_id)
-                .target("account", &cred.account)
-                .details(json!({"purged": purged, "kept": rules::HISTORY}))
-                .append(tx)?;
+                .details(json!({"purged": purged, "kept": rules::HISTORY}));
+            about_account(a, &tx.reader(), cred.tenant_id, &cred.account)?.append(tx)?;
         }
         if let Some(l) =
             login.filter(|l| cred.reason == CredentialReason::Login && l.state == State::Waiting)
@@ -393,7 +388,7 @@ pub fn on_ack(
         {
             audit_for(Event::LoginActive, &l, now)
                 .actor(ActorKind::User, Some(l.user_id.to_string()))
-                .details(json!({"line": line(&l, shared, ""), "account": l.account}))
+                .details(json!({"shared": shared}))
                 .append(tx)?;
         }
     } else {
@@ -405,10 +400,7 @@ pub fn on_ack(
             store::logins::set_failure(tx, &scope, l.id, &reason_of(details))?;
             audit_for(Event::LoginFailed, &l, now)
                 .failure()
-                .details(
-                    json!({"line": line(&l, shared, "could not log in"), "account": l.account,
-                    "reason": reason_of(details)}),
-                )
+                .details(json!({"shared": shared, "reason": reason_of(details)}))
                 .append(tx)?;
         }
     }
@@ -433,9 +425,17 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
                 if close_in(tx, &ctx2, &scope, &l, State::Expired, None, now)? {
                     let shared = shared_mode(tx, &scope)?;
                     audit_for(Event::LoginExpired, &l, now)
-                        .details(json!({"line": line(&l, shared, "reached the end of the login session"), "account": l.account}))
+                        .details(json!({"shared": shared}))
                         .append(tx)?;
-                    tell_hooks(tx, &ctx2, &scope, &l, "login.expired", "Technician login over", now)?;
+                    tell_hooks(
+                        tx,
+                        &ctx2,
+                        &scope,
+                        &l,
+                        "login.expired",
+                        "Technician login over",
+                        now,
+                    )?;
                 }
                 Ok(())
             })
@@ -511,7 +511,7 @@ pub(in crate::service) fn offboard(
         let scope = system_scope(l.tenant_id);
         if close_in(tx, ctx, &scope, &l, State::Revoked, Some(why), now)? {
             audit_for(Event::LoginRevoked, &l, now)
-                .details(json!({"account": l.account, "why": why}))
+                .details(json!({"why": why}))
                 .append(tx)?;
             tell_hooks(
                 tx,

@@ -22,10 +22,12 @@ use crate::model::tenants::{LoginMode, Tenant};
 use crate::store::{self, WriteTx, logins::OfflineSecret};
 
 mod end;
+mod erase;
 mod offline;
 mod start;
 
 pub use end::*;
+pub use erase::*;
 pub use offline::*;
 pub use start::*;
 
@@ -50,19 +52,53 @@ fn secret_ctx<'a>(id: &'a str, tenant: &'a str) -> SealContext<'a> {
     }
 }
 
-/// The audit line naming person, workstation and account (DESIGN §5).
-fn line(l: &Login, shared: bool, what: &str) -> String {
-    let verb = if shared { "accessed" } else { "logged into" };
-    match what {
-        "" => format!(
-            "{} {verb} {} with account {}",
-            l.email, l.hostname, l.account
-        ),
-        w => format!(
-            "{} {w} on {} with account {}",
-            l.email, l.hostname, l.account
-        ),
+/// The person a managed workstation account belongs to (msp-nik → the MSP's nik, co-ann →
+/// this tenant's co-ann), if any.
+pub(crate) fn owner_of(
+    r: &store::Reader<'_>,
+    tenant: TenantId,
+    account: &str,
+) -> Result<Option<crate::model::users::User>> {
+    if !crate::model::commands::is_managed_account(account) {
+        return Ok(None);
     }
+    match (account.strip_prefix("msp-"), store::tenants::msp(r)?) {
+        (Some(u), Some(m)) => store::users::by_username(r, &system_scope(m.id), u),
+        _ => store::users::by_username(r, &system_scope(tenant), account),
+    }
+}
+
+/// An agent event's data for the chain: a person's account (`"account": "msp-nik"`) becomes
+/// their id (`"account_of": …`), joined back in when shown; other accounts stay as named.
+pub(crate) fn for_the_chain(
+    r: &store::Reader<'_>,
+    tenant: TenantId,
+    data: &serde_json::Value,
+) -> Result<serde_json::Value> {
+    let mut data = data.clone();
+    let owner = match data["account"].as_str() {
+        Some(a) => owner_of(r, tenant, a)?,
+        None => None,
+    };
+    if let (Some(u), Some(map)) = (owner, data.as_object_mut()) {
+        map.remove("account");
+        map.insert("account_of".into(), json!(u.id));
+    }
+    Ok(data)
+}
+
+/// An entry about a workstation account: a person's account is named by the person's id, so
+/// the chain never holds a name their erasure replaces (DESIGN §6); any other by its name.
+fn about_account(
+    a: Audit,
+    r: &store::Reader<'_>,
+    tenant: TenantId,
+    account: &str,
+) -> Result<Audit> {
+    Ok(match owner_of(r, tenant, account)? {
+        Some(u) => a.target("user", u.id),
+        None => a.target("account", account),
+    })
 }
 
 /// The webhooks' notice of a login event (`login.started`, …), in its transaction.

@@ -227,7 +227,8 @@ pub async fn offline_code(
                 .device(device)
                 .by(&p2, &o)
                 .target("device", device)
-                .details(json!({"what": "offline_code", "hostname": d.hostname, "account": account}))
+                // The shared account's random name belongs to nobody; a named one is the reader's own.
+                .details(json!({"what": "offline_code", "account": shared.then_some(&account)}))
                 .append(tx)?;
             let secs = u64::try_from(now.seconds()).unwrap_or(0);
             Ok(Ok(OfflineCode {
@@ -260,27 +261,25 @@ pub fn offline_used(
     let shared = shared_mode(tx, &scope)?;
     // Named mode: the account names its person (msp-nik → the MSP's nik, co-ann → this
     // tenant's co-ann). A shared code names nobody.
-    let person = match (
-        shared,
-        account.strip_prefix("msp-"),
-        store::tenants::msp(&r)?,
-    ) {
-        (true, _, _) => None,
-        (false, Some(u), Some(m)) => store::users::by_username(&r, &system_scope(m.id), u)?,
-        (false, _, _) => store::users::by_username(&r, &scope, &account)?,
+    let person = match shared {
+        true => None,
+        false => owner_of(&r, tenant, &account)?,
     };
-    let who = person
-        .as_ref()
-        .map(|u| u.email.clone())
-        .unwrap_or_else(|| "someone with the offline code".into());
-    Audit::new(Event::OfflineLogin, now)
+    // A person's account is named by the person's id (its name derives from their username,
+    // which erasure replaces); a shared account's random name belongs to nobody.
+    let a = Audit::new(Event::OfflineLogin, now)
         .tenant(tenant)
         .device(device)
-        .actor(ActorKind::Device, Some(device.to_string()))
-        .target("account", &account)
-        .details(json!({"line": format!("{who} logged into {} offline with account {account} (code of {code_time})", d.hostname),
-            "account": account, "step": step, "code_time": code_time, "user": person.as_ref().map(|u| u.id)}))
-        .append(tx)?;
+        .actor(ActorKind::Device, Some(device.to_string()));
+    let a = match &person {
+        Some(u) => a
+            .target("user", u.id)
+            .details(json!({"step": step, "code_time": code_time})),
+        None => a
+            .target("account", &account)
+            .details(json!({"account": account, "step": step, "code_time": code_time})),
+    };
+    a.append(tx)?;
     let n = crate::service::webhooks::LoginNotice {
         event: "login.offline",
         id: format!("offline-{}-{step}", device),

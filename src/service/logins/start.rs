@@ -43,11 +43,19 @@ pub async fn start(
             {
                 new_secret(tx, &ctx2, &scope, Some(device), &[device], now)?;
             }
-            tell_hooks(tx, &ctx2, &scope, &l, "login.started", "Technician login started", now)?;
+            tell_hooks(
+                tx,
+                &ctx2,
+                &scope,
+                &l,
+                "login.started",
+                "Technician login started",
+                now,
+            )?;
             audit_for(Event::LoginStarted, &l, now)
                 .by(&p2, &o)
-                .details(json!({"line": line(&l, t.settings.login_mode == LoginMode::Shared, "started a login session"),
-                    "account": l.account, "minutes": minutes, "ticket": l.ticket}))
+                .details(json!({"shared": t.settings.login_mode == LoginMode::Shared,
+                    "minutes": minutes, "ticket": l.ticket}))
                 .append(tx)?;
             Ok(l)
         })
@@ -164,7 +172,7 @@ pub async fn reveal(
             let password = Zeroizing::new(String::from_utf8_lossy(&plain).to_string());
             audit_for(Event::SensitiveRead, &l, now)
                 .by(&p2, &o)
-                .details(json!({"what": "password", "account": l.account, "hostname": l.hostname}))
+                .details(json!({"what": "password"}))
                 .append(tx)?;
             Ok(Ok((l, password)))
         })

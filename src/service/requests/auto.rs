@@ -169,15 +169,11 @@ pub async fn link_endpoint_user(
                 ));
             }
             store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref(), now)?;
-            let email = match user {
-                Some(u) => Some(store::users::get(&tx.reader(), &scope, u)?.email),
-                None => None,
-            };
             Audit::new(Event::EndpointUserLinked, now)
                 .tenant(scope.tenant())
                 .by(&p2, &o)
                 .target("endpoint_user", &id)
-                .details(json!({"user_id": uid, "email": email}))
+                .details(json!({"user_id": uid}))
                 .append(tx)?;
             Ok(())
         })

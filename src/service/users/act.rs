@@ -103,6 +103,8 @@ impl Ended {
 struct Report {
     woken: Vec<DeviceId>,
     ended: Option<Ended>,
+    /// A person was erased: the WAL is emptied after the commit (their old rows with it).
+    erased: bool,
 }
 
 impl Report {
@@ -171,6 +173,10 @@ pub async fn act_reporting(
     for d in report.woken {
         ctx.wake.wake(d);
     }
+    if report.erased && !ctx.db.truncate_wal()? {
+        // A reader still holds the older pages; the next checkpoint overwrites them.
+        tracing::info!("erasure: the WAL could not be emptied at once");
+    }
     Ok(Acted {
         token,
         ended: report.ended,
@@ -232,10 +238,27 @@ fn apply(
         }
         Action::Enable => enable(tx, c, audit)?,
         Action::Erase => {
-            let (f, l, e) = pseudonym(&id.to_string());
-            store::users::erase(tx, scope, id, &f, &l, &e, now)?;
-            let ended = end_everything(tx, c, "erased", report)?;
+            let p = pseudonym(&id.to_string());
+            store::users::erase(tx, scope, id, &p, now)?;
+            let mut ended = end_everything(tx, c, "erased", report)?;
             store::links::revoke_open(tx, LinkKind::Enrollment, Some(id), now)?;
+            let who = c.target;
+            let a = crate::service::logins::erase_account(
+                tx,
+                c.ctx,
+                (c.tenant.id, c.tenant.kind),
+                (&who.username, &p.username),
+                now,
+            )?;
+            let account = crate::model::logins::named_account(c.tenant.kind, &who.username);
+            let name = format!("{} {}", who.first_name, who.last_name);
+            let words = [who.email.as_str(), account.as_str(), &name];
+            let deliveries = store::erasure::forget_deliveries(tx, &words)?;
+            ended["workstations_deleting_account"] = json!(a.devices.len());
+            ended["history_rows_renamed"] = json!(a.rows);
+            ended["webhook_deliveries_dropped"] = json!(deliveries);
+            report.woken.extend(a.devices);
+            report.erased = true;
             audit(Event::UserErased).details(ended).append(tx)?;
         }
         Action::ResetEnrollment => {
@@ -266,8 +289,9 @@ fn apply(
             let u = Username::parse(name.trim())?;
             crate::model::logins::check_account_fits(c.tenant.kind, u.as_str())?;
             store::users::set_username(tx, scope, id, &u, now)?;
+            // What changed, not the name (erasure replaces it; DESIGN §6).
             audit(Event::UserUpdated)
-                .details(json!({"username": u}))
+                .details(json!({"changed": "username"}))
                 .append(tx)?;
         }
     }

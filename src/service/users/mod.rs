@@ -89,8 +89,8 @@ pub async fn create(
             Audit::new(Event::UserCreated, now)
                 .tenant(tid)
                 .by(&p2, &o)
+                // The username is joined in when shown: erasure replaces it (DESIGN §6).
                 .target("user", uid)
-                .details(json!({"username": username}))
                 .append(tx)?;
             Ok((uid, token))
         })
