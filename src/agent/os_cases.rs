@@ -106,6 +106,13 @@ fn cases(os: &dyn Os, probe: &dyn Probe) {
     assert!(probe.can_log_on("msp-case", PW));
     assert!(admins(os).contains(&"msp-case".into()));
 
+    // Delete (an erased person's account): gone, out of the group; twice is once.
+    os.delete_account("msp-case").unwrap();
+    assert_eq!(os.has_account("msp-case"), Some(false));
+    assert!(!probe.can_log_on("msp-case", PW));
+    assert!(!admins(os).contains(&"msp-case".into()));
+    os.delete_account("msp-case").unwrap();
+
     // An account the machine does not have cannot be granted.
     assert!(os.add_admin("nobody-here").is_err());
 }

@@ -239,7 +239,7 @@ mod tests {
     #[test]
     fn the_header_names_every_column_once() {
         let h = Format::Csv.header();
-        assert_eq!(h.trim_end().split(',').count(), 20);
+        assert_eq!(h.trim_end().split(',').count(), 21);
         let e = Entry {
             details: r#"{"justification":"fix"}"#.into(),
             ..entry("T")

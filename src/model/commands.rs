@@ -181,6 +181,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_deleted_account_is_stored_without_its_name() {
+        let d = Action::DeleteAccount {
+            account: "msp-nik".into(),
+        };
+        assert_eq!(d.redacted_args().unwrap()["account"], "(erased)");
+        assert_eq!(
+            d.args()["account"],
+            "msp-nik",
+            "the workstation gets the name"
+        );
+        assert_eq!(Action::parse("delete_account", &d.args()).unwrap(), d);
+        let disable = Action::DisableAccount {
+            account: "msp-nik".into(),
+        };
+        assert_eq!(disable.redacted_args(), None);
+    }
+
+    #[test]
     fn only_managed_accounts_are_touched() {
         for ok in [
             "msp-nik",

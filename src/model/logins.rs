@@ -271,6 +271,32 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
+    fn login_entries_read_as_the_seed_line() {
+        let n = Names {
+            who: "nik@nikpot.com",
+            hostname: "ACME-LT-001",
+            account: "msp-nik",
+        };
+        assert_eq!(
+            sentence("login_active", false, &n).unwrap(),
+            "nik@nikpot.com logged into ACME-LT-001 with account msp-nik"
+        );
+        assert_eq!(
+            sentence("login_active", true, &n).unwrap(),
+            "nik@nikpot.com accessed ACME-LT-001 with account msp-nik"
+        );
+        assert_eq!(
+            sentence("login_failed", false, &n).unwrap(),
+            "nik@nikpot.com could not log in on ACME-LT-001 with account msp-nik"
+        );
+        assert_eq!(sentence("request_approved", false, &n), None);
+        assert!(
+            offline_sentence(None, "H", "msp-1234", "t")
+                .starts_with("someone with the offline code")
+        );
+    }
+
+    #[test]
     fn passwords_are_long_unique_and_uniform() {
         let n = 200_000;
         let mut seen = HashSet::new();

@@ -1128,7 +1128,18 @@ async fn a_log_on_outside_any_session_gets_the_account_rotated_and_locked() {
         .filter(|d| d["data"]["observed"] == true)
         .collect();
     assert_eq!(observed.len(), 1, "{seen:?}");
-    assert_eq!(observed[0]["data"]["account"], "msp-nik");
+    // The chain names nik's account by nik's id (DESIGN §6), the sentence is joined in.
+    let nik_id = s
+        .ctx()
+        .db
+        .read(|r| hourglass::store::users::credentials_by_email(r, "nik@nikpot.com"))
+        .await
+        .unwrap()
+        .unwrap()
+        .user
+        .id;
+    assert_eq!(observed[0]["data"]["account_of"], nik_id.to_string());
+    assert!(observed[0]["data"].get("account").is_none(), "{observed:?}");
     assert_eq!(observed[0]["data"]["line"], "pts/1");
     assert!(audit_details(&s, "login_outside_session").await.is_empty());
 

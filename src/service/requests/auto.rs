@@ -169,6 +169,9 @@ pub async fn link_endpoint_user(
                 ));
             }
             store::requests::link_endpoint_user(tx, &scope, &id, uid.as_deref(), now)?;
+            if let Some(u) = user {
+                store::users::get(&tx.reader(), &scope, u)?;
+            }
             Audit::new(Event::EndpointUserLinked, now)
                 .tenant(scope.tenant())
                 .by(&p2, &o)

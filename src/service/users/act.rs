@@ -100,11 +100,11 @@ impl Ended {
 
 /// Carried out of an action's transaction: the devices to wake and what ended.
 #[derive(Default)]
-struct Report {
-    woken: Vec<DeviceId>,
+pub(super) struct Report {
+    pub(super) woken: Vec<DeviceId>,
     ended: Option<Ended>,
     /// A person was erased: the WAL is emptied after the commit (their old rows with it).
-    erased: bool,
+    pub(super) erased: bool,
 }
 
 impl Report {
@@ -184,13 +184,13 @@ pub async fn act_reporting(
 }
 
 /// What one action is carried out on: in this tenant, on this person, by this principal.
-struct Change<'a> {
-    ctx: &'a Ctx,
-    scope: &'a TenantScope,
-    tenant: &'a Tenant,
-    target: &'a User,
-    actor: &'a Principal,
-    now: Timestamp,
+pub(super) struct Change<'a> {
+    pub(super) ctx: &'a Ctx,
+    pub(super) scope: &'a TenantScope,
+    pub(super) tenant: &'a Tenant,
+    pub(super) target: &'a User,
+    pub(super) actor: &'a Principal,
+    pub(super) now: Timestamp,
 }
 
 /// One action inside its transaction, with its audit entry; one arm per action.
@@ -237,30 +237,7 @@ fn apply(
             audit(Event::UserDisabled).details(ended).append(tx)?;
         }
         Action::Enable => enable(tx, c, audit)?,
-        Action::Erase => {
-            let p = pseudonym(&id.to_string());
-            store::users::erase(tx, scope, id, &p, now)?;
-            let mut ended = end_everything(tx, c, "erased", report)?;
-            store::links::revoke_open(tx, LinkKind::Enrollment, Some(id), now)?;
-            let who = c.target;
-            let a = crate::service::logins::erase_account(
-                tx,
-                c.ctx,
-                (c.tenant.id, c.tenant.kind),
-                (&who.username, &p.username),
-                now,
-            )?;
-            let account = crate::model::logins::named_account(c.tenant.kind, &who.username);
-            let name = format!("{} {}", who.first_name, who.last_name);
-            let words = [who.email.as_str(), account.as_str(), &name];
-            let deliveries = store::erasure::forget_deliveries(tx, &words)?;
-            ended["workstations_deleting_account"] = json!(a.devices.len());
-            ended["history_rows_renamed"] = json!(a.rows);
-            ended["webhook_deliveries_dropped"] = json!(deliveries);
-            report.woken.extend(a.devices);
-            report.erased = true;
-            audit(Event::UserErased).details(ended).append(tx)?;
-        }
+        Action::Erase => super::erase::erase(tx, c, audit, report)?,
         Action::ResetEnrollment => {
             store::users::reset_enrollment(tx, scope, id, now)?;
             store::sessions::delete_for_user(tx, id)?;
@@ -301,7 +278,7 @@ fn apply(
 /// Offboarding, in the transaction that disables or erases the person: their portal
 /// sessions and API tokens end, their technician logins are revoked on the workstations and
 /// the offline secrets they were shown are replaced. Returns what was ended (audit details).
-fn end_everything(
+pub(super) fn end_everything(
     tx: &WriteTx<'_>,
     c: &Change<'_>,
     why: &str,

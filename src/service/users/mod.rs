@@ -18,6 +18,7 @@ use crate::store::links::LinkKind;
 use crate::store::{self, WriteTx};
 
 mod act;
+mod erase;
 pub use act::*;
 
 pub struct NewUser {
