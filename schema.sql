@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 12;
+PRAGMA user_version = 13;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -89,7 +89,7 @@ CREATE TABLE tenants (
     seats                    INTEGER NOT NULL CHECK (seats >= 0),
     created_at               INTEGER NOT NULL,
     updated_at               INTEGER NOT NULL
-    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64), offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440)) STRICT;
+    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64), offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440), silence_alert_minutes INTEGER NOT NULL DEFAULT 10 CHECK (silence_alert_minutes BETWEEN 1 AND 1440)) STRICT;
 CREATE UNIQUE INDEX tenants_one_msp ON tenants (kind) WHERE kind = 'msp';
 
 -- Email is the login identifier, unique per appliance (stored lower-cased); the username is
@@ -219,7 +219,7 @@ CREATE TABLE devices (
     enrolled_at   INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
     retired_at    INTEGER
-) STRICT;
+, alert TEXT, alert_at INTEGER) STRICT;
 CREATE INDEX devices_tenant ON devices (tenant_id, hostname);
 
 -- Durable commands, bound to one device with a per-device sequence number and an expiry.

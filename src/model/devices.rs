@@ -16,6 +16,28 @@ pub struct Device {
     pub admin_members: Vec<String>,
     pub enrolled_at: Timestamp,
     pub last_seen_at: Timestamp,
+    /// An open tamper alert (shown as a badge) and when it was raised.
+    pub alert: Option<Alert>,
+    pub alert_at: Option<Timestamp>,
+}
+
+super::text_enum! {
+    /// What a device's tamper alert says.
+    pub enum Alert {
+        /// It stopped checking in while holding admin rights or a technician login.
+        Silent = "silent",
+        /// Its agent reported another version than before.
+        AgentChanged = "agent_changed",
+    }
+}
+
+impl Alert {
+    pub fn label(self) -> &'static str {
+        match self {
+            Alert::Silent => "stopped checking in while holding rights",
+            Alert::AgentChanged => "agent version changed",
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

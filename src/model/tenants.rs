@@ -152,6 +152,9 @@ pub struct Settings {
     pub time_zone: String,
     /// How long an offline login lasts on a workstation (MFA-06).
     pub offline_login_minutes: u32,
+    /// A workstation holding an open grant or technician login that has not polled for this
+    /// long raises a tamper alert.
+    pub silence_alert_minutes: u32,
 }
 
 impl Default for Settings {
@@ -166,6 +169,7 @@ impl Default for Settings {
             seats: 0,
             time_zone: super::zones::DEFAULT.into(),
             offline_login_minutes: super::logins::OFFLINE_MINUTES,
+            silence_alert_minutes: 10,
         }
     }
 }
@@ -191,6 +195,12 @@ impl Settings {
             return Err(Error::validation(
                 "offline_login_minutes",
                 "must be between 5 minutes and 24 hours (1440)",
+            ));
+        }
+        if !(1..=1440).contains(&self.silence_alert_minutes) {
+            return Err(Error::validation(
+                "silence_alert_minutes",
+                "must be between 1 minute and 24 hours (1440)",
             ));
         }
         if super::zones::check(&self.time_zone)? != self.time_zone {

@@ -171,6 +171,14 @@ pub const EVENTS: &[(&str, &str)] = &[
         "login.offline",
         "Someone logged in offline with the offline code",
     ),
+    (
+        "device.silent",
+        "A workstation holding admin rights or a login stopped checking in",
+    ),
+    (
+        "device.agent_changed",
+        "A workstation's agent reported another version",
+    ),
 ];
 
 /// A webhook's event filter from what a form or the API sent: known events only, at least

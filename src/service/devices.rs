@@ -383,9 +383,16 @@ pub async fn flush_heartbeats(ctx: &Ctx) -> Result<u64> {
     if beats.is_empty() {
         return Ok(0);
     }
+    let ctx2 = ctx.clone();
     let n = ctx
         .db
-        .write(move |tx| store::devices::record_heartbeats(tx, &beats))
+        .write(move |tx| {
+            let now = ctx2.clock.now();
+            for (id, _, version, _) in &beats {
+                super::tamper::on_heartbeat(tx, &ctx2, (*id, version), now)?;
+            }
+            store::devices::record_heartbeats(tx, &beats)
+        })
         .await?;
     Ok(n as u64)
 }

@@ -26,6 +26,8 @@ pub async fn sweep(ctx: &Ctx, now: Timestamp) -> Result<u64> {
     tally("certificate expiry", cert_expiry_warning(ctx, now).await);
     tally("prune", prune_expired(ctx, now).await);
     tally("heartbeats", super::devices::flush_heartbeats(ctx).await);
+    // After the flush: a beat just received is not silence.
+    tally("tamper", super::tamper::watch(ctx, now).await);
     tally("commands", super::commands::expire(ctx, now).await);
     tally("requests", super::requests::sweep(ctx, now).await);
     tally("logins", super::logins::sweep(ctx, now).await);

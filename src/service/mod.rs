@@ -16,6 +16,7 @@ pub mod roles;
 pub mod setup;
 pub mod syslog;
 pub mod system;
+pub mod tamper;
 pub mod tenants;
 pub mod throttle;
 pub mod tokens;

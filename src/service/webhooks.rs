@@ -268,6 +268,39 @@ pub fn announce_login(
     Ok(())
 }
 
+/// Inside the transaction of a tamper alert: the event for the webhooks that hear it.
+pub fn announce_device(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    d: &crate::model::devices::Device,
+    event: &str,
+    summary: String,
+    now: Timestamp,
+) -> Result<()> {
+    let t = store::tenants::get(&tx.reader(), &crate::authz::system_scope(d.tenant_id))?;
+    let n = Notice {
+        event: event.into(),
+        subject: "device",
+        summary,
+        tenant: t.name.clone(),
+        request_id: d.id.to_string(),
+        ticket: None,
+        account: String::new(),
+        hostname: d.hostname.clone(),
+        minutes: 0,
+        justification: String::new(),
+        link: format!("{}/t/{}/devices/{}", ctx.links().portal, t.slug, d.id),
+        at: now.rfc3339(),
+    };
+    for w in store::webhooks::listeners(&tx.reader(), t.id)? {
+        if w.events.iter().any(|e| e == event) {
+            let body = hooks::payload(w.format, &n).to_string();
+            store::webhooks::enqueue(tx, &w, &n.event, None, &body, now)?;
+        }
+    }
+    Ok(())
+}
+
 /// Resolves names like the system does, then drops addresses a webhook may not reach, so a
 /// name that points at the appliance itself (or a metadata service) cannot be used to probe it.
 struct GuardedResolver {

@@ -7,8 +7,8 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
-use crate::model::devices::Device;
 use crate::model::devices::EnrollmentToken;
+use crate::model::devices::{Alert, Device};
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
     Ok(EnrollmentToken {
@@ -80,7 +80,7 @@ pub fn spend_token(
     Ok(Some(t))
 }
 
-const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, status, admin_members, enrolled_at, last_seen_at";
+const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, status, admin_members, enrolled_at, last_seen_at, alert, alert_at";
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     let status: String = r.get("status")?;
@@ -96,6 +96,8 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         admin_members: serde_json::from_str(&members).unwrap_or_default(),
         enrolled_at: r.get("enrolled_at")?,
         last_seen_at: r.get("last_seen_at")?,
+        alert: r.get("alert")?,
+        alert_at: r.get("alert_at")?,
     })
 }
 
@@ -199,4 +201,40 @@ pub fn jump_sequences(tx: &WriteTx<'_>, by: i64) -> Result<u64> {
         .conn()
         .prepare_cached("UPDATE devices SET next_seq = next_seq + :by")?
         .execute(named_params! {":by": by})? as u64)
+}
+
+/// Active devices without an open alert that hold an open grant or technician login and have
+/// not been seen for their tenant's silence limit.
+pub fn silent_holding(r: &Reader<'_>, now: Timestamp) -> Result<Vec<Device>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM devices d WHERE d.status = 'active' AND d.alert IS NULL
+           AND d.last_seen_at < :now - 60000 * (SELECT silence_alert_minutes FROM tenants t WHERE t.id = d.tenant_id)
+           AND (EXISTS (SELECT 1 FROM requests q WHERE q.device_id = d.id AND q.state = 'approved' AND q.expires_at > :now)
+                OR EXISTS (SELECT 1 FROM logins l WHERE l.device_id = d.id AND l.state IN ('waiting', 'active')))"
+    ))?;
+    let rows = st.query_map(named_params! {":now": now}, device_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Raises (Some) or clears (None) a device's tamper alert.
+pub fn set_alert(
+    tx: &WriteTx<'_>,
+    id: DeviceId,
+    alert: Option<Alert>,
+    now: Timestamp,
+) -> Result<()> {
+    tx.conn()
+        .prepare_cached("UPDATE devices SET alert = :a, alert_at = CASE WHEN :a IS NULL THEN NULL ELSE :now END WHERE id = :id")?
+        .execute(named_params! {":a": alert, ":now": now, ":id": id})?;
+    Ok(())
+}
+
+/// A device by id whatever its tenant (the heartbeat flush, which the device itself sent).
+pub fn by_id(r: &Reader<'_>, id: DeviceId) -> Result<Option<Device>> {
+    let mut st = r
+        .conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM devices WHERE id = :id"))?;
+    Ok(st
+        .query_row(named_params! {":id": id}, device_row)
+        .optional()?)
 }

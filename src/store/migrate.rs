@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("migrations/0010_token_scopes.sql")),
     (11, include_str!("migrations/0011_webhook_events.sql")),
     (12, include_str!("migrations/0012_delete_account.sql")),
+    (13, include_str!("migrations/0013_tamper_alerts.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

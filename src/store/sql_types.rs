@@ -5,6 +5,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 
 use crate::clock::Timestamp;
 use crate::ids::*;
+use crate::model::devices::Alert;
 use crate::model::logins::{CredentialReason, CredentialState};
 use crate::model::one_time_links::LinkKind;
 use crate::model::webhooks::DeliveryState;
@@ -65,4 +66,10 @@ macro_rules! sql_text {
     )*};
 }
 
-sql_text!(LinkKind, CredentialReason, CredentialState, DeliveryState);
+sql_text!(
+    LinkKind,
+    CredentialReason,
+    CredentialState,
+    DeliveryState,
+    Alert
+);

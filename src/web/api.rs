@@ -195,6 +195,7 @@ pub struct TenantPatch {
     seats: Option<u32>,
     time_zone: Option<String>,
     offline_login_minutes: Option<u32>,
+    silence_alert_minutes: Option<u32>,
 }
 
 pub async fn tenant_update(
@@ -220,6 +221,7 @@ pub async fn tenant_update(
         seats: p.seats.unwrap_or(s0.seats),
         time_zone: p.time_zone.unwrap_or_else(|| s0.time_zone.clone()),
         offline_login_minutes: p.offline_login_minutes.unwrap_or(s0.offline_login_minutes),
+        silence_alert_minutes: p.silence_alert_minutes.unwrap_or(s0.silence_alert_minutes),
     };
     let upd = service::tenants::TenantUpdate {
         name: p.name,

@@ -56,7 +56,7 @@ pub async fn devices_page(
                     @for d in &devices {
                         tr {
                             td { a href=(format!("/t/{}/devices/{}", t.slug, d.id)) { (d.hostname) } }
-                            td { (online_label(&state.ctx, d, now)) }
+                            td { (online_label(&state.ctx, d, now)) (alert_badge(d)) }
                             td { (d.os) " " (d.os_version) }
                             td { (d.agent_version) }
                             td { (super::fmt::when(d.last_seen_at, now, &zone)) }
@@ -216,8 +216,13 @@ pub async fn detail_page(
     let content = html! {
         main {
             h1 { (d.hostname) }
+            @if let (Some(a), Some(at)) = (d.alert, d.alert_at) {
+                p.flash.error.tamper-alert role="alert" {
+                    "Tamper alert: this workstation " (a.label()) ", " (super::fmt::when(at, now, &cu.zone(Some(&t)))) "."
+                }
+            }
             dl.kv {
-                dt { "State" } dd { (online_label(&state.ctx, &d, now)) }
+                dt { "State" } dd { (online_label(&state.ctx, &d, now)) (alert_badge(&d)) }
                 dt { "OS" } dd { (d.os) " " (d.os_version) }
                 dt { "Agent" } dd { (d.agent_version) }
                 dt { "Enrolled" } dd { (super::fmt::when(d.enrolled_at, now, &cu.zone(Some(&t)))) }
@@ -290,4 +295,13 @@ pub async fn revoke_token(
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(html! { div.flash.info { "Token revoked: it enrolls nothing more." } }.into_string()))
+}
+
+/// The tamper badge next to a workstation's state.
+fn alert_badge(d: &crate::model::devices::Device) -> maud::Markup {
+    maud::html! {
+        @if let Some(a) = d.alert {
+            " " span.badge.tamper-badge title=(a.label()) { "alert" }
+        }
+    }
 }

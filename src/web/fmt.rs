@@ -45,6 +45,7 @@ pub fn field_label(field: &str) -> String {
         "jit_max_minutes" => "Maximum session",
         "jit_pending_timeout_minutes" => "Pending requests time out after",
         "offline_login_minutes" => "Offline login lasts",
+        "silence_alert_minutes" => "Silence alert after",
         "seats" => "Co-managed seats",
         "co_management" => "Co-management",
         "time_zone" => "Time zone",

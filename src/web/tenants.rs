@@ -157,6 +157,7 @@ pub async fn settings_page(
                     (ui::field("Maximum session (minutes, ≤ 1440)", "jit_max_minutes", "number", &s.jit_max_minutes.to_string(), None))
                     (ui::field("Pending requests time out after (minutes)", "jit_pending_timeout_minutes", "number", &s.jit_pending_timeout_minutes.to_string(), None))
                     (ui::field("Offline login lasts (minutes, ≤ 1440)", "offline_login_minutes", "number", &s.offline_login_minutes.to_string(), None))
+                    (ui::field("Alert when a workstation with open admin rights or a technician login stops checking in for (minutes)", "silence_alert_minutes", "number", &s.silence_alert_minutes.to_string(), None))
                     label { "Time zone (policy windows, auto-approval hours) "
                         input type="text" name="time_zone" value=(s.time_zone) list="time-zones" required;
                         datalist #time-zones { @for z in crate::model::zones::names() { option value=(z) {} } }
@@ -244,6 +245,7 @@ pub async fn update(
             "seats" => s.seats = num("seats", &v)?,
             "time_zone" => s.time_zone = v.trim().to_string(),
             "offline_login_minutes" => s.offline_login_minutes = num("offline_login_minutes", &v)?,
+            "silence_alert_minutes" => s.silence_alert_minutes = num("silence_alert_minutes", &v)?,
             "jit_max_minutes" => s.jit_max_minutes = num("jit_max_minutes", &v)?,
             "jit_pending_timeout_minutes" => {
                 s.jit_pending_timeout_minutes = num("jit_pending_timeout_minutes", &v)?

@@ -31,4 +31,5 @@ mod policies;
 mod portal;
 mod requests;
 mod server;
+mod tamper;
 mod windows;

@@ -1,0 +1,86 @@
+//! Tamper evidence (DESIGN §2): a workstation holding open admin rights or a technician login
+//! that stops checking in for longer than its tenant allows, or whose agent reports another
+//! version, raises an alert — an audit entry, a webhook event, a badge on the device — in the
+//! transaction that notices it. A local administrator can still stop the agent; this is what
+//! the appliance then sees.
+
+use serde_json::json;
+
+use super::Ctx;
+use super::audit::Audit;
+use crate::clock::Timestamp;
+use crate::error::Result;
+use crate::ids::DeviceId;
+use crate::model::audit::{ActorKind, Event};
+use crate::model::devices::{Alert, Device};
+use crate::store::{self, WriteTx};
+
+/// Job: devices that went silent while holding rights get their alert; returns how many.
+pub async fn watch(ctx: &Ctx, now: Timestamp) -> Result<u64> {
+    let ctx2 = ctx.clone();
+    ctx.db
+        .write(move |tx| {
+            let silent = store::devices::silent_holding(&tx.reader(), now)?;
+            for d in &silent {
+                store::devices::set_alert(tx, d.id, Some(Alert::Silent), now)?;
+                let minutes = (now.millis() - d.last_seen_at.millis()) / 60_000;
+                Audit::new(Event::DeviceSilent, now)
+                    .tenant(d.tenant_id)
+                    .device(d.id)
+                    .target("device", d.id)
+                    .failure()
+                    .details(json!({"last_seen_at": d.last_seen_at.rfc3339(), "silent_minutes": minutes}))
+                    .append(tx)?;
+                let said = format!(
+                    "{} has not checked in for {minutes} minutes while holding admin rights or a technician login",
+                    d.hostname
+                );
+                super::webhooks::announce_device(tx, &ctx2, d, "device.silent", said, now)?;
+            }
+            Ok(silent.len() as u64)
+        })
+        .await
+}
+
+/// In the heartbeat flush's transaction, before the beat is stored: a silent device is back
+/// (its alert cleared), or its agent reports another version (alerted).
+pub fn on_heartbeat(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    (id, version): (DeviceId, &str),
+    now: Timestamp,
+) -> Result<()> {
+    let Some(d) = store::devices::by_id(&tx.reader(), id)? else {
+        return Ok(());
+    };
+    let audit = |e: Event| {
+        Audit::new(e, now)
+            .tenant(d.tenant_id)
+            .device(d.id)
+            .actor(ActorKind::Device, Some(d.id.to_string()))
+            .target("device", d.id)
+    };
+    if d.alert == Some(Alert::Silent) {
+        store::devices::set_alert(tx, d.id, None, now)?;
+        audit(Event::DeviceBack)
+            .details(json!({"silent_since": d.last_seen_at.rfc3339()}))
+            .append(tx)?;
+    }
+    if changed_version(&d, version) {
+        store::devices::set_alert(tx, d.id, Some(Alert::AgentChanged), now)?;
+        audit(Event::AgentVersionChanged)
+            .failure()
+            .details(json!({"old": d.agent_version, "new": version}))
+            .append(tx)?;
+        let said = format!(
+            "The agent on {} reported version {version} (was {})",
+            d.hostname, d.agent_version
+        );
+        super::webhooks::announce_device(tx, ctx, &d, "device.agent_changed", said, now)?;
+    }
+    Ok(())
+}
+
+fn changed_version(d: &Device, version: &str) -> bool {
+    !d.agent_version.is_empty() && !version.is_empty() && d.agent_version != version
+}
