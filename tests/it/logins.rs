@@ -1046,27 +1046,6 @@ async fn a_login_on_an_offline_workstation_waits_and_expires_cleanly() {
     s.stop().await;
 }
 
-/// Every audit entry of `event` (details as JSON).
-async fn audit_details(s: &TestServer, event: &'static str) -> Vec<Value> {
-    s.ctx()
-        .db
-        .read(move |r| {
-            hourglass::store::audit::list(
-                r,
-                &hourglass::store::audit::Filter {
-                    event: Some(event.into()),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, e)| serde_json::from_str(&e.details).unwrap_or_default())
-        .collect()
-}
-
 /// A log-on as login(1) records it in the root's utmp.
 fn log_on(root: &Path, account: &str, line: &str, at: i64) {
     use std::io::Write;

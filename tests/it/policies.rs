@@ -115,23 +115,7 @@ async fn allowed_programs_run_as_root_denied_ones_do_not() {
     // The decisions are audited under the policy, and the agent's 101 arrives.
     let count = |event: &'static str| {
         let s = &s;
-        async move {
-            s.ctx()
-                .db
-                .read(move |r| {
-                    hourglass::store::audit::list(
-                        r,
-                        &hourglass::store::audit::Filter {
-                            event: Some(event.into()),
-                            limit: 100,
-                            ..Default::default()
-                        },
-                    )
-                })
-                .await
-                .unwrap()
-                .len()
-        }
+        async move { audit_details(s, event).await.len() }
     };
     assert_eq!(count("elevation_allowed").await, 1);
     assert_eq!(count("elevation_denied").await, 1);

@@ -223,3 +223,24 @@ fn smtp_session(conn: std::net::TcpStream, mails: &std::sync::mpsc::Sender<Strin
         }
     }
 }
+
+/// Every audit entry of `event` (details as JSON).
+pub async fn audit_details(s: &TestServer, event: &'static str) -> Vec<serde_json::Value> {
+    s.ctx()
+        .db
+        .read(move |r| {
+            hourglass::store::audit::list(
+                r,
+                &hourglass::store::audit::Filter {
+                    event: Some(event.into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+            )
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| serde_json::from_str(&e.details).unwrap_or_default())
+        .collect()
+}

@@ -12,21 +12,13 @@ use crate::logins::{api, wait_state};
 use crate::support::*;
 
 async fn audited(s: &TestServer, event: &'static str) -> usize {
-    s.ctx()
-        .db
-        .read(move |r| {
-            hourglass::store::audit::list(
-                r,
-                &hourglass::store::audit::Filter {
-                    event: Some(event.into()),
-                    limit: 100,
-                    ..Default::default()
-                },
-            )
-        })
-        .await
-        .unwrap()
-        .len()
+    audit_details(s, event).await.len()
+}
+
+/// A workstation's page in the portal, as the admin sees it.
+async fn device_page(admin: &mut crate::people::Http, device: hourglass::ids::DeviceId) -> String {
+    let p = admin.get(&format!("/t/acme/devices/{device}")).await;
+    p.text().await.unwrap()
 }
 
 async fn delivered_events(s: &TestServer, t: hourglass::ids::TenantId) -> Vec<String> {
@@ -81,12 +73,7 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
     service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
     assert_eq!(audited(&s, "device_silent").await, 1, "raised once");
     assert_eq!(delivered_events(&s, acme.id).await, vec!["device.silent"]);
-    let page = admin
-        .get(&format!("/t/acme/devices/{}", ws.device))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = device_page(&mut admin, ws.device).await;
     assert!(
         page.contains("Tamper alert: this workstation stopped checking in"),
         "{page}"
@@ -113,12 +100,7 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
         1,
         "the workstation is back"
     );
-    let page = admin
-        .get(&format!("/t/acme/devices/{}", ws.device))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = device_page(&mut admin, ws.device).await;
     assert!(!page.contains("Tamper alert"), "{page}");
     ws.kill();
 
@@ -141,11 +123,6 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
         events.contains(&"device.agent_changed".to_string()),
         "{events:?}"
     );
-    let page = admin
-        .get(&format!("/t/acme/devices/{}", ws.device))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = device_page(&mut admin, ws.device).await;
     assert!(page.contains("agent version changed"), "{page}");
 }
