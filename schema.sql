@@ -89,7 +89,7 @@ CREATE TABLE tenants (
     seats                    INTEGER NOT NULL CHECK (seats >= 0),
     created_at               INTEGER NOT NULL,
     updated_at               INTEGER NOT NULL
-    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64), offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440), silence_alert_minutes INTEGER NOT NULL DEFAULT 10 CHECK (silence_alert_minutes BETWEEN 1 AND 1440)) STRICT;
+    , time_zone TEXT NOT NULL DEFAULT 'UTC' CHECK (length(time_zone) BETWEEN 1 AND 64), offline_login_minutes INTEGER NOT NULL DEFAULT 60 CHECK (offline_login_minutes BETWEEN 5 AND 1440), silence_alert_minutes INTEGER NOT NULL DEFAULT 10 CHECK (silence_alert_minutes BETWEEN 1 AND 1440), remove_standing_admins INTEGER NOT NULL DEFAULT 0 CHECK (remove_standing_admins IN (0, 1)), standing_admin_exceptions TEXT NOT NULL DEFAULT '[]') STRICT;
 CREATE UNIQUE INDEX tenants_one_msp ON tenants (kind) WHERE kind = 'msp';
 
 -- Email is the login identifier, unique per appliance (stored lower-cased); the username is
@@ -229,7 +229,8 @@ CREATE TABLE commands (
     device_id  TEXT NOT NULL REFERENCES devices (id),
     seq        INTEGER NOT NULL,
     kind       TEXT NOT NULL CHECK (kind IN ('grant_admin', 'revoke_admin', 'ensure_account', 'rotate_password',
-                   'disable_account', 'delete_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update')),
+                   'disable_account', 'delete_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update',
+                   'set_standing_admins')),
     -- Arguments with secrets (passwords, offline secrets) blanked; the full arguments sealed.
     args       TEXT NOT NULL,
     args_sealed BLOB,

@@ -115,6 +115,8 @@ pub enum EventKind {
     /// An administrator added outside a grant was taken out again.
     Ppam,
     CommandRefused,
+    /// An administrator found at enrollment was removed (the tenant's setting).
+    StandingAdminRemoved,
     Other(String),
 }
 
@@ -131,6 +133,7 @@ impl EventKind {
         (EventKind::ElevateOnDemand, "elevate_on_demand"),
         (EventKind::Ppam, "ppam"),
         (EventKind::CommandRefused, "command_refused"),
+        (EventKind::StandingAdminRemoved, "standing_admin_removed"),
     ];
     pub fn as_str(&self) -> &str {
         match self {

@@ -191,6 +191,24 @@ pub fn apply(
             os.logoff(account)?;
             os.delete_account(account)?;
         }
+        Action::SetStandingAdmins { keep } => {
+            // The baseline shrinks to what is kept; the PPAM check keeps the rest out later.
+            let kept = |a: &str| keep.iter().any(|k| k.eq_ignore_ascii_case(a));
+            for member in os.admin_members()? {
+                if state.baseline_admins.contains(&member)
+                    && !kept(&member)
+                    && !state.ordered_admins.contains(&member)
+                {
+                    os.remove_admin(&member)?;
+                    events.push(event(
+                        EventKind::StandingAdminRemoved,
+                        server_now,
+                        json!({"account": member, "command": c.id}),
+                    ));
+                }
+            }
+            state.baseline_admins.retain(|a| kept(a));
+        }
         Action::Logoff { account } => os.logoff(account)?,
         Action::Notify { message } => os.notify(message)?,
         Action::SetOfflineSecret { secret, minutes } => {

@@ -14,6 +14,7 @@ pub const KINDS: &[&str] = &[
     "rotate_password",
     "disable_account",
     "delete_account",
+    "set_standing_admins",
     "logoff",
     "notify",
     "set_offline_secret",
@@ -70,6 +71,11 @@ pub enum Action {
     DeleteAccount {
         account: String,
     },
+    /// The administrators found at enrollment lose their rights, except those in `keep`, and
+    /// are kept out afterwards like any other addition (PPAM).
+    SetStandingAdmins {
+        keep: Vec<String>,
+    },
     Logoff {
         account: String,
     },
@@ -97,6 +103,7 @@ impl Action {
             Action::RotatePassword { .. } => "rotate_password",
             Action::DisableAccount { .. } => "disable_account",
             Action::DeleteAccount { .. } => "delete_account",
+            Action::SetStandingAdmins { .. } => "set_standing_admins",
             Action::Logoff { .. } => "logoff",
             Action::Notify { .. } => "notify",
             Action::SetOfflineSecret { .. } => "set_offline_secret",
@@ -261,6 +268,6 @@ mod tests {
             )
             .is_err()
         );
-        assert_eq!(KINDS.len(), 10);
+        assert_eq!(KINDS.len(), 11);
     }
 }

@@ -155,6 +155,10 @@ pub struct Settings {
     /// A workstation holding an open grant or technician login that has not polled for this
     /// long raises a tamper alert.
     pub silence_alert_minutes: u32,
+    /// The administrators found at enrollment are removed by the agent…
+    pub remove_standing_admins: bool,
+    /// …except these accounts (e.g. the MSP's break-glass account).
+    pub standing_admin_exceptions: Vec<String>,
 }
 
 impl Default for Settings {
@@ -170,8 +174,20 @@ impl Default for Settings {
             time_zone: super::zones::DEFAULT.into(),
             offline_login_minutes: super::logins::OFFLINE_MINUTES,
             silence_alert_minutes: 10,
+            remove_standing_admins: false,
+            standing_admin_exceptions: Vec::new(),
         }
     }
+}
+
+/// Account names typed as a comma-separated list (`breakglass, it-admin`).
+pub fn account_list(typed: &str) -> Vec<String> {
+    typed
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Settings {
@@ -195,6 +211,18 @@ impl Settings {
             return Err(Error::validation(
                 "offline_login_minutes",
                 "must be between 5 minutes and 24 hours (1440)",
+            ));
+        }
+        if self.standing_admin_exceptions.len() > 50
+            || self.standing_admin_exceptions.iter().any(|a| {
+                a.is_empty()
+                    || a.chars().count() > 64
+                    || a.chars().any(|c| c.is_whitespace() || c == ',')
+            })
+        {
+            return Err(Error::validation(
+                "standing_admin_exceptions",
+                "list at most 50 account names, separated by commas, each without spaces and at most 64 characters",
             ));
         }
         if !(1..=1440).contains(&self.silence_alert_minutes) {

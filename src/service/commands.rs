@@ -312,6 +312,7 @@ fn act_on(
         EventKind::Logon => Event::SessionLogon,
         EventKind::ElevateOnDemand => Event::ElevateOnDemand,
         EventKind::PassiveToken => Event::PassiveToken,
+        EventKind::StandingAdminRemoved => Event::StandingAdminRemoved,
         _ => Event::DeviceEvent,
     };
     let mut a = Audit::new(code, now)

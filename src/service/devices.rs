@@ -235,6 +235,7 @@ pub async fn enroll(ctx: &Ctx, req: EnrollRequest, origin: &Origin) -> Result<En
                 .append(tx)?;
             super::logins::on_enroll(tx, &ctx2, &scope, id, now)?;
             super::policies::on_enroll(tx, &ctx2, &scope, id, now)?;
+            super::standing_admins::on_enroll(tx, &ctx2, &scope, id, now)?;
             let slug = store::tenants::by_id(&tx.reader(), t.tenant_id)?
                 .map(|t| t.slug.to_string())
                 .unwrap_or_default();

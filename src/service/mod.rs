@@ -14,6 +14,7 @@ pub mod policy_files;
 pub mod requests;
 pub mod roles;
 pub mod setup;
+pub mod standing_admins;
 pub mod syslog;
 pub mod system;
 pub mod tamper;

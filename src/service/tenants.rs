@@ -231,6 +231,7 @@ pub async fn update(
     let mode_change = (s_mode(&u.settings) != s_mode(&t.settings)
         || u.settings.offline_login_minutes != t.settings.offline_login_minutes)
         .then_some(u.settings.login_mode);
+    let before = t.settings.clone();
     let (p, o, s, ctx2) = (p.clone(), origin.clone(), u.settings, ctx.clone());
     let woken = ctx
         .db
@@ -242,10 +243,18 @@ pub async fn update(
                 .target("tenant", scope.tenant())
                 .details(json!({"changed": changed}))
                 .append(tx)?;
-            match mode_change {
-                Some(m) => super::logins::mode_changed(tx, &ctx2, &scope, m, now),
-                None => Ok(Vec::new()),
-            }
+            let mut woken = match mode_change {
+                Some(m) => super::logins::mode_changed(tx, &ctx2, &scope, m, now)?,
+                None => Vec::new(),
+            };
+            woken.extend(super::standing_admins::on_settings(
+                tx,
+                &ctx2,
+                &scope,
+                (&before, &s),
+                now,
+            )?);
+            Ok(woken)
         })
         .await?;
     for d in woken {

@@ -467,3 +467,19 @@ pub fn all_running(r: &Reader<'_>) -> Result<Vec<Request>> {
     let rows = st.query_map([], row)?;
     rows.map(|r| r.map_err(Error::from)).collect()
 }
+
+/// (device, account) of every grant running now in the tenant.
+pub fn granted_accounts(
+    r: &Reader<'_>,
+    scope: &TenantScope,
+    now: Timestamp,
+) -> Result<Vec<(DeviceId, String)>> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT q.device_id, e.account FROM requests q JOIN endpoint_users e ON e.id = q.endpoint_user_id
+         WHERE q.tenant_id = :t AND q.state = 'approved' AND q.expires_at > :now",
+    )?;
+    let rows = st.query_map(named_params! {":t": scope.tenant(), ":now": now}, |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}

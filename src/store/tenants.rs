@@ -11,7 +11,7 @@ use crate::model::tenants::{LoginMode, Settings, Slug, Tenant, TenantKind};
 
 const COLUMNS: &str = "id, kind, name, slug, status, co_management, login_mode, jit_enabled, jit_justification_required,
     jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone, offline_login_minutes,
-    silence_alert_minutes";
+    silence_alert_minutes, remove_standing_admins, standing_admin_exceptions";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
     let bad = |i, what: &str| {
@@ -42,6 +42,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Tenant> {
             time_zone: r.get("time_zone")?,
             offline_login_minutes: r.get("offline_login_minutes")?,
             silence_alert_minutes: r.get("silence_alert_minutes")?,
+            remove_standing_admins: r.get("remove_standing_admins")?,
+            standing_admin_exceptions: serde_json::from_str(
+                &r.get::<_, String>("standing_admin_exceptions")?,
+            )
+            .unwrap_or_default(),
         },
     })
 }
@@ -92,15 +97,17 @@ pub fn insert(tx: &WriteTx<'_>, t: &Tenant, now: Timestamp) -> Result<()> {
         .prepare_cached(
             "INSERT INTO tenants (id, kind, name, slug, status, co_management, login_mode, jit_enabled,
                 jit_justification_required, jit_max_minutes, jit_pending_timeout_minutes, seats, time_zone, offline_login_minutes,
-                silence_alert_minutes, created_at, updated_at)
-             VALUES (:id, :kind, :name, :slug, 'active', :co, :mode, :jit, :just, :max, :timeout, :seats, :tz, :off, :silence, :now, :now)",
+                silence_alert_minutes, remove_standing_admins, standing_admin_exceptions, created_at, updated_at)
+             VALUES (:id, :kind, :name, :slug, 'active', :co, :mode, :jit, :just, :max, :timeout, :seats, :tz, :off, :silence,
+                :rsa, :sae, :now, :now)",
         )?
         .execute(named_params! {
             ":id": t.id, ":kind": t.kind.as_str(), ":name": t.name, ":slug": t.slug.as_str(),
             ":co": s.co_management, ":mode": s.login_mode.as_str(), ":jit": s.jit_enabled,
             ":just": s.jit_justification_required, ":max": s.jit_max_minutes, ":timeout": s.jit_pending_timeout_minutes,
             ":seats": s.seats, ":tz": s.time_zone, ":off": s.offline_login_minutes,
-            ":silence": s.silence_alert_minutes, ":now": now,
+            ":silence": s.silence_alert_minutes, ":rsa": s.remove_standing_admins,
+            ":sae": serde_json::to_string(&s.standing_admin_exceptions)?, ":now": now,
         })
         .map_err(|e| unique_slug(e, t.slug.as_str()))?;
     Ok(())
@@ -134,7 +141,8 @@ pub fn update(
             "UPDATE tenants SET name = :name, slug = :slug, status = :status, co_management = :co, login_mode = :mode,
                 jit_enabled = :jit, jit_justification_required = :just, jit_max_minutes = :max,
                 jit_pending_timeout_minutes = :timeout, seats = :seats, time_zone = :tz,
-                offline_login_minutes = :off, silence_alert_minutes = :silence, updated_at = :now
+                offline_login_minutes = :off, silence_alert_minutes = :silence,
+                remove_standing_admins = :rsa, standing_admin_exceptions = :sae, updated_at = :now
              WHERE id = :id",
         )?
         .execute(named_params! {
@@ -142,7 +150,8 @@ pub fn update(
             ":co": s.co_management, ":mode": s.login_mode.as_str(), ":jit": s.jit_enabled,
             ":just": s.jit_justification_required, ":max": s.jit_max_minutes, ":timeout": s.jit_pending_timeout_minutes,
             ":seats": s.seats, ":tz": s.time_zone, ":off": s.offline_login_minutes,
-            ":silence": s.silence_alert_minutes, ":now": now,
+            ":silence": s.silence_alert_minutes, ":rsa": s.remove_standing_admins,
+            ":sae": serde_json::to_string(&s.standing_admin_exceptions)?, ":now": now,
         })
         .map_err(|e| unique_slug(e, slug.as_str()))?;
     Ok(())

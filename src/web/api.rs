@@ -196,6 +196,8 @@ pub struct TenantPatch {
     time_zone: Option<String>,
     offline_login_minutes: Option<u32>,
     silence_alert_minutes: Option<u32>,
+    remove_standing_admins: Option<bool>,
+    standing_admin_exceptions: Option<Vec<String>>,
 }
 
 pub async fn tenant_update(
@@ -222,6 +224,12 @@ pub async fn tenant_update(
         time_zone: p.time_zone.unwrap_or_else(|| s0.time_zone.clone()),
         offline_login_minutes: p.offline_login_minutes.unwrap_or(s0.offline_login_minutes),
         silence_alert_minutes: p.silence_alert_minutes.unwrap_or(s0.silence_alert_minutes),
+        remove_standing_admins: p
+            .remove_standing_admins
+            .unwrap_or(s0.remove_standing_admins),
+        standing_admin_exceptions: p
+            .standing_admin_exceptions
+            .unwrap_or_else(|| s0.standing_admin_exceptions.clone()),
     };
     let upd = service::tenants::TenantUpdate {
         name: p.name,

@@ -33,6 +33,9 @@ pub async fn devices_page(
 ) -> Result<HttpResponse, WebError> {
     let t = cu.tenant(&state, &slug).await?;
     let devices = service::devices::list(&state.ctx, &cu.principal, &t).await?;
+    let standing =
+        service::standing_admins::report(&state.ctx, &cu.principal, &t, &devices).await?;
+    let standing_total: usize = standing.values().map(Vec::len).sum();
     let can_manage = cu
         .principal
         .permissions_in(&t)
@@ -48,10 +51,19 @@ pub async fn devices_page(
     let content = html! {
         main {
             h1 { "Workstations of " (t.name) }
+            p #standing-admins-summary {
+                @if standing_total == 0 { "No standing administrators: nobody holds admin rights outside a grant." }
+                @else {
+                    (standing_total) " standing administrator" @if standing_total != 1 { "s" } " on "
+                    (standing.values().filter(|v| !v.is_empty()).count()) " workstation(s), outside any grant. "
+                    @if t.settings.remove_standing_admins { "Their removal is ordered (Settings)." }
+                    @else { "Settings → Remove standing administrators takes them out." }
+                }
+            }
             div.table-wrap tabindex="0" { table #devices-table {
-                thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen" } } }
+                thead { tr { th { "Hostname" } th { "State" } th { "OS" } th { "Agent" } th { "Last seen" } th { "Standing administrators" } } }
                 tbody hx-disable {
-                    @if devices.is_empty() { tr { td.empty colspan="5" { "No workstation is enrolled yet"
+                    @if devices.is_empty() { tr { td.empty colspan="6" { "No workstation is enrolled yet"
                         @if can_manage { ": create an enrollment command below and run it on the workstation" } "." } } }
                     @for d in &devices {
                         tr {
@@ -60,6 +72,7 @@ pub async fn devices_page(
                             td { (d.os) " " (d.os_version) }
                             td { (d.agent_version) }
                             td { (super::fmt::when(d.last_seen_at, now, &zone)) }
+                            td.standing-admins { @for a in standing.get(&d.id).into_iter().flatten() { code { (a) } " " } }
                         }
                     }
                 }

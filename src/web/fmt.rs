@@ -46,6 +46,7 @@ pub fn field_label(field: &str) -> String {
         "jit_pending_timeout_minutes" => "Pending requests time out after",
         "offline_login_minutes" => "Offline login lasts",
         "silence_alert_minutes" => "Silence alert after",
+        "standing_admin_exceptions" => "Accounts kept as administrators",
         "seats" => "Co-managed seats",
         "co_management" => "Co-management",
         "time_zone" => "Time zone",

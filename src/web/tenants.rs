@@ -158,6 +158,8 @@ pub async fn settings_page(
                     (ui::field("Pending requests time out after (minutes)", "jit_pending_timeout_minutes", "number", &s.jit_pending_timeout_minutes.to_string(), None))
                     (ui::field("Offline login lasts (minutes, ≤ 1440)", "offline_login_minutes", "number", &s.offline_login_minutes.to_string(), None))
                     (ui::field("Alert when a workstation with open admin rights or a technician login stops checking in for (minutes)", "silence_alert_minutes", "number", &s.silence_alert_minutes.to_string(), None))
+                    label { input type="checkbox" name="remove_standing_admins" value="true" checked[s.remove_standing_admins]; " Remove standing administrators (found at enrollment) from every workstation" }
+                    (ui::field("…except these accounts (comma-separated, e.g. a break-glass account)", "standing_admin_exceptions", "text", &s.standing_admin_exceptions.join(", "), None))
                     label { "Time zone (policy windows, auto-approval hours) "
                         input type="text" name="time_zone" value=(s.time_zone) list="time-zones" required;
                         datalist #time-zones { @for z in crate::model::zones::names() { option value=(z) {} } }
@@ -222,6 +224,7 @@ pub async fn update(
         co_management: if msp { false } else { t.settings.co_management },
         jit_enabled: false,
         jit_justification_required: false,
+        remove_standing_admins: false,
         ..t.settings.clone()
     };
     let (mut name, mut new_slug, mut active, mut ack) = (None, None, None, false);
@@ -246,6 +249,10 @@ pub async fn update(
             "time_zone" => s.time_zone = v.trim().to_string(),
             "offline_login_minutes" => s.offline_login_minutes = num("offline_login_minutes", &v)?,
             "silence_alert_minutes" => s.silence_alert_minutes = num("silence_alert_minutes", &v)?,
+            "remove_standing_admins" => s.remove_standing_admins = v == "true",
+            "standing_admin_exceptions" => {
+                s.standing_admin_exceptions = crate::model::tenants::account_list(&v)
+            }
             "jit_max_minutes" => s.jit_max_minutes = num("jit_max_minutes", &v)?,
             "jit_pending_timeout_minutes" => {
                 s.jit_pending_timeout_minutes = num("jit_pending_timeout_minutes", &v)?

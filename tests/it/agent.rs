@@ -176,7 +176,11 @@ pub async fn tenant_and_admin(
 }
 
 pub fn enroll(s: &TestServer, token: &str) -> Workstation {
-    let root = throwaway_root();
+    enroll_in(s, token, throwaway_root())
+}
+
+/// `enroll` into a root the test prepared (say, with more administrators to be found).
+pub fn enroll_in(s: &TestServer, token: &str, root: tempfile::TempDir) -> Workstation {
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().join("agent");
     let out = hourglass()

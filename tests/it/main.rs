@@ -31,5 +31,6 @@ mod policies;
 mod portal;
 mod requests;
 mod server;
+mod standing_admins;
 mod tamper;
 mod windows;

@@ -1,5 +1,5 @@
 -- Migration 12: a workstation account can be deleted (erasing a person removes their msp-/co-
--- account from every workstation). SQLite cannot widen a CHECK in place: the table is copied
+-- account from every workstation), and a tenant can have standing administrators removed. SQLite cannot widen a CHECK in place: the table is copied
 -- out and rebuilt (no other table references it).
 CREATE TABLE commands_before_12 AS SELECT * FROM commands;
 DROP TABLE commands;
@@ -9,7 +9,8 @@ CREATE TABLE commands (
     device_id  TEXT NOT NULL REFERENCES devices (id),
     seq        INTEGER NOT NULL,
     kind       TEXT NOT NULL CHECK (kind IN ('grant_admin', 'revoke_admin', 'ensure_account', 'rotate_password',
-                   'disable_account', 'delete_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update')),
+                   'disable_account', 'delete_account', 'logoff', 'notify', 'set_offline_secret', 'policy_update',
+                   'set_standing_admins')),
     -- Arguments with secrets (passwords, offline secrets) blanked; the full arguments sealed.
     args       TEXT NOT NULL,
     args_sealed BLOB,
