@@ -231,39 +231,14 @@ pub async fn update(
     if cu.principal.is_msp_admin() && t.kind == crate::model::tenants::TenantKind::Customer {
         active = Some(false);
     }
-    let num = |f: &str, v: &str| {
-        v.trim()
-            .parse::<u32>()
-            .map_err(|_| WebError(Error::validation(f, "must be a whole number")))
-    };
     for (k, v) in form.into_inner() {
         match k.as_str() {
             "name" => name = Some(v),
             "slug" => new_slug = Some(v),
             "active" => active = Some(v == "true"),
-            "co_management" => s.co_management = v == "true",
-            "jit_enabled" => s.jit_enabled = v == "true",
-            "jit_justification_required" => s.jit_justification_required = v == "true",
             "acknowledge_shared" => ack = v == "true",
-            "seats" => s.seats = num("seats", &v)?,
-            "time_zone" => s.time_zone = v.trim().to_string(),
-            "offline_login_minutes" => s.offline_login_minutes = num("offline_login_minutes", &v)?,
-            "silence_alert_minutes" => s.silence_alert_minutes = num("silence_alert_minutes", &v)?,
-            "remove_standing_admins" => s.remove_standing_admins = v == "true",
-            "standing_admin_exceptions" => {
-                s.standing_admin_exceptions = crate::model::tenants::account_list(&v)
-            }
-            "jit_max_minutes" => s.jit_max_minutes = num("jit_max_minutes", &v)?,
-            "jit_pending_timeout_minutes" => {
-                s.jit_pending_timeout_minutes = num("jit_pending_timeout_minutes", &v)?
-            }
-            "login_mode" => {
-                s.login_mode = LoginMode::parse(&v).ok_or_else(|| {
-                    WebError(Error::validation("login_mode", "must be named or shared"))
-                })?
-            }
             "csrf_token" => {}
-            other => return Err(WebError(Error::validation(other, "unknown field"))),
+            other => setting(&mut s, other, &v)?,
         }
     }
     let u = TenantUpdate {
@@ -304,4 +279,35 @@ pub async fn backup_now(
         )),
         Err(e) => Err(e.into()),
     }
+}
+
+/// One settings field of the form into `s`; an unknown field is refused.
+fn setting(s: &mut Settings, k: &str, v: &str) -> Result<(), WebError> {
+    let num = |f: &str, v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| WebError(Error::validation(f, "must be a whole number")))
+    };
+    match k {
+        "co_management" => s.co_management = v == "true",
+        "jit_enabled" => s.jit_enabled = v == "true",
+        "jit_justification_required" => s.jit_justification_required = v == "true",
+        "seats" => s.seats = num("seats", v)?,
+        "time_zone" => s.time_zone = v.trim().to_string(),
+        "offline_login_minutes" => s.offline_login_minutes = num(k, v)?,
+        "silence_alert_minutes" => s.silence_alert_minutes = num(k, v)?,
+        "remove_standing_admins" => s.remove_standing_admins = v == "true",
+        "standing_admin_exceptions" => {
+            s.standing_admin_exceptions = crate::model::tenants::account_list(v)
+        }
+        "jit_max_minutes" => s.jit_max_minutes = num(k, v)?,
+        "jit_pending_timeout_minutes" => s.jit_pending_timeout_minutes = num(k, v)?,
+        "login_mode" => {
+            s.login_mode = LoginMode::parse(v).ok_or_else(|| {
+                WebError(Error::validation("login_mode", "must be named or shared"))
+            })?
+        }
+        other => return Err(WebError(Error::validation(other, "unknown field"))),
+    }
+    Ok(())
 }
