@@ -160,6 +160,14 @@ impl Heartbeats {
             m.insert(d, (at, version, admins));
         }
     }
+    /// An account deleted from the workstation leaves the heartbeat not yet written.
+    pub fn forget_member(&self, d: DeviceId, name: &str) {
+        if let Ok(mut m) = self.pending.lock()
+            && let Some(b) = m.get_mut(&d)
+        {
+            b.2.retain(|a| a != name);
+        }
+    }
     pub fn last_seen(&self, d: DeviceId) -> Option<Timestamp> {
         self.pending
             .lock()

@@ -191,13 +191,13 @@ pub async fn ack(
     let now = ctx.clock.now();
     let (device, tenant, o, ctx2) = (d.id, d.tenant_id, origin.clone(), ctx.clone());
     let details: String = req.details.chars().take(2000).collect();
-    let done = ctx
+    let (done, deleted) = ctx
         .db
         .write(move |tx| {
             let c =
                 store::commands::for_device(&tx.reader(), device, id)?.ok_or(Error::NotFound)?;
             if !store::commands::ack(tx, device, id, req.result.as_str(), &details, now)? {
-                return Ok(true); // already acknowledged: re-sent acks are idempotent
+                return Ok((true, None)); // already acknowledged: re-sent acks are idempotent
             }
             let event = match req.result {
                 proto::AckResult::Done => Event::CommandDone,
@@ -216,11 +216,26 @@ pub async fn ack(
             }
             a.append(tx)?;
             let done = req.result == proto::AckResult::Done;
+            // An erased person's account is gone: nor does the workstation's list hold it.
+            let deleted = match (done, c.kind.as_str()) {
+                (true, "delete_account") => {
+                    let args = to_proto(&ctx2.crypto, &c)?.args;
+                    let a = args["account"].as_str().unwrap_or("").to_string();
+                    store::erasure::drop_admin_member(tx, device, &a)?;
+                    Some(a)
+                }
+                _ => None,
+            };
             super::logins::on_ack(tx, &c, done, &details, now)?;
             super::requests::on_ack(tx, &ctx2, &c, done, &details, now)?;
-            Ok(done)
+            Ok((done, deleted))
         })
         .await?;
+    if let Some(a) = deleted {
+        ctx.beats.forget_member(d.id, &a);
+        // The WAL's older frames (heartbeats naming the account) go with it.
+        ctx.db.truncate_wal()?;
+    }
     // Only a failed grant may have queued a webhook delivery; a done ack costs nothing more.
     if !done {
         super::webhooks::kick(ctx);

@@ -65,3 +65,15 @@ pub fn forget_deliveries(tx: &WriteTx<'_>, words: &[&str]) -> Result<usize> {
     }
     Ok(n)
 }
+
+/// A deleted account leaves the administrators a workstation last reported.
+pub fn drop_admin_member(tx: &WriteTx<'_>, device: DeviceId, account: &str) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE devices SET admin_members =
+                (SELECT coalesce(json_group_array(value), '[]') FROM json_each(admin_members) WHERE value != :a)
+             WHERE id = :d",
+        )?
+        .execute(named_params! {":a": account, ":d": device})?;
+    Ok(())
+}
