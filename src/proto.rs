@@ -117,6 +117,8 @@ pub enum EventKind {
     CommandRefused,
     /// An administrator found at enrollment was removed (the tenant's setting).
     StandingAdminRemoved,
+    /// The agent started (after a reboot, a crash, or someone stopping it).
+    AgentStarted,
     Other(String),
 }
 
@@ -134,6 +136,7 @@ impl EventKind {
         (EventKind::Ppam, "ppam"),
         (EventKind::CommandRefused, "command_refused"),
         (EventKind::StandingAdminRemoved, "standing_admin_removed"),
+        (EventKind::AgentStarted, "agent_started"),
     ];
     pub fn as_str(&self) -> &str {
         match self {

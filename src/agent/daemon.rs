@@ -256,8 +256,15 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
         at: Instant::now(),
         server_ms: state.server_now(wall_ms()),
     };
+    let started_at = anchor.server_ms;
     let shared = Arc::new(Mutex::new(Shared { state, anchor }));
     let queue = Arc::new(Queue::new(&o.state_dir));
+    // Told to the appliance: a start while rights are held is worth an alert (tamper evidence).
+    queue.push(&enforcer::event(
+        EventKind::AgentStarted,
+        started_at,
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
+    ))?;
     let dir = o.state_dir.clone();
     #[cfg(unix)]
     let root = o.root.clone();

@@ -76,6 +76,7 @@ events! {
     DeviceAuthFail => "device_auth_fail",
     DeviceRetired => "device_retired",
     DeviceSilent => "device_silent",
+    AgentRestarted => "agent_restarted",
     StandingAdminRemoved => "standing_admin_removed",
     DeviceBack => "device_back",
     AgentVersionChanged => "agent_version_changed",

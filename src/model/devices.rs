@@ -28,6 +28,8 @@ super::text_enum! {
         Silent = "silent",
         /// Its agent reported another version than before.
         AgentChanged = "agent_changed",
+        /// Its agent started again while it held admin rights or a technician login.
+        Restarted = "restarted",
     }
 }
 
@@ -36,6 +38,7 @@ impl Alert {
         match self {
             Alert::Silent => "stopped checking in while holding rights",
             Alert::AgentChanged => "agent version changed",
+            Alert::Restarted => "agent restarted while holding rights",
         }
     }
 }

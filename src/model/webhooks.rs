@@ -176,6 +176,10 @@ pub const EVENTS: &[(&str, &str)] = &[
         "A workstation holding admin rights or a login stopped checking in",
     ),
     (
+        "device.agent_restarted",
+        "A workstation's agent started again while it held rights",
+    ),
+    (
         "device.agent_changed",
         "A workstation's agent reported another version",
     ),

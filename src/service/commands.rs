@@ -311,6 +311,10 @@ fn act_on(
         return super::logins::offline_used(tx, ctx, tenant, device, &e.data, now);
     }
     let mut woken = Vec::new();
+    if e.kind == EventKind::AgentStarted {
+        let started = Timestamp::from_millis(e.at);
+        super::tamper::on_agent_started(tx, ctx, (device, started), now)?;
+    }
     if e.kind == EventKind::Logon && e.data["observed"] == true {
         super::logins::observed_logon(tx, tenant, device, &e.data, now)?;
     }

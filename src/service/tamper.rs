@@ -81,6 +81,46 @@ pub fn on_heartbeat(
     Ok(())
 }
 
+/// In the transaction storing an uploaded `agent_started` event: a start while the device
+/// holds rights is alerted (someone may have stopped the agent to keep them).
+pub fn on_agent_started(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    (id, started): (DeviceId, Timestamp),
+    now: Timestamp,
+) -> Result<()> {
+    // Rights given before the start: the first start after enrollment holds none.
+    if !store::devices::held_rights(&tx.reader(), id, started)? {
+        return Ok(());
+    }
+    let Some(d) = store::devices::by_id(&tx.reader(), id)? else {
+        return Ok(());
+    };
+    if d.alert == Some(Alert::Silent) {
+        // Back, and restarted: the silence ends here, not at the next heartbeat flush.
+        Audit::new(Event::DeviceBack, now)
+            .tenant(d.tenant_id)
+            .device(d.id)
+            .actor(ActorKind::Device, Some(d.id.to_string()))
+            .target("device", d.id)
+            .details(json!({"silent_since": d.last_seen_at.rfc3339()}))
+            .append(tx)?;
+    }
+    store::devices::set_alert(tx, d.id, Some(Alert::Restarted), now)?;
+    Audit::new(Event::AgentRestarted, now)
+        .tenant(d.tenant_id)
+        .device(d.id)
+        .actor(ActorKind::Device, Some(d.id.to_string()))
+        .target("device", d.id)
+        .failure()
+        .append(tx)?;
+    let said = format!(
+        "The agent on {} started again while it held admin rights or a technician login",
+        d.hostname
+    );
+    super::webhooks::announce_device(tx, ctx, &d, "device.agent_restarted", said, now)
+}
+
 fn changed_version(d: &Device, version: &str) -> bool {
     !d.agent_version.is_empty() && !version.is_empty() && d.agent_version != version
 }

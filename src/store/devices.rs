@@ -203,17 +203,28 @@ pub fn jump_sequences(tx: &WriteTx<'_>, by: i64) -> Result<u64> {
         .execute(named_params! {":by": by})? as u64)
 }
 
-/// Active devices without an open alert that hold an open grant or technician login and have
+/// Active devices not already alerted as silent that hold an open grant or technician login and have
 /// not been seen for their tenant's silence limit.
 pub fn silent_holding(r: &Reader<'_>, now: Timestamp) -> Result<Vec<Device>> {
     let mut st = r.conn.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM devices d WHERE d.status = 'active' AND d.alert IS NULL
+        "SELECT {COLUMNS} FROM devices d WHERE d.status = 'active' AND coalesce(d.alert, '') != 'silent'
            AND d.last_seen_at < :now - 60000 * (SELECT silence_alert_minutes FROM tenants t WHERE t.id = d.tenant_id)
            AND (EXISTS (SELECT 1 FROM requests q WHERE q.device_id = d.id AND q.state = 'approved' AND q.expires_at > :now)
                 OR EXISTS (SELECT 1 FROM logins l WHERE l.device_id = d.id AND l.state IN ('waiting', 'active')))"
     ))?;
     let rows = st.query_map(named_params! {":now": now}, device_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether the device held, at `at`, a grant or technician login that is still open.
+pub fn held_rights(r: &Reader<'_>, id: DeviceId, at: Timestamp) -> Result<bool> {
+    let mut st = r.conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM requests WHERE device_id = :d AND state = 'approved'
+                        AND decided_at < :at AND expires_at > :at)
+             OR EXISTS (SELECT 1 FROM logins WHERE device_id = :d AND state IN ('waiting', 'active')
+                        AND created_at < :at)",
+    )?;
+    Ok(st.query_row(named_params! {":d": id, ":at": at}, |r| r.get(0))?)
 }
 
 /// Raises (Some) or clears (None) a device's tamper alert.

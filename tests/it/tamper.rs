@@ -44,6 +44,7 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
         ("format", "generic"),
         ("event", "device.silent"),
         ("event", "device.agent_changed"),
+        ("event", "device.agent_restarted"),
     ];
     assert_eq!(admin.post("/t/acme/webhooks", &form).await.status(), 200);
     let nik = service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
@@ -100,8 +101,29 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
         1,
         "the workstation is back"
     );
+    // Its agent started again while the login was open: alerted too (its first start, before
+    // the login, was not).
+    for _ in 0..100 {
+        if audited(&s, "agent_restarted").await > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(audited(&s, "agent_restarted").await, 1);
+    let events = delivered_events(&s, acme.id).await;
+    assert!(
+        events.contains(&"device.agent_restarted".to_string()),
+        "{events:?}"
+    );
     let page = device_page(&mut admin, ws.device).await;
-    assert!(!page.contains("Tamper alert"), "{page}");
+    assert!(
+        !page.contains("stopped checking in"),
+        "the silence alert is cleared: {page}"
+    );
+    assert!(
+        page.contains("agent restarted while holding rights"),
+        "{page}"
+    );
     ws.kill();
 
     // Another agent version on the same device credentials: alerted, not cleared by polling.
