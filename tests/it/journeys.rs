@@ -863,3 +863,76 @@ async fn disabling_a_technician_from_her_page_says_what_ended() {
     .await;
     assert_eq!(logins["logins"][0]["state"], "revoked", "{logins}");
 }
+
+/// At phone width, after the step-up window each time: the admin erases a technician from her
+/// page (confirmed, then the code), and the people list no longer names her; then orders the
+/// standing administrators out, keeping a break-glass account, and the workstation's list of
+/// administrators loses alice. The devices page says who stood before and fits 400 px.
+#[actix_web::test]
+async fn erasure_and_standing_admins_at_phone_width() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    let secret = signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let mut ws = crate::agent::enroll(&s, &token);
+    ws.start();
+    let root = ws.root.path().to_path_buf();
+    let msp = s
+        .ctx()
+        .db
+        .read(hourglass::store::tenants::msp)
+        .await
+        .unwrap()
+        .unwrap();
+    let tess = crate::fixture::person(&s, &msp, "tess@nikpot.com", &["technician"]).await;
+
+    s.clock.advance_secs(6 * 60);
+    c.goto(&s.url(&format!("/t/nikpot-it/users/{}", tess.id)))
+        .await
+        .unwrap();
+    click(c, "form[action$='/erase'] button").await;
+    accept_confirm(c).await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "#user-result", "Done").await;
+    c.goto(&s.url("/t/nikpot-it/users")).await.unwrap();
+    let people = wait_for(c, "main").await.text().await.unwrap();
+    assert!(
+        !people.contains("tess@nikpot.com") && people.contains("Erased"),
+        "{people}"
+    );
+    assert!(fits(c).await, "the people list fits 400 px");
+
+    // The workstation's standing administrator, shown before anything is removed.
+    c.goto(&s.url("/t/acme/devices")).await.unwrap();
+    for _ in 0..100 {
+        service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+        c.refresh().await.unwrap();
+        let t = wait_for(c, "#standing-admins-summary")
+            .await
+            .text()
+            .await
+            .unwrap();
+        if t.starts_with("1 standing administrator") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_text(c, "td.standing-admins", "alice").await;
+    assert!(fits(c).await, "the devices page fits 400 px");
+
+    s.clock.advance_secs(6 * 60);
+    c.goto(&s.url("/t/acme/settings")).await.unwrap();
+    click(c, "input[name=remove_standing_admins]").await;
+    fill(c, "standing_admin_exceptions", "breakglass").await;
+    click(c, "form[action$='/settings'] button[type=submit]").await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "#settings-result", "Settings saved.").await;
+    assert!(fits(c).await, "the settings page fits 400 px");
+    assert!(
+        eventually(20, || !sudoers(&root).contains(&"alice".to_string())).await,
+        "the workstation took alice out"
+    );
+    ws.kill();
+}

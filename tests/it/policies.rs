@@ -1215,22 +1215,10 @@ async fn in_a_jit_session_elevation_raises_106_and_101_with_the_request() {
     let stamped = |event: &'static str| {
         let s = &s;
         async move {
-            s.ctx()
-                .db
-                .read(move |r| {
-                    hourglass::store::audit::list(
-                        r,
-                        &hourglass::store::audit::Filter {
-                            event: Some(event.into()),
-                            limit: 10,
-                            ..Default::default()
-                        },
-                    )
-                })
+            audit_entries(s, event)
                 .await
-                .unwrap()
                 .into_iter()
-                .map(|(_, e)| (e.request_identifier, e.ticket_identifier))
+                .map(|e| (e.request_identifier, e.ticket_identifier))
                 .collect::<Vec<_>>()
         }
     };

@@ -226,6 +226,18 @@ fn smtp_session(conn: std::net::TcpStream, mails: &std::sync::mpsc::Sender<Strin
 
 /// Every audit entry of `event` (details as JSON).
 pub async fn audit_details(s: &TestServer, event: &'static str) -> Vec<serde_json::Value> {
+    audit_entries(s, event)
+        .await
+        .into_iter()
+        .map(|e| serde_json::from_str(&e.details).unwrap_or_default())
+        .collect()
+}
+
+/// Every audit entry of `event`, newest first (at most 100).
+pub async fn audit_entries(
+    s: &TestServer,
+    event: &'static str,
+) -> Vec<hourglass::model::audit::Entry> {
     s.ctx()
         .db
         .read(move |r| {
@@ -241,6 +253,6 @@ pub async fn audit_details(s: &TestServer, event: &'static str) -> Vec<serde_jso
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, e)| serde_json::from_str(&e.details).unwrap_or_default())
+        .map(|(_, e)| e)
         .collect()
 }
