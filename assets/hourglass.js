@@ -167,3 +167,11 @@ window.addEventListener("pageshow", function () {
     f.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
   });
 });
+
+// A checkbox whose ticking takes something away (data-confirm-check) asks first; cancelled,
+// it stays unticked.
+document.addEventListener("change", function (e) {
+  var b = e.target.closest && e.target.closest("input[type=checkbox][data-confirm-check]");
+  if (!b || !b.checked) return;
+  if (!window.confirm(b.getAttribute("data-confirm-check"))) b.checked = false;
+});

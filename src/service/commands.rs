@@ -216,15 +216,10 @@ pub async fn ack(
             }
             a.append(tx)?;
             let done = req.result == proto::AckResult::Done;
-            // An erased person's account is gone: nor does the workstation's list hold it.
-            let deleted = match (done, c.kind.as_str()) {
-                (true, "delete_account") => {
-                    let args = to_proto(&ctx2.crypto, &c)?.args;
-                    let a = args["account"].as_str().unwrap_or("").to_string();
-                    store::erasure::drop_admin_member(tx, device, &a)?;
-                    Some(a)
-                }
-                _ => None,
+            // Only a deletion's sealed arguments are opened (they name the erased account).
+            let deleted = match done && c.kind == "delete_account" {
+                true => super::logins::on_account_deleted(tx, &to_proto(&ctx2.crypto, &c)?)?,
+                false => None,
             };
             super::logins::on_ack(tx, &c, done, &details, now)?;
             super::requests::on_ack(tx, &ctx2, &c, done, &details, now)?;

@@ -158,7 +158,8 @@ pub async fn settings_page(
                     (ui::field("Pending requests time out after (minutes)", "jit_pending_timeout_minutes", "number", &s.jit_pending_timeout_minutes.to_string(), None))
                     (ui::field("Offline login lasts (minutes, ≤ 1440)", "offline_login_minutes", "number", &s.offline_login_minutes.to_string(), None))
                     (ui::field("Alert when a workstation with open admin rights or a technician login stops checking in for (minutes)", "silence_alert_minutes", "number", &s.silence_alert_minutes.to_string(), None))
-                    label { input type="checkbox" name="remove_standing_admins" value="true" checked[s.remove_standing_admins]; " Remove standing administrators (found at enrollment) from every workstation" }
+                    label { input type="checkbox" name="remove_standing_admins" value="true" checked[s.remove_standing_admins]
+                        data-confirm-check="Every workstation of this tenant will take the administrators it found at enrollment out of the administrators group, except the accounts listed below. Continue?"; " Remove standing administrators (found at enrollment) from every workstation" }
                     (ui::field("…except these accounts (comma-separated, e.g. a break-glass account)", "standing_admin_exceptions", "text", &s.standing_admin_exceptions.join(", "), None))
                     label { "Time zone (policy windows, auto-approval hours) "
                         input type="text" name="time_zone" value=(s.time_zone) list="time-zones" required;

@@ -925,6 +925,20 @@ async fn erasure_and_standing_admins_at_phone_width() {
     s.clock.advance_secs(6 * 60);
     c.goto(&s.url("/t/acme/settings")).await.unwrap();
     click(c, "input[name=remove_standing_admins]").await;
+    // Ticking it asks first: it takes rights away on every workstation.
+    let mut asked = String::new();
+    for _ in 0..60 {
+        if let Ok(t) = c.get_alert_text().await {
+            asked = t;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        asked.contains("except the accounts listed below"),
+        "{asked}"
+    );
+    accept_confirm(c).await;
     fill(c, "standing_admin_exceptions", "breakglass").await;
     click(c, "form[action$='/settings'] button[type=submit]").await;
     step_up(c, &s, &secret).await;

@@ -53,3 +53,17 @@ pub(in crate::service) fn erase_account(
     out.rows = erasure::rename(tx, &a)?;
     Ok(out)
 }
+
+/// In the transaction of a done acknowledgement: when it was an erased person's account being
+/// deleted, the workstation's reported administrators lose it too. Returns the account, so
+/// the caller drops it from the pending heartbeat and empties the WAL after the commit.
+pub(in crate::service) fn on_account_deleted(
+    tx: &WriteTx<'_>,
+    c: &crate::proto::Command,
+) -> Result<Option<String>> {
+    let Ok(Action::DeleteAccount { account }) = Action::parse(&c.kind, &c.args) else {
+        return Ok(None);
+    };
+    erasure::drop_admin_member(tx, c.device_id, &account)?;
+    Ok(Some(account))
+}

@@ -103,8 +103,6 @@ impl Ended {
 pub(super) struct Report {
     pub(super) woken: Vec<DeviceId>,
     ended: Option<Ended>,
-    /// A person was erased: the WAL is emptied after the commit (their old rows with it).
-    pub(super) erased: bool,
 }
 
 impl Report {
@@ -137,6 +135,8 @@ pub async fn act_reporting(
     may_act_on(p, &target, &action)?;
     guard(ctx, p, t, &target, &action).await?;
     let (p2, o, tenant, ctx2) = (p.clone(), origin.clone(), t.clone(), ctx.clone());
+    // An erasure empties the WAL after the commit (the person's old rows with it).
+    let erasing = action == Action::Erase;
     let customer_roles: Vec<String> = if t.kind == TenantKind::Customer {
         let s = scope;
         ctx.db
@@ -173,7 +173,7 @@ pub async fn act_reporting(
     for d in report.woken {
         ctx.wake.wake(d);
     }
-    if report.erased && !ctx.db.truncate_wal()? {
+    if erasing && !ctx.db.truncate_wal()? {
         // A reader still holds the older pages; the next checkpoint overwrites them.
         tracing::info!("erasure: the WAL could not be emptied at once");
     }

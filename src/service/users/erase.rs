@@ -32,7 +32,6 @@ pub(super) fn erase(
     ended["history_rows_renamed"] = json!(a.rows);
     ended["webhook_deliveries_dropped"] = json!(deliveries);
     report.woken.extend(a.devices);
-    report.erased = true;
     audit(Event::UserErased).details(ended).append(tx)?;
     Ok(())
 }
