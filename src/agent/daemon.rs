@@ -257,13 +257,17 @@ pub fn run_until(o: &Options, stop: impl std::future::Future<Output = ()>) -> Re
         server_ms: state.server_now(wall_ms()),
     };
     let started_at = anchor.server_ms;
+    // What this machine held when the agent stopped, from its own state: the appliance's clock
+    // and the agent's estimate of it differ by a few milliseconds, too little to tell a first
+    // start from a restart during a login.
+    let holding = !state.grants.is_empty() || !state.ordered_admins.is_empty();
     let shared = Arc::new(Mutex::new(Shared { state, anchor }));
     let queue = Arc::new(Queue::new(&o.state_dir));
     // Told to the appliance: a start while rights are held is worth an alert (tamper evidence).
     queue.push(&enforcer::event(
         EventKind::AgentStarted,
         started_at,
-        serde_json::json!({"version": env!("CARGO_PKG_VERSION")}),
+        serde_json::json!({"version": env!("CARGO_PKG_VERSION"), "holding": holding}),
     ))?;
     let dir = o.state_dir.clone();
     #[cfg(unix)]

@@ -308,7 +308,8 @@ fn act_on(
     let mut woken = Vec::new();
     if e.kind == EventKind::AgentStarted {
         let started = Timestamp::from_millis(e.at);
-        super::tamper::on_agent_started(tx, ctx, (device, started), now)?;
+        let holding = e.data["holding"].as_bool();
+        super::tamper::on_agent_started(tx, ctx, (device, started, holding), now)?;
     }
     if e.kind == EventKind::Logon && e.data["observed"] == true {
         super::logins::observed_logon(tx, tenant, device, &e.data, now)?;

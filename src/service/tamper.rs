@@ -82,15 +82,20 @@ pub fn on_heartbeat(
 }
 
 /// In the transaction storing an uploaded `agent_started` event: a start while the device
-/// holds rights is alerted (someone may have stopped the agent to keep them).
+/// holds rights is alerted (someone may have stopped the agent to keep them). `holding` is
+/// what the agent's own state held at the start; agents that do not say are judged by the
+/// rights the appliance gave before the start.
 pub fn on_agent_started(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
-    (id, started): (DeviceId, Timestamp),
+    (id, started, holding): (DeviceId, Timestamp, Option<bool>),
     now: Timestamp,
 ) -> Result<()> {
-    // Rights given before the start: the first start after enrollment holds none.
-    if !store::devices::held_rights(&tx.reader(), id, started)? {
+    let holding = match holding {
+        Some(h) => h,
+        None => store::devices::held_rights(&tx.reader(), id, started)?,
+    };
+    if !holding {
         return Ok(());
     }
     let Some(d) = store::devices::by_id(&tx.reader(), id)? else {
