@@ -107,6 +107,8 @@ pub enum EventKind {
     /// A session logon on the workstation (seed event 300); `observed` ones are strays.
     Logon,
     OfflineLogin,
+    /// An offline code was refused on the workstation (wrong, reused, locked out).
+    OfflineLoginRefused,
     OfflineSessionEnded,
     /// Seed event 106: a run inside a JIT session.
     PassiveToken,
@@ -130,6 +132,7 @@ impl EventKind {
         (EventKind::GrantExpired, "grant_expired"),
         (EventKind::Logon, "logon"),
         (EventKind::OfflineLogin, "offline_login"),
+        (EventKind::OfflineLoginRefused, "offline_login_refused"),
         (EventKind::OfflineSessionEnded, "offline_session_ended"),
         (EventKind::PassiveToken, "passive_token"),
         (EventKind::ElevateOnDemand, "elevate_on_demand"),

@@ -291,8 +291,7 @@ mod unix {
     /// run-elevated passes four descriptors: the program, stdin, stdout, stderr.
     const FDS: usize = 4;
 
-    /// The PATH a program run as root gets (sudo's secure_path).
-    const SECURE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    use crate::agent::os::SECURE_PATH;
 
     /// Listens until the daemon stops; one request per connection.
     pub async fn serve(path: PathBuf, dir: PathBuf, root: PathBuf) -> Result<()> {

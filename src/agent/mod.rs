@@ -10,6 +10,7 @@ pub mod offline;
 pub mod os;
 #[cfg(all(test, unix))]
 mod os_cases;
+pub mod pam;
 pub mod pe;
 #[cfg(windows)]
 pub mod pipe;

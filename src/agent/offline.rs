@@ -121,8 +121,31 @@ pub struct Granted {
     pub expires_at: i64,
 }
 
-/// `hourglass agent offline-login --account A --code C`.
-pub fn login(dir: &Path, os: &dyn Os, account: &str, code: &str, wall_ms: i64) -> Result<Granted> {
+/// How the technician gave the code: the `offline-login` command or the login prompt (PAM).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Command,
+    Pam,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Command => "command",
+            Via::Pam => "login_prompt",
+        }
+    }
+}
+
+/// `hourglass agent offline-login --account A --code C`, or a code typed at the login prompt.
+/// A refused code is told to the appliance too (wrong, reused or locked out).
+pub fn login(
+    dir: &Path,
+    os: &dyn Os,
+    (account, code): (&str, &str),
+    via: Via,
+    wall_ms: i64,
+) -> Result<Granted> {
     let state = State::load(dir)?;
     let off = state.offline.clone().ok_or_else(|| {
         Error::InvalidState(
@@ -141,7 +164,13 @@ pub fn login(dir: &Path, os: &dyn Os, account: &str, code: &str, wall_ms: i64) -
     // The server's time as last learned: the workstation's own clock may be off.
     let now = state.server_now(wall_ms);
     with(dir, |o| {
-        let step = check_code(o, &secret, code, now)?;
+        let step = check_code(o, &secret, code, now).inspect_err(|e| {
+            o.outbox.push(event(
+                EventKind::OfflineLoginRefused,
+                now,
+                serde_json::json!({"account": account, "reason": e.to_string(), "via": via.as_str()}),
+            ))
+        })?;
         let password = password_from(&*crate::crypto::random_secret()?);
         os.ensure_account(account, &password, true)?;
         let expires_at = now + i64::from(off.minutes) * 60_000;
@@ -153,7 +182,7 @@ pub fn login(dir: &Path, os: &dyn Os, account: &str, code: &str, wall_ms: i64) -
         o.outbox.push(event(
             EventKind::OfflineLogin,
             now,
-            serde_json::json!({"account": account, "step": step, "expires_at": expires_at}),
+            serde_json::json!({"account": account, "step": step, "expires_at": expires_at, "via": via.as_str()}),
         ));
         Ok(Granted {
             account: account.to_string(),

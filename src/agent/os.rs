@@ -56,6 +56,10 @@ pub struct LinuxShadow {
     group: String,
 }
 
+/// The PATH a program run as root gets (sudo's secure_path): the shadow tools and programs
+/// run elevated come from the system's own directories.
+pub const SECURE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 impl LinuxShadow {
     pub fn new(root: &Path, admin_group: &str) -> Self {
         LinuxShadow {
@@ -70,7 +74,10 @@ impl LinuxShadow {
 
     fn run(&self, program: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
         let mut c = Command::new(program);
-        c.args(args)
+        // The shadow tools from the system's own directories, whoever started us (pam_exec
+        // passes no PATH at all).
+        c.env("PATH", SECURE_PATH)
+            .args(args)
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {

@@ -295,8 +295,8 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
             let g = crate::agent::offline::login(
                 &dir,
                 agent_options(place).os()?.as_ref(),
-                &account,
-                &code,
+                (&account, &code),
+                crate::agent::offline::Via::Command,
                 crate::clock::Clock::system().now().millis(),
             )?;
             println!(
@@ -306,6 +306,7 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
             );
             println!("Password (shown once): {}", g.password.as_str());
         }
+        AgentCommand::PamAuth { place } => return pam_auth(place),
         c @ (AgentCommand::RequestAdmin { .. }
         | AgentCommand::Extend { .. }
         | AgentCommand::Status { .. }
@@ -415,4 +416,35 @@ fn user_request(command: AgentCommand) -> Result<serde_json::Value> {
         }
         _ => return Err(crate::error::Error::internal("not an end user's request")),
     })
+}
+
+/// `pam-auth`: what pam_exec shows comes from stdout; the exit status is the PAM answer.
+fn pam_auth(place: AgentPlace) -> Result<ExitCode> {
+    use crate::agent::pam::{Answer, auth};
+    use std::io::Read;
+    let var = |k| std::env::var(k).unwrap_or_default();
+    let mut typed = String::new();
+    // A code is six digits: more than a line is not one (and is not read on).
+    std::io::stdin().take(512).read_to_string(&mut typed).ok();
+    let dir = place.state_dir.clone();
+    let os = agent_options(place).os()?;
+    let now = crate::clock::Clock::system().now().millis();
+    let typed = zeroize::Zeroizing::new(typed);
+    match auth(
+        &dir,
+        os.as_ref(),
+        (&var("PAM_USER"), &var("PAM_TYPE")),
+        &typed,
+        now,
+    ) {
+        Answer::NotOurs => Ok(ExitCode::from(1)),
+        Answer::Granted(m) => {
+            println!("{m}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Answer::Refused(m) => {
+            println!("{m}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }

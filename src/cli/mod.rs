@@ -259,6 +259,12 @@ pub enum AgentCommand {
         #[command(flatten)]
         place: AgentPlace,
     },
+    /// For `pam_exec` (with `expose_authtok`): an offline code typed at the login prompt for
+    /// the account in `PAM_USER` logs in as `offline-login` would (see appliance/pam/).
+    PamAuth {
+        #[command(flatten)]
+        place: AgentPlace,
+    },
     /// Print what application policies see of a program: path, SHA-256, vendor, product,
     /// signer and whether its signature verified (to write a rule that matches it).
     Describe {

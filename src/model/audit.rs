@@ -108,6 +108,7 @@ events! {
     LoginExpired => "login_expired",
     LoginFailed => "login_failed",
     OfflineLogin => "login_offline",
+    OfflineLoginRefused => "login_offline_refused",
     SensitiveRead => "sensitive_read",
     CredentialsPurged => "credential_history_purged",
     SharedModeEnabled => "login_shared_mode_enabled",

@@ -328,6 +328,7 @@ fn act_on(
         EventKind::ElevateOnDemand => Event::ElevateOnDemand,
         EventKind::PassiveToken => Event::PassiveToken,
         EventKind::StandingAdminRemoved => Event::StandingAdminRemoved,
+        EventKind::OfflineLoginRefused => Event::OfflineLoginRefused,
         _ => Event::DeviceEvent,
     };
     let mut a = Audit::new(code, now)
@@ -345,6 +346,9 @@ fn act_on(
             .and_then(|v| v.as_str())
             .map(str::to_string);
         a = a.request(r, ticket);
+    }
+    if e.kind == EventKind::OfflineLoginRefused {
+        a = a.failure();
     }
     a.append(tx)?;
     Ok(woken)

@@ -49,7 +49,7 @@ pub fn rotated(root: &Path, account: &str, old: &str) -> bool {
         .unwrap_or(false)
 }
 
-fn locked(root: &Path, account: &str) -> bool {
+pub fn locked(root: &Path, account: &str) -> bool {
     shadow(root, account).starts_with('!')
 }
 
@@ -329,21 +329,19 @@ async fn named_login_end_to_end_with_the_real_agent() {
     s.stop().await;
 }
 
-/// Offline login on the workstation: the code from the portal works once, also across an
-/// agent restart; the upload names the person and the secret is replaced.
-#[actix_web::test]
-async fn offline_codes_work_once_and_are_replaced_after_use() {
-    let mut s = TestServer::start().await;
-    let (_, token, mut admin) = tenant_and_admin(&s).await;
+/// nik's first online login on a new workstation (which brings it its offline secret), ended,
+/// and the offline code the portal then shows for it. The agent is left running.
+pub async fn offline_code_for_nik(s: &TestServer) -> (crate::agent::Workstation, String) {
+    let (_, token, mut admin) = tenant_and_admin(s).await;
     let api_token =
         service::tokens::create_for_email(s.ctx(), "nik@nikpot.com", "t", sensitive_scope())
             .unwrap();
-    let mut ws = enroll(&s, &token);
+    let mut ws = enroll(s, &token);
     ws.start();
     let root = ws.root.path().to_path_buf();
     let path = format!("/api/v1/tenants/acme/devices/{}/logins", ws.device);
     let (_, l) = api(
-        &s,
+        s,
         &api_token,
         "POST",
         &path,
@@ -351,21 +349,24 @@ async fn offline_codes_work_once_and_are_replaced_after_use() {
     )
     .await;
     let id = l["id"].as_str().unwrap().to_string();
-    wait_state(&s, &api_token, &id, "active").await;
+    let password = l["password"].as_str().unwrap().to_string();
+    wait_state(s, &api_token, &id, "active").await;
     assert!(
         eventually(10, || ws.state_json()["offline"]["secret"].is_string()).await,
         "secret delivered"
     );
     api(
-        &s,
+        s,
         &api_token,
         "POST",
         &format!("/api/v1/tenants/acme/logins/{id}/end"),
         Value::Null,
     )
     .await;
-    wait_until(15, "locked(&root, \"msp-nik\")", || {
-        locked(&root, "msp-nik")
+    // Its end revokes (which locks), rotates (a new hash, unlocked) and disables: wait for
+    // the last of the three.
+    wait_until(15, "msp-nik rotated and locked", || {
+        locked(&root, "msp-nik") && rotated(&root, "msp-nik", &password)
     })
     .await;
 
@@ -377,6 +378,16 @@ async fn offline_codes_work_once_and_are_replaced_after_use() {
         .unwrap();
     let i = html.find("id=\"offline-code\">").unwrap() + "id=\"offline-code\">".len();
     let code = html[i..i + 6].to_string();
+    (ws, code)
+}
+
+/// Offline login on the workstation: the code from the portal works once, also across an
+/// agent restart; the upload names the person and the secret is replaced.
+#[actix_web::test]
+async fn offline_codes_work_once_and_are_replaced_after_use() {
+    let mut s = TestServer::start().await;
+    let (mut ws, code) = offline_code_for_nik(&s).await;
+    let root = ws.root.path().to_path_buf();
     // The appliance is out of reach: that is what offline codes are for.
     s.stop().await;
     let args = ws.args();

@@ -26,6 +26,7 @@ mod logins;
 mod matrix;
 mod notifications;
 mod openapi;
+mod pam;
 mod people;
 mod policies;
 mod portal;

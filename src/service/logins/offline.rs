@@ -257,6 +257,7 @@ pub fn offline_used(
     let d = store::devices::get(&r, &scope, device)?;
     let account = data["account"].as_str().unwrap_or("").to_string();
     let step = data["step"].as_u64().unwrap_or(0);
+    let via = data["via"].as_str().unwrap_or("command");
     let code_time = Timestamp::from_millis((step * totp::STEP_SECS * 1000) as i64).rfc3339();
     let shared = shared_mode(tx, &scope)?;
     // Named mode: the account names its person (msp-nik → the MSP's nik, co-ann → this
@@ -274,10 +275,10 @@ pub fn offline_used(
     let a = match &person {
         Some(u) => a
             .target("user", u.id)
-            .details(json!({"step": step, "code_time": code_time})),
+            .details(json!({"step": step, "code_time": code_time, "via": via})),
         None => a
             .target("account", &account)
-            .details(json!({"account": account, "step": step, "code_time": code_time})),
+            .details(json!({"account": account, "step": step, "code_time": code_time, "via": via})),
     };
     a.append(tx)?;
     let n = crate::service::webhooks::LoginNotice {
