@@ -81,6 +81,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::clock::Timestamp;
 use crate::ids::DeviceId;
+use crate::model::devices::Heartbeat;
 
 /// Per-device wake-ups for the long-poll: queuing a command wakes exactly that device's
 /// waiting poll (keyed by device, so nothing leaks across tenants, AZ-06).
@@ -145,19 +146,16 @@ impl Wakeups {
     }
 }
 
-/// One device's latest heartbeat: when, agent version, administrators-group members.
-pub type Beat = (Timestamp, String, Vec<String>);
-
 /// Heartbeats held in memory and written in batches by the sweep, not one write per poll.
 #[derive(Default)]
 pub struct Heartbeats {
-    pending: Mutex<HashMap<DeviceId, Beat>>,
+    pending: Mutex<HashMap<DeviceId, Heartbeat>>,
 }
 
 impl Heartbeats {
-    pub fn record(&self, d: DeviceId, at: Timestamp, version: String, admins: Vec<String>) {
+    pub fn record(&self, d: DeviceId, beat: Heartbeat) {
         if let Ok(mut m) = self.pending.lock() {
-            m.insert(d, (at, version, admins));
+            m.insert(d, beat);
         }
     }
     /// An account deleted from the workstation leaves the heartbeat not yet written.
@@ -165,18 +163,18 @@ impl Heartbeats {
         if let Ok(mut m) = self.pending.lock()
             && let Some(b) = m.get_mut(&d)
         {
-            b.2.retain(|a| a != name);
+            b.admins.retain(|a| a != name);
         }
     }
     pub fn last_seen(&self, d: DeviceId) -> Option<Timestamp> {
         self.pending
             .lock()
             .ok()
-            .and_then(|m| m.get(&d).map(|x| x.0))
+            .and_then(|m| m.get(&d).map(|x| x.at))
     }
-    pub fn drain(&self) -> Vec<(DeviceId, Timestamp, String, Vec<String>)> {
+    pub fn drain(&self) -> Vec<(DeviceId, Heartbeat)> {
         match self.pending.lock() {
-            Ok(mut m) => m.drain().map(|(d, (a, v, s))| (d, a, v, s)).collect(),
+            Ok(mut m) => m.drain().collect(),
             Err(_) => Vec::new(),
         }
     }

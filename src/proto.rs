@@ -35,6 +35,9 @@ pub struct EnrollResponse {
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     pub agent_version: String,
+    /// SHA-256 (hex) of the running agent binary; empty when the agent cannot read it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub agent_hash: String,
     /// Current members of the local administrators group (heartbeat).
     pub admin_members: Vec<String>,
     /// Highest command sequence number the agent has seen.

@@ -389,6 +389,14 @@ async fn poll_loop(
     nudge: Arc<tokio::sync::Notify>,
 ) -> Result<()> {
     let mut backoff = 1u64;
+    // The running binary's hash goes with every poll once known (tamper evidence); hashing
+    // it takes a moment, so the first polls go without.
+    let agent_hash = Arc::new(std::sync::OnceLock::new());
+    let h = agent_hash.clone();
+    tokio::task::spawn_blocking(move || {
+        let hash = std::env::current_exe().and_then(|p| crate::crypto::sha256_file(&p));
+        let _ = h.set(hash.unwrap_or_default());
+    });
     // The first poll after a start or an outage is answered at once, so queued events and
     // acknowledgements go out without waiting out a long-poll.
     let mut quick = true;
@@ -399,6 +407,7 @@ async fn poll_loop(
             let s = lock(&shared)?;
             PollRequest {
                 agent_version: proto::AGENT_VERSION.into(),
+                agent_hash: agent_hash.get().cloned().unwrap_or_default(),
                 admin_members: os.admin_members().unwrap_or_default(),
                 last_seq: s.state.last_seq,
                 wait_secs: quick.then_some(0),

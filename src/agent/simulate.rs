@@ -138,6 +138,7 @@ async fn agent(
     while !stop.load(Ordering::Relaxed) {
         let req = PollRequest {
             agent_version: proto::AGENT_VERSION.into(),
+            agent_hash: String::new(),
             admin_members: Vec::new(),
             last_seq: state.last_seq,
             wait_secs: Some(hold),

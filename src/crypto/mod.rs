@@ -254,6 +254,20 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha256(data))
 }
 
+/// SHA-256 (hex) of a file, read in chunks (the agent hashes its own binary).
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match f.read(&mut buf)? {
+            0 => return Ok(hex::encode(ctx.finish().as_ref())),
+            n => ctx.update(&buf[..n]),
+        }
+    }
+}
+
 /// Constant-time equality for secrets and their hashes (CRY-07).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     use subtle::ConstantTimeEq;

@@ -75,6 +75,7 @@ events! {
     DeviceEnrollFail => "device_enroll_fail",
     DeviceAuthFail => "device_auth_fail",
     DeviceRetired => "device_retired",
+    DeviceAlertDismissed => "device_alert_dismissed",
     DeviceSilent => "device_silent",
     AgentRestarted => "agent_restarted",
     StandingAdminRemoved => "standing_admin_removed",

@@ -12,6 +12,8 @@ pub struct Device {
     pub os: String,
     pub os_version: String,
     pub agent_version: String,
+    /// SHA-256 of the agent binary as last reported ("" before the first report).
+    pub agent_hash: String,
     pub active: bool,
     pub admin_members: Vec<String>,
     pub enrolled_at: Timestamp,
@@ -26,7 +28,7 @@ super::text_enum! {
     pub enum Alert {
         /// It stopped checking in while holding admin rights or a technician login.
         Silent = "silent",
-        /// Its agent reported another version than before.
+        /// Its agent reported another version or binary than before.
         AgentChanged = "agent_changed",
         /// Its agent started again while it held admin rights or a technician login.
         Restarted = "restarted",
@@ -37,9 +39,35 @@ impl Alert {
     pub fn label(self) -> &'static str {
         match self {
             Alert::Silent => "stopped checking in while holding rights",
-            Alert::AgentChanged => "agent version changed",
+            Alert::AgentChanged => "agent binary or version changed",
             Alert::Restarted => "agent restarted while holding rights",
         }
+    }
+    /// The alert as the device page's banner says it.
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Alert::Silent => "this workstation stopped checking in while holding rights",
+            Alert::AgentChanged => "the agent binary or version changed",
+            Alert::Restarted => "the agent restarted while holding rights",
+        }
+    }
+}
+
+/// A device's latest heartbeat, held in memory until the sweep writes the batch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Heartbeat {
+    pub at: Timestamp,
+    pub agent_version: String,
+    pub agent_hash: String,
+    /// Members of its administrators group.
+    pub admins: Vec<String>,
+}
+
+impl Heartbeat {
+    /// Whether this beat reports another agent build than `d` had (a first report is none).
+    pub fn changed_agent(&self, d: &Device) -> bool {
+        let differs = |old: &str, new: &str| !old.is_empty() && !new.is_empty() && old != new;
+        differs(&d.agent_version, &self.agent_version) || differs(&d.agent_hash, &self.agent_hash)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, TenantId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, MAX_GRANT_MS};
-use crate::model::devices::Device;
+use crate::model::devices::{Device, Heartbeat};
 use crate::proto::{self, AckRequest, EventKind, PollRequest, PollResponse};
 use crate::store::{self, WriteTx, commands::StoredCommand};
 
@@ -149,9 +149,12 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
     );
     ctx.beats.record(
         d.id,
-        ctx.clock.now(),
-        req.agent_version.chars().take(64).collect(),
-        req.admin_members.into_iter().take(200).collect(),
+        Heartbeat {
+            at: ctx.clock.now(),
+            agent_version: req.agent_version.chars().take(64).collect(),
+            agent_hash: req.agent_hash.chars().take(64).collect(),
+            admins: req.admin_members.into_iter().take(200).collect(),
+        },
     );
     let _held = ctx.stopping.hold();
     let _connected = ctx.wake.hold(d.id);

@@ -389,8 +389,8 @@ pub async fn flush_heartbeats(ctx: &Ctx) -> Result<u64> {
         .db
         .write(move |tx| {
             let now = ctx2.clock.now();
-            for (id, _, version, _) in &beats {
-                super::tamper::on_heartbeat(tx, &ctx2, (*id, version), now)?;
+            for (id, beat) in &beats {
+                super::tamper::on_heartbeat(tx, &ctx2, (*id, beat), now)?;
             }
             store::devices::record_heartbeats(tx, &beats)
         })

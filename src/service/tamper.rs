@@ -7,12 +7,14 @@
 use serde_json::json;
 
 use super::Ctx;
-use super::audit::Audit;
+use super::audit::{Audit, Origin};
+use crate::authz::{Permission, Principal};
 use crate::clock::Timestamp;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::model::audit::{ActorKind, Event};
-use crate::model::devices::{Alert, Device};
+use crate::model::devices::{Alert, Heartbeat};
+use crate::model::tenants::Tenant;
 use crate::store::{self, WriteTx};
 
 /// Job: devices that went silent while holding rights get their alert; returns how many.
@@ -43,11 +45,11 @@ pub async fn watch(ctx: &Ctx, now: Timestamp) -> Result<u64> {
 }
 
 /// In the heartbeat flush's transaction, before the beat is stored: a silent device is back
-/// (its alert cleared), or its agent reports another version (alerted).
+/// (its alert cleared), or its agent reports another version or binary (alerted).
 pub fn on_heartbeat(
     tx: &WriteTx<'_>,
     ctx: &Ctx,
-    (id, version): (DeviceId, &str),
+    (id, beat): (DeviceId, &Heartbeat),
     now: Timestamp,
 ) -> Result<()> {
     let Some(d) = store::devices::by_id(&tx.reader(), id)? else {
@@ -66,16 +68,27 @@ pub fn on_heartbeat(
             .details(json!({"silent_since": d.last_seen_at.rfc3339()}))
             .append(tx)?;
     }
-    if changed_version(&d, version) {
+    if beat.changed_agent(&d) {
         store::devices::set_alert(tx, d.id, Some(Alert::AgentChanged), now)?;
+        let new_hash = match beat.agent_hash.as_str() {
+            "" => &d.agent_hash,
+            h => h,
+        };
         audit(Event::AgentVersionChanged)
             .failure()
-            .details(json!({"old": d.agent_version, "new": version}))
+            .details(json!({"old": d.agent_version, "new": beat.agent_version,
+                "old_hash": d.agent_hash, "new_hash": new_hash}))
             .append(tx)?;
-        let said = format!(
-            "The agent on {} reported version {version} (was {})",
-            d.hostname, d.agent_version
-        );
+        let said = match d.agent_version == beat.agent_version {
+            true => format!(
+                "The agent binary on {} changed (SHA-256 {}, was {}) under the same version {}",
+                d.hostname, new_hash, d.agent_hash, d.agent_version
+            ),
+            false => format!(
+                "The agent on {} reported version {} (was {})",
+                d.hostname, beat.agent_version, d.agent_version
+            ),
+        };
         super::webhooks::announce_device(tx, ctx, &d, "device.agent_changed", said, now)?;
     }
     Ok(())
@@ -126,6 +139,35 @@ pub fn on_agent_started(
     super::webhooks::announce_device(tx, ctx, &d, "device.agent_restarted", said, now)
 }
 
-fn changed_version(d: &Device, version: &str) -> bool {
-    !d.agent_version.is_empty() && !version.is_empty() && d.agent_version != version
+/// Someone who manages the tenant's devices has looked into an alert and dismisses it; the
+/// alert and its dismissal stay in the audit log.
+pub async fn dismiss(
+    ctx: &Ctx,
+    p: &Principal,
+    t: &Tenant,
+    id: DeviceId,
+    origin: &Origin,
+) -> Result<Alert> {
+    let now = ctx.clock.now();
+    let scope = p.scope(t, Permission::DevicesManage)?;
+    let (p2, o) = (p.clone(), origin.clone());
+    ctx.db
+        .write(move |tx| {
+            let d = store::devices::get(&tx.reader(), &scope, id)?;
+            let Some(alert) = d.alert else {
+                return Err(Error::InvalidState(
+                    "this workstation has no open alert".into(),
+                ));
+            };
+            store::devices::set_alert(tx, d.id, None, now)?;
+            Audit::new(Event::DeviceAlertDismissed, now)
+                .tenant(d.tenant_id)
+                .by(&p2, &o)
+                .device(d.id)
+                .target("device", d.id)
+                .details(json!({"alert": alert.as_str()}))
+                .append(tx)?;
+            Ok(alert)
+        })
+        .await
 }

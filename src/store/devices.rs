@@ -8,7 +8,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::model::devices::EnrollmentToken;
-use crate::model::devices::{Alert, Device};
+use crate::model::devices::{Alert, Device, Heartbeat};
 
 fn token_row(r: &Row<'_>) -> rusqlite::Result<EnrollmentToken> {
     Ok(EnrollmentToken {
@@ -80,7 +80,7 @@ pub fn spend_token(
     Ok(Some(t))
 }
 
-const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, status, admin_members, enrolled_at, last_seen_at, alert, alert_at";
+const COLUMNS: &str = "id, tenant_id, hostname, os, os_version, agent_version, agent_hash, status, admin_members, enrolled_at, last_seen_at, alert, alert_at";
 
 fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     let status: String = r.get("status")?;
@@ -92,6 +92,7 @@ fn device_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         os: r.get("os")?,
         os_version: r.get("os_version")?,
         agent_version: r.get("agent_version")?,
+        agent_hash: r.get("agent_hash")?,
         active: status == "active",
         admin_members: serde_json::from_str(&members).unwrap_or_default(),
         enrolled_at: r.get("enrolled_at")?,
@@ -169,16 +170,18 @@ pub fn retire(tx: &WriteTx<'_>, scope: &TenantScope, id: DeviceId, now: Timestam
     Ok(())
 }
 
-/// Batched heartbeat flush: last seen, agent version and administrators of many devices.
-pub fn record_heartbeats(
-    tx: &WriteTx<'_>,
-    beats: &[(DeviceId, Timestamp, String, Vec<String>)],
-) -> Result<usize> {
+/// Batched heartbeat flush: last seen, agent build and administrators of many devices.
+pub fn record_heartbeats(tx: &WriteTx<'_>, beats: &[(DeviceId, Heartbeat)]) -> Result<usize> {
     let mut st = tx.conn().prepare_cached(
-        "UPDATE devices SET last_seen_at = max(last_seen_at, :at), agent_version = :v, admin_members = :m WHERE id = :id",
+        "UPDATE devices SET last_seen_at = max(last_seen_at, :at), agent_version = :v,
+                agent_hash = CASE WHEN :h = '' THEN agent_hash ELSE :h END, admin_members = :m
+         WHERE id = :id",
     )?;
-    for (id, at, v, m) in beats {
-        st.execute(named_params! {":id": id, ":at": at, ":v": v, ":m": serde_json::to_string(m)?})?;
+    for (id, b) in beats {
+        st.execute(
+            named_params! {":id": id, ":at": b.at, ":v": b.agent_version, ":h": b.agent_hash,
+            ":m": serde_json::to_string(&b.admins)?},
+        )?;
     }
     Ok(beats.len())
 }

@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("migrations/0011_webhook_events.sql")),
     (12, include_str!("migrations/0012_delete_account.sql")),
     (13, include_str!("migrations/0013_tamper_alerts.sql")),
+    (14, include_str!("migrations/0014_agent_hash.sql")),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -24,7 +24,7 @@ fn device_json(
     now: crate::clock::Timestamp,
 ) -> serde_json::Value {
     json!({"id": d.id, "hostname": d.hostname, "os": d.os, "os_version": d.os_version, "agent_version": d.agent_version,
-        "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(ctx, d, now),
+        "agent_hash": d.agent_hash, "status": if d.active { "active" } else { "retired" }, "online": service::devices::is_online(ctx, d, now),
         "last_seen_at": d.last_seen_at.rfc3339(), "enrolled_at": d.enrolled_at.rfc3339(), "admin_members": d.admin_members})
 }
 

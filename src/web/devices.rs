@@ -220,6 +220,7 @@ pub async fn detail_page(
         .is_some_and(|p| p.contains(Permission::DevicesManage));
     let now = state.ctx.clock.now();
     let retire = format!("/t/{}/devices/{}/retire", t.slug, d.id);
+    let dismiss = format!("/t/{}/devices/{}/alert/dismiss", t.slug, d.id);
     let logins = service::logins::list(&state.ctx, &cu.principal, &t, Some(id)).await?;
     let history = service::logins::history(&state.ctx, &cu.principal, &t, id).await?;
     // Who revealed what: shown to those who may read the audit log.
@@ -230,14 +231,24 @@ pub async fn detail_page(
         main {
             h1 { (d.hostname) }
             @if let (Some(a), Some(at)) = (d.alert, d.alert_at) {
-                p.flash.error.tamper-alert role="alert" {
-                    "Tamper alert: this workstation " (a.label()) ", " (super::fmt::when(at, now, &cu.zone(Some(&t)))) "."
+                div.flash.error.tamper-alert #device-alert role="alert" {
+                    "Tamper alert: " (a.sentence()) ", " (super::fmt::when(at, now, &cu.zone(Some(&t)))) "."
+                    @if can_manage {
+                        " "
+                        form.inline method="post" action=(dismiss) hx-post=(dismiss) hx-target="#device-alert" hx-swap="outerHTML"
+                            hx-confirm="Dismiss this alert? Do so once you know why it was raised; it stays in the audit log." {
+                            (ui::csrf_input(&cu.csrf)) input type="hidden" name="confirm" value="yes"; button type="submit" { "Dismiss alert" }
+                        }
+                    }
                 }
             }
             dl.kv {
                 dt { "State" } dd { (online_label(&state.ctx, &d, now)) (alert_badge(&d)) }
                 dt { "OS" } dd { (d.os) " " (d.os_version) }
                 dt { "Agent" } dd { (d.agent_version) }
+                dt { "Agent binary (SHA-256)" } dd {
+                    @if d.agent_hash.is_empty() { "not reported yet" } @else { code.hash { (d.agent_hash) } }
+                }
                 dt { "Enrolled" } dd { (super::fmt::when(d.enrolled_at, now, &cu.zone(Some(&t)))) }
                 dt { "Last seen" } dd { (super::fmt::when(d.last_seen_at, now, &cu.zone(Some(&t)))) }
                 dt { "Local administrators" } dd { @for m in &d.admin_members { code { (m) } " " } }
@@ -288,6 +299,31 @@ pub async fn retire(
         .body(
             html! { div.flash.info { "Retired: its agent can no longer connect." } }.into_string(),
         ))
+}
+
+pub async fn dismiss_alert(
+    state: web::Data<AppState>,
+    cu: CurrentUser,
+    path: web::Path<(String, String)>,
+    form: web::Form<super::users::ActionFormPub>,
+) -> Result<HttpResponse, WebError> {
+    let (slug, id) = path.into_inner();
+    let t = cu.tenant(&state, &slug).await?;
+    let id = device_id(&id)?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError(Error::validation(
+            "confirm",
+            "confirm the dismissal (confirm=yes)",
+        )));
+    }
+    let a = service::tamper::dismiss(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
+    let said = format!(
+        "Alert dismissed ({}); it stays in the audit log.",
+        a.label()
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(html! { div.flash.info #device-alert role="status" { (said) } }.into_string()))
 }
 
 pub async fn revoke_token(

@@ -82,6 +82,7 @@ route_table! {
     "/t/{slug}/devices/tokens/{id}/revoke" => { post: devices::revoke_token },
     "/t/{slug}/devices/{id}" => { get: devices::detail_page },
     "/t/{slug}/devices/{id}/retire" => { post: devices::retire },
+    "/t/{slug}/devices/{id}/alert/dismiss" => { post: devices::dismiss_alert },
     "/t/{slug}/devices/{id}/logins" => { post: logins::start },
     "/t/{slug}/devices/{id}/offline-code" => { get: logins::offline_code },
     "/t/{slug}/logins" => { get: logins::logins_page },

@@ -129,27 +129,84 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
         page.contains("agent restarted while holding rights"),
         "{page}"
     );
+    // The agent reports the SHA-256 of its own binary.
+    let binary = hourglass::crypto::sha256_file(env!("CARGO_BIN_EXE_hourglass").as_ref()).unwrap();
+    let mut stored = String::new();
+    for _ in 0..200 {
+        // Its held long-poll answers, so the next poll (with the hash) is not 25 s away.
+        s.ctx().wake.wake(ws.device);
+        service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+        stored = stored_hash(&s, ws.device).await;
+        if !stored.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(stored, binary);
     ws.kill();
 
-    // Another agent version on the same device credentials: alerted, not cleared by polling.
+    // Same device credentials and version, another binary: alerted, not cleared by polling.
     let st: Value = ws.state_json();
-    let r = s
-        .client()
-        .post(format!("{}/agent/v1/poll", s.base))
-        .header("x-device-id", st["device_id"].as_str().unwrap())
-        .bearer_auth(st["device_secret"].as_str().unwrap())
-        .json(&json!({"agent_version": "9.9.9-patched", "admin_members": [], "last_seq": 0, "wait_secs": 0}))
-        .send()
-        .await
-        .unwrap();
+    let poll = |version: &str, hash: &str| {
+        s.client()
+            .post(format!("{}/agent/v1/poll", s.base))
+            .header("x-device-id", st["device_id"].as_str().unwrap())
+            .bearer_auth(st["device_secret"].as_str().unwrap())
+            .json(
+                &json!({"agent_version": version, "agent_hash": hash, "admin_members": [],
+                "last_seq": 0, "wait_secs": 0}),
+            )
+            .send()
+    };
+    let other = "0".repeat(64);
+    let r = poll(hourglass::proto::AGENT_VERSION, &other).await.unwrap();
     assert_eq!(r.status(), 200);
     service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
-    assert_eq!(audited(&s, "agent_version_changed").await, 1);
+    let changed = audit_details(&s, "agent_version_changed").await;
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert_eq!(changed[0]["old_hash"], binary.as_str());
+    assert_eq!(changed[0]["new_hash"], other.as_str());
     let events = delivered_events(&s, acme.id).await;
     assert!(
         events.contains(&"device.agent_changed".to_string()),
         "{events:?}"
     );
     let page = device_page(&mut admin, ws.device).await;
-    assert!(page.contains("agent version changed"), "{page}");
+    assert!(page.contains("agent binary or version changed"), "{page}");
+    // A report without a hash (an older agent) says nothing about the binary.
+    poll(hourglass::proto::AGENT_VERSION, "").await.unwrap();
+    service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    assert_eq!(stored_hash(&s, ws.device).await, other, "kept");
+
+    // Another version: alerted too.
+    let r = poll("9.9.9-patched", &other).await.unwrap();
+    assert_eq!(r.status(), 200);
+    service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    let changed = audit_details(&s, "agent_version_changed").await;
+    assert_eq!(changed.len(), 2);
+    assert_eq!(changed[0]["new"], "9.9.9-patched", "{changed:?}");
+
+    // Looked into: an admin dismisses the alert (asked to confirm); it stays in the log.
+    let dismiss = format!("/t/acme/devices/{}/alert/dismiss", ws.device);
+    assert_eq!(admin.post(&dismiss, &[]).await.status(), 422, "unconfirmed");
+    let r = admin.post(&dismiss, &[("confirm", "yes")]).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Alert dismissed"));
+    let page = device_page(&mut admin, ws.device).await;
+    assert!(!page.contains("Tamper alert"), "{page}");
+    let d = audit_details(&s, "device_alert_dismissed").await;
+    assert_eq!(d, vec![json!({"alert": "agent_changed"})]);
+    let again = admin.post(&dismiss, &[("confirm", "yes")]).await;
+    assert_eq!(again.status(), 409);
+    assert!(again.text().await.unwrap().contains("no open alert"));
+}
+
+async fn stored_hash(s: &TestServer, device: hourglass::ids::DeviceId) -> String {
+    s.ctx()
+        .db
+        .read(move |r| hourglass::store::devices::by_id(r, device))
+        .await
+        .unwrap()
+        .unwrap()
+        .agent_hash
 }
