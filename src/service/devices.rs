@@ -352,6 +352,21 @@ pub fn is_online(ctx: &Ctx, d: &Device, now: Timestamp) -> bool {
     d.active && (ctx.wake.is_connected(d.id) || now.millis() - seen.millis() < ONLINE_MS)
 }
 
+/// How many of these devices are offline now (orders for them wait until they are back).
+pub async fn offline_among(ctx: &Ctx, ids: &[DeviceId]) -> Result<usize> {
+    let ids: std::collections::BTreeSet<DeviceId> = ids.iter().copied().collect();
+    let now = ctx.clock.now();
+    let devices = ctx
+        .db
+        .read(move |r| {
+            ids.iter()
+                .filter_map(|id| store::devices::by_id(r, *id).transpose())
+                .collect::<Result<Vec<_>>>()
+        })
+        .await?;
+    Ok(devices.iter().filter(|d| !is_online(ctx, d, now)).count())
+}
+
 pub async fn retire(
     ctx: &Ctx,
     p: &Principal,

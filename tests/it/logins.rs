@@ -1627,3 +1627,62 @@ async fn unassigning_a_technician_ends_their_logins_in_that_tenant() {
     );
     ws.kill();
 }
+
+/// Offboarding a workstation that is offline: removing the technician role ends her login on
+/// the appliance at once and says the workstation is offline; its orders wait as queued and
+/// it locks her out when it checks in again.
+#[actix_web::test]
+async fn removing_the_role_while_the_workstation_is_offline_waits_for_it() {
+    let s = TestServer::start().await;
+    let TessLoggedIn {
+        nik,
+        tess,
+        acme,
+        msp,
+        mut ws,
+        login: id,
+        password,
+        ..
+    } = tess_logged_in(&s).await;
+    ws.kill();
+    // Its held long-poll answers into the closed connection, and two minutes pass unseen.
+    s.ctx().wake.wake(ws.device);
+    wait_until(10, "the workstation's poll let go", || {
+        !s.ctx().wake.is_connected(ws.device)
+    })
+    .await;
+    s.clock.advance_secs(120);
+    let p = crate::fixture::fresh_admin(&s).await;
+    let remove = service::users::Action::RemoveRole("technician".into());
+    let acted =
+        service::users::act_reporting(s.ctx(), &p, &msp, tess.id, remove, &Default::default())
+            .await
+            .unwrap();
+    let said = acted.ended.unwrap().sentence();
+    assert!(
+        said.contains("1 technician login")
+            && said.contains("1 workstation is offline: it acts on this when it next checks in."),
+        "{said}"
+    );
+    assert_eq!(login_state(&s, &nik, &id).await, "revoked");
+    let queued: Vec<_> = commands_of(&s, acme.id, ws.device)
+        .await
+        .into_iter()
+        .filter(|c| c.1 == "queued")
+        .map(|c| c.0)
+        .collect();
+    for kind in ["revoke_admin", "rotate_password", "disable_account"] {
+        assert!(queued.iter().any(|k| k == kind), "{kind} waits: {queued:?}");
+    }
+    let root = ws.root.path().to_path_buf();
+    assert!(
+        !locked_out(&root, &password),
+        "not yet: the workstation is off"
+    );
+    ws.start();
+    assert!(
+        eventually(20, || locked_out(&root, &password)).await,
+        "msp-tess is out of sudo, locked and has a new password once it is back"
+    );
+    ws.kill();
+}

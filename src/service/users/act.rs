@@ -62,6 +62,8 @@ pub struct Ended {
     pub tokens: usize,
     pub logins: usize,
     pub offline_secrets: usize,
+    /// Workstations told to act that are offline now: their orders wait until they are back.
+    pub offline_workstations: usize,
 }
 
 impl Ended {
@@ -89,11 +91,20 @@ impl Ended {
             [one] => Some(one.clone()),
             [rest @ .., last] => Some(format!("{} and {last}", rest.join(", "))),
         };
-        match (ended, replaced) {
+        let said = match (ended, replaced) {
             (None, None) => "Nothing else was open.".into(),
             (Some(e), None) => format!("Ended {e}."),
             (None, Some(r)) => format!("Replaced {r}."),
             (Some(e), Some(r)) => format!("Ended {e}; replaced {r}."),
+        };
+        match self.offline_workstations {
+            0 => said,
+            1 => {
+                format!("{said} 1 workstation is offline: it acts on this when it next checks in.")
+            }
+            k => format!(
+                "{said} {k} workstations are offline: they act on this when they next check in."
+            ),
         }
     }
 }
@@ -112,6 +123,7 @@ impl Report {
             tokens,
             logins: o.logins_ended,
             offline_secrets: o.offline_secrets_replaced,
+            offline_workstations: 0,
         });
         self.woken.extend(o.woken);
     }
@@ -170,6 +182,10 @@ pub async fn act_reporting(
             Ok((token, report))
         })
         .await?;
+    let mut ended = report.ended;
+    if let Some(e) = ended.as_mut() {
+        e.offline_workstations = super::super::devices::offline_among(ctx, &report.woken).await?;
+    }
     for d in report.woken {
         ctx.wake.wake(d);
     }
@@ -177,10 +193,7 @@ pub async fn act_reporting(
         // A reader still holds the older pages; the next checkpoint overwrites them.
         tracing::info!("erasure: the WAL could not be emptied at once");
     }
-    Ok(Acted {
-        token,
-        ended: report.ended,
-    })
+    Ok(Acted { token, ended })
 }
 
 /// What one action is carried out on: in this tenant, on this person, by this principal.
@@ -562,6 +575,7 @@ mod tests {
             tokens: 1,
             logins: 1,
             offline_secrets: 1,
+            offline_workstations: 0,
         };
         assert_eq!(
             all.sentence(),
@@ -572,6 +586,15 @@ mod tests {
             ..Ended::default()
         };
         assert_eq!(login.sentence(), "Ended 1 technician login.");
+        let waiting = Ended {
+            logins: 2,
+            offline_workstations: 2,
+            ..Ended::default()
+        };
+        assert_eq!(
+            waiting.sentence(),
+            "Ended 2 technician logins. 2 workstations are offline: they act on this when they next check in."
+        );
         assert_eq!(Ended::default().sentence(), "Nothing else was open.");
     }
 }
