@@ -143,6 +143,17 @@ pub fn open_for(
         .optional()?)
 }
 
+/// Open requests (waiting, or running sessions) asked from workstation accounts linked to
+/// `user`, in every tenant: an offboarding ends them wherever the person is linked.
+pub fn open_of_linked(r: &Reader<'_>, user: UserId, now: Timestamp) -> Result<Vec<Request>> {
+    let mut st = r.conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} {FROM} WHERE e.user_id = :u AND r.kind != 'extension'
+           AND (r.state = 'pending' OR (r.state = 'approved' AND r.expires_at > :now))"
+    ))?;
+    let rows = st.query_map(named_params! {":u": user, ":now": now}, row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 pub fn get(r: &Reader<'_>, scope: &TenantScope, id: RequestId) -> Result<Request> {
     let mut st = r.conn.prepare_cached(&format!(
         "SELECT {COLUMNS} {FROM} WHERE r.id = :id AND r.tenant_id = :t"

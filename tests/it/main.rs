@@ -25,6 +25,7 @@ mod local;
 mod logins;
 mod matrix;
 mod notifications;
+mod offboarding;
 mod openapi;
 mod pam;
 mod people;

@@ -270,3 +270,71 @@ fn expire(
     crate::service::webhooks::announce_change(tx, ctx, scope, &expired, "request.expired", now)?;
     Ok(woken)
 }
+
+/// In an offboarding's transaction (disable, erase): what the person asked for from the
+/// workstation accounts linked to them ends with them — a waiting request is denied, a
+/// running session revoked — audited as the offboarding's doing. Returns how many ended and
+/// the devices to wake.
+pub(in crate::service) fn offboard_requester(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    user: crate::ids::UserId,
+    why: &str,
+    now: Timestamp,
+) -> Result<(usize, Vec<DeviceId>)> {
+    let mut woken = Vec::new();
+    let open = store::requests::open_of_linked(&tx.reader(), user, now)?;
+    for r in &open {
+        let scope = system_scope(r.tenant_id);
+        let event = if r.state == State::Pending {
+            deny_offboarded(tx, ctx, &scope, r, why, now)?;
+            Event::RequestDenied
+        } else {
+            woken.extend(end_in(tx, ctx, &scope, r, State::Revoked, now)?.1);
+            Event::RequestRevoked
+        };
+        audit_for(event, r, now)
+            .actor(ActorKind::System, None)
+            .details(json!({"why": why}))
+            .append(tx)?;
+        woken.push(r.device_id);
+    }
+    Ok((open.len(), woken))
+}
+
+fn deny_offboarded(
+    tx: &WriteTx<'_>,
+    ctx: &Ctx,
+    scope: &TenantScope,
+    r: &Request,
+    why: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let (from, to) = (State::Pending, State::Denied);
+    if !store::requests::transition(
+        tx,
+        scope,
+        r.id,
+        r.version,
+        from,
+        to,
+        None,
+        None,
+        None,
+        Some(why),
+        None,
+        now,
+    )? {
+        return Ok(());
+    }
+    tell(
+        tx,
+        ctx,
+        scope,
+        r,
+        format!("Your {} was denied: {why}", what(r)),
+        now,
+    )?;
+    let denied = store::requests::get(&tx.reader(), scope, r.id)?;
+    crate::service::webhooks::announce_change(tx, ctx, scope, &denied, "request.denied", now)
+}

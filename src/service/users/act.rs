@@ -55,60 +55,6 @@ pub struct Acted {
     pub ended: Option<Ended>,
 }
 
-/// What ended with an offboarding, as counts.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Ended {
-    pub sessions: u64,
-    pub tokens: usize,
-    pub logins: usize,
-    pub offline_secrets: usize,
-    /// Workstations told to act that are offline now: their orders wait until they are back.
-    pub offline_workstations: usize,
-}
-
-impl Ended {
-    /// "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline
-    /// secret." — only what there was; "Nothing else was open." when there was nothing.
-    pub fn sentence(&self) -> String {
-        let n = |k: u64, one: &str, many: &str| {
-            (k > 0).then(|| format!("{k} {}", if k == 1 { one } else { many }))
-        };
-        let ended: Vec<String> = [
-            n(self.sessions, "portal session", "portal sessions"),
-            n(self.tokens as u64, "API token", "API tokens"),
-            n(self.logins as u64, "technician login", "technician logins"),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let replaced = n(
-            self.offline_secrets as u64,
-            "offline secret",
-            "offline secrets",
-        );
-        let ended = match ended.as_slice() {
-            [] => None,
-            [one] => Some(one.clone()),
-            [rest @ .., last] => Some(format!("{} and {last}", rest.join(", "))),
-        };
-        let said = match (ended, replaced) {
-            (None, None) => "Nothing else was open.".into(),
-            (Some(e), None) => format!("Ended {e}."),
-            (None, Some(r)) => format!("Replaced {r}."),
-            (Some(e), Some(r)) => format!("Ended {e}; replaced {r}."),
-        };
-        match self.offline_workstations {
-            0 => said,
-            1 => {
-                format!("{said} 1 workstation is offline: it acts on this when it next checks in.")
-            }
-            k => format!(
-                "{said} {k} workstations are offline: they act on this when they next check in."
-            ),
-        }
-    }
-}
-
 /// Carried out of an action's transaction: the devices to wake and what ended.
 #[derive(Default)]
 pub(super) struct Report {
@@ -123,7 +69,7 @@ impl Report {
             tokens,
             logins: o.logins_ended,
             offline_secrets: o.offline_secrets_replaced,
-            offline_workstations: 0,
+            ..Ended::default()
         });
         self.woken.extend(o.woken);
     }
@@ -302,9 +248,15 @@ pub(super) fn end_everything(
     let tokens = store::tokens::revoke_all_for_user(tx, id, c.now)?;
     let why = format!("the person was {why}");
     let o = crate::service::logins::offboard(tx, c.ctx, id, &why, c.now)?;
+    let (requests, woken) =
+        crate::service::requests::offboard_requester(tx, c.ctx, id, &why, c.now)?;
     let details = json!({"sessions": sessions, "tokens": tokens, "logins_ended": o.logins_ended,
-        "offline_secrets_replaced": o.offline_secrets_replaced});
+        "requests_ended": requests, "offline_secrets_replaced": o.offline_secrets_replaced});
     report.offboarded(o, sessions, tokens);
+    if let Some(e) = report.ended.as_mut() {
+        e.requests = requests;
+    }
+    report.woken.extend(woken);
     Ok(details)
 }
 
@@ -561,40 +513,5 @@ fn check_role(t: &Tenant, role: &str, custom: &[String]) -> Result<()> {
         )),
         None if custom.iter().any(|c| c == role) => Ok(()),
         None => Err(Error::validation("role", "unknown role")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Ended;
-
-    #[test]
-    fn what_ended_reads_as_a_sentence_of_only_what_there_was() {
-        let all = Ended {
-            sessions: 2,
-            tokens: 1,
-            logins: 1,
-            offline_secrets: 1,
-            offline_workstations: 0,
-        };
-        assert_eq!(
-            all.sentence(),
-            "Ended 2 portal sessions, 1 API token and 1 technician login; replaced 1 offline secret."
-        );
-        let login = Ended {
-            logins: 1,
-            ..Ended::default()
-        };
-        assert_eq!(login.sentence(), "Ended 1 technician login.");
-        let waiting = Ended {
-            logins: 2,
-            offline_workstations: 2,
-            ..Ended::default()
-        };
-        assert_eq!(
-            waiting.sentence(),
-            "Ended 2 technician logins. 2 workstations are offline: they act on this when they next check in."
-        );
-        assert_eq!(Ended::default().sentence(), "Nothing else was open.");
     }
 }

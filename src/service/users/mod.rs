@@ -18,8 +18,10 @@ use crate::store::links::LinkKind;
 use crate::store::{self, WriteTx};
 
 mod act;
+mod ended;
 mod erase;
 pub use act::*;
+pub use ended::Ended;
 
 pub struct NewUser {
     pub first_name: String,
