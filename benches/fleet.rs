@@ -228,7 +228,10 @@ fn approvals(
             .unwrap();
         if let Some(a) = cmds
             .iter()
-            .find(|c| c.kind == "grant_admin" && c.state == "done")
+            .find(|c| {
+                c.kind == hourglass::model::commands::CommandKind::GrantAdmin
+                    && c.state == hourglass::model::commands::CommandState::Done
+            })
             .and_then(|c| c.acked_at)
         {
             out.push((a.millis() - at.millis()) as f64);

@@ -351,7 +351,7 @@ mod tests {
             seq,
             issued_at: 0,
             not_after: 10_000_000,
-            kind: action.kind().into(),
+            kind: action.kind().as_str().into(),
             args: action.args(),
         }
     }

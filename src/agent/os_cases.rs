@@ -37,7 +37,7 @@ fn grant(s: &State, seq: i64, account: &str, expires_at: i64) -> crate::proto::C
         seq,
         issued_at: 0,
         not_after: 10_000_000,
-        kind: action.kind().into(),
+        kind: action.kind().as_str().into(),
         args: action.args(),
     }
 }

@@ -7,19 +7,51 @@ pub const MAX_GRANT_MS: i64 = 24 * 60 * 60 * 1000;
 /// Local cap on grants per hour (AGT-04).
 pub const MAX_GRANTS_PER_HOUR: usize = 10;
 
-pub const KINDS: &[&str] = &[
-    "grant_admin",
-    "revoke_admin",
-    "ensure_account",
-    "rotate_password",
-    "disable_account",
-    "delete_account",
-    "set_standing_admins",
-    "logoff",
-    "notify",
-    "set_offline_secret",
-    "policy_update",
-];
+super::text_enum! {
+    /// The command types, as stored and sent to the agent.
+    pub enum CommandKind {
+        GrantAdmin = "grant_admin",
+        RevokeAdmin = "revoke_admin",
+        EnsureAccount = "ensure_account",
+        RotatePassword = "rotate_password",
+        DisableAccount = "disable_account",
+        DeleteAccount = "delete_account",
+        SetStandingAdmins = "set_standing_admins",
+        Logoff = "logoff",
+        Notify = "notify",
+        SetOfflineSecret = "set_offline_secret",
+        PolicyUpdate = "policy_update",
+    }
+}
+
+super::text_enum! {
+    /// Where an order to a workstation stands: queued until the agent answers (done, failed,
+    /// refused) or its time runs out (expired).
+    pub enum CommandState {
+        Queued = "queued",
+        Done = "done",
+        Failed = "failed",
+        Refused = "refused",
+        Expired = "expired",
+    }
+}
+
+/// A command as the appliance keeps it: arguments with secrets blanked (the full ones sealed).
+#[derive(Clone, Debug)]
+pub struct StoredCommand {
+    pub id: crate::ids::CommandId,
+    pub tenant_id: crate::ids::TenantId,
+    pub device_id: crate::ids::DeviceId,
+    pub seq: i64,
+    pub kind: CommandKind,
+    pub args: String,
+    pub args_sealed: Option<Vec<u8>>,
+    pub issued_at: crate::clock::Timestamp,
+    pub not_after: crate::clock::Timestamp,
+    pub state: CommandState,
+    pub acked_at: Option<crate::clock::Timestamp>,
+    pub details: Option<String>,
+}
 
 /// Which request a grant belongs to, stamped on the agent's events of that session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,24 +127,24 @@ pub enum Action {
 }
 
 impl Action {
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> CommandKind {
         match self {
-            Action::GrantAdmin { .. } => "grant_admin",
-            Action::RevokeAdmin { .. } => "revoke_admin",
-            Action::EnsureAccount { .. } => "ensure_account",
-            Action::RotatePassword { .. } => "rotate_password",
-            Action::DisableAccount { .. } => "disable_account",
-            Action::DeleteAccount { .. } => "delete_account",
-            Action::SetStandingAdmins { .. } => "set_standing_admins",
-            Action::Logoff { .. } => "logoff",
-            Action::Notify { .. } => "notify",
-            Action::SetOfflineSecret { .. } => "set_offline_secret",
-            Action::PolicyUpdate { .. } => "policy_update",
+            Action::GrantAdmin { .. } => CommandKind::GrantAdmin,
+            Action::RevokeAdmin { .. } => CommandKind::RevokeAdmin,
+            Action::EnsureAccount { .. } => CommandKind::EnsureAccount,
+            Action::RotatePassword { .. } => CommandKind::RotatePassword,
+            Action::DisableAccount { .. } => CommandKind::DisableAccount,
+            Action::DeleteAccount { .. } => CommandKind::DeleteAccount,
+            Action::SetStandingAdmins { .. } => CommandKind::SetStandingAdmins,
+            Action::Logoff { .. } => CommandKind::Logoff,
+            Action::Notify { .. } => CommandKind::Notify,
+            Action::SetOfflineSecret { .. } => CommandKind::SetOfflineSecret,
+            Action::PolicyUpdate { .. } => CommandKind::PolicyUpdate,
         }
     }
 
     pub fn parse(kind: &str, args: &serde_json::Value) -> Result<Action, String> {
-        if !KINDS.contains(&kind) {
+        if CommandKind::parse(kind).is_none() {
             return Err(format!("unknown command type {kind:?}"));
         }
         serde_json::from_value(serde_json::json!({"kind": kind, "args": args}))
@@ -254,7 +286,7 @@ mod tests {
             expires_at: 42,
             session: None,
         };
-        assert_eq!(Action::parse(a.kind(), &a.args()).unwrap(), a);
+        assert_eq!(Action::parse(a.kind().as_str(), &a.args()).unwrap(), a);
         assert!(
             Action::parse("run_shell", &serde_json::json!({"cmd": "rm -rf /"}))
                 .unwrap_err()
@@ -268,6 +300,6 @@ mod tests {
             )
             .is_err()
         );
-        assert_eq!(KINDS.len(), 11);
+        assert_eq!(CommandKind::ALL.len(), 11);
     }
 }

@@ -44,6 +44,7 @@ pub(crate) use text_enum;
 
 #[cfg(test)]
 mod tests {
+    use super::commands::{CommandKind, CommandState};
     use super::logins::{CredentialReason, CredentialState};
     use super::one_time_links::LinkKind;
     use super::webhooks::DeliveryState;
@@ -58,6 +59,14 @@ mod tests {
                 assert_eq!(<$t>::parse("no such word"), None);
             )*};
         }
-        round_trip!(LinkKind, CredentialReason, CredentialState, DeliveryState);
+        round_trip!(
+            LinkKind,
+            CredentialReason,
+            CredentialState,
+            DeliveryState,
+            CommandKind,
+            CommandState,
+            super::devices::Alert
+        );
     }
 }

@@ -12,7 +12,7 @@ use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, TenantId};
 use crate::model::audit::{ActorKind, Event};
-use crate::model::commands::{Action, MAX_GRANT_MS};
+use crate::model::commands::{Action, CommandKind, CommandState, MAX_GRANT_MS};
 use crate::model::devices::{Device, Heartbeat};
 use crate::proto::{self, AckRequest, EventKind, PollRequest, PollResponse};
 use crate::store::{self, WriteTx, commands::StoredCommand};
@@ -72,12 +72,12 @@ pub fn enqueue(
         tenant_id: scope.tenant(),
         device_id: device,
         seq: store::devices::next_seq(tx, device)?,
-        kind: action.kind().to_string(),
+        kind: action.kind(),
         args,
         args_sealed,
         issued_at: now,
         not_after: now.plus_millis(ttl_ms),
-        state: "queued".into(),
+        state: CommandState::Queued,
         acked_at: None,
         details: None,
     };
@@ -88,7 +88,7 @@ pub fn enqueue(
         .target("command", c.id)
         // A managed account is named by the command (its label joins the name in), not in the
         // chain: the name derives from a username that erasure replaces (DESIGN §6).
-        .details(json!({"kind": c.kind, "seq": c.seq,
+        .details(json!({"kind": c.kind.as_str(), "seq": c.seq,
             "account": action.account().filter(|a| !crate::model::commands::is_managed_account(a))}))
         .append(tx)?;
     Ok(c)
@@ -128,7 +128,7 @@ pub fn to_proto(crypto: &crate::crypto::Crypto, c: &StoredCommand) -> Result<pro
         seq: c.seq,
         issued_at: c.issued_at.millis(),
         not_after: c.not_after.millis(),
-        kind: c.kind.clone(),
+        kind: c.kind.as_str().to_string(),
         args,
     })
 }
@@ -199,7 +199,7 @@ pub async fn ack(
         .write(move |tx| {
             let c =
                 store::commands::for_device(&tx.reader(), device, id)?.ok_or(Error::NotFound)?;
-            if !store::commands::ack(tx, device, id, req.result.as_str(), &details, now)? {
+            if !store::commands::ack(tx, device, id, state_of(req.result), &details, now)? {
                 return Ok((true, None)); // already acknowledged: re-sent acks are idempotent
             }
             let event = match req.result {
@@ -213,14 +213,14 @@ pub async fn ack(
                 .device(device)
                 .from(&o)
                 .target("command", id)
-                .details(json!({"kind": c.kind, "seq": c.seq, "details": details}));
+                .details(json!({"kind": c.kind.as_str(), "seq": c.seq, "details": details}));
             if req.result != proto::AckResult::Done {
                 a = a.failure();
             }
             a.append(tx)?;
             let done = req.result == proto::AckResult::Done;
             // Only a deletion's sealed arguments are opened (they name the erased account).
-            let deleted = match done && c.kind == "delete_account" {
+            let deleted = match done && c.kind == CommandKind::DeleteAccount {
                 true => super::logins::on_account_deleted(tx, &to_proto(&ctx2.crypto, &c)?)?,
                 false => None,
             };
@@ -365,4 +365,13 @@ pub async fn expire(ctx: &Ctx, now: Timestamp) -> Result<u64> {
             store::commands::expire(tx, now)
         })
         .await
+}
+
+/// What the agent answered, as the command's state.
+fn state_of(r: proto::AckResult) -> CommandState {
+    match r {
+        proto::AckResult::Done => CommandState::Done,
+        proto::AckResult::Failed => CommandState::Failed,
+        proto::AckResult::Refused => CommandState::Refused,
+    }
 }

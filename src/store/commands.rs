@@ -7,22 +7,8 @@ use crate::authz::TenantScope;
 use crate::clock::Timestamp;
 use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, TenantId};
-
-#[derive(Clone, Debug)]
-pub struct StoredCommand {
-    pub id: CommandId,
-    pub tenant_id: TenantId,
-    pub device_id: DeviceId,
-    pub seq: i64,
-    pub kind: String,
-    pub args: String,
-    pub args_sealed: Option<Vec<u8>>,
-    pub issued_at: Timestamp,
-    pub not_after: Timestamp,
-    pub state: String,
-    pub acked_at: Option<Timestamp>,
-    pub details: Option<String>,
-}
+use crate::model::commands::CommandState;
+pub use crate::model::commands::StoredCommand;
 
 const COLUMNS: &str = "id, tenant_id, device_id, seq, kind, args, issued_at, not_after, state, acked_at, details, args_sealed";
 
@@ -46,10 +32,11 @@ fn row(r: &Row<'_>) -> rusqlite::Result<StoredCommand> {
 pub fn insert(tx: &WriteTx<'_>, c: &StoredCommand) -> Result<()> {
     tx.conn()
         .prepare_cached(&format!(
-            "INSERT INTO commands ({COLUMNS}) VALUES (:id, :t, :d, :seq, :kind, :args, :issued, :na, 'queued', NULL, NULL, :sealed)"
+            "INSERT INTO commands ({COLUMNS}) VALUES (:id, :t, :d, :seq, :kind, :args, :issued, :na, :state, NULL, NULL, :sealed)"
         ))?
         .execute(named_params! {
             ":id": c.id, ":t": c.tenant_id, ":d": c.device_id, ":seq": c.seq, ":kind": c.kind, ":args": c.args,
+            ":state": CommandState::Queued,
             ":issued": c.issued_at, ":na": c.not_after, ":sealed": c.args_sealed,
         })?;
     Ok(())
@@ -84,7 +71,7 @@ pub fn ack(
     tx: &WriteTx<'_>,
     device: DeviceId,
     id: CommandId,
-    state: &str,
+    state: CommandState,
     details: &str,
     now: Timestamp,
 ) -> Result<bool> {

@@ -5,6 +5,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 
 use crate::clock::Timestamp;
 use crate::ids::*;
+use crate::model::commands::{CommandKind, CommandState};
 use crate::model::devices::Alert;
 use crate::model::logins::{CredentialReason, CredentialState};
 use crate::model::one_time_links::LinkKind;
@@ -71,5 +72,7 @@ sql_text!(
     CredentialReason,
     CredentialState,
     DeliveryState,
-    Alert
+    Alert,
+    CommandKind,
+    CommandState
 );

@@ -70,7 +70,7 @@ pub async fn device_get(
     };
     let (d, commands, events) = service::devices::detail(&state.ctx, &u.principal, &t, id).await?;
     let mut v = device_json(&state.ctx, &d, state.ctx.clock.now());
-    v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind, "state": c.state, "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
+    v["commands"] = json!(commands.iter().map(|c| json!({"id": c.id, "seq": c.seq, "kind": c.kind.as_str(), "state": c.state.as_str(), "issued_at": c.issued_at.rfc3339(), "details": c.details})).collect::<Vec<_>>());
     v["events"] = json!(events.iter().map(|e| json!({"id": e.event_id, "kind": e.kind, "at": e.at.rfc3339(), "data": serde_json::from_str::<serde_json::Value>(&e.data).unwrap_or_default()})).collect::<Vec<_>>());
     Ok(HttpResponse::Ok().json(v))
 }

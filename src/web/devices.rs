@@ -257,7 +257,7 @@ pub async fn detail_page(
             @if let Some(r) = &reveals { (super::logins::reveals_table(r, now, &cu.zone(Some(&t)))) }
             h2 { "Recent commands" }
             div.table-wrap tabindex="0" { table { thead { tr { th { "#" } th { "Command" } th { "Issued" } th { "State" } th { "Details" } } }
-                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind) } } td { (super::fmt::when(c.issued_at, now, &cu.zone(Some(&t)))) } td { (c.state) } td { (c.details.clone().unwrap_or_default()) } } } } } }
+                tbody hx-disable { @for c in &commands { tr { td { (c.seq) } td { code { (c.kind.as_str()) } } td { (super::fmt::when(c.issued_at, now, &cu.zone(Some(&t)))) } td { (c.state.as_str()) } td { (c.details.clone().unwrap_or_default()) } } } } } }
             h2 { "Recent events" }
             div.table-wrap tabindex="0" { table { thead { tr { th { "When (agent)" } th { "Event" } th { "Data" } } }
                 tbody hx-disable { @for e in &events { tr { td { (super::fmt::when(e.at, now, &cu.zone(Some(&t)))) } td { code { (e.kind) } } td { code { (e.data) } } } } } } }

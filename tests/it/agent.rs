@@ -242,7 +242,7 @@ async fn command_state(
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.kind, c.state))
+        .map(|c| (c.kind.as_str().to_string(), c.state.as_str().to_string()))
         .collect()
 }
 
@@ -337,7 +337,7 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
         .await
         .unwrap()
         .into_iter()
-        .find(|c| c.kind == "grant_admin")
+        .find(|c| c.kind.as_str() == "grant_admin")
         .unwrap();
     let db = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
     db.execute(
@@ -356,7 +356,7 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
             .await
             .unwrap()
             .unwrap();
-        if c.state == "done" {
+        if c.state.as_str() == "done" {
             reacked = true;
             break;
         }

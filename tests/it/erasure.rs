@@ -116,7 +116,7 @@ async fn an_erased_technician_is_nowhere_and_the_chain_still_verifies() {
                 .await
                 .unwrap()
                 .into_iter()
-                .any(|c| c.kind == "delete_account" && c.state == "done")
+                .any(|c| c.kind.as_str() == "delete_account" && c.state.as_str() == "done")
         }
     };
     for _ in 0..200 {

@@ -956,7 +956,7 @@ pub async fn commands_of(
         .await
         .unwrap()
         .into_iter()
-        .map(|c| (c.kind, c.state))
+        .map(|c| (c.kind.as_str().to_string(), c.state.as_str().to_string()))
         .collect()
 }
 

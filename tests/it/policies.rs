@@ -211,10 +211,10 @@ async fn the_appliance_and_the_agent_decide_alike() {
         .await
         .unwrap()
         .into_iter()
-        .find(|c| c.kind == "policy_update")
+        .find(|c| c.kind.as_str() == "policy_update")
         .unwrap();
     let action = hourglass::model::commands::Action::parse(
-        &cmd.kind,
+        cmd.kind.as_str(),
         &serde_json::from_str(&cmd.args).unwrap(),
     )
     .unwrap();
@@ -225,7 +225,7 @@ async fn the_appliance_and_the_agent_decide_alike() {
         seq: cmd.seq,
         issued_at: 0,
         not_after: i64::MAX,
-        kind: cmd.kind.clone(),
+        kind: cmd.kind.as_str().to_string(),
         args: serde_json::from_str(&cmd.args).unwrap(),
     };
     hourglass::agent::enforcer::apply(

@@ -186,7 +186,7 @@ async fn request_rules_are_enforced_by_the_server() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|c| c.kind == "grant_admin")
+        .filter(|c| c.kind.as_str() == "grant_admin")
         .count();
     assert!(grants <= 1, "one grant at most");
 
@@ -660,7 +660,7 @@ async fn an_approved_extension_moves_the_deadline() {
         .await
         .unwrap()
         .into_iter()
-        .filter(|c| c.kind == "grant_admin")
+        .filter(|c| c.kind.as_str() == "grant_admin")
         .map(|c| serde_json::from_str(&c.args).unwrap())
         .collect();
     assert_eq!(

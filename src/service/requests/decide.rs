@@ -172,7 +172,7 @@ pub fn on_ack(
     details: &str,
     now: Timestamp,
 ) -> Result<()> {
-    if c.kind != "grant_admin" {
+    if c.kind != crate::model::commands::CommandKind::GrantAdmin {
         return Ok(());
     }
     let args: serde_json::Value = serde_json::from_str(&c.args).unwrap_or_default();
