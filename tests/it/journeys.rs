@@ -848,9 +848,11 @@ async fn disabling_a_technician_from_her_page_says_what_ended() {
     accept_confirm(c).await;
     step_up(c, &s, &secret).await;
     let said = wait_text(c, "#user-result", "Ended").await;
+    // The workstation (enrolled, never polling since) is offline: its orders wait for it.
     assert_eq!(
         said,
-        "Done. Ended 1 portal session, 1 API token and 1 technician login."
+        "Done. Ended 1 portal session, 1 API token and 1 technician login. \
+         1 workstation is offline: it acts on this when it next checks in."
     );
     assert!(fits(c).await, "the user page fits 400 px");
     let (_, logins) = crate::logins::api(
