@@ -287,12 +287,7 @@ pub async fn retire(
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
     let id = device_id(&id)?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm the retirement (confirm=yes)",
-        )));
-    }
+    form.confirmed("the retirement")?;
     service::devices::retire(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -310,12 +305,7 @@ pub async fn dismiss_alert(
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
     let id = device_id(&id)?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm the dismissal (confirm=yes)",
-        )));
-    }
+    form.confirmed("the dismissal")?;
     let a = service::tamper::dismiss(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     let said = format!(
         "Alert dismissed ({}); it stays in the audit log.",
@@ -334,12 +324,7 @@ pub async fn revoke_token(
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm the revocation (confirm=yes)",
-        )));
-    }
+    form.confirmed("the revocation")?;
     service::devices::revoke_token(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

@@ -286,12 +286,7 @@ pub async fn end(
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
     let id = parse_login(&id)?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm ending the session (confirm=yes)",
-        )));
-    }
+    form.confirmed("ending the session")?;
     let l = service::logins::end(&state.ctx, &cu.principal, &t, id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,

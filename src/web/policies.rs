@@ -363,12 +363,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm the deletion (confirm=yes)",
-        )));
-    }
+    form.confirmed("the deletion")?;
     service::policies::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     Ok(super::auth::redirect(
         &req,

@@ -512,12 +512,7 @@ pub async fn decide(
             .await
         }
         "revoke" => {
-            if form.confirm.as_deref() != Some("yes") {
-                return Err(WebError(Error::validation(
-                    "confirm",
-                    "confirm the revocation (confirm=yes)",
-                )));
-            }
+            super::users::confirmed(&form.confirm, "the revocation")?;
             service::requests::revoke(ctx, &cu.principal, &t, id, &cu.origin).await
         }
         _ => return Err(WebError(Error::NotFound)),

@@ -118,12 +118,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, WebError> {
     let (slug, id) = path.into_inner();
     let t = cu.tenant(&state, &slug).await?;
-    if form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm the deletion (confirm=yes)",
-        )));
-    }
+    form.confirmed("the deletion")?;
     service::roles::delete(&state.ctx, &cu.principal, &t, &id, &cu.origin).await?;
     if super::headers::is_htmx() {
         let page = roles_page(state, cu, web::Path::from(slug)).await?;

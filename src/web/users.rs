@@ -318,11 +318,8 @@ pub async fn action(
         action,
         Action::ResetEnrollment | Action::Disable | Action::Erase
     );
-    if destructive && form.confirm.as_deref() != Some("yes") {
-        return Err(WebError(Error::validation(
-            "confirm",
-            "confirm this action (confirm=yes)",
-        )));
+    if destructive {
+        confirmed(&form.confirm, "this action")?;
     }
     let acted =
         service::users::act_reporting(&state.ctx, &cu.principal, &t, id, action, &cu.origin)
@@ -416,4 +413,22 @@ pub struct ActionFormPub {
     pub confirm: Option<String>,
     #[allow(dead_code)]
     csrf_token: Option<String>,
+}
+
+impl ActionFormPub {
+    pub fn confirmed(&self, what: &str) -> Result<(), WebError> {
+        confirmed(&self.confirm, what)
+    }
+}
+
+/// A destructive action goes ahead only when confirmed (`confirm=yes`); otherwise 422,
+/// naming what was to be confirmed ("the deletion").
+pub fn confirmed(confirm: &Option<String>, what: &str) -> Result<(), WebError> {
+    match confirm.as_deref() {
+        Some("yes") => Ok(()),
+        _ => Err(WebError(Error::validation(
+            "confirm",
+            format!("confirm {what} (confirm=yes)"),
+        ))),
+    }
 }
