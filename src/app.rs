@@ -281,6 +281,8 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     let c = conns.clone();
     let portal = HttpServer::new(move || build_app(st.clone()))
         .on_connect(move |io, data| c.on_connect(io, data))
+        // Agents use this listener too unless `server.agent_listen` separates them.
+        .max_connections(crate::limits::MAX_CONNECTIONS_PER_WORKER)
         .disable_signals()
         .shutdown_timeout(shutdown)
         .client_request_timeout(Duration::from_secs(10))
@@ -296,6 +298,7 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
         let c = conns.clone();
         let agent = HttpServer::new(move || build_agent_app(st.clone()))
             .on_connect(move |io, data| c.on_connect(io, data))
+            .max_connections(crate::limits::MAX_CONNECTIONS_PER_WORKER)
             .disable_signals()
             .shutdown_timeout(shutdown)
             .client_request_timeout(Duration::from_secs(10))
@@ -421,6 +424,7 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
     let created = appliance.opened == Opened::Created;
     let fingerprint = appliance.fingerprint.clone();
     let data_dir = appliance.ctx.cfg.storage.data_dir.clone();
+    let open_files = crate::limits::raise_open_files();
     let running = start(appliance).await?;
     let stop = stop_signal()?;
     for a in &running.portal_addrs {
@@ -444,6 +448,13 @@ pub async fn serve(cfg: Config, clock: Clock) -> Result<()> {
         } else {
             "existing database"
         }
+    );
+    println!(
+        "{}",
+        crate::limits::capacity_line(
+            open_files,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        )
     );
     // Until setup is done, each start prints a new one-time link (the previous one stops
     // working) on the address actually listened on.

@@ -15,6 +15,7 @@ pub mod fsx;
 pub mod http;
 pub mod ids;
 pub mod jobs;
+pub mod limits;
 pub mod model;
 pub mod notify;
 pub mod ops;

@@ -38,6 +38,9 @@ pub async fn metrics(
     let (conns, idle) = state.ctx.db.pool_state();
     metrics::gauge!("hourglass_db_read_pool_connections").set(f64::from(conns));
     metrics::gauge!("hourglass_db_read_pool_idle").set(f64::from(idle));
+    // Polls per second and their latency: hourglass_http_request*{route="/agent/v1/poll"}.
+    metrics::gauge!("hourglass_agents_connected").set(state.ctx.wake.connected() as f64);
+    metrics::gauge!("hourglass_long_polls_held").set(state.ctx.stopping.held() as f64);
     let body = state.metrics.render();
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

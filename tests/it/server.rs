@@ -58,6 +58,14 @@ async fn the_real_server_answers_a_client_pinned_to_its_fingerprint_and_refuses_
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "ok\n");
+    // It says how many agents it can hold, with the open-file limit it raised itself.
+    let said = (0..20)
+        .filter_map(|_| rx.recv_timeout(Duration::from_secs(10)).ok())
+        .find(|l| l.starts_with("Agent connections: up to "));
+    assert!(
+        said.is_some_and(|l| l.contains("open-file limit")),
+        "no capacity line"
+    );
 
     let wrong = format!("sha256:{}", "0".repeat(64));
     let bad = hourglass::agent::client::pinned_client(&wrong).unwrap();
@@ -213,5 +221,30 @@ async fn metrics_count_requests_in_prometheus_text() {
         body.contains("hourglass_db_read_pool_connections"),
         "{body}"
     );
+    // A workstation waiting in a long-poll is counted as connected while it waits.
+    let (_, token, _) = crate::agent::tenant_and_admin(&s).await;
+    let d = crate::requests::Device::enroll(&s, &token).await;
+    let poll = d
+        .c
+        .post(format!("{}/agent/v1/poll", d.base))
+        .header("x-device-id", &d.id)
+        .bearer_auth(&d.secret)
+        .json(&serde_json::json!({"agent_version": "0", "admin_members": [], "last_seq": 0, "wait_secs": 25}))
+        .send();
+    let held = tokio::spawn(poll);
+    let device = hourglass::ids::DeviceId::parse(&d.id).unwrap();
+    crate::agent::wait_until(10, "the poll is held", || s.ctx().wake.is_connected(device)).await;
+    let body = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("hourglass_agents_connected 1"), "{body}");
+    assert!(body.contains("hourglass_long_polls_held 1"), "{body}");
+    s.ctx().wake.wake(device);
+    assert_eq!(held.await.unwrap().unwrap().status(), 200);
     s.stop().await;
 }
