@@ -311,17 +311,9 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
     let mut redirect_addrs = Vec::new();
     if !cfg.server.redirect_listen.is_empty() {
         let https_port = portal_addrs.first().map(|a| a.port()).unwrap_or(8443);
-        let redirect = HttpServer::new(move || {
-            App::new()
-                .app_data(web::Data::new(https_port))
-                .default_service(web::to(redirect_to_https))
-        })
-        .disable_signals()
-        .shutdown_timeout(1)
-        .bind(&cfg.server.redirect_listen)
-        .map_err(|e| bind_error(&cfg.server.redirect_listen, e))?;
-        redirect_addrs = redirect.addrs();
-        servers.push(redirect.run());
+        let (server, addrs) = redirect_server(&cfg.server.redirect_listen, https_port)?;
+        redirect_addrs = addrs;
+        servers.push(server);
     }
 
     let _ = ctx
@@ -342,6 +334,24 @@ pub async fn start(appliance: Appliance) -> Result<Running> {
         scheduler: Some(scheduler),
         _lock: lock,
     })
+}
+
+/// The plain-HTTP listener, which only sends browsers to the HTTPS port.
+fn redirect_server(
+    addr: &str,
+    https_port: u16,
+) -> Result<(actix_web::dev::Server, Vec<std::net::SocketAddr>)> {
+    let redirect = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(https_port))
+            .default_service(web::to(redirect_to_https))
+    })
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(addr)
+    .map_err(|e| bind_error(addr, e))?;
+    let addrs = redirect.addrs();
+    Ok((redirect.run(), addrs))
 }
 
 /// The plain-HTTP listener's only answer.

@@ -2,7 +2,7 @@
 //! TLS connection, so one open file. At start the soft open-file limit is raised to the hard
 //! one (the packaged unit sets `LimitNOFILE`), and the start-up output says what it allows.
 
-/// Connections an actix worker accepts (its default, 25,000, would cap a 2-core VM at 50,000).
+/// Connections a web-server worker accepts (its default, 25,000, would cap a 2-core VM at 50,000).
 pub const MAX_CONNECTIONS_PER_WORKER: usize = 100_000;
 
 /// Descriptors kept for everything but agent connections: the database and its WAL, the
