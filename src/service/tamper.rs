@@ -150,6 +150,8 @@ pub async fn dismiss(
 ) -> Result<Alert> {
     let now = ctx.clock.now();
     let scope = p.scope(t, Permission::DevicesManage)?;
+    // Silencing evidence is a security decision (SESS-05): a fresh code, as for settings.
+    p.require_fresh_mfa(now)?;
     let (p2, o) = (p.clone(), origin.clone());
     ctx.db
         .write(move |tx| {

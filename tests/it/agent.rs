@@ -138,7 +138,20 @@ pub async fn tenant_and_admin(
     String,
     crate::people::Http,
 ) {
-    let (admin, _) = setup(s).await;
+    let (t, token, admin, _) = tenant_and_admin_with_code(s).await;
+    (t, token, admin)
+}
+
+/// `tenant_and_admin`, keeping the admin's authenticator secret for step-up codes.
+pub async fn tenant_and_admin_with_code(
+    s: &TestServer,
+) -> (
+    hourglass::model::tenants::Tenant,
+    String,
+    crate::people::Http,
+    Vec<u8>,
+) {
+    let (admin, totp) = setup(s).await;
     let p = admin_principal(s).await;
     let o = Default::default();
     let t = service::tenants::create(
@@ -172,7 +185,7 @@ pub async fn tenant_and_admin(
         line.windows
             .starts_with("msiexec /i hourglass-agent.msi /qn SERVER=")
     );
-    (t, secret, admin)
+    (t, secret, admin, totp)
 }
 
 pub fn enroll(s: &TestServer, token: &str) -> Workstation {

@@ -952,3 +952,55 @@ async fn erasure_and_standing_admins_at_phone_width() {
     );
     ws.kill();
 }
+
+/// At phone width, after the step-up window: a workstation's agent binary changes; its page
+/// shows the SHA-256 the agent reports and the tamper alert; "Dismiss alert" asks to confirm,
+/// then for a fresh code, and the alert gives way to the dismissal in place. The log keeps it.
+#[actix_web::test]
+async fn a_tamper_alert_is_read_and_dismissed_at_phone_width() {
+    let Some(b) = browser().await else { return };
+    let s = TestServer::start().await;
+    let c = &b.client;
+    c.set_window_size(400, 860).await.unwrap();
+    let secret = signed_in_admin(c, &s).await;
+    let token = acme(&s).await;
+    let d = crate::requests::Device::enroll_as(&s, &token, "ACME-LT-014").await;
+    let (first, other) = ("ab".repeat(32), "cd".repeat(32));
+    for hash in [&first, &other] {
+        let r =
+            d.c.post(format!("{}/agent/v1/poll", d.base))
+                .header("x-device-id", &d.id)
+                .bearer_auth(&d.secret)
+                .json(
+                    &serde_json::json!({"agent_version": hourglass::proto::AGENT_VERSION,
+                "agent_hash": hash, "admin_members": [], "last_seq": 0, "wait_secs": 0}),
+                )
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(r.status(), 200);
+        service::jobs::sweep(s.ctx(), s.clock.now()).await.unwrap();
+    }
+
+    s.clock.advance_secs(6 * 60);
+    c.goto(&s.url(&format!("/t/acme/devices/{}", d.id)))
+        .await
+        .unwrap();
+    let shown = wait_for(c, "code.hash").await.text().await.unwrap();
+    assert_eq!(shown.trim(), other, "the hash the agent reports now");
+    wait_text(c, "#device-alert", "agent binary or version changed").await;
+    assert!(fits(c).await, "the device page, hash and alert fit 400 px");
+
+    click(c, "#device-alert button[type=submit]").await;
+    accept_confirm(c).await;
+    step_up(c, &s, &secret).await;
+    wait_text(c, "#device-alert", "Alert dismissed").await;
+    assert!(fits(c).await, "the dismissal fits 400 px");
+    c.refresh().await.unwrap();
+    let page = wait_for(c, "main").await.text().await.unwrap();
+    assert!(!page.contains("Tamper alert"), "{page}");
+    assert_eq!(
+        audit_details(&s, "device_alert_dismissed").await,
+        vec![serde_json::json!({"alert": "agent_changed"})]
+    );
+}

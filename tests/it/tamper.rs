@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use hourglass::service;
 
-use crate::agent::{enroll, tenant_and_admin};
+use crate::agent::{enroll, tenant_and_admin_with_code};
 use crate::logins::{api, wait_state};
 use crate::support::*;
 
@@ -37,7 +37,7 @@ async fn delivered_events(s: &TestServer, t: hourglass::ids::TenantId) -> Vec<St
 #[actix_web::test]
 async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back() {
     let s = TestServer::start_with(|c| c.webhooks.allow_loopback = true).await;
-    let (acme, token, mut admin) = tenant_and_admin(&s).await;
+    let (acme, token, mut admin, totp) = tenant_and_admin_with_code(&s).await;
     let form = [
         ("name", "SOC"),
         ("url", "https://127.0.0.1:9/hook"),
@@ -189,7 +189,19 @@ async fn a_silent_workstation_holding_a_login_raises_an_alert_until_it_is_back()
     // Looked into: an admin dismisses the alert (asked to confirm); it stays in the log.
     let dismiss = format!("/t/acme/devices/{}/alert/dismiss", ws.device);
     assert_eq!(admin.post(&dismiss, &[]).await.status(), 422, "unconfirmed");
-    let r = admin.post(&dismiss, &[("confirm", "yes")]).await;
+    // Hours have passed since the admin's last code: silencing evidence asks for a fresh one.
+    let stale = admin.post(&dismiss, &[("confirm", "yes")]).await;
+    assert_eq!(stale.status(), 401, "step-up first");
+    assert!(stale.text().await.unwrap().contains("step_up_code"));
+    let page = device_page(&mut admin, ws.device).await;
+    assert!(page.contains("Tamper alert"), "still open: {page}");
+    let code = hourglass::crypto::totp::code_at(&totp, s.clock.now()).unwrap();
+    let r = admin
+        .post(
+            &dismiss,
+            &[("confirm", "yes"), ("step_up_code", code.as_str())],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Alert dismissed"));
     let page = device_page(&mut admin, ws.device).await;
