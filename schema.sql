@@ -3,7 +3,7 @@
 -- Conventions: ids are UUIDv7 TEXT, timestamps INTEGER UTC milliseconds, enums TEXT + CHECK.
 
 PRAGMA application_id = 1212632147; -- 'HGLS': marks the file as an Hourglass database
-PRAGMA user_version = 14;
+PRAGMA user_version = 15;
 
 -- Appliance-wide key/value settings (last applied configuration, first-start markers).
 CREATE TABLE settings (
@@ -219,7 +219,7 @@ CREATE TABLE devices (
     enrolled_at   INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
     retired_at    INTEGER
-, alert TEXT, alert_at INTEGER, agent_hash TEXT NOT NULL DEFAULT '') STRICT;
+, alert TEXT, alert_at INTEGER, agent_hash TEXT NOT NULL DEFAULT '', next_secret_hash BLOB) STRICT;
 CREATE INDEX devices_tenant ON devices (tenant_id, hostname);
 
 -- Durable commands, bound to one device with a per-device sequence number and an expiry.

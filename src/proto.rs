@@ -31,6 +31,13 @@ pub struct EnrollResponse {
     pub server_time: i64,
 }
 
+/// `POST /agent/v1/secret`: the device's next secret (AGT-02). The current one keeps working
+/// until the agent first calls with this one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretResponse {
+    pub device_secret: String,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {

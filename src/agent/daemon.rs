@@ -163,6 +163,8 @@ pub fn enroll(server: &str, token: &str, fingerprint: &str, o: &Options) -> Resu
         policies: None,
         seen_logons: vec![],
         password_versions: Default::default(),
+        secret_issued_at: resp.server_time,
+        previous_secret: None,
     };
     state.save(&o.state_dir)?;
     Ok(state)
@@ -181,17 +183,25 @@ impl Anchor {
     }
 }
 
-struct Shared {
-    state: State,
+pub(super) struct Shared {
+    pub(super) state: State,
     anchor: Anchor,
 }
 
+impl Shared {
+    /// Server time as the agent estimates it now.
+    pub(super) fn server_now(&self) -> i64 {
+        self.anchor.now()
+    }
+}
+
 /// The appliance as this device sees it: pinned TLS, device credentials.
-struct Api {
+pub(super) struct Api {
     client: reqwest::Client,
     server: String,
     device: crate::ids::DeviceId,
-    secret: String,
+    /// Replaced when the secret is rotated (`secret.rs`).
+    pub(super) secret: Mutex<String>,
 }
 
 impl Api {
@@ -206,15 +216,16 @@ impl Api {
             client,
             server: s.server.clone(),
             device: s.device_id,
-            secret: s.device_secret.clone(),
+            secret: Mutex::new(s.device_secret.clone()),
         })
     }
 
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+    pub(super) fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        let secret = self.secret.lock().map(|s| s.clone()).unwrap_or_default();
         self.client
             .post(format!("{}/agent/v1{path}", self.server))
             .header("x-device-id", self.device.to_string())
-            .bearer_auth(&self.secret)
+            .bearer_auth(secret)
     }
 }
 
@@ -336,7 +347,7 @@ async fn terminated() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-fn lock(shared: &Mutex<Shared>) -> Result<std::sync::MutexGuard<'_, Shared>> {
+pub(super) fn lock(shared: &Mutex<Shared>) -> Result<std::sync::MutexGuard<'_, Shared>> {
     shared
         .lock()
         .map_err(|_| Error::internal("agent state poisoned"))
@@ -416,6 +427,11 @@ async fn poll_loop(
         };
         let resp: PollResponse = match api.post("/poll").json(&req).send().await {
             Ok(r) if r.status() == reqwest::StatusCode::UNAUTHORIZED => {
+                // A new secret the appliance never kept (say, restored from a backup taken
+                // before the rotation): the previous one is still its secret.
+                if super::secret::fall_back(&api, &shared, &dir)? {
+                    continue;
+                }
                 return Err(Error::startup(
                     "the appliance no longer recognises this device (retired?); enroll it again",
                 ));
@@ -450,6 +466,10 @@ async fn poll_loop(
         };
         backoff = 1;
         quick = false;
+        match super::secret::after_poll(&api, &shared, &dir).await {
+            Ok(replaced) => quick = replaced,
+            Err(e) => eprintln!("hourglass agent: could not replace the device secret ({e})"),
+        }
         if !connected {
             eprintln!(
                 "hourglass agent: connected to {} (device {})",

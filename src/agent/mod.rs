@@ -17,6 +17,7 @@ pub mod pipe;
 pub mod queue;
 pub mod requests;
 pub mod runas;
+mod secret;
 #[cfg(windows)]
 pub mod service;
 pub mod simulate;

@@ -128,6 +128,8 @@ async fn agent(
         policies: None,
         seen_logons: vec![],
         password_versions: Default::default(),
+        secret_issued_at: e.server_time,
+        previous_secret: None,
     };
     let anchor = Mutex::new((Instant::now(), e.server_time));
     let post = |path: String| {

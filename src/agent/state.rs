@@ -71,6 +71,12 @@ pub struct State {
     /// Managed account → version id of the password last set here (CRED-05).
     #[serde(default)]
     pub password_versions: std::collections::BTreeMap<String, String>,
+    /// Server time the device secret was issued (0: before rotation existed, so due at once).
+    #[serde(default)]
+    pub secret_issued_at: i64,
+    /// The secret before the last rotation, until the appliance has accepted the new one.
+    #[serde(default)]
+    pub previous_secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -159,6 +165,8 @@ impl State {
             policies: None,
             seen_logons: vec![],
             password_versions: Default::default(),
+            secret_issued_at: 0,
+            previous_secret: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::http::AppState;
 use crate::http::request_id::RequestId;
 use crate::http::request_view;
 use crate::ids::{CommandId, DeviceId};
-use crate::model::devices::Device;
+use crate::model::devices::{Device, DeviceKey};
 use crate::proto::{self, AckRequest, EnrollRequest, EventsRequest, PollRequest};
 use crate::service::{self, audit::Origin};
 
@@ -78,28 +78,51 @@ impl FromRequest for DeviceAuth {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or(AgentError(Error::internal("no state")))?
-                .clone();
-            let header = |n: &str| {
-                req.headers()
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string)
-            };
-            let id = header("x-device-id")
-                .and_then(|v| DeviceId::parse(&v))
-                .ok_or(AgentError(Error::Unauthenticated))?;
-            let secret = header("authorization")
-                .and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
-                .ok_or(AgentError(Error::Unauthenticated))?;
+            let (state, id, secret) = credentials(&req)?;
             Ok(DeviceAuth(
-                service::devices::authenticate(&state.ctx, id, secret.trim(), &origin(&req))
-                    .await?,
+                service::devices::authenticate(&state.ctx, id, &secret, &origin(&req)).await?,
             ))
         })
     }
+}
+
+/// The polling device, known from memory (the poll needs only its id and tenant).
+pub struct PollAuth(pub DeviceKey);
+
+impl FromRequest for PollAuth {
+    type Error = AgentError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let (state, id, secret) = credentials(&req)?;
+            Ok(PollAuth(
+                service::devices::authenticate_key(&state.ctx, id, &secret, &origin(&req)).await?,
+            ))
+        })
+    }
+}
+
+/// The app state, `X-Device-Id` and the bearer secret of an agent call.
+fn credentials(req: &HttpRequest) -> Result<(web::Data<AppState>, DeviceId, String), AgentError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or(AgentError(Error::internal("no state")))?
+        .clone();
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let id = header("x-device-id")
+        .and_then(|v| DeviceId::parse(&v))
+        .ok_or(AgentError(Error::Unauthenticated))?;
+    let secret = header("authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").map(|s| s.trim().to_string()))
+        .ok_or(AgentError(Error::Unauthenticated))?;
+    Ok((state, id, secret))
 }
 
 fn json_config(limit: usize) -> web::JsonConfig {
@@ -131,6 +154,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/openapi.json").route(web::get().to(openapi)))
             .service(web::resource("/enroll").route(web::post().to(enroll)))
             .service(web::resource("/poll").route(web::post().to(poll)))
+            .service(web::resource("/secret").route(web::post().to(secret)))
             .service(web::resource("/commands/{id}/ack").route(web::post().to(ack)))
             .service(
                 web::resource("/events")
@@ -152,6 +176,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/agent/v1/openapi.json"),
     ("post", "/agent/v1/enroll"),
     ("post", "/agent/v1/poll"),
+    ("post", "/agent/v1/secret"),
     ("post", "/agent/v1/commands/{id}/ack"),
     ("post", "/agent/v1/events"),
     ("post", "/agent/v1/requests"),
@@ -171,10 +196,20 @@ async fn enroll(
 
 async fn poll(
     state: web::Data<AppState>,
-    DeviceAuth(d): DeviceAuth,
+    PollAuth(d): PollAuth,
     body: web::Json<PollRequest>,
 ) -> AgentResult {
     Ok(HttpResponse::Ok().json(service::commands::poll(&state.ctx, &d, body.into_inner()).await?))
+}
+
+/// A new device secret, given to the agent that asks with its current one.
+async fn secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    DeviceAuth(d): DeviceAuth,
+) -> AgentResult {
+    let device_secret = service::devices::rotate_secret(&state.ctx, &d, &origin(&req)).await?;
+    Ok(HttpResponse::Ok().json(proto::SecretResponse { device_secret }))
 }
 
 async fn ack(

@@ -74,6 +74,8 @@ events! {
     DeviceEnrolled => "device_enrolled",
     DeviceEnrollFail => "device_enroll_fail",
     DeviceAuthFail => "device_auth_fail",
+    DeviceSecretIssued => "device_secret_issued",
+    DeviceSecretRotated => "device_secret_rotated",
     DeviceRetired => "device_retired",
     DeviceAlertDismissed => "device_alert_dismissed",
     DeviceSilent => "device_silent",

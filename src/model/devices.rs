@@ -23,6 +23,22 @@ pub struct Device {
     pub alert_at: Option<Timestamp>,
 }
 
+/// Who an authenticated agent call comes from, all the poll path needs (answered from memory).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceKey {
+    pub id: DeviceId,
+    pub tenant_id: TenantId,
+}
+
+impl Device {
+    pub fn key(&self) -> DeviceKey {
+        DeviceKey {
+            id: self.id,
+            tenant_id: self.tenant_id,
+        }
+    }
+}
+
 super::text_enum! {
     /// What a device's tamper alert says.
     pub enum Alert {

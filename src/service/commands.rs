@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CommandId, DeviceId, TenantId};
 use crate::model::audit::{ActorKind, Event};
 use crate::model::commands::{Action, CommandKind, CommandState, MAX_GRANT_MS};
-use crate::model::devices::{Device, Heartbeat};
+use crate::model::devices::{Device, DeviceKey, Heartbeat};
 use crate::proto::{self, AckRequest, EventKind, PollRequest, PollResponse};
 use crate::store::{self, WriteTx, commands::StoredCommand};
 
@@ -135,7 +135,7 @@ pub fn to_proto(crypto: &crate::crypto::Crypto, c: &StoredCommand) -> Result<pro
 
 /// The long-poll: records the heartbeat, answers at once when commands are queued, otherwise
 /// waits (≤ 25 s) for a wake-up. Unacknowledged commands are delivered again every time.
-pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollResponse> {
+pub async fn poll(ctx: &Ctx, d: &DeviceKey, req: PollRequest) -> Result<PollResponse> {
     if ctx.stopping.is_set() {
         return Err(Error::Unavailable(
             "the appliance is shutting down; retry shortly".into(),
@@ -159,10 +159,7 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
     let _held = ctx.stopping.hold();
     let _connected = ctx.wake.hold(d.id);
     let wake = ctx.wake.handle(d.id);
-    let read = |id: DeviceId| {
-        let (db, now) = (ctx.db.clone(), ctx.clock.now());
-        async move { db.read(move |r| store::commands::pending(r, id, now)).await }
-    };
+    let read = |id: DeviceId| queued(ctx, id);
     let mut pending = read(d.id).await?;
     if pending.is_empty() && !ctx.stopping.is_set() {
         // Woken by a queued command, a retirement or shutdown — or the hold runs out. A
@@ -181,6 +178,22 @@ pub async fn poll(ctx: &Ctx, d: &Device, req: PollRequest) -> Result<PollRespons
         commands,
         server_time: ctx.clock.now().millis(),
     })
+}
+
+/// A device's queued commands; none without touching the database when its marker says
+/// nothing is queued (set as a command is queued, dropped as one is answered).
+async fn queued(ctx: &Ctx, id: DeviceId) -> Result<Vec<StoredCommand>> {
+    let hot = ctx.db.hot();
+    if hot.pending(id) == Some(false) {
+        return Ok(Vec::new());
+    }
+    let (generation, now) = (hot.generation(), ctx.clock.now());
+    let found = ctx
+        .db
+        .read(move |r| store::commands::pending(r, id, now))
+        .await?;
+    hot.remember_pending(id, !found.is_empty(), generation);
+    Ok(found)
 }
 
 /// The agent's answer to one of its commands; another device's command is not found.

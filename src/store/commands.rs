@@ -39,6 +39,7 @@ pub fn insert(tx: &WriteTx<'_>, c: &StoredCommand) -> Result<()> {
             ":state": CommandState::Queued,
             ":issued": c.issued_at, ":na": c.not_after, ":sealed": c.args_sealed,
         })?;
+    tx.note(super::hot::Note::Queued(c.device_id));
     Ok(())
 }
 
@@ -81,6 +82,7 @@ pub fn ack(
             "UPDATE commands SET state = :s, details = :det, acked_at = :now WHERE id = :id AND device_id = :d AND state = 'queued'",
         )?
         .execute(named_params! {":s": state, ":det": details, ":now": now, ":id": id, ":d": device})?;
+    tx.note(super::hot::Note::Answered(device));
     Ok(n == 1)
 }
 
@@ -113,10 +115,12 @@ pub fn expire(tx: &WriteTx<'_>, now: Timestamp) -> Result<u64> {
 
 /// After a restore: orders still queued in the old copy are stale; none is delivered.
 pub fn expire_all_queued(tx: &WriteTx<'_>) -> Result<u64> {
-    Ok(tx
+    let n = tx
         .conn()
         .prepare_cached("UPDATE commands SET state = 'expired' WHERE state = 'queued'")?
-        .execute([])? as u64)
+        .execute([])?;
+    tx.note(super::hot::Note::AllAnswered);
+    Ok(n as u64)
 }
 
 /// An event a device reported: its own id (for exactly-once), kind, time and data.

@@ -129,17 +129,51 @@ pub fn insert(
     Ok(())
 }
 
+/// A device with the hashes of its secret and of the one replacing it, if any.
+pub struct Credentials {
+    pub device: Device,
+    pub secret_hash: Vec<u8>,
+    pub next_secret_hash: Option<Vec<u8>>,
+}
+
 /// Unscoped: the agent API authenticates a device by id + secret before any tenant is known.
-/// Returns the device with its secret hash.
-pub fn credentials(r: &Reader<'_>, id: DeviceId) -> Result<Option<(Device, Vec<u8>)>> {
+pub fn credentials(r: &Reader<'_>, id: DeviceId) -> Result<Option<Credentials>> {
     let mut st = r.conn.prepare_cached(&format!(
-        "SELECT {COLUMNS}, secret_hash FROM devices WHERE id = :id"
+        "SELECT {COLUMNS}, secret_hash, next_secret_hash FROM devices WHERE id = :id"
     ))?;
     Ok(st
         .query_row(named_params! {":id": id}, |r| {
-            Ok((device_row(r)?, r.get("secret_hash")?))
+            Ok(Credentials {
+                device: device_row(r)?,
+                secret_hash: r.get("secret_hash")?,
+                next_secret_hash: r.get("next_secret_hash")?,
+            })
         })
         .optional()?)
+}
+
+/// Keeps the hash of the secret the agent was just given (replacing an unused earlier one).
+pub fn set_next_secret(tx: &WriteTx<'_>, id: DeviceId, hash: &[u8]) -> Result<()> {
+    tx.conn()
+        .prepare_cached(
+            "UPDATE devices SET next_secret_hash = :h WHERE id = :id AND status = 'active'",
+        )?
+        .execute(named_params! {":h": hash, ":id": id})?;
+    Ok(())
+}
+
+/// The agent called with its new secret: from now on it is the only one. False when there
+/// was nothing to promote (a concurrent call did it).
+pub fn promote_next_secret(tx: &WriteTx<'_>, id: DeviceId, hash: &[u8]) -> Result<bool> {
+    let n = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE devices SET secret_hash = next_secret_hash, next_secret_hash = NULL
+             WHERE id = :id AND next_secret_hash = :h AND status = 'active'",
+        )?
+        .execute(named_params! {":id": id, ":h": hash})?;
+    tx.note(super::hot::Note::Credential(id));
+    Ok(n == 1)
 }
 
 pub fn get(r: &Reader<'_>, scope: &TenantScope, id: DeviceId) -> Result<Device> {
@@ -167,6 +201,7 @@ pub fn retire(tx: &WriteTx<'_>, scope: &TenantScope, id: DeviceId, now: Timestam
     if n == 0 {
         return Err(Error::NotFound);
     }
+    tx.note(super::hot::Note::Credential(id));
     Ok(())
 }
 

@@ -50,6 +50,8 @@ pub fn rename(tx: &WriteTx<'_>, a: &Account<'_>) -> Result<usize> {
             .prepare_cached(sql)?
             .execute(named_params! {":old": a.old, ":new": a.new, ":t": a.tenant})?;
     }
+    // The poll path's password-version lists name accounts.
+    tx.note(super::hot::Note::Versions);
     Ok(n)
 }
 

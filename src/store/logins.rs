@@ -2,6 +2,7 @@
 
 use rusqlite::{OptionalExtension, Row, named_params};
 
+use super::hot::Note;
 use super::{Reader, WriteTx};
 use crate::authz::TenantScope;
 use crate::clock::Timestamp;
@@ -233,6 +234,7 @@ pub fn insert_credential(tx: &WriteTx<'_>, scope: &TenantScope, c: &Credential) 
         )?
         .execute(named_params! {":id": c.id, ":t": scope.tenant(), ":d": c.device_id, ":a": c.account,
             ":l": c.login_id, ":c": c.command_id, ":r": c.reason, ":p": c.password_sealed, ":now": c.created_at})?;
+    tx.note(Note::Versions);
     Ok(())
 }
 
@@ -287,6 +289,7 @@ pub fn activate(tx: &WriteTx<'_>, c: &Credential, now: Timestamp) -> Result<usiz
                               ORDER BY activated_at DESC, created_at DESC LIMIT :keep)",
         )?
         .execute(named_params! {":d": c.device_id, ":a": c.account, ":keep": HISTORY as i64})?;
+    tx.note(Note::Versions);
     Ok(purged)
 }
 
@@ -302,6 +305,14 @@ pub fn escrowed_accounts(r: &Reader<'_>) -> Result<Vec<(TenantId, DeviceId, Stri
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Rows changed in `credentials`: the poll path's version lists are read again.
+fn versions_changed(tx: &WriteTx<'_>, n: usize) -> usize {
+    if n > 0 {
+        tx.note(Note::Versions);
+    }
+    n
+}
+
 /// After a restore: passwords whose orders are still queued in the copy will never be sent
 /// (the orders are dropped), so they fail and are forgotten.
 pub fn fail_all_undelivered(tx: &WriteTx<'_>) -> Result<u64> {
@@ -311,7 +322,8 @@ pub fn fail_all_undelivered(tx: &WriteTx<'_>) -> Result<u64> {
             "UPDATE credentials SET state = 'failed', password_sealed = NULL
              WHERE state = 'pending' AND command_id IN (SELECT id FROM commands WHERE state = 'queued')",
         )?
-        .execute([])? as u64)
+        .execute([])
+        .map(|n| versions_changed(tx, n))? as u64)
 }
 
 /// Passwords whose command is about to expire undelivered never reached the workstation:
@@ -324,7 +336,8 @@ pub fn fail_undelivered(tx: &WriteTx<'_>, now: crate::clock::Timestamp) -> Resul
              WHERE state = 'pending' AND command_id IN
                  (SELECT id FROM commands WHERE state = 'queued' AND not_after <= :now)",
         )?
-        .execute(named_params! {":now": now})? as u64)
+        .execute(named_params! {":now": now})
+        .map(|n| versions_changed(tx, n))? as u64)
 }
 
 pub fn fail_credential(tx: &WriteTx<'_>, id: &str) -> Result<()> {
@@ -333,6 +346,7 @@ pub fn fail_credential(tx: &WriteTx<'_>, id: &str) -> Result<()> {
             "UPDATE credentials SET state = 'failed', password_sealed = NULL WHERE id = :id",
         )?
         .execute(named_params! {":id": id})?;
+    tx.note(Note::Versions);
     Ok(())
 }
 

@@ -24,6 +24,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (12, include_str!("migrations/0012_delete_account.sql")),
     (13, include_str!("migrations/0013_tamper_alerts.sql")),
     (14, include_str!("migrations/0014_agent_hash.sql")),
+    (
+        15,
+        include_str!("migrations/0015_device_secret_rotation.sql"),
+    ),
 ];
 
 pub const CURRENT_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -7,6 +7,7 @@ pub mod commands;
 pub mod devices;
 pub mod disk;
 pub mod erasure;
+pub mod hot;
 pub mod links;
 pub mod logins;
 pub mod migrate;
@@ -43,6 +44,8 @@ pub struct Reader<'a> {
 /// so an entry always commits or rolls back with the change it records.
 pub struct WriteTx<'a> {
     tx: Transaction<'a>,
+    /// Changes to what the poll path remembers, applied after the commit.
+    notes: std::cell::RefCell<Vec<hot::Note>>,
 }
 
 impl WriteTx<'_> {
@@ -52,6 +55,9 @@ impl WriteTx<'_> {
     fn conn(&self) -> &Connection {
         &self.tx
     }
+    fn note(&self, n: hot::Note) {
+        self.notes.borrow_mut().push(n);
+    }
 }
 
 struct Inner {
@@ -59,6 +65,9 @@ struct Inner {
     /// None for the in-memory database, where the one connection also serves reads.
     readers: Option<r2d2::Pool<SqliteConnectionManager>>,
     path: Option<PathBuf>,
+    hot: hot::Hot,
+    /// Reads since start, for /metrics (a quiet poll adds none).
+    reads: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone)]
@@ -112,6 +121,8 @@ impl Db {
             writer: Mutex::new(writer),
             readers: Some(readers),
             path: Some(path.to_path_buf()),
+            hot: Default::default(),
+            reads: Default::default(),
         };
         Ok((
             Db {
@@ -151,6 +162,8 @@ impl Db {
             writer: Mutex::new(conn),
             readers: None,
             path: Some(path.to_path_buf()),
+            hot: Default::default(),
+            reads: Default::default(),
         };
         Ok(Db {
             inner: Arc::new(inner),
@@ -166,6 +179,8 @@ impl Db {
             writer: Mutex::new(conn),
             readers: None,
             path: None,
+            hot: Default::default(),
+            reads: Default::default(),
         };
         Ok(Db {
             inner: Arc::new(inner),
@@ -176,8 +191,21 @@ impl Db {
         self.inner.path.as_deref()
     }
 
+    /// What the agent poll path remembers (see `hot`).
+    pub fn hot(&self) -> &hot::Hot {
+        &self.inner.hot
+    }
+
+    /// Reads run since the database was opened.
+    pub fn reads(&self) -> u64 {
+        self.inner.reads.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Runs `f` on a read connection, blocking the calling thread.
     pub fn read_blocking<T>(&self, f: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        self.inner
+            .reads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match &self.inner.readers {
             Some(pool) => {
                 let conn = pool
@@ -196,9 +224,15 @@ impl Db {
     pub fn write_blocking<T>(&self, f: impl FnOnce(&WriteTx<'_>) -> Result<T>) -> Result<T> {
         let mut conn = self.lock_writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let wtx = WriteTx { tx };
+        let wtx = WriteTx {
+            tx,
+            notes: Default::default(),
+        };
         let out = f(&wtx)?;
+        let notes = wtx.notes.take();
         wtx.tx.commit()?;
+        // Still holding the writer: no later change can be overtaken by these notes.
+        self.inner.hot.apply(&notes);
         Ok(out)
     }
 
@@ -229,7 +263,10 @@ impl Db {
     pub fn probe_write_blocking(&self, now: crate::clock::Timestamp) -> Result<()> {
         let mut conn = self.lock_writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let wtx = WriteTx { tx };
+        let wtx = WriteTx {
+            tx,
+            notes: Default::default(),
+        };
         settings::touch_health_probe(&wtx, now)?;
         wtx.tx.rollback()?;
         Ok(())

@@ -41,6 +41,12 @@ pub async fn metrics(
     // Polls per second and their latency: hourglass_http_request*{route="/agent/v1/poll"}.
     metrics::gauge!("hourglass_agents_connected").set(state.ctx.wake.connected() as f64);
     metrics::gauge!("hourglass_long_polls_held").set(state.ctx.stopping.held() as f64);
+    // What the poll path answers from memory instead of SQLite (store::hot).
+    let (creds, markers, versions) = state.ctx.db.hot().sizes();
+    metrics::gauge!("hourglass_poll_cache_credentials").set(creds as f64);
+    metrics::gauge!("hourglass_poll_cache_pending_markers").set(markers as f64);
+    metrics::gauge!("hourglass_poll_cache_version_lists").set(versions as f64);
+    metrics::gauge!("hourglass_db_reads").set(state.ctx.db.reads() as f64);
     let body = state.metrics.render();
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

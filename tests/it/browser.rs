@@ -397,7 +397,7 @@ async fn sign_in_with_password_and_totp_then_add_a_user() {
         .await
         .unwrap()
         .unwrap()
-        .0;
+        .device;
     let ask = hourglass::service::requests::Ask {
         account: "erin".into(),
         minutes: 30,

@@ -30,6 +30,7 @@ mod openapi;
 mod pam;
 mod people;
 mod policies;
+mod poll_cache;
 mod portal;
 mod requests;
 mod server;

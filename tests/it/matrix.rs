@@ -174,7 +174,7 @@ impl Fixture {
             .await
             .unwrap()
             .unwrap()
-            .0;
+            .device;
         let ask = service::requests::Ask {
             account: format!("u{}", self.next()),
             minutes: 30,
@@ -199,7 +199,7 @@ impl Fixture {
             .await
             .unwrap()
             .unwrap()
-            .0;
+            .device;
         let ask = service::requests::Ask {
             account: format!("u{}", self.next()),
             minutes: 30,

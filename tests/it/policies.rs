@@ -655,7 +655,7 @@ async fn an_ask_becomes_a_request_and_its_approval_a_rule() {
         .read_blocking(|r| hourglass::store::devices::credentials(r, ws.device))
         .unwrap()
         .unwrap()
-        .0;
+        .device;
     service::requests::end_by_device(
         s.ctx(),
         &device,

@@ -144,14 +144,37 @@ pub(super) fn stale(
     device: DeviceId,
     reported: &std::collections::BTreeMap<String, String>,
 ) -> Result<Vec<(String, String, String)>> {
-    Ok(store::logins::versions(r, device)?
-        .into_iter()
+    Ok(stale_in(&store::logins::versions(r, device)?, reported))
+}
+
+fn stale_in(
+    versions: &[(String, Option<String>, bool)],
+    reported: &std::collections::BTreeMap<String, String>,
+) -> Vec<(String, String, String)> {
+    versions
+        .iter()
         .filter_map(|(account, current, pending)| {
-            let seen = reported.get(&account)?;
-            let current = current?;
-            (!pending && *seen != current).then(|| (account, seen.clone(), current))
+            let seen = reported.get(account)?;
+            let current = current.as_ref()?;
+            (!pending && seen != current).then(|| (account.clone(), seen.clone(), current.clone()))
         })
-        .collect())
+        .collect()
+}
+
+/// A device's password versions, from memory unless a credential changed since last read.
+async fn versions_of(ctx: &Ctx, device: DeviceId) -> Result<store::hot::Versions> {
+    let hot = ctx.db.hot();
+    if let Some(v) = hot.versions(device) {
+        return Ok(v);
+    }
+    let generation = hot.generation();
+    let v = std::sync::Arc::new(
+        ctx.db
+            .read(move |r| store::logins::versions(r, device))
+            .await?,
+    );
+    hot.remember_versions(device, v.clone(), generation);
+    Ok(v)
 }
 
 /// CRED-05 (LAPS's image-rollback check), at each poll: an agent reporting a password
@@ -159,20 +182,15 @@ pub(super) fn stale(
 /// is rotated at once — and outside a session the account is also disabled — and audited.
 pub async fn check_versions(
     ctx: &Ctx,
-    d: &crate::model::devices::Device,
+    d: &crate::model::devices::DeviceKey,
     reported: &std::collections::BTreeMap<String, String>,
 ) -> Result<()> {
     let now = ctx.clock.now();
     if reported.is_empty() || reported.len() > 100 {
         return Ok(());
     }
-    let (device, r2) = (d.id, reported.clone());
-    if ctx
-        .db
-        .read(move |r| stale(r, device, &r2))
-        .await?
-        .is_empty()
-    {
+    let device = d.id;
+    if stale_in(&versions_of(ctx, device).await?, reported).is_empty() {
         return Ok(());
     }
     let (ctx2, tenant, reported) = (ctx.clone(), d.tenant_id, reported.clone());

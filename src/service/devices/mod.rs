@@ -6,7 +6,7 @@ use super::Ctx;
 use super::audit::{Audit, Origin};
 use crate::authz::{Permission, Principal, system_scope};
 use crate::clock::Timestamp;
-use crate::crypto::{self, ct_eq};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::ids::DeviceId;
 use crate::model::audit::{ActorKind, Event};
@@ -15,6 +15,9 @@ use crate::model::devices::EnrollmentToken;
 use crate::model::tenants::Tenant;
 use crate::proto::{EnrollRequest, EnrollResponse};
 use crate::store::{self};
+
+mod auth;
+pub use auth::{authenticate, authenticate_key, rotate_secret};
 
 pub const TOKEN_MAX_HOURS: u32 = 24;
 /// A device counts as online when it polled within this window (the poll is held ≤ 25 s).
@@ -249,42 +252,6 @@ pub async fn enroll(ctx: &Ctx, req: EnrollRequest, origin: &Origin) -> Result<En
         tenant,
         server_time: now.millis(),
     })
-}
-
-/// Device id + secret → the active device; anything else is 401 (a retired device's secret
-/// stops working at once).
-pub async fn authenticate(
-    ctx: &Ctx,
-    id: DeviceId,
-    secret: &str,
-    origin: &Origin,
-) -> Result<Device> {
-    let now = ctx.clock.now();
-    let hash = crypto::sha256(secret.as_bytes());
-    let found = ctx
-        .db
-        .read(move |r| store::devices::credentials(r, id))
-        .await?;
-    match found {
-        Some((d, h)) if d.active && ct_eq(&h, &hash) => Ok(d),
-        other => {
-            let o = origin.clone();
-            let tenant = other.map(|(d, _)| d.tenant_id);
-            ctx.db
-                .write(move |tx| {
-                    let mut a = Audit::new(Event::DeviceAuthFail, now)
-                        .failure()
-                        .actor(ActorKind::Device, Some(id.to_string()))
-                        .from(&o);
-                    if let Some(t) = tenant {
-                        a = a.tenant(t).device(id);
-                    }
-                    a.append(tx).map(|_| ())
-                })
-                .await?;
-            Err(Error::Unauthenticated)
-        }
-    }
 }
 
 pub async fn list(ctx: &Ctx, p: &Principal, t: &Tenant) -> Result<Vec<Device>> {
