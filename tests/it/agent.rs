@@ -341,7 +341,8 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
     assert!(done, "{:?}", command_state(&s, scope, ws.device).await);
 
     // Replay: the appliance delivers the captured grant again (as a restored old database
-    // would). The agent re-acknowledges it without running it: msp-nik stays out.
+    // would: the row is changed while it is stopped, so it starts without remembering that
+    // nothing was queued). The agent re-acknowledges it without running it: msp-nik stays out.
     let device = ws.device;
     let grant = s
         .ctx()
@@ -352,16 +353,19 @@ async fn enroll_then_ensure_grant_and_revoke_in_a_throwaway_root() {
         .into_iter()
         .find(|c| c.kind.as_str() == "grant_admin")
         .unwrap();
+    s.stop().await;
     let db = rusqlite::Connection::open(s.data_dir().join("hourglass.db")).unwrap();
     db.execute(
         "UPDATE commands SET state = 'queued', acked_at = NULL WHERE id = ?1",
         [grant.id.to_string()],
     )
     .unwrap();
-    s.ctx().wake.wake(device);
+    drop(db);
+    s.restart().await;
     let gid = grant.id;
     let mut reacked = false;
-    for _ in 0..200 {
+    // The agent finds the appliance again on its back-off (1 s, then 2 s, …).
+    for _ in 0..600 {
         let c = s
             .ctx()
             .db
