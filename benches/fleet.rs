@@ -64,6 +64,7 @@ fn short_polls(server: &str, token: &str, fp: &str, count: usize, secs: u64) -> 
         hold_secs: 0,
         seconds: secs,
         per_connection: 50,
+        server_pid: None,
     };
     let stats = simulate(o);
     let (_, p50, p99) = stats.take_latencies();
@@ -387,6 +388,7 @@ fn main() {
             hold_secs: 25,
             seconds: 60,
             per_connection: 50,
+            server_pid: None,
         };
         rt.block_on(simulate::run(o, st2, true)).unwrap();
     });
@@ -466,6 +468,7 @@ fn main() {
         hold_secs: 25,
         seconds: 30,
         per_connection: 50,
+        server_pid: None,
     };
     let held = simulate(o);
     let rss = rss_kib(child.id(), "VmRSS:");

@@ -125,6 +125,7 @@ async fn seed(ctx: &Ctx, base: &str, fingerprint: &str) -> Result<Vec<String>> {
             hold_secs: 25,
             seconds: 0,
             per_connection: DEVICES_PER_TENANT,
+            server_pid: None,
         };
         let s2 = stats.clone();
         tokio::spawn(async move {

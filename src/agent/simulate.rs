@@ -30,9 +30,15 @@ pub struct SimOptions {
     pub hold_secs: u64,
     /// Stop after this many seconds (0 = run until interrupted).
     pub seconds: u64,
-    /// Agents sharing one HTTP/2 connection.
+    /// Agents sharing one HTTP/2 connection (1: each its own TLS connection, as a real fleet).
     pub per_connection: usize,
+    /// The appliance's process, whose resident memory is reported each second when known.
+    pub server_pid: Option<u32>,
 }
+
+/// Connections per loopback source address: below the ~28,000 ephemeral ports Linux hands
+/// out per address, so 100,000 agents on their own connections fit.
+const CONNECTIONS_PER_SOURCE: usize = 20_000;
 
 /// Counters shared by all virtual agents.
 #[derive(Default)]
@@ -40,6 +46,8 @@ pub struct Stats {
     pub enrolled: AtomicU64,
     pub polls: AtomicU64,
     pub errors: AtomicU64,
+    /// Of `errors`, the calls that could not connect (or lost their connection).
+    pub connect_errors: AtomicU64,
     pub commands: AtomicU64,
     pub acks: AtomicU64,
     pub events: AtomicU64,
@@ -68,12 +76,39 @@ impl Stats {
     }
 }
 
-fn client(pin: &str) -> Result<reqwest::Client> {
+fn client(pin: &str, source: Option<std::net::IpAddr>) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .use_preconfigured_tls(super::client::pinned_tls_config(pin)?)
         .timeout(Duration::from_secs(60))
+        .local_address(source)
         .build()
         .map_err(Error::internal)
+}
+
+/// The source address of the `n`-th connection: spread over 127.0.0.1, 127.0.0.2, … when
+/// the appliance is on IPv4 loopback (the whole 127/8 reaches it), else the system's choice.
+fn source_for(server: &str, n: usize) -> Option<std::net::IpAddr> {
+    let host = reqwest::Url::parse(server).ok()?.host_str()?.to_string();
+    let ip: std::net::Ipv4Addr = host.parse().ok()?;
+    if !ip.is_loopback() {
+        return None;
+    }
+    let k = u32::try_from(n / CONNECTIONS_PER_SOURCE).ok()?;
+    let [_, a, b, c] = (0x7f00_0001u32 + k).to_be_bytes();
+    Some(std::net::Ipv4Addr::new(127, a, b, c).into())
+}
+
+/// Resident memory of a process in MB, from /proc (Linux).
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
 }
 
 async fn enroll_one(c: &reqwest::Client, o: &SimOptions, i: usize) -> Result<EnrollResponse> {
@@ -155,8 +190,14 @@ async fn agent(
                     continue;
                 }
             },
-            _ => {
+            other => {
                 stats.errors.fetch_add(1, Ordering::Relaxed);
+                if other
+                    .as_ref()
+                    .is_err_and(|e| e.is_connect() || e.is_request())
+                {
+                    stats.connect_errors.fetch_add(1, Ordering::Relaxed);
+                }
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 continue;
             }
@@ -211,7 +252,7 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
     };
     let per = o.per_connection.max(1);
     let clients: Vec<reqwest::Client> = (0..o.count.div_ceil(per))
-        .map(|_| client(&o.fingerprint))
+        .map(|n| client(&o.fingerprint, source_for(&server, n)))
         .collect::<Result<_>>()?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
@@ -253,12 +294,18 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         let acks = stats.acks.load(Ordering::Relaxed);
         if !quiet {
             let (n, p50, p99) = stats.take_latencies();
+            let rss = o
+                .server_pid
+                .and_then(rss_mb)
+                .map(|mb| format!("  server RSS {mb:.0} MB"))
+                .unwrap_or_default();
             println!(
-                "{:>5.0}s  polls/s {:>7}  acks/s {:>5}  errors {:>4}  poll latency p50 {p50:.1} ms p99 {p99:.1} ms ({n} samples)",
+                "{:>5.0}s  polls/s {:>7}  acks/s {:>5}  errors {:>4} (connect {})  poll latency p50 {p50:.1} ms p99 {p99:.1} ms ({n} samples){rss}",
                 run_started.elapsed().as_secs_f64(),
                 polls - last.0,
                 acks - last.1,
                 stats.errors.load(Ordering::Relaxed),
+                stats.connect_errors.load(Ordering::Relaxed),
             );
         }
         last = (polls, acks);
@@ -271,4 +318,20 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         t.abort();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_spread_over_loopback_addresses() {
+        let at = |n| source_for("https://127.0.0.1:8443", n).map(|a| a.to_string());
+        assert_eq!(at(0).as_deref(), Some("127.0.0.1"));
+        assert_eq!(at(CONNECTIONS_PER_SOURCE - 1).as_deref(), Some("127.0.0.1"));
+        assert_eq!(at(CONNECTIONS_PER_SOURCE).as_deref(), Some("127.0.0.2"));
+        assert_eq!(at(5 * CONNECTIONS_PER_SOURCE).as_deref(), Some("127.0.0.6"));
+        assert_eq!(source_for("https://hg.example.net", 0), None);
+        assert_eq!(source_for("https://10.0.0.5:8443", 0), None);
+    }
 }

@@ -320,6 +320,8 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
             count,
             hold,
             seconds,
+            share_connection,
+            server_pid,
         } => {
             let o = crate::agent::simulate::SimOptions {
                 server,
@@ -328,7 +330,8 @@ pub fn run(command: AgentCommand) -> Result<ExitCode> {
                 count,
                 hold_secs: hold,
                 seconds,
-                per_connection: 50,
+                per_connection: share_connection as usize,
+                server_pid,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -311,5 +311,12 @@ pub enum AgentCommand {
         /// Stop after this many seconds (0 = until interrupted).
         #[arg(long, default_value_t = 0)]
         seconds: u64,
+        /// Virtual agents sharing one HTTP/2 connection (1 = each its own TLS connection,
+        /// spread over loopback source addresses, as a real fleet connects).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        share_connection: u64,
+        /// The appliance's process id, to report its resident memory each second.
+        #[arg(long, value_name = "PID")]
+        server_pid: Option<u32>,
     },
 }

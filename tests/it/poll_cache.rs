@@ -224,3 +224,86 @@ async fn the_agent_replaces_its_secret_when_it_is_due() {
     assert!(answered > 0, "the order was answered");
     ws.kill();
 }
+
+/// `hourglass agent simulate` gives every virtual agent its own TLS connection by default
+/// (as a real fleet connects), or shares one HTTP/2 connection among several when asked.
+#[actix_web::test]
+async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
+    let s = TestServer::start().await;
+    let (acme, _, _admin) = crate::agent::tenant_and_admin(&s).await;
+    let p = crate::people::admin_principal(&s).await;
+    let new = service::devices::NewToken {
+        hours: 1,
+        uses: 100,
+    };
+    let (_, token, _) =
+        service::devices::create_token(s.ctx(), &p, &acme, new, &s.base, &Default::default())
+            .await
+            .unwrap();
+    let port = s
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let established = || {
+        let out = std::process::Command::new("ss")
+            .args([
+                "-Htn",
+                "state",
+                "established",
+                &format!("( sport = :{port} )"),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).lines().count()
+    };
+    for (share, low, high) in [("1", 24, 40), ("12", 1, 8)] {
+        let sim = std::process::Command::new(env!("CARGO_BIN_EXE_hourglass"))
+            .args(["agent", "simulate", "--server", &s.base, "--token", &token])
+            .args([
+                "--fingerprint",
+                &s.fingerprint,
+                "--count",
+                "24",
+                "--hold",
+                "25",
+            ])
+            .args(["--seconds", "4", "--share-connection", share])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut held = 0;
+        for _ in 0..100 {
+            held = metric(&s, "hourglass_long_polls_held").await;
+            if held >= 24 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(held >= 24, "every virtual agent holds a long-poll: {held}");
+        let n = established();
+        assert!((low..=high).contains(&n), "share {share}: {n} connections");
+        let out = sim.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("errors    0 (connect 0)"), "{text}");
+    }
+}
+
+async fn metric(s: &TestServer, name: &str) -> usize {
+    let body = s
+        .client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    body.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last())
+        .map_or(0, |v| v.parse::<f64>().unwrap() as usize)
+}
