@@ -494,8 +494,9 @@ simulator on the same machine over loopback TLS (HTTP/2, 50 agents per connectio
 | ceiling: actix-web hello-world, same TLS, 1,000 clients | {:.0} | {:.1} ms | {:.1} ms |\n\
 | `/agent/v1/poll`, 1,000 devices | {:.0} | {:.1} ms | {:.1} ms |\n\
 | `/agent/v1/poll`, 10,000 devices | {:.0} | {:.1} ms | {:.1} ms |\n\n\
-Poll throughput is {:.0}% of the hello-world ceiling with 1,000 devices (each poll authenticates the\n\
-device against SQLite and reads its queued commands). Short polls are a saturation test: every\n\
+Poll throughput is {:.0}% of the hello-world ceiling with 1,000 devices (a poll is authenticated\n\
+and checked for queued commands from memory kept exact by the writes, `store::hot`; only a miss or\n\
+a queued command reads SQLite). Short polls are a saturation test: every\n\
 simulated device polls again the moment it is answered. In normal operation a device holds one\n\
 25 s long-poll, so 10,000 devices make about 400 polls/s, well inside the measured capacity.\n\n\
 ## Command delivery (queued → acknowledged)\n\n\
