@@ -92,20 +92,7 @@ pub async fn browser() -> Option<Browser> {
 
 /// The CSP violation counter, read from /metrics.
 async fn csp_violations(s: &TestServer) -> u64 {
-    let body = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find(|l| l.starts_with("hourglass_csp_violations_total"))
-        .and_then(|l| l.split_whitespace().last())
-        .map(|v| v.parse::<f64>().unwrap() as u64)
-        .unwrap_or(0)
+    metric(s, "hourglass_csp_violations_total").await as u64
 }
 
 pub async fn fill(c: &Client, name: &str, value: &str) {

@@ -276,7 +276,7 @@ async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
             .unwrap();
         let mut held = 0;
         for _ in 0..100 {
-            held = metric(&s, "hourglass_long_polls_held").await;
+            held = metric(&s, "hourglass_long_polls_held").await as usize;
             if held >= 24 {
                 break;
             }
@@ -290,20 +290,4 @@ async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
         assert!(out.status.success(), "{text}");
         assert!(text.contains("errors    0 (connect 0)"), "{text}");
     }
-}
-
-async fn metric(s: &TestServer, name: &str) -> usize {
-    let body = s
-        .client()
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.split_whitespace().last())
-        .map_or(0, |v| v.parse::<f64>().unwrap() as usize)
 }

@@ -195,14 +195,7 @@ async fn metrics_count_requests_in_prometheus_text() {
     for _ in 0..3 {
         c.get(s.url("/healthz")).send().await.unwrap();
     }
-    let body = c
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = metrics_text(&s).await;
     assert!(
         body.contains("# TYPE hourglass_http_requests_total counter"),
         "{body}"

@@ -256,3 +256,25 @@ pub async fn audit_entries(
         .map(|(_, e)| e)
         .collect()
 }
+
+/// /metrics as text.
+pub async fn metrics_text(s: &TestServer) -> String {
+    s.client()
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The value of an unlabelled metric on /metrics (0 when absent).
+pub async fn metric(s: &TestServer, name: &str) -> f64 {
+    metrics_text(s)
+        .await
+        .lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.split_whitespace().last())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
