@@ -254,6 +254,16 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
     let clients: Vec<reqwest::Client> = (0..o.count.div_ceil(per))
         .map(|n| client(&o.fingerprint, source_for(&server, n)))
         .collect::<Result<_>>()?;
+    if per > 1 {
+        // One call each first: requests that start together before a client's HTTP/2
+        // connection is up would each open their own, and the sharing would be lost.
+        let warm = clients
+            .iter()
+            .map(|c| c.get(format!("{server}/agent/v1/openapi.json")).send());
+        for r in futures_util::future::join_all(warm).await {
+            r.map_err(|e| Error::startup(format!("cannot reach {server}: {e}")))?;
+        }
+    }
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
     let mut enrolled = Vec::with_capacity(o.count);

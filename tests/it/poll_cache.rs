@@ -259,7 +259,7 @@ async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
             .unwrap();
         String::from_utf8_lossy(&out.stdout).lines().count()
     };
-    for (share, low, high) in [("1", 24, 40), ("12", 1, 8)] {
+    for (share, low, high) in [("1", 24, 40), ("12", 2, 5)] {
         let sim = std::process::Command::new(env!("CARGO_BIN_EXE_hourglass"))
             .args(["agent", "simulate", "--server", &s.base, "--token", &token])
             .args([
@@ -283,6 +283,7 @@ async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         assert!(held >= 24, "every virtual agent holds a long-poll: {held}");
+        // The test's own clients (the admin's, the /metrics reader) hold a connection or two.
         let n = established();
         assert!((low..=high).contains(&n), "share {share}: {n} connections");
         let out = sim.wait_with_output().unwrap();
