@@ -243,16 +243,11 @@ async fn agent(
     }
 }
 
-/// Enrolls `count` virtual agents (in parallel batches) and runs them.
-pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
-    let server = o.server.trim_end_matches('/').to_string();
-    let o = SimOptions {
-        server: server.clone(),
-        ..o
-    };
-    let per = o.per_connection.max(1);
+/// One client per `per` virtual agents, each client one connection.
+async fn connect(o: &SimOptions, per: usize) -> Result<Vec<reqwest::Client>> {
+    let server = &o.server;
     let clients: Vec<reqwest::Client> = (0..o.count.div_ceil(per))
-        .map(|n| client(&o.fingerprint, source_for(&server, n)))
+        .map(|n| client(&o.fingerprint, source_for(server, n)))
         .collect::<Result<_>>()?;
     if per > 1 {
         // One call each first: requests that start together before a client's HTTP/2
@@ -264,6 +259,18 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
             r.map_err(|e| Error::startup(format!("cannot reach {server}: {e}")))?;
         }
     }
+    Ok(clients)
+}
+
+/// Enrolls `count` virtual agents (in parallel batches) and runs them.
+pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
+    let server = o.server.trim_end_matches('/').to_string();
+    let o = SimOptions {
+        server: server.clone(),
+        ..o
+    };
+    let per = o.per_connection.max(1);
+    let clients = connect(&o, per).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
     let mut enrolled = Vec::with_capacity(o.count);
