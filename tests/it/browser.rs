@@ -139,8 +139,18 @@ pub async fn wait_text(c: &Client, css: &str, needle: &str) -> String {
     panic!("waited 15 s for {needle:?} in {css}; last seen {last:?}; page: {page}");
 }
 
+/// Clicks `css`, finding it again if a live redraw replaced it between finding and clicking
+/// (a stale element reference).
 pub async fn click(c: &Client, css: &str) {
-    wait_for(c, css).await.click().await.unwrap();
+    let mut last = None;
+    for _ in 0..50 {
+        match wait_for(c, css).await.click().await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{css} could not be clicked: {last:?}")
 }
 
 /// Completes an enrollment (or setup) page in the browser: reads the authenticator key it
