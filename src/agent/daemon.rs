@@ -71,7 +71,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Explains a failed request in one line; a pin mismatch says nothing was sent.
-fn describe(e: &reqwest::Error) -> String {
+pub(super) fn describe(e: &reqwest::Error) -> String {
     let mut chain = format!("{e}");
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
@@ -499,7 +499,8 @@ async fn upload_loop(api: Arc<Api>, queue: Arc<Queue>, nudge: Arc<tokio::sync::N
     }
 }
 
-async fn wait_backoff(backoff: &mut u64) {
+/// Waits out the back-off after a failed poll, then doubles it (1 s … 60 s, with jitter).
+pub(super) async fn wait_backoff(backoff: &mut u64) {
     let ms = *backoff * 1000 + jitter_ms(*backoff * 500);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     *backoff = (*backoff * 2).min(60);

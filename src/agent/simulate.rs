@@ -36,9 +36,10 @@ pub struct SimOptions {
     pub server_pid: Option<u32>,
 }
 
-/// Connections per loopback source address: below the ~28,000 ephemeral ports Linux hands
-/// out per address, so 100,000 agents on their own connections fit.
-const CONNECTIONS_PER_SOURCE: usize = 20_000;
+/// Connections per loopback source address: well below the ~28,000 ephemeral ports Linux
+/// hands out per address, so 100,000 agents on their own connections fit, and so do their
+/// reconnections after a restart while the old connections wait out TIME_WAIT.
+const CONNECTIONS_PER_SOURCE: usize = 10_000;
 
 /// Counters shared by all virtual agents.
 #[derive(Default)]
@@ -51,29 +52,73 @@ pub struct Stats {
     pub commands: AtomicU64,
     pub acks: AtomicU64,
     pub events: AtomicU64,
+    /// Bumped by whoever watches a restart (`new_epoch`); `served` counts the agents answered
+    /// at least once since, so "every device is served again" is `served == count`.
+    epoch: AtomicU64,
+    pub served: AtomicU64,
+    /// Set by `halt`: the run ends within a second, whatever `seconds` said.
+    halted: std::sync::atomic::AtomicBool,
     latencies_us: std::sync::Mutex<Vec<u64>>,
+    /// Held long-polls answered with nothing: how long past the hold the answer came.
+    overshoot_us: std::sync::Mutex<Vec<u64>>,
+    /// The latest failed call, as the client described it (what the errors are).
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 impl Stats {
-    fn record(&self, d: Duration) {
-        if let Ok(mut l) = self.latencies_us.lock() {
+    fn record(list: &std::sync::Mutex<Vec<u64>>, d: Duration) {
+        if let Ok(mut l) = list.lock() {
             l.push(u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         }
     }
     /// Drains the poll latencies gathered since the last call: (count, p50, p99) in ms.
     pub fn take_latencies(&self) -> (usize, f64, f64) {
-        let mut l = self
-            .latencies_us
-            .lock()
-            .map(|mut l| std::mem::take(&mut *l))
-            .unwrap_or_default();
-        if l.is_empty() {
-            return (0, 0.0, 0.0);
-        }
-        l.sort_unstable();
-        let at = |q: f64| l[((l.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
-        (l.len(), at(0.5), at(0.99))
+        percentiles(&self.latencies_us)
     }
+    /// Drains the held polls' time past their hold: (count, p50, p99) in ms.
+    pub fn take_overshoot(&self) -> (usize, f64, f64) {
+        percentiles(&self.overshoot_us)
+    }
+    /// The latest failed call's description, if any failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+    fn failed(&self, why: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(why);
+        }
+    }
+    /// Ends the run that reports into these counters (a benchmark done with its phase).
+    pub fn halt(&self) {
+        self.halted.store(true, Ordering::Relaxed);
+    }
+    /// Starts counting `served` afresh (say, at an appliance restart).
+    pub fn new_epoch(&self) {
+        self.served.store(0, Ordering::Relaxed);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+    /// An agent was answered: counted in `served` once per epoch.
+    fn answered(&self, seen: &mut u64) {
+        let now = self.epoch.load(Ordering::Relaxed);
+        if *seen != now {
+            *seen = now;
+            self.served.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn percentiles(list: &std::sync::Mutex<Vec<u64>>) -> (usize, f64, f64) {
+    let mut l = list
+        .lock()
+        .map(|mut l| std::mem::take(&mut *l))
+        .unwrap_or_default();
+    if l.is_empty() {
+        return (0, 0.0, 0.0);
+    }
+    l.sort_unstable();
+    let at = |q: f64| l[((l.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
+    (l.len(), at(0.5), at(0.99))
 }
 
 fn client(pin: &str, source: Option<std::net::IpAddr>) -> Result<reqwest::Client> {
@@ -111,7 +156,8 @@ fn rss_mb(pid: u32) -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-async fn enroll_one(c: &reqwest::Client, o: &SimOptions, i: usize) -> Result<EnrollResponse> {
+/// Enrolls the `i`-th virtual workstation (`sim-00000i`).
+pub async fn enroll_one(c: &reqwest::Client, o: &SimOptions, i: usize) -> Result<EnrollResponse> {
     let req = EnrollRequest {
         token: o.token.clone(),
         hostname: format!("sim-{i:06}"),
@@ -172,40 +218,60 @@ async fn agent(
             .header("x-device-id", e.device_id.to_string())
             .bearer_auth(&e.device_secret)
     };
+    // As the real agent: 1 s doubling to 60 s with jitter while the appliance is unreachable.
+    let mut backoff = 1u64;
+    let mut seen = u64::MAX;
+    // As the real agent: the first poll after a start or an outage is answered at once.
+    let mut quick = true;
     while !stop.load(Ordering::Relaxed) {
         let req = PollRequest {
             agent_version: proto::AGENT_VERSION.into(),
             agent_hash: String::new(),
             admin_members: Vec::new(),
             last_seq: state.last_seq,
-            wait_secs: Some(hold),
+            wait_secs: Some(if quick { 0 } else { hold }),
             password_versions: Default::default(),
         };
         let t = Instant::now();
         let resp: PollResponse = match post("/poll".into()).json(&req).send().await {
             Ok(r) if r.status().is_success() => match r.json().await {
                 Ok(p) => p,
-                Err(_) => {
-                    stats.errors.fetch_add(1, Ordering::Relaxed);
+                Err(e) => {
+                    stats.failed(format!("unreadable poll answer: {e}"));
+                    quick = true;
+                    super::daemon::wait_backoff(&mut backoff).await;
                     continue;
                 }
             },
             other => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
+                stats.failed(match &other {
+                    Ok(r) => format!("poll answered {}", r.status()),
+                    Err(e) => format!("poll failed: {}", super::daemon::describe(e)),
+                });
                 if other
                     .as_ref()
                     .is_err_and(|e| e.is_connect() || e.is_request())
                 {
                     stats.connect_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                quick = true;
+                super::daemon::wait_backoff(&mut backoff).await;
                 continue;
             }
         };
+        backoff = 1;
         stats.polls.fetch_add(1, Ordering::Relaxed);
-        if hold == 0 || !resp.commands.is_empty() {
-            stats.record(t.elapsed());
+        stats.answered(&mut seen);
+        let took = t.elapsed();
+        if hold == 0 || quick || !resp.commands.is_empty() {
+            Stats::record(&stats.latencies_us, took);
+        } else {
+            Stats::record(
+                &stats.overshoot_us,
+                took.saturating_sub(Duration::from_secs(hold)),
+            );
         }
+        quick = false;
         *anchor.lock().await = (Instant::now(), resp.server_time);
         for cmd in resp.commands {
             stats.commands.fetch_add(1, Ordering::Relaxed);
@@ -243,6 +309,20 @@ async fn agent(
     }
 }
 
+/// Every connection is an open file: say so before opening them, not 20,000 errors later.
+fn check_open_files(connections: usize) -> Result<()> {
+    let Some(limit) = crate::limits::raise_open_files() else {
+        return Ok(());
+    };
+    let need = connections as u64 + 64;
+    if need > limit {
+        return Err(Error::startup(format!(
+            "{connections} connections need about {need} open files, but this process may open {limit}; raise it (ulimit -n, as root also ulimit -Hn) or share connections (--share-connection)"
+        )));
+    }
+    Ok(())
+}
+
 /// One client per `per` virtual agents, each client one connection.
 async fn connect(o: &SimOptions, per: usize) -> Result<Vec<reqwest::Client>> {
     let server = &o.server;
@@ -252,14 +332,48 @@ async fn connect(o: &SimOptions, per: usize) -> Result<Vec<reqwest::Client>> {
     if per > 1 {
         // One call each first: requests that start together before a client's HTTP/2
         // connection is up would each open their own, and the sharing would be lost.
-        let warm = clients
-            .iter()
-            .map(|c| c.get(format!("{server}/agent/v1/openapi.json")).send());
-        for r in futures_util::future::join_all(warm).await {
-            r.map_err(|e| Error::startup(format!("cannot reach {server}: {e}")))?;
+        // In batches, retried: thousands of handshakes at once overflow the listen backlog.
+        for batch in clients.chunks(256) {
+            let warm = batch.iter().map(|c| async move {
+                let url = format!("{server}/agent/v1/openapi.json");
+                let mut r = c.get(&url).send().await;
+                for wait in [1, 2, 4] {
+                    if r.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    r = c.get(&url).send().await;
+                }
+                r
+            });
+            for r in futures_util::future::join_all(warm).await {
+                r.map_err(|e| Error::startup(format!("cannot reach {server}: {e}")))?;
+            }
         }
     }
     Ok(clients)
+}
+
+/// The simulator's line for the second just gone.
+fn print_second(o: &SimOptions, stats: &Stats, at: f64, polls: u64, acks: u64) {
+    let (n, p50, p99) = stats.take_latencies();
+    let rss = o
+        .server_pid
+        .and_then(rss_mb)
+        .map(|mb| format!("  server RSS {mb:.0} MB"))
+        .unwrap_or_default();
+    // Held polls answered with nothing: how late past the hold (0 when short polls).
+    let (_, h50, h99) = stats.take_overshoot();
+    let held = if o.hold_secs > 0 {
+        format!("  past hold p50 {h50:.1} ms p99 {h99:.1} ms")
+    } else {
+        String::new()
+    };
+    println!(
+        "{at:>5.0}s  polls/s {polls:>7}  acks/s {acks:>5}  errors {:>4} (connect {})  poll latency p50 {p50:.1} ms p99 {p99:.1} ms ({n} samples){held}{rss}",
+        stats.errors.load(Ordering::Relaxed),
+        stats.connect_errors.load(Ordering::Relaxed),
+    );
 }
 
 /// Enrolls `count` virtual agents (in parallel batches) and runs them.
@@ -270,6 +384,7 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         ..o
     };
     let per = o.per_connection.max(1);
+    check_open_files(o.count.div_ceil(per))?;
     let clients = connect(&o, per).await?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let started = Instant::now();
@@ -278,7 +393,18 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         let futs = chunk.iter().map(|&i| {
             let c = clients[i / per].clone();
             let o = &o;
-            async move { (i, enroll_one(&c, o, i).await) }
+            async move {
+                // A refused connection under a burst is retried, as an installer would.
+                let mut r = enroll_one(&c, o, i).await;
+                for wait in [1, 2, 4] {
+                    if r.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_secs(wait)).await;
+                    r = enroll_one(&c, o, i).await;
+                }
+                (i, r)
+            }
         });
         for (i, r) in futures_util::future::join_all(futs).await {
             enrolled.push((i, r?));
@@ -310,23 +436,17 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         let polls = stats.polls.load(Ordering::Relaxed);
         let acks = stats.acks.load(Ordering::Relaxed);
         if !quiet {
-            let (n, p50, p99) = stats.take_latencies();
-            let rss = o
-                .server_pid
-                .and_then(rss_mb)
-                .map(|mb| format!("  server RSS {mb:.0} MB"))
-                .unwrap_or_default();
-            println!(
-                "{:>5.0}s  polls/s {:>7}  acks/s {:>5}  errors {:>4} (connect {})  poll latency p50 {p50:.1} ms p99 {p99:.1} ms ({n} samples){rss}",
+            print_second(
+                &o,
+                &stats,
                 run_started.elapsed().as_secs_f64(),
                 polls - last.0,
                 acks - last.1,
-                stats.errors.load(Ordering::Relaxed),
-                stats.connect_errors.load(Ordering::Relaxed),
             );
         }
         last = (polls, acks);
-        if o.seconds > 0 && run_started.elapsed().as_secs() >= o.seconds {
+        let over = o.seconds > 0 && run_started.elapsed().as_secs() >= o.seconds;
+        if over || stats.halted.load(Ordering::Relaxed) {
             break;
         }
     }
