@@ -178,6 +178,10 @@ pub fn server_config(resolver: Arc<CertResolver>) -> Result<rustls::ServerConfig
         .with_no_client_auth()
         .with_cert_resolver(resolver);
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // Stateless resumption tickets (keys held in memory only, rotated every 6 h): an agent
+    // whose connection dropped (a NAT timeout, a new Wi-Fi) resumes without a full handshake,
+    // at any fleet size. After a restart the keys are new and every agent shakes hands in full.
+    cfg.ticketer = rustls::crypto::ring::Ticketer::new().map_err(Error::internal)?;
     Ok(cfg)
 }
 

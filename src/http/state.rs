@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 
 use actix_web::{HttpRequest, web};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::service::Ctx;
 
@@ -53,8 +53,18 @@ pub fn metrics_handle() -> PrometheusHandle {
             let buckets = [
                 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
             ];
-            let builder = PrometheusBuilder::new();
-            let recorder = match builder.set_buckets(&buckets) {
+            // A poll answered from memory takes microseconds: finer buckets for its work.
+            let poll_work = [
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+            ];
+            let recorder = match PrometheusBuilder::new()
+                .set_buckets(&buckets)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("hourglass_poll_work_seconds".into()),
+                        &poll_work,
+                    )
+                }) {
                 Ok(b) => b.build_recorder(),
                 Err(_) => PrometheusBuilder::new().build_recorder(),
             };

@@ -141,6 +141,7 @@ pub async fn poll(ctx: &Ctx, d: &DeviceKey, req: PollRequest) -> Result<PollResp
             "the appliance is shutting down; retry shortly".into(),
         ));
     }
+    let started = crate::clock::monotonic();
     super::logins::check_versions(ctx, d, &req.password_versions).await?;
     let hold = Duration::from_secs(
         req.wait_secs
@@ -161,19 +162,25 @@ pub async fn poll(ctx: &Ctx, d: &DeviceKey, req: PollRequest) -> Result<PollResp
     let wake = ctx.wake.handle(d.id);
     let read = |id: DeviceId| queued(ctx, id);
     let mut pending = read(d.id).await?;
+    let mut waited = Duration::ZERO;
     if pending.is_empty() && !ctx.stopping.is_set() {
         // Woken by a queued command, a retirement or shutdown — or the hold runs out. A
         // retired device learns it at its next call, which fails authentication.
+        let from = crate::clock::monotonic();
         tokio::select! {
             _ = tokio::time::timeout(hold, wake.notified()) => {}
             _ = ctx.stopping.wait() => {}
         }
+        waited = from.elapsed();
         pending = read(d.id).await?;
     }
     let commands = pending
         .iter()
         .map(|c| to_proto(&ctx.crypto, c))
         .collect::<Result<Vec<_>>>()?;
+    // The poll's own cost, without the hold (the HTTP histogram of /agent/v1/poll has it).
+    metrics::histogram!("hourglass_poll_work_seconds")
+        .record(started.elapsed().saturating_sub(waited).as_secs_f64());
     Ok(PollResponse {
         commands,
         server_time: ctx.clock.now().millis(),

@@ -292,3 +292,85 @@ async fn the_simulator_opens_a_connection_per_agent_unless_told_to_share() {
         assert!(text.contains("errors    0 (connect 0)"), "{text}");
     }
 }
+
+/// `hourglass_poll_work_seconds` on /metrics is a poll's own work, not its hold: a poll held
+/// 2 s adds an observation and far less than the hold to the sum. (Not a speed check: the
+/// bound is the hold itself, which a measurement that leaves it out never comes near.)
+#[actix_web::test]
+async fn the_poll_work_metric_leaves_out_the_hold() {
+    let s = TestServer::start().await;
+    let (_acme, token, _admin) = tenant_and_admin(&s).await;
+    let d = Device::enroll(&s, &token).await;
+    let count = "hourglass_poll_work_seconds_count";
+    let sum = "hourglass_poll_work_seconds_sum";
+    let (count0, sum0) = (metric(&s, count).await, metric(&s, sum).await);
+    let r = d
+        .c
+        .post(format!("{}/agent/v1/poll", s.base))
+        .header("x-device-id", &d.id)
+        .bearer_auth(&d.secret)
+        .json(&json!({"agent_version": "0", "admin_members": [], "last_seq": 0, "wait_secs": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (count1, sum1) = (metric(&s, count).await, metric(&s, sum).await);
+    assert!(
+        count1 > count0,
+        "the held poll was counted ({count0} → {count1})"
+    );
+    assert!(
+        sum1 - sum0 < 1.0,
+        "the 2 s hold is not the poll's work: the sum grew by {:.3} s",
+        sum1 - sum0
+    );
+}
+
+/// Heartbeats are written a chunk per transaction (so 100,000 polling devices do not hold the
+/// writer for seconds): every chunk lands, not only the first.
+#[actix_web::test]
+async fn heartbeats_of_more_devices_than_one_chunk_all_reach_the_database() {
+    use hourglass::model::devices::Heartbeat;
+    let s = TestServer::start().await;
+    let (acme, _token, _admin) = tenant_and_admin(&s).await;
+    let n = 1_100;
+    let new = service::devices::NewToken {
+        hours: 1,
+        uses: n as u32,
+    };
+    let (token, _) =
+        service::devices::create_token_for_slug(s.ctx(), &acme.slug.to_string(), new, "https://x")
+            .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let req = hourglass::proto::EnrollRequest {
+            token: token.clone(),
+            hostname: format!("hb-{i}"),
+            os: "linux".into(),
+            os_version: "test".into(),
+            agent_version: "0".into(),
+        };
+        let e = service::devices::enroll(s.ctx(), req, &Default::default())
+            .await
+            .unwrap();
+        ids.push(e.device_id);
+    }
+    for id in &ids {
+        let beat = Heartbeat {
+            at: s.clock.now(),
+            agent_version: "0".into(),
+            agent_hash: String::new(),
+            admins: vec!["hb-admin".into()],
+        };
+        s.ctx().beats.record(*id, beat);
+    }
+    let written = service::devices::flush_heartbeats(s.ctx()).await.unwrap();
+    assert_eq!(written, n as u64);
+    let p = crate::people::admin_principal(&s).await;
+    let listed = service::devices::list(s.ctx(), &p, &acme).await.unwrap();
+    let seen = listed
+        .iter()
+        .filter(|d| d.admin_members == ["hb-admin"])
+        .count();
+    assert_eq!(seen, n, "every device's heartbeat was written");
+}

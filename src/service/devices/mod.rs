@@ -360,22 +360,28 @@ pub async fn retire(
     Ok(())
 }
 
-/// Job: writes the buffered heartbeats in one transaction.
+/// Heartbeats written per transaction: 100,000 polling devices leave tens of thousands per
+/// flush, and one transaction for all of them kept approvals and decisions waiting for the
+/// writer for over a second (BENCHMARKS.md); a chunk this size takes milliseconds.
+const HEARTBEATS_PER_TX: usize = 1_000;
+
+/// Job: writes the buffered heartbeats, a chunk per transaction so other writes get between.
 pub async fn flush_heartbeats(ctx: &Ctx) -> Result<u64> {
-    let beats = ctx.beats.drain();
-    if beats.is_empty() {
-        return Ok(0);
+    let mut beats = ctx.beats.drain();
+    let mut n = 0;
+    while !beats.is_empty() {
+        let rest = beats.split_off(beats.len().min(HEARTBEATS_PER_TX));
+        let (chunk, ctx2) = (std::mem::replace(&mut beats, rest), ctx.clone());
+        n += ctx
+            .db
+            .write(move |tx| {
+                let now = ctx2.clock.now();
+                for (id, beat) in &chunk {
+                    super::tamper::on_heartbeat(tx, &ctx2, (*id, beat), now)?;
+                }
+                store::devices::record_heartbeats(tx, &chunk)
+            })
+            .await?;
     }
-    let ctx2 = ctx.clone();
-    let n = ctx
-        .db
-        .write(move |tx| {
-            let now = ctx2.clock.now();
-            for (id, beat) in &beats {
-                super::tamper::on_heartbeat(tx, &ctx2, (*id, beat), now)?;
-            }
-            store::devices::record_heartbeats(tx, &beats)
-        })
-        .await?;
     Ok(n as u64)
 }
