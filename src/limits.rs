@@ -53,7 +53,8 @@ pub fn capacity_line(open_files: Option<u64>, workers: usize) -> String {
     }
 }
 
-fn group(n: u64) -> String {
+/// A count with thousands separators: 100000 → "100,000".
+pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

@@ -27,15 +27,7 @@ pub struct Figures {
 }
 
 fn group(n: usize) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    hourglass::limits::group(n as u64)
 }
 
 fn row(what: &str, l: &[f64], unit_ms_decimals: usize) -> String {
