@@ -323,6 +323,21 @@ fn check_open_files(connections: usize) -> Result<()> {
     Ok(())
 }
 
+/// `call`, tried again after 1, 2 and 4 s while it fails (a burst overflowing the backlog).
+async fn retried<T, E, F: std::future::Future<Output = std::result::Result<T, E>>>(
+    mut call: impl FnMut() -> F,
+) -> std::result::Result<T, E> {
+    let mut r = call().await;
+    for wait in [1, 2, 4] {
+        if r.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(wait)).await;
+        r = call().await;
+    }
+    r
+}
+
 /// One client per `per` virtual agents, each client one connection.
 async fn connect(o: &SimOptions, per: usize) -> Result<Vec<reqwest::Client>> {
     let server = &o.server;
@@ -334,17 +349,9 @@ async fn connect(o: &SimOptions, per: usize) -> Result<Vec<reqwest::Client>> {
         // connection is up would each open their own, and the sharing would be lost.
         // In batches, retried: thousands of handshakes at once overflow the listen backlog.
         for batch in clients.chunks(256) {
-            let warm = batch.iter().map(|c| async move {
+            let warm = batch.iter().map(|c| {
                 let url = format!("{server}/agent/v1/openapi.json");
-                let mut r = c.get(&url).send().await;
-                for wait in [1, 2, 4] {
-                    if r.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_secs(wait)).await;
-                    r = c.get(&url).send().await;
-                }
-                r
+                retried(move || c.get(url.clone()).send())
             });
             for r in futures_util::future::join_all(warm).await {
                 r.map_err(|e| Error::startup(format!("cannot reach {server}: {e}")))?;
@@ -393,18 +400,8 @@ pub async fn run(o: SimOptions, stats: Arc<Stats>, quiet: bool) -> Result<()> {
         let futs = chunk.iter().map(|&i| {
             let c = clients[i / per].clone();
             let o = &o;
-            async move {
-                // A refused connection under a burst is retried, as an installer would.
-                let mut r = enroll_one(&c, o, i).await;
-                for wait in [1, 2, 4] {
-                    if r.is_ok() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_secs(wait)).await;
-                    r = enroll_one(&c, o, i).await;
-                }
-                (i, r)
-            }
+            // A refused connection under a burst is retried, as an installer would.
+            async move { (i, retried(|| enroll_one(&c, o, i)).await) }
         });
         for (i, r) in futures_util::future::join_all(futs).await {
             enrolled.push((i, r?));
